@@ -1,0 +1,79 @@
+"""``python -m grader``: a thin command line over functions that the project tests call directly."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from grader.runner import DEFAULT_TIMEOUT, GradingError, Limits
+
+DEFAULT_RESULTS = Path(".grades/results.json")
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from grader import report, results
+    from grader.grading import grade
+
+    doc = grade(args.target, exercises=args.exercise, hidden=args.hidden, limits=Limits(timeout=args.timeout))
+    results.write(doc, Path(args.json))
+    if args.junit_xml:
+        Path(args.junit_xml).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.junit_xml).write_text(results.to_junit_xml(doc))
+    report.print_report(doc, verbose=args.verbose)
+    print(f"Full results: {args.json}" + (f", JUnit XML: {args.junit_xml}" if args.junit_xml else ""))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from grader.check import check
+
+    return 0 if check(verbose=True) else 1
+
+
+def cmd_stubs(args: argparse.Namespace) -> int:
+    from grader import stubs
+
+    if args.check:
+        stale = stubs.stale_stubs()
+        for name in stale:
+            print(f"exercises/{name} differs from what `make stubs` generates from solutions/{name}")
+        return 1 if stale else 0
+    for path in stubs.write_stubs():
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m grader", description="Grade and manage the lesson exercises.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade one submission and print what to fix")
+    g.add_argument("--target", default="exercises", help="exercises (default), solutions, or a folder of exN_*.py")
+    g.add_argument("--exercise", "-e", action="append", help="grade only this exercise (ex2, 2, ex2_topk_attention)")
+    g.add_argument("--hidden", action="store_true", help="also run the hidden tests (instructors)")
+    g.add_argument("--json", default=str(DEFAULT_RESULTS), help=f"where to write the results (default {DEFAULT_RESULTS})")
+    g.add_argument("--junit-xml", help="also write JUnit XML here")
+    g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds allowed per test")
+    g.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and captured output")
+    g.set_defaults(func=cmd_grade)
+
+    c = sub.add_parser("check", help="the reference must score full marks and the stubs zero")
+    c.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("stubs", help="write exercises/ from solutions/")
+    s.add_argument("--check", action="store_true", help="only report stubs that differ from the generator's output")
+    s.set_defaults(func=cmd_stubs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GradingError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("grader: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,68 @@
+"""Grade one submission: choose the suites, run them (grader.runner), build the results document."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from grader import results
+from grader.runner import GradingError, Limits, run_session
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TESTS_DIR = REPO_ROOT / "tests"
+
+
+def exercise_ids(tests_dir: Path = TESTS_DIR) -> list[str]:
+    return list(results.load_points(tests_dir))
+
+
+def normalise_exercise(name: str, tests_dir: Path = TESTS_DIR) -> str:
+    """'ex2', '2', 'ex2_topk_attention' and 'ex2_topk_attention.py' all mean exercise ex2."""
+    points = results.load_points(tests_dir)
+    key = name.strip().removesuffix(".py")
+    key = f"ex{key}" if key.isdigit() else key
+    for ex, meta in points.items():
+        if key in (ex, meta["name"]):
+            return ex
+    raise GradingError(f"unknown exercise {name!r}: choose one of {', '.join(points)}")
+
+
+def suite_files(exercises: list[str], *, hidden: bool, tests_dir: Path = TESTS_DIR) -> list[Path]:
+    files = []
+    for ex in exercises:
+        visible = sorted(tests_dir.glob(f"test_{ex}_*.py"))
+        if not visible:
+            raise GradingError(f"no visible tests for {ex} in {tests_dir}")
+        files += visible
+        if hidden:
+            files += sorted((tests_dir / "hidden").glob(f"test_{ex}_*.py"))
+    return files
+
+
+def has_hidden_tests(tests_dir: Path = TESTS_DIR) -> bool:
+    return any((tests_dir / "hidden").glob("test_ex*.py"))
+
+
+def grade(
+    target: str | Path = "exercises",
+    *,
+    exercises: list[str] | None = None,
+    hidden: bool = False,
+    tests_dir: Path = TESTS_DIR,
+    limits: Limits | None = None,
+) -> dict:
+    """Grade ``target`` (exercises, solutions, or a folder of exN_*.py files) and return the results document."""
+    start = time.perf_counter()
+    points = results.load_points(tests_dir)
+    chosen = [normalise_exercise(e, tests_dir) for e in exercises] if exercises else list(points)
+    hidden = hidden and has_hidden_tests(tests_dir)
+    files = suite_files(chosen, hidden=hidden, tests_dir=tests_dir)
+    session = run_session(files, target=target, rootdir=tests_dir.parent, limits=limits)
+    return results.build(
+        session,
+        points=points,
+        target=str(target),
+        hidden_run=hidden,
+        exercises=chosen,
+        execution_time=time.perf_counter() - start,
+    )

@@ -1,0 +1,288 @@
+"""The grading pytest plugin: a points marker, an option group, the `student` fixture, and an event stream.
+
+Loaded explicitly (``-p grader.plugin``) by the grading runner, and by ``tests/conftest.py`` when someone runs
+``pytest tests`` by hand. It does three things:
+
+1. checks that every collected graded test carries ``@pytest.mark.points(n)`` and splits ``n`` over the cases
+   of a parametrized test;
+2. gives tests the ``student`` fixture, the only door to the code being graded (``--target``);
+3. writes one JSON line per event (collected tests, test started, test finished) to ``--grader-events`` so that
+   the runner, in another process, knows what happened even when the student code kills this process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXERCISE_RE = re.compile(r"test_(ex\d+)")
+MAX_OUTPUT_CHARS = 2000
+MAX_REASON_CHARS = 300
+
+POINTS = pytest.StashKey[float]()
+INFO = pytest.StashKey[dict]()
+REPORTS = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("grader", "grading of the lesson exercises")
+    group.addoption(
+        "--target",
+        default="exercises",
+        help="which code is graded: 'exercises' (default), 'solutions', or a folder holding exN_*.py files",
+    )
+    group.addoption("--grader-events", default=None, help="append one JSON line per grading event to this file")
+    group.addoption(
+        "--grader-skip",
+        default=None,
+        help="file with node ids (one a line) to leave out: the runner uses it to resume after a crash",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "points(n): points a graded test is worth (a parametrized test splits them over its cases)"
+    )
+    config.stash[REPORTS] = {}
+    path = config.getoption("--grader-events")
+    config._grader_events_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None
+
+
+def _emit(config: pytest.Config, event: dict) -> None:
+    """Write one event as one line with a single unbuffered write, so a crash never leaves half a record."""
+    fd = getattr(config, "_grader_events_fd", None)
+    if fd is not None:
+        os.write(fd, (json.dumps(event) + "\n").encode())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Which code is graded
+# ----------------------------------------------------------------------------------------------------------
+
+
+def resolve_target(target: str) -> Path:
+    """'exercises' and 'solutions' name folders of the repository; anything else is a path."""
+    if target in ("exercises", "solutions"):
+        return REPO_ROOT / target
+    return Path(target).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class StudentImportError:
+    """The student's file could not be loaded; the message is what the student sees."""
+
+    message: str
+
+
+def _describe_import_error(path: Path, exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"{path.name} line {exc.lineno}: SyntaxError: {exc.msg} (fix this before anything in it can be graded)"
+    # point at the deepest frame that lies in the student's file
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).resolve() == path.resolve():
+            line = frame.lineno
+    where = f" line {line}" if line else ""
+    return f"{path.name}{where}: importing it raised {type(exc).__name__}: {exc}"
+
+
+class StudentLoader:
+    """Loads ``<target>/<name>.py`` once per session; a failure is remembered and reported to every test."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._cache: dict[str, ModuleType | StudentImportError] = {}
+
+    def __call__(self, name: str) -> ModuleType:
+        if name not in self._cache:
+            self._cache[name] = self._load(name)
+        found = self._cache[name]
+        if isinstance(found, StudentImportError):
+            pytest.fail(found.message, pytrace=False)
+        return found
+
+    def _load(self, name: str) -> ModuleType | StudentImportError:
+        path = self.folder / f"{name}.py"
+        if not path.is_file():
+            return StudentImportError(f"{name}.py not found in {self.folder.name}/ (was it renamed or deleted?)")
+        module_name = f"graded_{name}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except (Exception, SystemExit) as exc:  # a student file may raise anything at import, even SystemExit
+            sys.modules.pop(module_name, None)
+            return StudentImportError(_describe_import_error(path, exc))
+        return module
+
+
+@pytest.fixture(scope="session")
+def _student_loader(pytestconfig: pytest.Config) -> StudentLoader:
+    return StudentLoader(resolve_target(pytestconfig.getoption("--target")))
+
+
+@pytest.fixture
+def student(_student_loader: StudentLoader):
+    """``student("ex2_topk_attention")`` returns the graded module (from ``--target``)."""
+    return _student_loader
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Points and test metadata
+# ----------------------------------------------------------------------------------------------------------
+
+
+def describe_test(item: pytest.Item) -> dict:
+    """What a report needs to know about a test, without running it."""
+    path = Path(str(item.path))
+    match = EXERCISE_RE.match(path.name)
+    doc = (getattr(item, "obj", None).__doc__ or "").strip() if getattr(item, "obj", None) else ""
+    return {
+        "nodeid": item.nodeid,
+        "name": item.name,
+        "function": getattr(item, "originalName", None) or item.name,
+        "exercise": match.group(1) if match else path.stem,
+        "file": path.name,
+        "hidden": "hidden" in path.parts,
+        "hint": doc.splitlines()[0].strip() if doc else "",
+        "points": item.stash.get(POINTS, 0.0),
+    }
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    # 1. every graded test must say what it is worth
+    unmarked = [item.nodeid for item in items if item.get_closest_marker("points") is None]
+    if unmarked:
+        raise pytest.UsageError(
+            "graded tests without @pytest.mark.points(n): " + ", ".join(unmarked) + " (every graded test needs points)"
+        )
+    # 2. a parametrized test splits its points over its cases
+    siblings: dict[tuple[str, str], int] = {}
+    for item in items:
+        key = (str(item.path), getattr(item, "originalname", item.name))
+        siblings[key] = siblings.get(key, 0) + 1
+    for item in items:
+        marker = item.get_closest_marker("points")
+        if len(marker.args) != 1 or not isinstance(marker.args[0], (int, float)) or marker.args[0] <= 0:
+            raise pytest.UsageError(f"{item.nodeid}: use @pytest.mark.points(n) with one positive number")
+        key = (str(item.path), getattr(item, "originalname", item.name))
+        item.stash[POINTS] = float(marker.args[0]) / siblings[key]
+    # 3. leave out what the runner already has results for
+    skip_file = config.getoption("--grader-skip")
+    if skip_file:
+        skip = set(Path(skip_file).read_text().splitlines())
+        kept = [item for item in items if item.nodeid not in skip]
+        config.hook.pytest_deselected(items=[item for item in items if item.nodeid in skip])
+        items[:] = kept
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _emit(session.config, {"event": "collected", "tests": [describe_test(item) for item in session.items]})
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    """Say a test started before it runs, and write its folded record once setup, call and teardown are done."""
+    _emit(item.config, {"event": "start", "nodeid": item.nodeid})
+    result = yield
+    reports = item.config.stash[REPORTS].pop(item.nodeid, [])
+    _emit(item.config, _fold(item.nodeid, reports))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Outcomes: one record per test, with a one-line reason a student can act on
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def reason_from_excinfo(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> tuple[str, str]:
+    """(kind, reason): kind is one of not_implemented, timeout, failed, error, exit."""
+    exc = excinfo.value
+    if isinstance(exc, NotImplementedError):
+        return "not_implemented", _one_line(f"not implemented yet: {exc}")
+    if excinfo.typename == "Failed" and "Timeout" in str(exc):
+        timeout = item.config.getoption("timeout", None) or "the"
+        return "timeout", f"timed out after {timeout} s: is there an infinite loop?"
+    if isinstance(exc, SystemExit):
+        return "exit", f"the code called sys.exit({exc.code!r}); a function under test must return, not exit"
+    if isinstance(exc, AssertionError):
+        first = str(exc).split("\nassert ")[0] if str(exc) else "assertion failed"
+        return "failed", _one_line(first)
+    if isinstance(exc, pytest.fail.Exception):
+        return "failed", _one_line(str(exc))
+    # an exception raised by the student code: say where in the student's file it happened
+    where = ""
+    for entry in reversed(excinfo.traceback):
+        if not str(entry.path).startswith(str(REPO_ROOT / "tests")) and "site-packages" not in str(entry.path):
+            if Path(str(entry.path)).name.startswith("ex"):
+                where = f" ({Path(str(entry.path)).name} line {entry.lineno + 1})"
+                break
+    if isinstance(exc, MemoryError):
+        return "error", f"ran out of memory{where}: is something growing without bound?"
+    return "error", _one_line(f"{type(exc).__name__}: {exc}{where}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if call.excinfo is not None and not report.skipped:
+        kind, reason = reason_from_excinfo(call.excinfo, item)
+        if call.when != "call":
+            reason = f"{reason} (during test {call.when})" if kind not in ("not_implemented", "failed") else reason
+        report.user_properties.append(("grader_kind", kind))
+        report.user_properties.append(("grader_reason", reason))
+    item.config.stash[REPORTS].setdefault(item.nodeid, []).append(report)
+    return report
+
+
+def _fold(nodeid: str, reports: list[pytest.TestReport]) -> dict:
+    """Fold the setup/call/teardown reports of one test into one record."""
+    outcome, kind, reason, longrepr = "passed", "passed", "", ""
+    for rep in reports:
+        if rep.failed or (rep.skipped and rep.when != "teardown"):
+            outcome = "failed"
+            props = dict(rep.user_properties)
+            if rep.skipped:
+                detail = rep.longrepr[-1] if isinstance(rep.longrepr, tuple) else rep.longrepr
+                kind, reason = "skipped", "skipped: " + _one_line(str(detail))
+            else:
+                kind = props.get("grader_kind", "failed")
+                reason = props.get("grader_reason") or _one_line((rep.longreprtext.strip().splitlines() or [""])[-1])
+            longrepr = rep.longreprtext
+            break
+    output = "".join(text for title, text in (reports[-1].sections if reports else []) if "Captured" in title)
+    if len(output) > MAX_OUTPUT_CHARS:
+        output = output[:MAX_OUTPUT_CHARS] + f"\n... output truncated ({len(output)} characters in all)"
+    return {
+        "event": "result",
+        "nodeid": nodeid,
+        "outcome": outcome,
+        "kind": kind,
+        "reason": reason,
+        "longrepr": longrepr[-4000:],
+        "output": output,
+        "duration": round(sum(rep.duration for rep in reports), 4),
+    }
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    fd = getattr(config, "_grader_events_fd", None)
+    if fd is not None:
+        os.close(fd)
+        config._grader_events_fd = None

@@ -1,0 +1,127 @@
+"""Render a results document for a person: a table per run, then what to fix, hint first.
+
+Rich output on a terminal; plain text when the output is not a terminal or ``NO_COLOR`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import defaultdict
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:g}"
+
+
+def _lost_by_exercise(doc: dict) -> dict[str, list[dict]]:
+    lost = defaultdict(list)
+    for test in doc["tests"]:
+        if test["status"] != "passed":
+            lost[test["extra_data"]["exercise"]].append(test)
+    return lost
+
+
+def _rows(doc: dict) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for ex in doc["lesson"]["exercises"]:
+        visible = f"{_fmt(ex['visible_score'])} / {_fmt(ex['visible_max'])}"
+        if ex["hidden_run"]:
+            hidden = f"{_fmt(ex['hidden_score'])} / {_fmt(ex['hidden_max'])}"
+        else:
+            hidden = f"{_fmt(ex['hidden_max'])} not run here" if ex["hidden_max"] else "-"
+        total = f"{_fmt(ex['score'])} / {_fmt(ex['max_score'])}"
+        rows.append((f"{ex['id']}  {ex['title']}", visible, hidden, total))
+    return rows
+
+
+def _advice(doc: dict, verbose: bool) -> list[tuple[str, str]]:
+    """(style, line) pairs: what was lost and why, grouped by exercise."""
+    lines: list[tuple[str, str]] = []
+    names = {ex["id"]: ex["name"] for ex in doc["lesson"]["exercises"]}
+    target = doc["lesson"]["target"]
+    for ex, tests in _lost_by_exercise(doc).items():
+        visible = [t for t in tests if not t["extra_data"]["hidden"]]
+        hidden = [t for t in tests if t["extra_data"]["hidden"]]
+        lines.append(("bold", f"{ex}  {names.get(ex, ex)}.py"))
+        if visible and all(t["extra_data"]["kind"] == "not_implemented" for t in visible) and not verbose:
+            lines.append(("yellow", f"  not started: all {len(visible)} visible tests reach a NotImplementedError."))
+            lines.append(("", f"  Open {target}/{names.get(ex, ex)}.py and replace each TODO."))
+            continue
+        for test in visible:
+            extra = test["extra_data"]
+            lines.append(("red", f"  x {extra['nodeid'].split('::', 1)[-1]}  (-{_fmt(test['max_score'])})"))
+            if extra["hint"]:
+                lines.append(("", f"      {extra['hint']}"))
+            if extra["reason"]:
+                lines.append(("dim", f"      -> {extra['reason']}"))
+            if verbose and extra["details"]:
+                lines += [("dim", "        " + line) for line in extra["details"].rstrip().splitlines()[-30:]]
+            if verbose and extra["captured_output"]:
+                lines.append(("dim", "      your code printed:"))
+                lines += [("dim", "        " + line) for line in extra["captured_output"].rstrip().splitlines()[-15:]]
+        if hidden:
+            lost = sum(t["max_score"] for t in hidden)
+            lines.append(("yellow", f"  {len(hidden)} hidden tests failed ({_fmt(round(lost, 2))} points)."))
+    return lines
+
+
+def _footer(doc: dict) -> list[str]:
+    lesson = doc["lesson"]
+    out = [f"Total: {_fmt(doc['score'])} / {_fmt(doc['max_score'])} points."]
+    if lesson["hidden_points_not_run"]:
+        out.append(
+            f"Hidden tests: {_fmt(lesson['hidden_points_not_run'])} more points are in hidden tests that your"
+            " instructor runs; they are not run locally, so pass the visible ones and test edge cases yourself."
+        )
+    if lesson.get("restarts"):
+        out.append(f"Note: the grading process had to be restarted {lesson['restarts']} time(s) after a crash.")
+    return out
+
+
+def use_rich(stream=None) -> bool:
+    stream = stream or sys.stdout
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def render_plain(doc: dict, *, verbose: bool = False) -> str:
+    headers = ("Exercise", "Visible", "Hidden", "Total")
+    rows = _rows(doc)
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(4)]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    out = [f"Grading {doc['lesson']['target']}/", "", line(headers), line(tuple("-" * w for w in widths))]
+    out += [line(r) for r in rows]
+    advice = _advice(doc, verbose)
+    if advice:
+        out += ["", "What to fix:"] + [text for _, text in advice]
+    return "\n".join(out + [""] + _footer(doc)) + "\n"
+
+
+def render_rich(doc: dict, console, *, verbose: bool = False) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Grading {doc['lesson']['target']}/", title_justify="left")
+    for header, justify in (("Exercise", "left"), ("Visible", "right"), ("Hidden", "right"), ("Total", "right")):
+        table.add_column(header, justify=justify)
+    for ex, row in zip(doc["lesson"]["exercises"], _rows(doc)):
+        style = "green" if ex["max_score"] and ex["score"] == ex["max_score"] else ("red" if not ex["score"] else "yellow")
+        table.add_row(*row, style=style)
+    console.print(table)
+    advice = _advice(doc, verbose)
+    if advice:
+        console.print("\n[bold]What to fix:[/bold]")
+        for style, text in advice:
+            console.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
+    console.print()
+    for text in _footer(doc):
+        console.print(text, markup=False, highlight=False)
+
+
+def print_report(doc: dict, *, verbose: bool = False, stream=None) -> None:
+    stream = stream or sys.stdout
+    if use_rich(stream):
+        from rich.console import Console
+
+        render_rich(doc, Console(file=stream), verbose=verbose)
+    else:
+        stream.write(render_plain(doc, verbose=verbose))

@@ -1,0 +1,182 @@
+"""The results document: one JSON per grading run, a superset of Gradescope's ``results.json``.
+
+Gradescope reads ``score``, ``max_score``, ``execution_time``, ``output``, ``visibility``,
+``stdout_visibility`` and ``tests[]`` (``name``, ``number``, ``score``, ``max_score``, ``status``, ``output``,
+``visibility``, ``tags``, ``extra_data``). Everything this project adds lives under the ``lesson`` key, so every
+other view (terminal table, CSV, feedback, nbgrader) is rendered from this one document.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from grader.runner import SessionResult
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "gradescope_results.schema.json"
+HIDDEN_VISIBILITY = "after_published"  # Gradescope shows these once grades are published
+
+
+def load_points(tests_dir: Path) -> dict:
+    """``tests/points.json``: per exercise, its module name, title, and visible and hidden points."""
+    return json.loads((tests_dir / "points.json").read_text())
+
+
+def _round(x: float) -> float:
+    return round(x + 0.0, 4)
+
+
+def build(
+    session: SessionResult,
+    *,
+    points: dict,
+    target: str,
+    hidden_run: bool,
+    exercises: list[str],
+    execution_time: float,
+) -> dict:
+    """Turn a session's records into the results document."""
+    tests = []
+    per_ex = {
+        ex: {"visible_score": 0.0, "visible_max": 0.0, "hidden_score": 0.0, "hidden_max": 0.0}
+        for ex in exercises
+    }
+    for number, info in enumerate(session.tests, start=1):
+        record = session.records.get(info["nodeid"], {})
+        passed = record.get("outcome") == "passed"
+        score = info["points"] if passed else 0.0
+        ex, hidden = info["exercise"], info["hidden"]
+        bucket = per_ex.setdefault(
+            ex, {"visible_score": 0.0, "visible_max": 0.0, "hidden_score": 0.0, "hidden_max": 0.0}
+        )
+        side = "hidden" if hidden else "visible"
+        bucket[f"{side}_score"] += score
+        bucket[f"{side}_max"] += info["points"]
+        lines = [] if passed else [line for line in (info["hint"], record.get("reason", "")) if line]
+        tests.append(
+            {
+                "name": f"{points.get(ex, {}).get('name', ex)}: {info['name']}",
+                "number": f"{ex[2:]}.{number}",
+                "score": _round(score),
+                "max_score": _round(info["points"]),
+                "status": "passed" if passed else "failed",
+                "output": "\n".join(lines),
+                "visibility": HIDDEN_VISIBILITY if hidden else "visible",
+                "tags": [ex, side],
+                "extra_data": {
+                    "nodeid": info["nodeid"],
+                    "exercise": ex,
+                    "hidden": hidden,
+                    "hint": info["hint"],
+                    "kind": record.get("kind", "not_run"),
+                    "reason": record.get("reason", ""),
+                    "details": record.get("longrepr", ""),
+                    "captured_output": record.get("output", ""),
+                    "duration": record.get("duration", 0.0),
+                },
+            }
+        )
+    summary = []
+    for ex in exercises:
+        b = per_ex[ex]
+        declared_hidden = float(points.get(ex, {}).get("hidden", 0))
+        summary.append(
+            {
+                "id": ex,
+                "name": points.get(ex, {}).get("name", ex),
+                "title": points.get(ex, {}).get("title", ex),
+                "score": round(b["visible_score"] + b["hidden_score"], 2),
+                "max_score": round(b["visible_max"] + b["hidden_max"], 2),
+                "visible_score": round(b["visible_score"], 2),
+                "visible_max": round(b["visible_max"], 2),
+                "hidden_score": round(b["hidden_score"], 2) if hidden_run else None,
+                "hidden_max": round(b["hidden_max"] if hidden_run else declared_hidden, 2),
+                "hidden_run": hidden_run,
+            }
+        )
+    score = round(sum(e["score"] for e in summary), 2)
+    max_score = round(sum(e["max_score"] for e in summary), 2)
+    not_run = round(sum(e["hidden_max"] for e in summary if not e["hidden_run"]), 2)
+    text = f"Score: {score:g} / {max_score:g}"
+    if not_run:
+        text += f" ({not_run:g} more points are in hidden tests, which are not run here)"
+    return {
+        "score": score,
+        "max_score": max_score,
+        "execution_time": round(execution_time, 3),
+        "output": text,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+        "lesson": {
+            "status": "graded",
+            "target": str(target),
+            "hidden_run": hidden_run,
+            "hidden_points_not_run": not_run,
+            "exercises": summary,
+            "restarts": session.restarts,
+        },
+    }
+
+
+def ungradable(reason: str, *, points: dict, exercises: list[str], execution_time: float = 0.0) -> dict:
+    """A document for a submission that could not be graded at all; its score is 0 but its status says why."""
+    return {
+        "score": 0.0,
+        "max_score": float(sum(points[ex]["visible"] + points[ex]["hidden"] for ex in exercises)),
+        "execution_time": round(execution_time, 3),
+        "output": f"Ungradable: {reason}",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [],
+        "lesson": {
+            "status": "ungradable",
+            "reason": reason,
+            "target": "",
+            "hidden_run": False,
+            "hidden_points_not_run": 0,
+            "exercises": [
+                {"id": ex, "name": points[ex]["name"], "title": points[ex]["title"], "score": 0.0,
+                 "max_score": float(points[ex]["visible"] + points[ex]["hidden"]), "visible_score": 0.0,
+                 "visible_max": float(points[ex]["visible"]), "hidden_score": None,
+                 "hidden_max": float(points[ex]["hidden"]), "hidden_run": False}
+                for ex in exercises
+            ],
+            "restarts": 0,
+        },
+    }
+
+
+def write(doc: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    tmp.replace(path)  # atomic: a reader never sees half a file
+    return path
+
+
+def to_junit_xml(doc: dict) -> str:
+    """Render the results as JUnit XML (one testsuite per exercise), for CI systems and LMS importers."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("testsuites", name="lesson1", tests=str(len(doc["tests"])))
+    suites: dict[str, ET.Element] = {}
+    for test in doc["tests"]:
+        ex = test["extra_data"]["exercise"]
+        if ex not in suites:
+            suites[ex] = ET.SubElement(root, "testsuite", name=ex)
+        case = ET.SubElement(
+            suites[ex], "testcase", classname=ex, name=test["name"].split(": ", 1)[-1],
+            time=f"{test['extra_data']['duration']:.3f}",
+        )
+        ET.SubElement(ET.SubElement(case, "properties"), "property", name="points",
+                      value=f"{test['score']:g}/{test['max_score']:g}")
+        if test["status"] != "passed":
+            fail = ET.SubElement(case, "failure", message=test["extra_data"]["reason"] or "failed",
+                                 type=test["extra_data"]["kind"])
+            fail.text = test["extra_data"]["details"]
+    for suite in suites.values():
+        cases = suite.findall("testcase")
+        suite.set("tests", str(len(cases)))
+        suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)

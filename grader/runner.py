@@ -1,0 +1,302 @@
+"""Run graded pytest suites in a forked child and collect one record per test, whatever the student code does.
+
+The parent imports torch (and the other heavy modules) once, then forks. The child runs an ordinary pytest
+session with the grading plugin, which writes an event line before and after every test. If the child dies in
+the middle of a test (``os._exit``, a segfault, the memory limit, a hang that the per-test timeout cannot
+interrupt), the parent marks that test as lost and forks again for the tests that are left. So a crash costs
+the test that crashed, never the report.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GRADER_DIR = Path(__file__).resolve().parent
+PYTEST_INI = GRADER_DIR / "graded_pytest.ini"
+DEFAULT_TIMEOUT = 30.0  # seconds per test, enforced inside the child by pytest-timeout
+HARD_GRACE = 10.0  # extra seconds before the parent kills a child stuck where signals cannot reach
+OUTPUT_LIMIT = 32 * 1024 * 1024  # bytes a child may write to any file (captured prints included)
+MAX_RESTARTS = 200
+
+
+class GradingError(RuntimeError):
+    """Grading itself could not run (not the student's fault): the message says why."""
+
+
+@dataclass
+class Limits:
+    timeout: float = DEFAULT_TIMEOUT
+    memory_bytes: int | None = None  # extra address space allowed on top of what the parent already maps
+    output_bytes: int = OUTPUT_LIMIT
+
+
+@dataclass
+class SessionResult:
+    tests: list[dict] = field(default_factory=list)  # describe_test() dicts, in collection order
+    records: dict[str, dict] = field(default_factory=dict)  # nodeid -> folded record
+    log: str = ""  # what the child printed outside of tests (truncated)
+    restarts: int = 0
+
+
+_PRELOADED = False
+
+
+def preload() -> None:
+    """Import the heavy modules once in this process so that forked children start in milliseconds."""
+    global _PRELOADED
+    if _PRELOADED:
+        return
+    import hypothesis  # noqa: F401
+    import numpy  # noqa: F401
+    import pytest  # noqa: F401
+    import pytest_timeout  # noqa: F401
+    import torch
+
+    import grader.plugin  # noqa: F401
+    import llm_basics  # noqa: F401
+
+    # A forked child can deadlock in its first matmul if the parent ever ran a multi-threaded op.
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set, or inter-op work already ran: the intra-op setting is what matters
+        pass
+    for name in ("llm_basics.tokenizer", "llm_basics.attention", "llm_basics.model", "llm_basics.generation"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    gc.collect()
+    gc.freeze()  # keep the parent's objects out of the children's collections (no copy-on-write storm)
+    _PRELOADED = True
+
+
+def _address_space_in_use() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _child(args: list[str], log_path: Path, workdir: Path, limits: Limits) -> None:
+    """Runs in the forked child: never returns."""
+    code = 70
+    try:
+        os.setpgid(0, 0)  # own process group: the parent can kill everything the student code spawned
+        os.chdir(workdir)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if limits.memory_bytes:
+            cap = _address_space_in_use() + limits.memory_bytes
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        import pytest
+
+        code = pytest.main(args)
+    except BaseException:  # noqa: BLE001 - report anything, then leave without running the parent's cleanup
+        try:
+            import traceback
+
+            traceback.print_exc()
+        except BaseException:
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(int(code) if isinstance(code, int) else 70)
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        return f"killed by signal {name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
+def run_session(
+    test_paths: list[Path],
+    *,
+    target: str | Path,
+    rootdir: Path,
+    limits: Limits | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> SessionResult:
+    """Grade ``target`` with the graded tests in ``test_paths``; returns every test's record."""
+    preload()
+    limits = limits or Limits()
+    result = SessionResult()
+    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+        tmpdir = Path(tmp)
+        workdir = tmpdir / "work"
+        workdir.mkdir()
+        skip_path = tmpdir / "skip.txt"
+        skip: list[str] = []
+        for attempt in range(MAX_RESTARTS):
+            events_path = tmpdir / f"events-{attempt}.jsonl"
+            log_path = tmpdir / f"log-{attempt}.txt"
+            skip_path.write_text("\n".join(skip))
+            args = [
+                *map(str, test_paths),
+                "-c", str(PYTEST_INI),
+                "--rootdir", str(rootdir),
+                "--confcutdir", str(rootdir),
+                "-p", "pytest_timeout",
+                "-p", "grader.plugin",
+                "-p", "no:cacheprovider",
+                "--strict-markers",
+                "-q", "--no-header", "-rN",
+                f"--timeout={limits.timeout:g}",
+                f"--target={target}",
+                f"--grader-events={events_path}",
+                f"--grader-skip={skip_path}",
+                *extra_args,
+            ]
+            status, events = _run_child(args, events_path, log_path, workdir, limits)
+            result.log += _tail(log_path)
+            progressed = _absorb(result, events)
+            lost = _lost_test(events)
+            if lost is not None:
+                kind = "timeout" if status == "hard-timeout" else "crash"
+                reason = (
+                    f"did not finish within {limits.timeout + HARD_GRACE:g} s and was stopped (stuck inside a"
+                    " long computation?)"
+                    if kind == "timeout"
+                    else f"the grading process died while running this test ({status}): os._exit, a crash,"
+                    " or the memory limit"
+                )
+                result.records[lost] = {
+                    "event": "result", "nodeid": lost, "outcome": "failed", "kind": kind, "reason": reason,
+                    "longrepr": "", "output": "", "duration": 0.0,
+                }
+                progressed = True
+            if not result.tests and not result.records:
+                raise GradingError(f"pytest could not collect the graded tests ({status}):\n{result.log[-3000:]}")
+            remaining = [t["nodeid"] for t in result.tests if t["nodeid"] not in result.records]
+            if not remaining:
+                break
+            if not progressed:
+                for nodeid in remaining:
+                    result.records[nodeid] = {
+                        "event": "result", "nodeid": nodeid, "outcome": "failed", "kind": "crash",
+                        "reason": f"not run: the grading process kept dying before this test ({status})",
+                        "longrepr": "", "output": "", "duration": 0.0,
+                    }
+                break
+            result.restarts += 1
+            skip = list(result.records)
+    return result
+
+
+def _tail(path: Path, limit: int = 20000) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode("utf-8", errors="replace")
+
+
+def _run_child(args, events_path: Path, log_path: Path, workdir: Path, limits: Limits) -> tuple[str, list[dict]]:
+    events_path.touch()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _child(args, log_path, workdir, limits)
+    pidfd = os.pidfd_open(pid)
+    events: list[dict] = []
+    offset = 0
+    running: tuple[str, float] | None = None
+    status_text = ""
+    try:
+        while True:
+            ready, _, _ = select.select([pidfd], [], [], 0.05)
+            offset = _read_events(events_path, offset, events)
+            running = _current(events, running)
+            if ready:
+                _, status = os.waitpid(pid, 0)
+                status_text = _describe_status(status)
+                break
+            if running and time.monotonic() - running[1] > limits.timeout + HARD_GRACE:
+                _kill_group(pid)
+                os.waitpid(pid, 0)
+                status_text = "hard-timeout"
+                break
+    finally:
+        os.close(pidfd)
+        _kill_group(pid)  # anything the student code left running
+    _read_events(events_path, offset, events)
+    return status_text, events
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_events(path: Path, offset: int, into: list[dict]) -> int:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    end = data.rfind(b"\n") + 1  # only whole lines
+    for line in data[:end].splitlines():
+        if line.strip():
+            into.append(json.loads(line))
+    return offset + end
+
+
+def _current(events: list[dict], running: tuple[str, float] | None) -> tuple[str, float] | None:
+    """The test that has started and not finished, with the time we first saw it start."""
+    started = None
+    for event in events:
+        if event["event"] == "start":
+            started = event["nodeid"]
+        elif event["event"] == "result" and event["nodeid"] == started:
+            started = None
+    if started is None:
+        return None
+    if running and running[0] == started:
+        return running
+    return (started, time.monotonic())
+
+
+def _absorb(result: SessionResult, events: list[dict]) -> bool:
+    progressed = False
+    for event in events:
+        if event["event"] == "collected" and not result.tests:
+            result.tests = event["tests"]
+        elif event["event"] == "collected":
+            known = {t["nodeid"] for t in result.tests}
+            result.tests.extend(t for t in event["tests"] if t["nodeid"] not in known)
+        elif event["event"] == "result":
+            result.records[event["nodeid"]] = event
+            progressed = True
+    return progressed
+
+
+def _lost_test(events: list[dict]) -> str | None:
+    started = None
+    for event in events:
+        if event["event"] == "start":
+            started = event["nodeid"]
+        elif event["event"] == "result" and event["nodeid"] == started:
+            started = None
+    return started

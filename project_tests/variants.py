@@ -1,0 +1,41 @@
+"""Grade variants of a reference solution (mutants and alternative implementations) in the project tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from grader.grading import REPO_ROOT, grade
+from grader.runner import Limits
+
+SOLUTIONS = REPO_ROOT / "solutions"
+
+
+def solution_text(module: str) -> str:
+    return (SOLUTIONS / f"{module}.py").read_text()
+
+
+def mutate(module: str, *replacements: tuple[str, str]) -> str:
+    """The reference text with each (old, new) replaced once; fails loudly if ``old`` is not found exactly once."""
+    text = solution_text(module)
+    for old, new in replacements:
+        count = text.count(old)
+        assert count == 1, f"mutant pattern found {count} times in solutions/{module}.py: {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+def grade_text(tmp_path: Path, module: str, text: str, *, timeout: float = 30.0) -> dict:
+    """Grade one exercise whose file holds ``text`` (visible and hidden tests); returns the exercise summary
+    plus the failed tests under ``"failed"``."""
+    folder = tmp_path / "submission"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / f"{module}.py").write_text(text)
+    exercise = module.split("_", 1)[0]
+    doc = grade(folder, exercises=[exercise], hidden=True, limits=Limits(timeout=timeout))
+    summary = dict(doc["lesson"]["exercises"][0])
+    summary["failed"] = [t for t in doc["tests"] if t["status"] != "passed"]
+    summary["messages"] = " | ".join(f"{t['extra_data']['hint']} {t['extra_data']['reason']}" for t in summary["failed"])
+    return summary
