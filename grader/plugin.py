@@ -160,6 +160,7 @@ def describe_test(item: pytest.Item) -> dict:
     }
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     # 1. every graded test must say what it is worth
     unmarked = [item.nodeid for item in items if item.get_closest_marker("points") is None]
@@ -185,10 +186,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         kept = [item for item in items if item.nodeid not in skip]
         config.hook.pytest_deselected(items=[item for item in items if item.nodeid in skip])
         items[:] = kept
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    _emit(session.config, {"event": "collected", "tests": [describe_test(item) for item in session.items]})
+    # 4. tell the runner what will run (only once the collection is known to be valid)
+    _emit(config, {"event": "collected", "tests": [describe_test(item) for item in items]})
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -97,6 +97,8 @@ def _child(args: list[str], log_path: Path, workdir: Path, limits: Limits) -> No
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
+        sys.stdout = open(1, "w", closefd=False, errors="replace")  # the parent's may be a capture object
+        sys.stderr = open(2, "w", closefd=False, errors="replace")
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

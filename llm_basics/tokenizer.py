@@ -258,7 +258,7 @@ class BPETokenizer:
             if verbose:
                 print(
                     f"merge {len(merges)}/{n_merges}: {pair} -> {new_id} "
-                    f"{_readable(vocab[new_id])!r} ({-neg_count} occurrences)"
+                    f"{_readable(vocab[new_id])!r} (count {-neg_count})"
                 )
 
             # Step 5: rewrite only the chunks that contain the pair, and

@@ -1,0 +1,53 @@
+"""The two promises every release makes: the reference scores full marks, the untouched stubs score zero."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from grader import stubs
+from grader.grading import TESTS_DIR, grade
+
+
+def check_reference(tests_dir: Path = TESTS_DIR) -> tuple[bool, list[str]]:
+    doc = grade("solutions", hidden=True, tests_dir=tests_dir)
+    problems = [
+        f"reference lost {t['max_score']:g} on {t['extra_data']['nodeid']}: {t['extra_data']['reason']}"
+        for t in doc["tests"]
+        if t["status"] != "passed"
+    ]
+    if doc["score"] != doc["max_score"] or doc["max_score"] != 100:
+        problems.append(f"reference scored {doc['score']:g} / {doc['max_score']:g}, expected 100 / 100")
+    return not problems, problems
+
+
+def check_stubs(tests_dir: Path = TESTS_DIR) -> tuple[bool, list[str]]:
+    """Grade freshly generated stubs (not whatever is in exercises/ now): every test must fail as not implemented."""
+    with tempfile.TemporaryDirectory(prefix="stubs-") as tmp:
+        folder = Path(tmp)
+        for name, text in stubs.expected_stubs().items():
+            (folder / name).write_text(text)
+        doc = grade(folder, hidden=True, tests_dir=tests_dir)
+    problems = [
+        f"stub test {t['extra_data']['nodeid']} {t['status']} as {t['extra_data']['kind']}: {t['extra_data']['reason']}"
+        for t in doc["tests"]
+        if t["status"] == "passed" or t["extra_data"]["kind"] != "not_implemented"
+    ]
+    if doc["score"] != 0:
+        problems.append(f"untouched stubs scored {doc['score']:g}, expected 0")
+    return not problems, problems
+
+
+def check(verbose: bool = False) -> bool:
+    ok = True
+    stale = stubs.stale_stubs()
+    if stale:
+        ok = False
+        print("exercises/ is out of date (run `make stubs`): " + ", ".join(stale))
+    for label, fn in (("reference scores 100/100", check_reference), ("stubs score 0/100", check_stubs)):
+        passed, problems = fn()
+        ok &= passed
+        print(f"{'ok  ' if passed else 'FAIL'} {label}")
+        for problem in problems if verbose else problems[:5]:
+            print(f"     {problem}")
+    return ok

@@ -1,0 +1,85 @@
+"""Fixtures for the project's own tests: a small demo suite that exercises the grader without the real lesson."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+DEMO_POINTS = {
+    "ex1": {"name": "ex1_demo", "title": "Demo one", "visible": 3, "hidden": 1},
+    "ex2": {"name": "ex2_other", "title": "Demo two", "visible": 2, "hidden": 0},
+}
+
+DEMO_TESTS = {
+    "test_ex1_demo.py": '''
+        import pytest
+
+        @pytest.mark.points(1)
+        def test_add_sums(student):
+            """add(a, b) returns a + b."""
+            got = student("ex1_demo").add(1, 2)
+            assert got == 3, f"expected 3, got {got}"
+
+        @pytest.mark.points(2)
+        @pytest.mark.parametrize("n", [1, 2, 3, 4])
+        def test_work_returns_n(student, n):
+            """work(n) returns n."""
+            got = student("ex1_demo").work(n)
+            assert got == n, f"expected {n}, got {got}"
+    ''',
+    "hidden/test_ex1_demo_hidden.py": '''
+        import pytest
+
+        @pytest.mark.points(1)
+        def test_add_negative(student):
+            """add works for negative numbers."""
+            assert student("ex1_demo").add(-1, -2) == -3, "expected -3"
+    ''',
+    "test_ex2_other.py": '''
+        import pytest
+
+        @pytest.mark.points(2)
+        def test_twice_doubles(student):
+            """twice(x) returns 2 * x."""
+            got = student("ex2_other").twice(4)
+            assert got == 8, f"expected 8, got {got}"
+    ''',
+}
+
+GOOD = {
+    "ex1_demo.py": "def add(a, b):\n    return a + b\n\ndef work(n):\n    return n\n",
+    "ex2_other.py": "def twice(x):\n    return 2 * x\n",
+}
+
+
+@pytest.fixture
+def demo_tests(tmp_path: Path) -> Path:
+    """A graded-suite folder laid out like tests/, with 6 points over two exercises (1 hidden)."""
+    root = tmp_path / "suite" / "tests"
+    (root / "hidden").mkdir(parents=True)
+    (root / "points.json").write_text(json.dumps(DEMO_POINTS))
+    (root / "conftest.py").write_text((Path(__file__).parent.parent / "tests" / "conftest.py").read_text())
+    for name, text in DEMO_TESTS.items():
+        (root / name).write_text(textwrap.dedent(text))
+    return root
+
+
+@pytest.fixture
+def make_submission(tmp_path: Path):
+    """make_submission(ex1_demo=source, ...) -> folder with GOOD files overridden by the given sources."""
+    counter = iter(range(1000))
+
+    def make(**sources: str) -> Path:
+        folder = tmp_path / f"submission{next(counter)}"
+        folder.mkdir()
+        files = dict(GOOD)
+        files.update({f"{k}.py": None if v is None else textwrap.dedent(v) for k, v in sources.items()})
+        for name, text in files.items():
+            if text is not None:
+                (folder / name).write_text(text)
+        return folder
+
+    return make

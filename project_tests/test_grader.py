@@ -1,0 +1,185 @@
+"""The grader on small demo submissions: scores, statuses and messages for every kind of failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from grader import report, results
+from grader.grading import grade, normalise_exercise
+from grader.runner import GradingError, Limits
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = Limits(timeout=2.0)
+
+
+def by_name(doc: dict) -> dict[str, dict]:
+    return {t["extra_data"]["nodeid"].split("::")[-1]: t for t in doc["tests"]}
+
+
+def exercise(doc: dict, ex: str) -> dict:
+    return next(e for e in doc["lesson"]["exercises"] if e["id"] == ex)
+
+
+def test_good_submission_scores_everything(demo_tests, make_submission):
+    doc = grade(make_submission(), tests_dir=demo_tests, hidden=True, limits=FAST)
+    assert (doc["score"], doc["max_score"]) == (6, 6)
+    assert all(t["status"] == "passed" for t in doc["tests"])
+
+
+def test_hidden_tests_not_run_by_default_but_announced(demo_tests, make_submission):
+    doc = grade(make_submission(), tests_dir=demo_tests, limits=FAST)
+    assert doc["max_score"] == 5 and doc["lesson"]["hidden_points_not_run"] == 1
+    text = report.render_plain(doc)
+    assert "1 not run here" in text and "hidden tests" in text.lower()
+
+
+def test_parametrized_points_are_split_over_cases(demo_tests, make_submission):
+    sub = make_submission(ex1_demo="def add(a, b):\n    return a + b\ndef work(n):\n    return 1\n")
+    doc = grade(sub, tests_dir=demo_tests, limits=FAST)
+    cases = [t for name, t in by_name(doc).items() if name.startswith("test_work_returns_n")]
+    assert [t["max_score"] for t in cases] == [0.5] * 4
+    assert exercise(doc, "ex1")["visible_score"] == 1.5  # add (1) + the n == 1 case (0.5)
+
+
+def test_wrong_answer_reports_hint_and_reason(demo_tests, make_submission):
+    doc = grade(make_submission(ex1_demo="def add(a, b):\n    return a - b\ndef work(n):\n    return n\n"),
+                tests_dir=demo_tests, limits=FAST)
+    test = by_name(doc)["test_add_sums"]
+    assert test["status"] == "failed" and test["score"] == 0
+    assert test["extra_data"]["hint"] == "add(a, b) returns a + b."
+    assert test["extra_data"]["reason"] == "expected 3, got -1"
+    assert "expected 3, got -1" in report.render_plain(doc)
+
+
+def test_syntax_error_costs_only_that_exercise(demo_tests, make_submission):
+    doc = grade(make_submission(ex1_demo="def add(a, b)\n    return a + b\n"), tests_dir=demo_tests, limits=FAST)
+    assert exercise(doc, "ex1")["score"] == 0
+    assert exercise(doc, "ex2")["score"] == 2
+    reason = by_name(doc)["test_add_sums"]["extra_data"]["reason"]
+    assert "ex1_demo.py line 1: SyntaxError" in reason
+
+
+def test_import_error_names_file_and_line(demo_tests, make_submission):
+    doc = grade(make_submission(ex1_demo="x = 1\nimport not_a_module_anywhere\n"), tests_dir=demo_tests, limits=FAST)
+    reason = by_name(doc)["test_add_sums"]["extra_data"]["reason"]
+    assert "ex1_demo.py line 2" in reason and "ModuleNotFoundError" in reason
+
+
+def test_missing_file_is_reported(demo_tests, make_submission):
+    doc = grade(make_submission(ex2_other=None), tests_dir=demo_tests, limits=FAST)
+    assert "ex2_other.py not found" in by_name(doc)["test_twice_doubles"]["extra_data"]["reason"]
+    assert exercise(doc, "ex1")["score"] == 3
+
+
+def test_not_implemented_is_reported_as_such(demo_tests, make_submission):
+    sub = make_submission(ex2_other='def twice(x):\n    raise NotImplementedError("ex2: double it")\n')
+    doc = grade(sub, tests_dir=demo_tests, limits=FAST)
+    test = by_name(doc)["test_twice_doubles"]
+    assert test["extra_data"]["kind"] == "not_implemented"
+    assert "not implemented yet: ex2: double it" in test["extra_data"]["reason"]
+
+
+def test_infinite_loop_costs_that_test_only(demo_tests, make_submission):
+    sub = make_submission(ex1_demo="def add(a, b):\n    return a + b\ndef work(n):\n    while n == 2:\n        pass\n    return n\n")
+    doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0))
+    tests = by_name(doc)
+    assert tests["test_work_returns_n[2]"]["extra_data"]["kind"] == "timeout"
+    assert "timed out" in tests["test_work_returns_n[2]"]["extra_data"]["reason"]
+    assert doc["score"] == 4.5
+
+
+def test_sys_exit_is_reported_and_grading_goes_on(demo_tests, make_submission):
+    sub = make_submission(ex1_demo="import sys\ndef add(a, b):\n    sys.exit(3)\ndef work(n):\n    return n\n")
+    doc = grade(sub, tests_dir=demo_tests, limits=FAST)
+    test = by_name(doc)["test_add_sums"]
+    assert test["extra_data"]["kind"] == "exit" and "sys.exit(3)" in test["extra_data"]["reason"]
+    assert doc["score"] == 4
+
+
+def test_os_exit_costs_one_test_and_the_rest_are_graded(demo_tests, make_submission):
+    sub = make_submission(ex1_demo="import os\ndef add(a, b):\n    return a + b\ndef work(n):\n    if n == 3:\n        os._exit(7)\n    return n\n")
+    doc = grade(sub, tests_dir=demo_tests, limits=FAST)
+    test = by_name(doc)["test_work_returns_n[3]"]
+    assert test["extra_data"]["kind"] == "crash" and "exit code 7" in test["extra_data"]["reason"]
+    assert doc["score"] == 4.5 and doc["lesson"]["restarts"] == 1
+
+
+def test_segfault_is_contained(demo_tests, make_submission):
+    sub = make_submission(ex2_other="import ctypes\ndef twice(x):\n    return ctypes.string_at(0)\n")
+    doc = grade(sub, tests_dir=demo_tests, limits=FAST)
+    assert "SIGSEGV" in by_name(doc)["test_twice_doubles"]["extra_data"]["reason"]
+    assert exercise(doc, "ex1")["score"] == 3
+
+
+def test_print_flood_is_truncated(demo_tests, make_submission):
+    sub = make_submission(ex1_demo="def add(a, b):\n    for _ in range(200000):\n        print('spam' * 10)\n    return 0\ndef work(n):\n    return n\n")
+    doc = grade(sub, tests_dir=demo_tests, limits=FAST)
+    captured = by_name(doc)["test_add_sums"]["extra_data"]["captured_output"]
+    assert "output truncated" in captured and len(captured) < 3000
+
+
+def test_memory_bomb_is_contained(demo_tests, make_submission):
+    sub = make_submission(ex2_other="def twice(x):\n    return len(bytearray(8 * 1024**3))\n")
+    doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=5.0, memory_bytes=1024**3))
+    test = by_name(doc)["test_twice_doubles"]
+    assert test["status"] == "failed" and "memory" in test["extra_data"]["reason"]
+    assert exercise(doc, "ex1")["score"] == 3
+
+
+def test_unmarked_graded_test_is_an_error(demo_tests, make_submission):
+    (demo_tests / "test_ex2_other.py").write_text("def test_unmarked(student):\n    pass\n")
+    with pytest.raises(GradingError, match="without @pytest.mark.points"):
+        grade(make_submission(), tests_dir=demo_tests, limits=FAST)
+
+
+def test_exercise_names_are_normalised():
+    assert normalise_exercise("2") == normalise_exercise("ex2") == normalise_exercise("ex2_topk_attention.py") == "ex2"
+    with pytest.raises(GradingError, match="unknown exercise"):
+        normalise_exercise("ex9")
+
+
+def test_results_validate_against_gradescope_schema(demo_tests, make_submission):
+    schema = json.loads(results.SCHEMA_PATH.read_text())
+    doc = grade(make_submission(ex1_demo="def add(a, b):\n    return 0\n"), tests_dir=demo_tests, hidden=True, limits=FAST)
+    jsonschema.validate(doc, schema)
+    hidden = [t for t in doc["tests"] if t["extra_data"]["hidden"]]
+    assert hidden and all(t["visibility"] == "after_published" for t in hidden)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**doc, "visibility": "sometimes"}, schema)
+
+
+def test_junit_xml_is_rendered_from_results(demo_tests, make_submission):
+    doc = grade(make_submission(ex2_other="def twice(x):\n    return x\n"), tests_dir=demo_tests, limits=FAST)
+    root = ET.fromstring(results.to_junit_xml(doc))
+    failures = root.findall(".//failure")
+    assert len(root.findall(".//testcase")) == len(doc["tests"]) and len(failures) == 1
+    assert failures[0].get("message") == "expected 8, got 4"
+
+
+def test_cli_grade_writes_json_and_prints_plain_table(tmp_path):
+    out = tmp_path / "results.json"
+    junit = tmp_path / "junit.xml"
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "grader", "grade", "--exercise", "ex3", "--json", str(out), "--junit-xml", str(junit)],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert [e["id"] for e in doc["lesson"]["exercises"]] == ["ex3"]
+    assert "Exercise" in proc.stdout and "not run here" in proc.stdout and "\x1b[" not in proc.stdout
+    ET.parse(junit)
+
+
+def test_cli_reports_usage_problems_with_exit_2():
+    proc = subprocess.run([sys.executable, "-m", "grader", "grade", "--exercise", "ex9"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown exercise 'ex9'" in proc.stderr
