@@ -45,10 +45,9 @@ walkthrough: $(STAMP) ## run the three lesson walkthroughs
 plots: $(STAMP) ## write the exercise plots (top-k heatmap, scaling log-log) to plots/
 	@$(PY) -m grader plots --target solutions --out plots
 
-bench: $(STAMP) ## run the benchmarks (tokenizer, block, grading speed)
+bench: $(STAMP) ## run the benchmarks (tokenizer, block, grade, batch; prints figures, never fails on speed)
 	@$(PY) -m pip install -q -e ".[dev,bench]"
-	@$(PY) bench/bench_lesson.py
-	@$(PY) bench/bench_grade.py
+	@for b in bench/bench_tokenizer.py bench/bench_block.py bench/bench_grade.py bench/bench_batch.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 release: $(STAMP) ## write the student release to dist/student/
 	@$(PY) -m grader release --out dist/student

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -64,7 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stubs", help="write exercises/ from solutions/")
     s.add_argument("--check", action="store_true", help="only report stubs that differ from the generator's output")
     s.set_defaults(func=cmd_stubs)
+
+    from grader.plots import add_plots_parser
+
+    add_plots_parser(sub)
+    for module, function in _OPTIONAL_COMMANDS:
+        if importlib.util.find_spec(module) is None:  # the student release ships without the instructor tools
+            continue
+        getattr(importlib.import_module(module), function)(sub)
     return parser
+
+
+# Instructor tools: present in this repository, left out of the student release.
+_OPTIONAL_COMMANDS = (
+    ("grader.release", "add_release_parser"),
+    ("grader.gradescope", "add_gradescope_parser"),
+    ("grader.batch", "add_batch_parser"),
+    ("grader.nbgrader_export", "add_nbgrader_parser"),
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,54 @@
+"""``python -m grader plots``: draw the exercises' figures with the graded code (a student's or the reference).
+
+The drawing functions live in the exercise files themselves (outside the solution blocks), so the plots use
+whatever the student wrote: ``save_heatmap`` in ex2 and ``save_scaling_plot`` in ex4.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from grader.plugin import resolve_target
+
+PLOTS = (
+    ("ex2_topk_attention", "save_heatmap", "ex2_topk_attention.png"),
+    ("ex4_scaling", "save_scaling_plot", "ex4_scaling.png"),
+)
+
+
+def _load(folder: Path, name: str):
+    spec = importlib.util.spec_from_file_location(f"plotted_{name}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_plots(target: str, out: Path) -> list[tuple[str, Path | str]]:
+    """Returns (exercise, path written or the reason it could not be drawn) for each plot."""
+    folder = resolve_target(target)
+    done = []
+    for name, function, filename in PLOTS:
+        try:
+            path = getattr(_load(folder, name), function)(out / filename)
+            done.append((name, Path(path)))
+        except NotImplementedError as exc:
+            done.append((name, f"not drawn: {exc} (finish the exercise first)"))
+        except Exception as exc:  # noqa: BLE001 - a student's bug must not hide the other plot
+            done.append((name, f"not drawn: {type(exc).__name__}: {exc}"))
+    return done
+
+
+def add_plots_parser(sub) -> None:
+    p = sub.add_parser("plots", help="write the top-k heatmap (ex2) and the scaling plot (ex4) as PNG files")
+    p.add_argument("--target", default="exercises", help="exercises (default), solutions, or a folder of exN_*.py")
+    p.add_argument("--out", default="plots", help="folder for the PNG files (default plots/)")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, result in make_plots(args.target, out):
+        print(f"{name}: {result}")
+    return 0

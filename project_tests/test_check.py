@@ -1,0 +1,70 @@
+"""The promises of the real lesson: one source, reference 100, stubs 0, a half-done submission in between,
+and the same score on every run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grader import stubs
+from grader.check import check_reference, check_stubs
+from grader.grading import REPO_ROOT, grade
+
+SOLUTIONS = REPO_ROOT / "solutions"
+
+
+def test_exercises_are_what_the_generator_makes():
+    assert stubs.solution_files(), "no solutions/ex*_*.py found"
+    assert stubs.stale_stubs() == [], "exercises/ differs from solutions/: run `make stubs`"
+
+
+def test_every_solution_has_blocks_and_every_stub_raises():
+    for name, text in stubs.expected_stubs().items():
+        source = (SOLUTIONS / name).read_text()
+        assert "# BEGIN SOLUTION" in source, f"{name} has no solution block"
+        assert f'raise NotImplementedError("{name.split("_")[0]}: ' in text
+        assert "# BEGIN SOLUTION" not in text and "# END SOLUTION" not in text
+
+
+def test_stub_generator_rejects_unbalanced_markers():
+    with pytest.raises(stubs.StubError, match="never closed"):
+        stubs.make_stub("def f():\n    # BEGIN SOLUTION\n    return 1\n", "ex9")
+    with pytest.raises(stubs.StubError, match="without a BEGIN"):
+        stubs.make_stub("def f():\n    return 1\n    # END SOLUTION\n", "ex9")
+
+
+def test_stub_keeps_everything_outside_the_block():
+    source = 'def f(x):\n    """Doc."""\n    # 1. double it\n    # BEGIN SOLUTION TODO: return twice x\n    return 2 * x\n    # END SOLUTION\n'
+    assert stubs.make_stub(source, "ex9") == (
+        'def f(x):\n    """Doc."""\n    # 1. double it\n    # TODO: return twice x\n'
+        '    raise NotImplementedError("ex9: return twice x")\n'
+    )
+
+
+def test_reference_scores_full_marks_including_hidden():
+    ok, problems = check_reference()
+    assert ok, "\n".join(problems)
+
+
+def test_untouched_stubs_score_zero_and_fail_only_as_not_implemented():
+    ok, problems = check_stubs()
+    assert ok, "\n".join(problems)
+
+
+def test_half_done_submission_gets_exactly_the_finished_exercises(tmp_path: Path):
+    for name, text in stubs.expected_stubs().items():
+        (tmp_path / name).write_text(text)
+    for path in stubs.solution_files()[:2]:
+        shutil.copy(path, tmp_path / path.name)
+    doc = grade(tmp_path, hidden=True)
+    scores = {e["id"]: e["score"] for e in doc["lesson"]["exercises"]}
+    assert scores == {"ex1": 25, "ex2": 25, "ex3": 0, "ex4": 0}
+    assert doc["score"] == 50 and doc["max_score"] == 100
+
+
+def test_grading_the_reference_ten_times_gives_identical_results():
+    runs = [grade("solutions", hidden=True) for _ in range(10)]
+    fingerprints = {tuple((t["name"], t["score"]) for t in doc["tests"]) for doc in runs}
+    assert len(fingerprints) == 1 and runs[0]["score"] == 100

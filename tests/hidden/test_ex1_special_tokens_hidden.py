@@ -1,0 +1,161 @@
+"""Exercise 1 (hidden): the edge cases that the docstrings of ex1_special_tokens announce. 10 points."""
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from llm_basics.tokenizer import BPETokenizer
+
+MODULE = "ex1_special_tokens"
+
+TRAINING_TEXT = (
+    "Special tokens such as <eos> and <bos> are not text. Padding with <pad> makes rows equal. "
+    "A tokenizer turns text into ids and ids back into text, without losing a single character. "
+) * 20
+
+PIECES = st.one_of(
+    st.sampled_from(["<bos>", "<eos>", "<pad>", "<eo", "<", ">", "bos>", " ", "\n", "🙂", "日本"]),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=5),
+)
+
+
+def expect_error(kind, call, what):
+    """Run call(); return the exception of type ``kind`` it raises, or fail with a one-line message."""
+    try:
+        call()
+    except kind as err:
+        return err
+    pytest.fail(f"expected {kind.__name__} for {what}, got no error", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def base():
+    return BPETokenizer.train(TRAINING_TEXT, vocab_size=290)
+
+
+@pytest.fixture
+def tok(student, base):
+    return student(MODULE).SpecialTokenizer(base)
+
+
+@pytest.mark.points(0.5)
+def test_encode_empty_string(tok):
+    """encode("") is [], and [bos, eos] with add_bos and add_eos."""
+    assert tok.encode("") == [], f"expected [] for the empty string, got {tok.encode('')}"
+    got = tok.encode("", add_bos=True, add_eos=True, allowed_special="all")
+    assert got == [tok.bos_id, tok.eos_id], f"expected [bos, eos] = {[tok.bos_id, tok.eos_id]}, got {got}"
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("text", ["<eos><eos>", "<bos><eos><pad>", "<pad><pad><pad>"])
+def test_encode_adjacent_specials(tok, text):
+    """Adjacent allowed specials give one id each, with nothing between them."""
+    ids = tok.special_ids
+    expected = [ids[t] for t in text.replace(">", "> ").split()]
+    got = tok.encode(text, allowed_special="all")
+    assert got == expected, f"expected one id per special {expected} for {text!r}, got {got}"
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("text,where", [("<bos>hello", "start"), ("hello<eos>", "end"), ("<bos>hello<eos>", "both ends")])
+def test_encode_special_at_start_and_end(tok, base, text, where):
+    """A special at the start or end of the text is one id, and the text next to it is kept."""
+    parts = text.replace("<bos>", "\0<bos>\0").replace("<eos>", "\0<eos>\0").split("\0")
+    expected = []
+    for part in parts:
+        expected += [tok.special_ids[part]] if part in tok.special_ids else base.encode(part)
+    got = tok.encode(text, allowed_special="all")
+    assert got == expected, f"expected {expected} for a special at the {where} of {text!r}, got {got}"
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("text", ["<eo", "<eos", "eos>", "< eos>", "<EOS>", "<<eos"])
+def test_encode_partial_special_is_plain(tok, base, text):
+    """Something that only looks like part of a special ("<eo") is plain text, even with allowed_special="all"."""
+    got = tok.encode(text, allowed_special="all")
+    assert got == base.encode(text), f"expected base.encode({text!r}) = {base.encode(text)}, got {got}"
+
+
+@pytest.mark.points(0.5)
+def test_encode_allowed_subset_only(tok, base):
+    """Only the specials listed in allowed_special become ids; the others stay plain text."""
+    got = tok.encode("<bos>x<eos>", allowed_special={"<eos>"})
+    expected = base.encode("<bos>x") + [tok.eos_id]
+    assert got == expected, f"expected <bos> as plain text and <eos> as one id {expected}, got {got}"
+
+
+@pytest.mark.points(0.5)
+@pytest.mark.parametrize("allowed", [("<unk>",), "<eos>"])
+def test_encode_bad_allowed_special_raises(tok, allowed):
+    """allowed_special must be "all" or a collection of this tokenizer's specials (else ValueError)."""
+    expect_error(ValueError, lambda: tok.encode("x<eos>", allowed_special=allowed), f"allowed_special={allowed!r}")
+
+
+@pytest.mark.points(1.5)
+@given(pieces=st.lists(PIECES, max_size=10))
+def test_round_trip_with_allowed_specials(tok, pieces):
+    """decode(encode(s, allowed_special="all")) == s, and each special in s becomes exactly one id."""
+    text = "".join(pieces)
+    ids = tok.encode(text, allowed_special="all")
+    back = tok.decode(ids)
+    assert back == text, f"expected decode(encode(s)) == s for s={text!r}, got {back!r}"
+    n_special = sum(text.count(t) for t in ("<bos>", "<eos>", "<pad>"))
+    got = sum(i in tok.special_ids.values() for i in ids)
+    assert got == n_special, f"expected {n_special} special ids for {text!r}, got {got}"
+    skipped = tok.decode(ids, skip_special_tokens=True)
+    want = re.sub("<bos>|<eos>|<pad>", "", text)  # the default specials never overlap: one way to cut
+    assert skipped == want, f"expected the text without specials {want!r} with skip_special_tokens, got {skipped!r}"
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("bad", ["vocab_size", -1])
+def test_decode_unknown_id_raises(tok, base, bad):
+    """decode() of an id outside 0..vocab_size-1 raises ValueError naming that id."""
+    bad_id = tok.vocab_size if bad == "vocab_size" else bad
+    err = expect_error(ValueError, lambda: tok.decode([base.encode("a")[0], bad_id]), f"the unknown id {bad_id}")
+    assert str(bad_id) in str(err), f"expected the error message to name id {bad_id}, got {str(err)!r}"
+
+
+@pytest.mark.points(0.5)
+def test_pad_empty_batch(tok):
+    """pad([]) is {"input_ids": [], "attention_mask": []}, whatever the side or length."""
+    expected = {"input_ids": [], "attention_mask": []}
+    assert tok.pad([]) == expected, f"expected {expected}, got {tok.pad([])}"
+    got = tok.pad([], length=4, side="left")
+    assert got == expected, f"expected {expected} with length=4, side='left', got {got}"
+
+
+@pytest.mark.points(1)
+def test_pad_left_mask(tok):
+    """Left padding: pads first, then tokens; the mask is 0 on the pads and 1 on the tokens."""
+    p = tok.pad_id
+    got = tok.pad([[9], [4, 5, 6], [1, 2]], side="left")
+    rows = [[p, p, 9], [4, 5, 6], [p, 1, 2]]
+    assert got["input_ids"] == rows, f"expected left-padded input_ids {rows}, got {got['input_ids']}"
+    mask = [[0, 0, 1], [1, 1, 1], [0, 1, 1]]
+    assert got["attention_mask"] == mask, f"expected left-padding attention_mask (0 on pads) {mask}, got {got['attention_mask']}"
+
+
+@pytest.mark.points(0.5)
+def test_pad_too_long_raises(tok):
+    """pad(..., length=n) with a sequence longer than n raises ValueError (no silent truncation)."""
+    expect_error(ValueError, lambda: tok.pad([[1, 2, 3], [4]], length=2), "a row of 3 ids with length=2")
+
+
+@pytest.mark.points(0.5)
+def test_pad_keeps_input_unchanged(tok):
+    """pad() builds new lists and leaves the batch it is given unchanged; length == longest adds no pads."""
+    batch = [[1, 2], [3]]
+    got = tok.pad(batch, length=2)
+    assert batch == [[1, 2], [3]], f"expected the input batch unchanged, got {batch}"
+    assert got["input_ids"] == [[1, 2], [3, tok.pad_id]], f"expected rows of length exactly 2, got {got['input_ids']}"
+
+
+@pytest.mark.points(0.5)
+def test_load_rejects_a_file_that_is_not_json(student, tmp_path):
+    """SpecialTokenizer.load() of a file that is not a saved tokenizer raises ValueError."""
+    path = tmp_path / "broken.json"
+    path.write_text("this is not JSON {", encoding="utf-8")
+    expect_error(ValueError, lambda: student(MODULE).SpecialTokenizer.load(path), "a file that is not JSON")
