@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
 EX     ?=
 GRADE_ARGS ?=
 SUBMISSIONS ?= submissions
@@ -19,21 +20,31 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# pip -q still warns about unreachable index locations on some machines: hide that noise, keep real errors.
+PIP_INSTALL = $(PY) -m pip install -q --progress-bar off
+
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "Setting up $(VENV) (first run only, about a minute)..."
-	@$(PY) -m pip install -q -e ".[dev]"
+	@echo "Setting up $(VENV): torch 2.13.0 (CPU), pytest, rich... (first run only, about a minute)"
+	@$(PIP_INSTALL) -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PY) -c "import torch, pytest, pytest_timeout, hypothesis, rich, matplotlib" || { echo "setup failed: see the pip output above"; exit 1; }
 	@touch $(STAMP)
+
+$(DEV): $(STAMP)
+	@echo "Adding the instructor and test tools (jsonschema, nbgrader)..."
+	@$(PIP_INSTALL) -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PY) -c "import jsonschema, nbgrader" || { echo "setup failed: see the pip output above"; exit 1; }
+	@touch $(DEV)
 
 setup: $(STAMP) ## create .venv and install the dependencies (done by the other targets when needed)
 
 grade: $(STAMP) ## grade your exercises (EX=ex2 for one exercise)
 	@$(PY) -m grader grade $(if $(EX),--exercise $(EX)) $(GRADE_ARGS)
 
-test: $(STAMP) ## run the project's whole test suite
+test: $(DEV) ## run the project's whole test suite
 	@$(PY) -m pytest project_tests -q
 
-check: $(STAMP) ## reference must score 100, untouched stubs 0
+check: $(DEV) ## reference must score 100, untouched stubs 0
 	@$(PY) -m grader check
 
 stubs: $(STAMP) ## regenerate exercises/ from solutions/
@@ -45,21 +56,20 @@ walkthrough: $(STAMP) ## run the three lesson walkthroughs
 plots: $(STAMP) ## write the exercise plots (top-k heatmap, scaling log-log) to plots/
 	@$(PY) -m grader plots --target solutions --out plots
 
-bench: $(STAMP) ## run the benchmarks (tokenizer, block, grade, batch; prints figures, never fails on speed)
-	@$(PY) -m pip install -q -e ".[dev,bench]"
+bench: $(DEV) ## run the benchmarks (tokenizer, block, grade, batch; prints figures, never fails on speed)
+	@$(PIP_INSTALL) -e ".[dev,bench]" 2>&1 | grep -v "is ignored: it is neither" || true
 	@for b in bench/bench_tokenizer.py bench/bench_block.py bench/bench_grade.py bench/bench_batch.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-release: $(STAMP) ## write the student release to dist/student/
+release: $(DEV) ## write the student release to dist/student/
 	@$(PY) -m grader release --out dist/student
 
-batch: $(STAMP) ## grade every submission in SUBMISSIONS= into OUT= (JOBS=2)
+batch: $(DEV) ## grade every submission in SUBMISSIONS= into OUT= (JOBS=2)
 	@$(PY) -m grader batch $(SUBMISSIONS) --out $(OUT) --jobs $(JOBS)
 
-gradescope: $(STAMP) ## write dist/gradescope/autograder.zip
+gradescope: $(DEV) ## write dist/gradescope/autograder.zip
 	@$(PY) -m grader gradescope --out dist/gradescope
 
-nbgrader: $(STAMP) ## write the nbgrader course to dist/nbgrader/
-	@$(PY) -m pip install -q -e ".[dev,nbgrader]"
+nbgrader: $(DEV) ## write the nbgrader course to dist/nbgrader/
 	@$(PY) -m grader nbgrader --out dist/nbgrader
 
 clean: ## remove generated folders (keeps .venv)
