@@ -49,36 +49,47 @@ class SessionResult:
 
 
 _PRELOADED = False
+_FLOPS_WARM = False
 
 
-def preload() -> None:
-    """Import the heavy modules once in this process so that forked children start in milliseconds."""
-    global _PRELOADED
-    if _PRELOADED:
-        return
-    import hypothesis  # noqa: F401
-    import numpy  # noqa: F401
-    import pytest  # noqa: F401
-    import pytest_timeout  # noqa: F401
+def warm_flop_counter() -> None:
+    """The first FlopCounterMode count in a process imports torch._dynamo (~1.5 s of CPU): pay it once here,
+    before forking, instead of once per child (ex4's suites count FLOPs)."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
-    import grader.plugin  # noqa: F401
-    import llm_basics  # noqa: F401
+    with FlopCounterMode(display=False):
+        torch.ones(2, 2) @ torch.ones(2, 2)
 
-    # A forked child can deadlock in its first matmul if the parent ever ran a multi-threaded op.
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set, or inter-op work already ran: the intra-op setting is what matters
-        pass
-    for name in ("llm_basics.tokenizer", "llm_basics.attention", "llm_basics.model", "llm_basics.generation"):
+
+def preload(*, flop_counter: bool = False) -> None:
+    """Import the heavy modules once in this process so that forked children start in milliseconds."""
+    global _PRELOADED, _FLOPS_WARM
+    if not _PRELOADED:
+        import hypothesis  # noqa: F401
+        import numpy  # noqa: F401
+        import pytest  # noqa: F401
+        import pytest_timeout  # noqa: F401
+        import torch
+
+        import grader.plugin  # noqa: F401
+        import llm_basics.attention  # noqa: F401
+        import llm_basics.generation  # noqa: F401
+        import llm_basics.model  # noqa: F401
+        import llm_basics.tokenizer  # noqa: F401
+
+        # A forked child can deadlock in its first matmul if the parent ever ran a multi-threaded op.
+        torch.set_num_threads(1)
         try:
-            __import__(name)
-        except ImportError:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set, or inter-op work already ran: the intra-op setting is what matters
             pass
+        _PRELOADED = True
+    if flop_counter and not _FLOPS_WARM:
+        warm_flop_counter()  # after set_num_threads(1): the warm-up matmul must not start a thread pool
+        _FLOPS_WARM = True
     gc.collect()
     gc.freeze()  # keep the parent's objects out of the children's collections (no copy-on-write storm)
-    _PRELOADED = True
 
 
 def _address_space_in_use() -> int:
@@ -139,9 +150,10 @@ def run_session(
     rootdir: Path,
     limits: Limits | None = None,
     extra_args: tuple[str, ...] = (),
+    flop_counter: bool = False,
 ) -> SessionResult:
     """Grade ``target`` with the graded tests in ``test_paths``; returns every test's record."""
-    preload()
+    preload(flop_counter=flop_counter)
     limits = limits or Limits()
     result = SessionResult()
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:

@@ -7,6 +7,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
+
+# Many of these tests fork graders from this process; a child forked after a multi-threaded torch op can
+# deadlock in its first matmul, so the whole project suite runs torch on one thread from the start.
+torch.set_num_threads(1)
 
 DEMO_POINTS = {
     "ex1": {"name": "ex1_demo", "title": "Demo one", "visible": 3, "hidden": 1},
