@@ -12,7 +12,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -71,11 +71,13 @@ def train_lm(
     batch_size: int,
     lr: float,
     seed: int,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Train ``model`` with AdamW on random windows of ``ids``; return the loss of every step.
 
     The windows are ``model.cfg.context_length + 1`` long. ``seed`` seeds both torch's global RNG and the
-    generator that picks the windows, so the same call gives the same losses.
+    generator that picks the windows, so the same call gives the same losses. ``on_step(step, loss)``, if
+    given, is called after every step (e.g. to print progress).
     """
     if steps < 0 or batch_size < 1:
         raise ValueError(f"need steps >= 0 and batch_size >= 1, got steps={steps}, batch_size={batch_size}")
@@ -101,4 +103,6 @@ def train_lm(
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(len(losses), losses[-1])
     return losses
