@@ -51,3 +51,8 @@ def check(verbose: bool = False) -> bool:
         for problem in problems if verbose else problems[:5]:
             print(f"     {problem}")
     return ok
+
+
+def add_check_parser(sub) -> None:
+    p = sub.add_parser("check", help="the reference must score full marks and the stubs zero")
+    p.set_defaults(func=lambda args: 0 if check(verbose=True) else 1)

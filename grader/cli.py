@@ -27,25 +27,6 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from grader.check import check
-
-    return 0 if check(verbose=True) else 1
-
-
-def cmd_stubs(args: argparse.Namespace) -> int:
-    from grader import stubs
-
-    if args.check:
-        stale = stubs.stale_stubs()
-        for name in stale:
-            print(f"exercises/{name} differs from what `make stubs` generates from solutions/{name}")
-        return 1 if stale else 0
-    for path in stubs.write_stubs():
-        print(f"wrote {path}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m grader", description="Grade and manage the lesson exercises.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,13 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and captured output")
     g.set_defaults(func=cmd_grade)
 
-    c = sub.add_parser("check", help="the reference must score full marks and the stubs zero")
-    c.set_defaults(func=cmd_check)
-
-    s = sub.add_parser("stubs", help="write exercises/ from solutions/")
-    s.add_argument("--check", action="store_true", help="only report stubs that differ from the generator's output")
-    s.set_defaults(func=cmd_stubs)
-
     from grader.plots import add_plots_parser
 
     add_plots_parser(sub)
@@ -79,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Instructor tools: present in this repository, left out of the student release.
 _OPTIONAL_COMMANDS = (
+    ("grader.check", "add_check_parser"),
+    ("grader.stubs", "add_stubs_parser"),
     ("grader.release", "add_release_parser"),
     ("grader.gradescope", "add_gradescope_parser"),
     ("grader.batch", "add_batch_parser"),

@@ -175,7 +175,7 @@ def run_session(
                 "-p", "grader.plugin",
                 "-p", "no:cacheprovider",
                 "--strict-markers",
-                "-q", "--no-header", "-rN",
+                "-q", "--no-header", "-rN", "--tb=native",  # native tracebacks: no AST work per failure
                 f"--timeout={limits.timeout:g}",
                 f"--target={target}",
                 f"--grader-events={events_path}",

@@ -88,3 +88,20 @@ def stale_stubs(solutions: Path = SOLUTIONS, exercises: Path = EXERCISES) -> lis
         if not path.is_file() or path.read_text() != text:
             stale.append(name)
     return stale
+
+
+def add_stubs_parser(sub) -> None:
+    p = sub.add_parser("stubs", help="write exercises/ from solutions/")
+    p.add_argument("--check", action="store_true", help="only report stubs that differ from the generator's output")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args) -> int:
+    if args.check:
+        stale = stale_stubs()
+        for name in stale:
+            print(f"exercises/{name} differs from what `make stubs` generates from solutions/{name}")
+        return 1 if stale else 0
+    for path in write_stubs():
+        print(f"wrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    return 0

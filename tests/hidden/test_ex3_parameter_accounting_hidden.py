@@ -1,0 +1,184 @@
+"""Exercise 3 (hidden tests): more configurations (no bias, RMSNorm, untied head, odd d_ff, one layer, a GPT-2
+sized model on the meta device) and the identities that tie the table's columns together."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from llm_basics.attention import MultiHeadAttention
+from llm_basics.model import ModelConfig, TinyLM, TransformerBlock
+
+MODULE = "ex3_parameter_accounting"
+
+
+def numel(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def meta_model(cfg: ModelConfig) -> TinyLM:
+    with torch.device("meta"):
+        return TinyLM(cfg)
+
+
+@st.composite
+def configs(draw, *, tie=st.booleans(), bias=st.booleans(), norm=st.sampled_from(["layernorm", "rmsnorm"])):
+    n_heads = draw(st.sampled_from([1, 2, 3, 4]))
+    return ModelConfig(
+        vocab_size=draw(st.integers(1, 300)),
+        context_length=draw(st.integers(1, 64)),
+        d_model=n_heads * draw(st.integers(1, 16)),
+        n_heads=n_heads,
+        n_layers=draw(st.integers(1, 4)),
+        d_ff=draw(st.one_of(st.none(), st.integers(1, 100))),
+        norm=draw(norm),
+        bias=draw(bias),
+        tie_weights=draw(tie),
+    )
+
+
+def describe(cfg: ModelConfig) -> str:
+    return (
+        f"V={cfg.vocab_size}, T={cfg.context_length}, d={cfg.d_model}, n_heads={cfg.n_heads}, L={cfg.n_layers}, "
+        f"d_ff={cfg.ffn_dim}, norm={cfg.norm}, bias={cfg.bias}, tied={cfg.tie_weights}"
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("d_model", [1, 6, 32])
+def test_attention_params_without_bias(student, d_model):
+    """attention_params(d, bias=False) is exactly 4·d²: no biases are counted when bias is off."""
+    ex = student(MODULE)
+    expected = numel(MultiHeadAttention(d_model, 1, bias=False))
+    got = ex.attention_params(d_model, bias=False)
+    assert got == expected, f"expected {expected} = 4·d² for d={d_model} with bias=False (no biases), got {got}"
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("d_model", [1, 10, 96])
+def test_norm_params_rmsnorm_has_no_bias(student, d_model):
+    """RMSNorm has a weight of d numbers and never a bias, even when bias=True."""
+    ex = student(MODULE)
+    for bias in (True, False):
+        got = ex.norm_params(d_model, kind="rmsnorm", bias=bias)
+        assert got == d_model, f"expected {d_model} for an RMSNorm of width {d_model} (bias={bias}; no bias), got {got}"
+
+
+@pytest.mark.points(2)
+@given(cfg=configs(tie=st.just(False)))
+def test_model_params_untied_head(student, cfg):
+    """An untied head is its own V×d matrix (no bias); the total still matches the real count."""
+    ex = student(MODULE)
+    got = ex.model_params(cfg)
+    head = cfg.vocab_size * cfg.d_model
+    assert got["lm_head"] == head, f"expected lm_head = V·d = {head} for an untied head, got {got['lm_head']}"
+    total = numel(meta_model(cfg))
+    assert sum(got.values()) == total, f"expected a total of {total} for {describe(cfg)}, got {sum(got.values())}"
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("bias", [True, False])
+def test_model_params_independent_of_heads(student, bias):
+    """n_heads does not change any count: the heads share out the d columns of the projections."""
+    ex = student(MODULE)
+    counts = {}
+    for n_heads in (1, 2, 4, 8, 16):
+        cfg = ModelConfig(vocab_size=100, context_length=16, d_model=32, n_heads=n_heads, n_layers=2, bias=bias)
+        counts[n_heads] = ex.model_params(cfg)
+        assert sum(counts[n_heads].values()) == numel(meta_model(cfg)), (
+            f"expected a total of {numel(meta_model(cfg))} with n_heads={n_heads} (heads add no weights), "
+            f"got {sum(counts[n_heads].values())}"
+        )
+    assert all(c == counts[1] for c in counts.values()), f"expected the same counts for every n_heads, got {counts}"
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ModelConfig(vocab_size=7, context_length=3, d_model=6, n_heads=3, n_layers=1, d_ff=5),
+        ModelConfig(vocab_size=7, context_length=3, d_model=6, n_heads=2, n_layers=1, d_ff=13, bias=False),
+        ModelConfig(vocab_size=7, context_length=3, d_model=6, n_heads=1, n_layers=1, d_ff=2, norm="rmsnorm"),
+    ],
+    ids=["d_ff=5", "d_ff=13-no-bias", "d_ff=2-rmsnorm"],
+)
+def test_measured_params_block_children(student, cfg):
+    """measured_params(block) counts the block's children norm1, attn, norm2, ffn; block_params agrees."""
+    ex = student(MODULE)
+    block = TransformerBlock(cfg)
+    expected = {name: numel(child) for name, child in block.named_children()}
+    got = ex.measured_params(block)
+    assert got == expected, f"expected {expected} for a block with {describe(cfg)}, got {got!r}"
+    formulas = ex.block_params(cfg)
+    assert formulas["ffn"] == expected["ffn"], (
+        f"expected ffn = {expected['ffn']} with d_ff={cfg.d_ff} (use cfg.ffn_dim, not 4·d), got {formulas['ffn']}"
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("tie", [True, False])
+def test_explain_gpt2_small_on_meta(student, tie):
+    """explain() on a GPT-2 small config (build the model on the meta device): 124,439,808 when tied."""
+    ex = student(MODULE)
+    cfg = ModelConfig(vocab_size=50257, context_length=1024, d_model=768, n_heads=12, n_layers=12, tie_weights=tie)
+    rows = ex.explain(cfg)
+    expected = 124_439_808 + (0 if tie else 50257 * 768)
+    exact = sum(row["exact"] for row in rows)
+    measured = sum(row["measured"] for row in rows)
+    assert exact == expected, f"expected {expected:,} parameters in the exact column (tied={tie}), got {exact:,}"
+    assert measured == expected, (
+        f"expected {expected:,} parameters in the measured column (tied={tie}), got {measured:,}"
+    )
+
+
+@pytest.mark.points(2)
+@given(cfg=configs())
+def test_explain_total_identities(student, cfg):
+    """approx is the headline (L·4·d², L·2·d·d_ff, V·d, T·d, head V·d if untied, 0 for norms); the rest is
+    biases and norms."""
+    ex = student(MODULE)
+    rows = {row["component"]: row for row in ex.explain(cfg)}
+    V, T, d, L, d_ff = cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.n_layers, cfg.ffn_dim
+    headline = {
+        "token_embedding": V * d,
+        "position_embedding": T * d,
+        "attention": L * 4 * d * d,
+        "ffn": L * 2 * d * d_ff,
+        "block_norms": 0,
+        "final_norm": 0,
+        "lm_head": 0 if cfg.tie_weights else V * d,
+    }
+    for name, value in headline.items():
+        assert rows[name]["approx"] == value, (
+            f"expected approx {value} for {name} with {describe(cfg)} (the headline ignores biases and norms), "
+            f"got {rows[name]['approx']}"
+        )
+    norm = 2 * d if (cfg.norm == "layernorm" and cfg.bias) else d
+    biases = L * (4 * d + d_ff + d) if cfg.bias else 0
+    extra = biases + (2 * L + 1) * norm
+    difference = sum(row["difference"] for row in rows.values())
+    assert difference == extra, (
+        f"expected the differences to add up to {extra} (biases {biases} + norm weights/biases "
+        f"{(2 * L + 1) * norm}) for {describe(cfg)}, got {difference}"
+    )
+    total = numel(meta_model(cfg))
+    approx = sum(row["approx"] for row in rows.values())
+    assert approx + difference == total, f"expected approx + difference == {total}, got {approx + difference}"
+
+
+@pytest.mark.points(1)
+def test_format_table_lists_rows_and_total(student):
+    """format_table(rows): a header, one line per component, and a 'total' line with f"{n:,}" sums."""
+    ex = student(MODULE)
+    cfg = ModelConfig(vocab_size=50257, context_length=1024, d_model=768, n_heads=12, n_layers=12)
+    rows = ex.explain(cfg)
+    text = ex.format_table(rows)
+    assert isinstance(text, str), f"expected a str, got {type(text).__name__}"
+    lines = text.splitlines()
+    for row in rows:
+        assert any(line.strip(" |").startswith(row["component"]) for line in lines), (
+            f"expected a line that starts with {row['component']!r}, got:\n{text}"
+        )
+    totals = [line for line in lines if line.strip(" |").lower().startswith("total")]
+    assert totals, f"expected a line starting with 'total', got:\n{text}"
+    assert "124,439,808" in totals[-1], f"expected the total line to hold 124,439,808, got {totals[-1]!r}"
