@@ -121,8 +121,16 @@ class StudentLoader:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except (Exception, SystemExit) as exc:  # a student file may raise anything at import, even SystemExit
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a student file may raise anything at import, even SystemExit
             sys.modules.pop(module_name, None)
+            if type(exc).__name__ == "Failed" and "Timeout" in str(exc):  # pytest-timeout stopped the import
+                # remembered like any import error, so the other tests do not wait for the same loop again
+                return StudentImportError(
+                    f"{path.name}: importing it did not finish within the time limit; is there an infinite"
+                    " loop or a long computation at the top level of the file?"
+                )
             return StudentImportError(_describe_import_error(path, exc))
         return module
 

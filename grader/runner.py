@@ -9,6 +9,7 @@ the test that crashed, never the report.
 
 from __future__ import annotations
 
+import collections
 import gc
 import json
 import os
@@ -27,6 +28,7 @@ DEFAULT_TIMEOUT = 30.0  # seconds per test, enforced inside the child by pytest-
 HARD_GRACE = 10.0  # extra seconds before the parent kills a child stuck where signals cannot reach
 OUTPUT_LIMIT = 32 * 1024 * 1024  # bytes a child may write to any file (captured prints included)
 MAX_RESTARTS = 200
+MAX_LOST_PER_EXERCISE = 2  # tests of one exercise that may kill or hang the child before the rest are skipped
 
 
 class GradingError(RuntimeError):
@@ -162,6 +164,7 @@ def run_session(
         workdir.mkdir()
         skip_path = tmpdir / "skip.txt"
         skip: list[str] = []
+        lost_by_exercise: collections.Counter = collections.Counter()
         for attempt in range(MAX_RESTARTS):
             events_path = tmpdir / f"events-{attempt}.jsonl"
             log_path = tmpdir / f"log-{attempt}.txt"
@@ -187,6 +190,7 @@ def run_session(
             progressed = _absorb(result, events)
             lost = _lost_test(events)
             if lost is not None:
+                lost_by_exercise[_exercise_of(result, lost)] += 1
                 kind = "timeout" if status == "hard-timeout" else "crash"
                 reason = (
                     f"did not finish within {limits.timeout + HARD_GRACE:g} s and was stopped (stuck inside a"
@@ -202,6 +206,16 @@ def run_session(
                 progressed = True
             if not result.tests and not result.records:
                 raise GradingError(f"pytest could not collect the graded tests ({status}):\n{result.log[-3000:]}")
+            # an exercise that killed the grading process twice is not run further: each crash or hang that
+            # the per-test timeout cannot stop costs up to timeout + grace seconds
+            for info in result.tests:
+                if info["nodeid"] not in result.records and lost_by_exercise[info["exercise"]] >= MAX_LOST_PER_EXERCISE:
+                    result.records[info["nodeid"]] = {
+                        "event": "result", "nodeid": info["nodeid"], "outcome": "failed", "kind": "crash",
+                        "reason": f"not run: {info['exercise']} crashed or hung the grading process"
+                        f" {MAX_LOST_PER_EXERCISE} times; fix that first",
+                        "longrepr": "", "output": "", "duration": 0.0,
+                    }
             remaining = [t["nodeid"] for t in result.tests if t["nodeid"] not in result.records]
             if not remaining:
                 break
@@ -304,6 +318,10 @@ def _absorb(result: SessionResult, events: list[dict]) -> bool:
             result.records[event["nodeid"]] = event
             progressed = True
     return progressed
+
+
+def _exercise_of(result: SessionResult, nodeid: str) -> str:
+    return next((t["exercise"] for t in result.tests if t["nodeid"] == nodeid), "")
 
 
 def _lost_test(events: list[dict]) -> str | None:

@@ -183,3 +183,21 @@ def test_cli_reports_usage_problems_with_exit_2():
     proc = subprocess.run([sys.executable, "-m", "grader", "grade", "--exercise", "ex9"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "unknown exercise 'ex9'" in proc.stderr
+
+
+def test_endless_loop_at_import_costs_one_timeout_not_one_per_test(demo_tests, make_submission):
+    sub = make_submission(ex1_demo="while True:\n    pass\n")
+    doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0))
+    ex1 = [t for t in doc["tests"] if t["extra_data"]["exercise"] == "ex1"]
+    assert all("did not finish within the time limit" in t["extra_data"]["reason"] for t in ex1)
+    assert doc["execution_time"] < 20  # one timeout, then the remembered error; not 1 s per test
+    assert exercise(doc, "ex2")["score"] == 2
+
+
+def test_exercise_that_keeps_crashing_is_cut_short(demo_tests, make_submission):
+    sub = make_submission(ex1_demo="import os\nos._exit(9)\n")
+    doc = grade(sub, tests_dir=demo_tests, limits=FAST)
+    reasons = [t["extra_data"]["reason"] for t in doc["tests"] if t["extra_data"]["exercise"] == "ex1"]
+    assert sum("exit code 9" in r for r in reasons) == 2
+    assert sum("crashed or hung the grading process 2 times" in r for r in reasons) == len(reasons) - 2
+    assert exercise(doc, "ex2")["score"] == 2

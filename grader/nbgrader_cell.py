@@ -1,0 +1,245 @@
+"""The notebook side of the nbgrader course: three cell magics that the lesson notebook's first cell loads.
+
+    %load_ext grader.nbgrader_cell
+
+``%%exercise ex2_topk_attention``
+    A solution cell. Its body is the exercise module, exactly the text of ``exercises/ex2_topk_attention.py``
+    once filled in. The magic saves it as ``ex2_topk_attention.py`` in a folder private to this kernel, then
+    imports it (as ``from ex2_topk_attention import *``) so that the next cells can try it. While nbgrader
+    autogrades, the code is only saved: it then runs nowhere but in the grader's sandboxed child process,
+    exactly as a ``.py`` submission would, so a crash or an endless loop in it cannot take the kernel (and
+    the other exercises) down.
+
+``%%graded_tests test_ex2_topk_attention.py 15``
+    An autograded test cell. Its body is that graded test file, verbatim (hidden tests sit in nbgrader's
+    hidden-test block, so they are only there when nbgrader grades). The saved module is graded with the same
+    runner, plugin and results code as ``python -m grader``; the cell prints what was lost and why, and its
+    value is the points earned, which is how nbgrader gives partial credit. The value never exceeds the
+    cell's points, and nothing is written to stderr (nbgrader gives 0 to a cell with any stderr output).
+
+``%%walkthrough``
+    Runs the lesson's walkthrough code. It is not graded, so it is skipped while nbgrader autogrades.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.util
+import io
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+MODULE_RE = re.compile(r"^ex\d+_\w+$")
+TEST_FILE_RE = re.compile(r"^(?P<hidden>hidden/)?test_(?P<ex>ex\d+)_\w+\.py$")
+SUPPORT_SUFFIXES = (".py", ".json")  # conftest.py, points.json, helper modules: copied next to the test file
+
+_folder: Path | None = None
+
+
+def autograding() -> bool:
+    """True while ``nbgrader autograde`` runs the notebook (nbgrader sets this variable for the kernel)."""
+    return os.environ.get("NBGRADER_EXECUTION") == "autograde"
+
+
+def submission_folder() -> Path:
+    """The folder (one per kernel) where the exercise cells are saved as ``exN_*.py``: the graded target."""
+    global _folder
+    if _folder is None:
+        _folder = Path(tempfile.mkdtemp(prefix="lesson1-notebook-"))
+        atexit.register(shutil.rmtree, _folder, True)
+    return _folder
+
+
+def save_exercise(name: str, source: str, folder: Path | None = None) -> Path:
+    """Write one exercise cell's code as ``<folder>/<name>.py``."""
+    if not MODULE_RE.match(name):
+        raise ValueError(f"%%exercise needs an exercise module name like ex1_special_tokens, got {name!r}")
+    path = (folder or submission_folder()) / f"{name}.py"
+    path.write_text(source)
+    return path
+
+
+def _tests_dir() -> Path:
+    from grader.grading import TESTS_DIR
+
+    return TESTS_DIR
+
+
+def _copy_support(src: Path, dst: Path) -> None:
+    """Copy what a graded test file needs beside it (conftest.py, points.json, helpers), never a test file."""
+    dst.mkdir(parents=True, exist_ok=True)
+    if not src.is_dir():
+        return
+    for path in src.iterdir():
+        if path.is_file() and path.suffix in SUPPORT_SUFFIXES and not path.name.startswith("test_"):
+            shutil.copy(path, dst / path.name)
+
+
+@contextlib.contextmanager
+def silenced():
+    """Send everything (Python streams, file descriptors 1 and 2, warnings) to a scratch file.
+
+    The kernel's streams are not fork-safe, and anything on stderr would cost the whole cell its points.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = (os.dup(1), os.dup(2))
+    old = (sys.stdout, sys.stderr)
+    with tempfile.TemporaryFile() as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            sys.stdout = sys.stderr = io.StringIO()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        finally:
+            sys.stdout, sys.stderr = old
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def grade_tests(
+    test_file: str,
+    source: str,
+    *,
+    folder: Path | None = None,
+    tests_dir: Path | None = None,
+) -> tuple[dict, float]:
+    """Grade the saved exercise with one graded test file (given as text).
+
+    Returns the results document and the points earned, unrounded (the document rounds each test's points).
+
+    ``test_file`` is the file's path under ``tests/`` (``test_ex1_special_tokens.py`` or
+    ``hidden/test_ex1_special_tokens_hidden.py``): it names the exercise and says whether the tests are hidden.
+    """
+    from grader import results
+    from grader.runner import Limits, run_session
+
+    match = TEST_FILE_RE.match(test_file)
+    if not match:
+        raise ValueError(f"not a graded test file name: {test_file!r}")
+    exercise, hidden = match.group("ex"), bool(match.group("hidden"))
+    tests_dir = tests_dir or _tests_dir()
+    folder = folder or submission_folder()
+    points = results.load_points(tests_dir)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lesson1-cell-") as tmp:
+        graded = Path(tmp) / "tests"
+        _copy_support(tests_dir, graded)
+        _copy_support(tests_dir / "hidden", graded / "hidden")
+        path = graded / test_file
+        path.write_text(source)
+        with silenced():
+            session = run_session([path], target=folder, rootdir=Path(tmp), limits=Limits())
+    doc = results.build(
+        session,
+        points=points,
+        target=str(folder),
+        hidden_run=hidden,
+        exercises=[exercise],
+        execution_time=time.perf_counter() - start,
+    )
+    earned = sum(
+        info["points"] for info in session.tests if session.records.get(info["nodeid"], {}).get("outcome") == "passed"
+    )
+    return doc, earned
+
+
+def cell_value(earned: float, cap: float) -> float:
+    """What the cell shows: the points earned to 6 decimals, never above ``cap`` (nbgrader fails above it).
+
+    Six decimals, not two: nbgrader adds the two cells of an exercise, and rounding each to 2 decimals could
+    make that sum differ by 0.01 from the batch grader's rounded exercise total.
+    """
+    return min(float(cap), round(earned, 6))
+
+
+def feedback(doc: dict, earned: float, cap: float) -> str:
+    """A few lines for the student: the score, then every lost point with its hint and reason."""
+    side = "hidden" if doc["lesson"]["hidden_run"] else "visible"
+    lines = [f"{side} tests: {earned:g} / {cap:g} points"]
+    for test in doc["tests"]:
+        if test["status"] != "passed":
+            name = test["name"].split(": ", 1)[-1]
+            extra = test["extra_data"]
+            why = " - ".join(x for x in (extra["hint"], extra["reason"]) if x)
+            lines.append(f"  lost {test['max_score']:g}: {name}: {why}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The IPython magics
+# ----------------------------------------------------------------------------------------------------------
+
+
+def load_exercise(path: Path) -> ModuleType:
+    """Import a saved exercise as the module ``exN_name`` (not ``__main__``: its main block must not run)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _exercise_magic(line: str, cell: str):
+    path = save_exercise(line.strip(), cell)
+    if autograding():
+        return None
+    from IPython import get_ipython
+
+    module = load_exercise(path)
+    # as after `from exN_name import *`, plus the module itself, so the next cells can try the code
+    public = getattr(module, "__all__", [n for n in vars(module) if not n.startswith("_")])
+    namespace = get_ipython().user_ns
+    namespace.update({n: getattr(module, n) for n in public})
+    namespace[path.stem] = module
+    return None
+
+
+def _graded_tests_magic(line: str, cell: str):
+    parts = line.split()
+    if len(parts) != 2:
+        raise ValueError("usage: %%graded_tests <test file under tests/> <points>")
+    test_file, cap = parts[0], float(parts[1])
+    if "def test" not in cell:
+        if autograding():  # a grade cell whose tests are missing must not earn its points by printing nothing
+            raise RuntimeError(f"{test_file}: no tests in this cell")
+        print(f"These {cap:g} points are hidden tests: they run when your notebook is graded.")
+        return None
+    doc, earned = grade_tests(test_file, cell)
+    value = cell_value(earned, cap)
+    print(feedback(doc, value, cap))
+    return value
+
+
+def _walkthrough_magic(line: str, cell: str):
+    if autograding():
+        print("(walkthrough code is not graded: skipped while grading)")
+        return None
+    from IPython import get_ipython
+
+    get_ipython().run_cell(cell, store_history=False)
+    return None
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext grader.nbgrader_cell``: register the magics and import the heavy modules once."""
+    from grader.runner import preload
+
+    with silenced():
+        preload()  # torch, pytest, hypothesis: imported once, so each graded cell forks in milliseconds
+    ipython.register_magic_function(_exercise_magic, "cell", "exercise")
+    ipython.register_magic_function(_graded_tests_magic, "cell", "graded_tests")
+    ipython.register_magic_function(_walkthrough_magic, "cell", "walkthrough")
