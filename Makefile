@@ -21,7 +21,8 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # pip -q still warns about unreachable index locations on some machines: hide that noise, keep real errors.
-PIP_INSTALL = $(PY) -m pip install -q --progress-bar off
+PIP_EXTRA ?=
+PIP_INSTALL = $(PY) -m pip install -q --progress-bar off $(PIP_EXTRA)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -17,7 +16,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from grader import report, results
     from grader.grading import grade
 
-    doc = grade(args.target, exercises=args.exercise, hidden=args.hidden, limits=Limits(timeout=args.timeout))
+    progress = report.progress_line(sys.stderr) if sys.stderr.isatty() else None
+    doc = grade(args.target, exercises=args.exercise, hidden=args.hidden, limits=Limits(timeout=args.timeout),
+                on_progress=progress)
+    if progress:
+        progress.clear()
     results.write(doc, Path(args.json))
     if args.junit_xml:
         Path(args.junit_xml).parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plots_parser(sub)
     for module, function in _OPTIONAL_COMMANDS:
-        if importlib.util.find_spec(module) is None:  # the student release ships without the instructor tools
+        # the student release ships without the instructor tools; look next to this file only, so that another
+        # copy of the project installed in the same environment cannot lend them
+        if not (Path(__file__).parent / f"{module.rsplit('.', 1)[1]}.py").is_file():
             continue
         getattr(importlib.import_module(module), function)(sub)
     return parser

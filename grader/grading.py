@@ -50,6 +50,7 @@ def grade(
     hidden: bool = False,
     tests_dir: Path = TESTS_DIR,
     limits: Limits | None = None,
+    on_progress=None,
 ) -> dict:
     """Grade ``target`` (exercises, solutions, or a folder of exN_*.py files) and return the results document."""
     start = time.perf_counter()
@@ -58,7 +59,10 @@ def grade(
     hidden = hidden and has_hidden_tests(tests_dir)
     files = suite_files(chosen, hidden=hidden, tests_dir=tests_dir)
     # ex4's suites count FLOPs: warm the counter in the parent so that no forked child pays for it
-    session = run_session(files, target=target, rootdir=tests_dir.parent, limits=limits, flop_counter="ex4" in chosen)
+    session = run_session(
+        files, target=target, rootdir=tests_dir.parent, limits=limits, flop_counter="ex4" in chosen,
+        on_progress=on_progress,
+    )
     return results.build(
         session,
         points=points,

@@ -32,6 +32,16 @@ MAX_REASON_CHARS = 300
 POINTS = pytest.StashKey[float]()
 INFO = pytest.StashKey[dict]()
 REPORTS = pytest.StashKey[dict]()
+STRIKES = pytest.StashKey[dict]()  # exercise -> tests that timed out or crashed the process
+
+# After this many timeouts or crashes in one exercise, its remaining tests are not run: an endless loop would
+# otherwise cost the full timeout in every test that calls the looping function.
+MAX_STRIKES = 2
+STRIKE_KINDS = ("timeout", "crash")
+
+
+class CutShort(Exception):
+    """Raised instead of running a test of an exercise that already used up its strikes."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,9 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--grader-events", default=None, help="append one JSON line per grading event to this file")
     group.addoption(
-        "--grader-skip",
+        "--grader-state",
         default=None,
-        help="file with node ids (one a line) to leave out: the runner uses it to resume after a crash",
+        help="JSON file from the runner: node ids already graded (left out) and strikes per exercise so far",
     )
 
 
@@ -54,6 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "points(n): points a graded test is worth (a parametrized test splits them over its cases)"
     )
     config.stash[REPORTS] = {}
+    config.stash[STRIKES] = {}
     path = config.getoption("--grader-events")
     config._grader_events_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None
 
@@ -188,9 +199,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         key = (str(item.path), getattr(item, "originalname", item.name))
         item.stash[POINTS] = float(marker.args[0]) / siblings[key]
     # 3. leave out what the runner already has results for
-    skip_file = config.getoption("--grader-skip")
-    if skip_file:
-        skip = set(Path(skip_file).read_text().splitlines())
+    state_file = config.getoption("--grader-state")
+    if state_file:
+        state = json.loads(Path(state_file).read_text())
+        config.stash[STRIKES].update(state.get("strikes", {}))
+        skip = set(state.get("done", []))
         kept = [item for item in items if item.nodeid not in skip]
         config.hook.pytest_deselected(items=[item for item in items if item.nodeid in skip])
         items[:] = kept
@@ -204,8 +217,26 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
     _emit(item.config, {"event": "start", "nodeid": item.nodeid})
     result = yield
     reports = item.config.stash[REPORTS].pop(item.nodeid, [])
-    _emit(item.config, _fold(item.nodeid, reports))
+    record = _fold(item.nodeid, reports)
+    if record["kind"] in STRIKE_KINDS:
+        exercise = describe_test(item)["exercise"]
+        item.config.stash[STRIKES][exercise] = item.config.stash[STRIKES].get(exercise, 0) + 1
+    _emit(item.config, record)
     return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    exercise = describe_test(item)["exercise"]
+    if item.config.stash[STRIKES].get(exercise, 0) >= MAX_STRIKES:
+        raise CutShort(cut_short_reason(exercise))
+
+
+def cut_short_reason(exercise: str) -> str:
+    return (
+        f"not run: {MAX_STRIKES} tests of {exercise} already timed out or crashed (an endless loop?);"
+        " fix that first, then grade again"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -221,6 +252,8 @@ def _one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
 def reason_from_excinfo(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> tuple[str, str]:
     """(kind, reason): kind is one of not_implemented, timeout, failed, error, exit."""
     exc = excinfo.value
+    if isinstance(exc, CutShort):
+        return "cut", str(exc)
     if isinstance(exc, NotImplementedError):
         return "not_implemented", _one_line(f"not implemented yet: {exc}")
     if excinfo.typename == "Failed" and "Timeout" in str(exc):
@@ -258,6 +291,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+_INTERNAL_FRAME = re.compile(r'^  File ".*[/\\](_pytest|pluggy|pytest_timeout\.py)')
+
+
+def _without_pytest_frames(text: str) -> str:
+    """A native traceback without the frames of pytest's own machinery (they say nothing about the bug)."""
+    out, skipping = [], False
+    for line in text.splitlines():
+        if line.startswith("  File "):
+            skipping = bool(_INTERNAL_FRAME.match(line))
+        elif not line.startswith("    "):
+            skipping = False
+        if not skipping:
+            out.append(line)
+    return "\n".join(out)
+
+
 def _fold(nodeid: str, reports: list[pytest.TestReport]) -> dict:
     """Fold the setup/call/teardown reports of one test into one record."""
     outcome, kind, reason, longrepr = "passed", "passed", "", ""
@@ -271,7 +320,7 @@ def _fold(nodeid: str, reports: list[pytest.TestReport]) -> dict:
             else:
                 kind = props.get("grader_kind", "failed")
                 reason = props.get("grader_reason") or _one_line((rep.longreprtext.strip().splitlines() or [""])[-1])
-            longrepr = rep.longreprtext
+            longrepr = _without_pytest_frames(rep.longreprtext)
             break
     output = "".join(text for title, text in (reports[-1].sections if reports else []) if "Captured" in title)
     if len(output) > MAX_OUTPUT_CHARS:

@@ -48,6 +48,11 @@ def _advice(doc: dict, verbose: bool) -> list[tuple[str, str]]:
             lines.append(("yellow", f"  not started: all {len(visible)} visible tests reach a NotImplementedError."))
             lines.append(("", f"  Open {target}/{names.get(ex, ex)}.py and replace each TODO."))
             continue
+        reasons = {t["extra_data"]["reason"] for t in visible}
+        if len(visible) > 1 and len(reasons) == 1 and not verbose:  # e.g. a syntax error: say it once
+            lines.append(("red", f"  x all {len(visible)} visible tests fail the same way:"))
+            lines.append(("dim", f"      -> {reasons.pop()}"))
+            visible = []
         for test in visible:
             extra = test["extra_data"]
             lines.append(("red", f"  x {extra['nodeid'].split('::', 1)[-1]}  (-{_fmt(test['max_score'])})"))
@@ -125,3 +130,22 @@ def print_report(doc: dict, *, verbose: bool = False, stream=None) -> None:
         render_rich(doc, Console(file=stream), verbose=verbose)
     else:
         stream.write(render_plain(doc, verbose=verbose))
+
+
+class progress_line:  # noqa: N801 - used like a function: on_progress=progress_line(sys.stderr)
+    """One status line, rewritten in place, while the tests run (only on a terminal)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.width = 0
+
+    def __call__(self, done: int, total: int, nodeid: str) -> None:
+        name = nodeid.split("/")[-1]
+        text = f"  grading {done}/{total}  {name}"[:100]
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = len(text)
+
+    def clear(self) -> None:
+        self.stream.write("\r" + " " * self.width + "\r")
+        self.stream.flush()
