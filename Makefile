@@ -6,60 +6,69 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEV    := $(VENV)/.installed-dev
 EX     ?=
 GRADE_ARGS ?=
-SUBMISSIONS ?= submissions
-OUT    ?= out/batch
-JOBS   ?= 2
+# pip -q still warns about unreachable index locations on some machines: hide that noise, keep real errors.
+PIP_EXTRA ?=
+PIP_INSTALL = $(PY) -m pip install -q --progress-bar off $(PIP_EXTRA)
+QUIET_PIP = 2>&1 | grep -v "is ignored: it is neither" || true
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup grade test check stubs walkthrough plots bench release batch gradescope nbgrader clean
+.PHONY: help setup grade test walkthrough plots clean
+# BEGIN instructor-only
+.PHONY: check stubs bench release batch gradescope nbgrader
+DEV         := $(VENV)/.installed-dev
+TEST_SETUP  := $(DEV)
+SUBMISSIONS ?= submissions
+OUT         ?= out/batch
+JOBS        ?= 2
+# END instructor-only
+TEST_SETUP ?= $(STAMP)
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-# pip -q still warns about unreachable index locations on some machines: hide that noise, keep real errors.
-PIP_EXTRA ?=
-PIP_INSTALL = $(PY) -m pip install -q --progress-bar off $(PIP_EXTRA)
-
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Setting up $(VENV): torch 2.13.0 (CPU), pytest, rich... (first run only, about a minute)"
-	@$(PIP_INSTALL) -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PIP_INSTALL) -e . $(QUIET_PIP)
 	@$(PY) -c "import torch, pytest, pytest_timeout, hypothesis, rich, matplotlib" || { echo "setup failed: see the pip output above"; exit 1; }
 	@touch $(STAMP)
 
+setup: $(STAMP) ## create .venv and install the dependencies (done by the other targets when needed)
+
+grade: $(STAMP) ## grade your exercises (EX=ex2 for one exercise; GRADE_ARGS=-v for tracebacks)
+	@$(PY) -m grader grade $(if $(EX),--exercise $(EX)) $(GRADE_ARGS)
+
+test: $(TEST_SETUP) ## run the project's whole test suite
+	@$(PY) -m pytest project_tests -q
+
+walkthrough: $(STAMP) ## run the three lesson walkthroughs
+	@for s in resources/lesson-1-llm-basics/step*.py; do echo "== $$s"; $(PY) $$s || exit 1; done
+
+plots: $(STAMP) ## draw the exercise figures (top-k heatmap, scaling log-log) with your code into plots/
+	@$(PY) -m grader plots --target exercises --out plots
+
+clean: ## remove generated folders (keeps .venv)
+	rm -rf dist out plots .grades .hypothesis
+# BEGIN instructor-only
+
 $(DEV): $(STAMP)
 	@echo "Adding the instructor and test tools (jsonschema, nbgrader)..."
-	@$(PIP_INSTALL) -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PIP_INSTALL) -e ".[dev]" $(QUIET_PIP)
 	@$(PY) -c "import jsonschema, nbgrader" || { echo "setup failed: see the pip output above"; exit 1; }
 	@touch $(DEV)
 
-setup: $(STAMP) ## create .venv and install the dependencies (done by the other targets when needed)
-
-grade: $(STAMP) ## grade your exercises (EX=ex2 for one exercise)
-	@$(PY) -m grader grade $(if $(EX),--exercise $(EX)) $(GRADE_ARGS)
-
-test: $(DEV) ## run the project's whole test suite
-	@$(PY) -m pytest project_tests -q
-
-check: $(DEV) ## reference must score 100, untouched stubs 0
+check: $(DEV) ## reference must score 100 and the untouched stubs 0 (hidden tests included)
 	@$(PY) -m grader check
 
 stubs: $(STAMP) ## regenerate exercises/ from solutions/
 	@$(PY) -m grader stubs
 
-walkthrough: $(STAMP) ## run the three lesson walkthroughs
-	@for s in resources/lesson-1-llm-basics/step*.py; do echo "== $$s"; $(PY) $$s || exit 1; done
-
-plots: $(STAMP) ## write the exercise plots (top-k heatmap, scaling log-log) to plots/
-	@$(PY) -m grader plots --target solutions --out plots
-
-bench: $(DEV) ## run the benchmarks (tokenizer, block, grade, batch; prints figures, never fails on speed)
-	@$(PIP_INSTALL) -e ".[dev,bench]" 2>&1 | grep -v "is ignored: it is neither" || true
-	@for b in bench/bench_tokenizer.py bench/bench_block.py bench/bench_grade.py bench/bench_batch.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+bench: $(DEV) ## run the benchmarks (tokenizer, block, grade, batch, nbgrader); prints figures, never fails on speed
+	@$(PIP_INSTALL) -e ".[dev,bench]" $(QUIET_PIP)
+	@for b in bench/bench_tokenizer.py bench/bench_block.py bench/bench_grade.py bench/bench_batch.py bench/bench_nbgrader.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 release: $(DEV) ## write the student release to dist/student/
 	@$(PY) -m grader release --out dist/student
@@ -72,6 +81,4 @@ gradescope: $(DEV) ## write dist/gradescope/autograder.zip
 
 nbgrader: $(DEV) ## write the nbgrader course to dist/nbgrader/
 	@$(PY) -m grader nbgrader --out dist/nbgrader
-
-clean: ## remove generated folders (keeps .venv)
-	rm -rf dist out plots .grades .hypothesis
+# END instructor-only

@@ -3,7 +3,7 @@
 What goes in, and from where::
 
     README.md        this repository's README minus every <!-- instructor-only --> ... <!-- /instructor-only -->
-    Makefile         generated: help, setup, grade, test, walkthrough, plots (when the grader has it), clean
+    Makefile         this one minus every # BEGIN instructor-only ... # END instructor-only block
     pyproject.toml   this one, without the instructor-only optional dependencies (bench, nbgrader)
     .gitignore       this one
     llm_basics/      the given lesson code, as is
@@ -40,11 +40,13 @@ INSTRUCTOR_MODULES = frozenset({"release", "gradescope", "batch", "nbgrader_expo
 INSTRUCTOR_COMMANDS = frozenset({"check", "stubs", "release", "gradescope", "gradescope-run", "batch", "nbgrader"})
 GRADER_DATA_SUFFIXES = (".ini", ".json")
 PROJECT_TESTS = ("test_tokenizer.py", "test_corpus.py", "test_attention.py", "test_model.py", "test_generation.py")
-INSTRUCTOR_EXTRAS = ("bench", "nbgrader")
+INSTRUCTOR_EXTRAS = ("dev", "bench")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".DS_Store", ".pytest_cache", ".hypothesis")
 
 README_BEGIN = "<!-- instructor-only -->"
 README_END = "<!-- /instructor-only -->"
+MAKEFILE_BEGIN = "# BEGIN instructor-only"
+MAKEFILE_END = "# END instructor-only"
 MARKER_FILE = ".lesson-release"  # marks a folder this module wrote, so a rebuild may replace it
 
 MIN_SECRET_CHARS = 26  # shorter solution lines ("return out, weights") are too generic to count as a leak
@@ -60,7 +62,9 @@ class ReleaseError(RuntimeError):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def strip_instructor_sections(text: str, begin: str = README_BEGIN, end: str = README_END) -> str:
+def strip_instructor_sections(
+    text: str, begin: str = README_BEGIN, end: str = README_END, *, name: str = "README.md"
+) -> str:
     """Drop every ``begin`` ... ``end`` section (markers included); text without markers comes back unchanged."""
     out: list[str] = []
     opened_at = None
@@ -68,16 +72,16 @@ def strip_instructor_sections(text: str, begin: str = README_BEGIN, end: str = R
         stripped = line.strip()
         if stripped == begin:
             if opened_at is not None:
-                raise ReleaseError(f"README.md line {number}: {begin} inside the section opened at line {opened_at}")
+                raise ReleaseError(f"{name} line {number}: {begin} inside the section opened at line {opened_at}")
             opened_at = number
         elif stripped == end:
             if opened_at is None:
-                raise ReleaseError(f"README.md line {number}: {end} without a {begin} before it")
+                raise ReleaseError(f"{name} line {number}: {end} without a {begin} before it")
             opened_at = None
         elif opened_at is None:
             out.append(line)
     if opened_at is not None:
-        raise ReleaseError(f"README.md line {opened_at}: {begin} is never closed with {end}")
+        raise ReleaseError(f"{name} line {opened_at}: {begin} is never closed with {end}")
     return re.sub(r"\n{3,}", "\n\n", "".join(out))
 
 
@@ -100,57 +104,10 @@ def student_readme(repo: Path = REPO_ROOT) -> str:
     return strip_instructor_sections(path.read_text(encoding="utf-8"))
 
 
-MAKEFILE_HEAD = """\
-# Lesson 1, LLM basics (student copy). `make` (or `make help`) lists the targets.
-.DEFAULT_GOAL := help
-SHELL := /bin/bash
-
-PYTHON ?= python3
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
-EX     ?=
-GRADE_ARGS ?=
-
-export PIP_DISABLE_PIP_VERSION_CHECK := 1
-
-.PHONY: {phony}
-
-help: ## list the targets
-\t@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{{printf "  make %-12s %s\\n", $$1, $$2}}'
-
-$(STAMP): pyproject.toml
-\t@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-\t@echo "Setting up $(VENV) (first run only, about a minute)..."
-\t@$(PY) -m pip install -q -e .
-\t@touch $(STAMP)
-
-setup: $(STAMP) ## create .venv and install the dependencies (done by the other targets when needed)
-
-grade: $(STAMP) ## grade your exercises (EX=ex2 for one exercise)
-\t@$(PY) -m grader grade $(if $(EX),--exercise $(EX)) $(GRADE_ARGS)
-
-test: $(STAMP) ## run the tests of the lesson code in llm_basics/
-\t@$(PY) -m pytest project_tests -q
-
-walkthrough: $(STAMP) ## run the three lesson walkthroughs
-\t@for s in resources/lesson-1-llm-basics/step*.py; do echo "== $$s"; $(PY) $$s || exit 1; done
-"""
-
-MAKEFILE_PLOTS = """
-plots: $(STAMP) ## draw the exercise figures (top-k heatmap, scaling log-log) with your code into plots/
-\t@$(PY) -m grader plots --target exercises --out plots
-"""
-
-MAKEFILE_CLEAN = """
-clean: ## remove generated folders (keeps .venv)
-\trm -rf plots .grades .hypothesis
-"""
-
-
-def student_makefile(*, plots: bool) -> str:
-    targets = ["help", "setup", "grade", "test", "walkthrough", *(["plots"] if plots else []), "clean"]
-    return MAKEFILE_HEAD.format(phony=" ".join(targets)) + (MAKEFILE_PLOTS if plots else "") + MAKEFILE_CLEAN
+def student_makefile(repo: Path = REPO_ROOT) -> str:
+    """The Makefile without its ``# BEGIN instructor-only`` ... ``# END instructor-only`` blocks."""
+    text = (repo / "Makefile").read_text(encoding="utf-8")
+    return strip_instructor_sections(text, MAKEFILE_BEGIN, MAKEFILE_END, name="Makefile")
 
 
 def student_pyproject(text: str) -> str:
@@ -162,7 +119,7 @@ def student_pyproject(text: str) -> str:
             section = header.group(1).strip()
         key = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*=", line)
         if section == "project.optional-dependencies" and key and key.group(1) in INSTRUCTOR_EXTRAS:
-            if not line.rstrip().endswith("]"):
+            if not line.split("#", 1)[0].rstrip().endswith("]"):
                 raise ReleaseError(f"pyproject.toml: write the optional dependency group {key.group(1)!r} on one line")
             continue
         out.append(line)
@@ -362,7 +319,7 @@ def build_release(out: Path, *, repo: Path = REPO_ROOT) -> Path:
         instructor = sorted(set(commands) & INSTRUCTOR_COMMANDS)
         if instructor:
             raise ReleaseError(f"the release's `python -m grader --help` still lists {', '.join(instructor)}")
-        _write(stage / "Makefile", student_makefile(plots="plots" in commands))
+        _write(stage / "Makefile", student_makefile(repo))
         _write(stage / MARKER_FILE, "Written by `python -m grader release`; a rebuild replaces this folder.\n")
         leaks = find_leaks(stage, repo)
         if leaks:
