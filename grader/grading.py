@@ -58,11 +58,9 @@ def grade(
     chosen = [normalise_exercise(e, tests_dir) for e in exercises] if exercises else list(points)
     hidden = hidden and has_hidden_tests(tests_dir)
     files = suite_files(chosen, hidden=hidden, tests_dir=tests_dir)
-    # ex4's suites count FLOPs: warm the counter in the parent so that no forked child pays for it
-    session = run_session(
-        files, target=target, rootdir=tests_dir.parent, limits=limits, flop_counter="ex4" in chosen,
-        on_progress=on_progress,
-    )
+    # One grading forks one child (more only after a crash), so the FLOP counter's first use is paid where it
+    # is needed; the batch grader, which forks many, warms it once in its parent (grader.runner.preload).
+    session = run_session(files, target=target, rootdir=tests_dir.parent, limits=limits, on_progress=on_progress)
     return results.build(
         session,
         points=points,

@@ -1,0 +1,81 @@
+"""``feedback.md`` for one student, rendered from a results document.
+
+It shows the per-exercise scores, and for each lost *visible* test its hint and the one-line reason. Hidden
+tests are only counted ("2 hidden tests failed (3.5 points)"): their names, hints and reasons never appear.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:g}"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def render(doc: dict, *, student: str | None = None) -> str:
+    lesson = doc["lesson"]
+    title = f"# Feedback for {student}" if student else "# Feedback"
+    out = [title, ""]
+    if lesson["status"] != "graded":
+        out += [
+            "**Your submission could not be graded.**",
+            "",
+            f"Reason: {_line(lesson.get('reason', 'unknown'))}",
+            "",
+            "Nothing was scored. Fix the problem above and submit again, or ask your instructor.",
+            "",
+        ]
+        return "\n".join(out)
+
+    out += [f"**Score: {_fmt(doc['score'])} / {_fmt(doc['max_score'])}**", ""]
+    out += ["| Exercise | Visible | Hidden | Total |", "|---|---:|---:|---:|"]
+    for ex in lesson["exercises"]:
+        hidden = f"{_fmt(ex['hidden_score'])} / {_fmt(ex['hidden_max'])}" if ex["hidden_run"] else "-"
+        out.append(
+            f"| {_cell(ex['id'] + ' ' + ex['title'])} | {_fmt(ex['visible_score'])} / {_fmt(ex['visible_max'])} "
+            f"| {hidden} | {_fmt(ex['score'])} / {_fmt(ex['max_score'])} |"
+        )
+    out.append("")
+
+    lost = defaultdict(list)
+    for test in doc["tests"]:
+        if test["status"] != "passed":
+            lost[test.get("extra_data", {}).get("exercise", "")].append(test)
+    sections = []
+    for ex in lesson["exercises"]:
+        lines = []
+        if ex.get("problem"):
+            lines.append(f"- Not graded: {_line(ex['problem'])}")
+        tests = [t for t in lost.get(ex["id"], []) if "nodeid" in t.get("extra_data", {})]
+        visible = [t for t in tests if not t["extra_data"]["hidden"]]
+        hidden = [t for t in tests if t["extra_data"]["hidden"]]
+        if visible and all(t["extra_data"]["kind"] == "not_implemented" for t in visible):
+            lines.append(f"- Not started: all {len(visible)} visible tests reach a `NotImplementedError`.")
+        else:
+            for test in visible:
+                extra = test["extra_data"]
+                name = extra["nodeid"].split("::", 1)[-1]
+                lines.append(f"- `{name}` (-{_fmt(test['max_score'])})")
+                if extra.get("hint"):
+                    lines.append(f"  - {_line(extra['hint'])}")
+                if extra.get("reason"):
+                    lines.append(f"  - {_line(extra['reason'])}")
+        if hidden:
+            points = round(sum(t["max_score"] for t in hidden), 2)
+            lines.append(f"- {len(hidden)} hidden test{'s' if len(hidden) != 1 else ''} failed ({_fmt(points)} points).")
+        if lines:
+            sections += [f"### {ex['id']} {ex['title']} ({ex['name']}.py)", "", *lines, ""]
+    if sections:
+        out += ["## What to fix", "", *sections]
+    else:
+        out += ["Everything passed. Well done.", ""]
+    return "\n".join(out)

@@ -1,0 +1,531 @@
+"""Batch grading: every kind of submission ends with one row in grades.csv that says what happened.
+
+Most tests grade against a tiny fake suite (two exercises, 3 points each, 1 of them hidden) so that they stay
+fast; one end-to-end test grades the real reference and stubs when they exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import signal
+import tarfile
+import tempfile
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader import batch, feedback, sandbox
+from grader.batch import batch_grade
+from grader.runner import GradingError, preload
+
+REPO = Path(__file__).resolve().parent.parent
+
+POINTS = {
+    "ex1": {"name": "ex1_alpha", "title": "Alpha", "visible": 2, "hidden": 1},
+    "ex2": {"name": "ex2_beta", "title": "Beta", "visible": 2, "hidden": 1},
+}
+SUITE = {
+    "conftest.py": '''
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def _fresh():
+            yield
+    ''',
+    "test_ex1_alpha.py": '''
+        import pytest
+
+        @pytest.mark.points(1)
+        def test_add_sums(student):
+            """add(a, b) returns a + b."""
+            got = student("ex1_alpha").add(1, 2)
+            assert got == 3, f"expected 3, got {got}"
+
+        @pytest.mark.points(1)
+        def test_add_zero(student):
+            """add(a, 0) returns a."""
+            got = student("ex1_alpha").add(5, 0)
+            assert got == 5, f"expected 5, got {got}"
+    ''',
+    "hidden/test_ex1_alpha_hidden.py": '''
+        import pytest
+
+        @pytest.mark.points(1)
+        def test_add_negative_secret(student):
+            """SECRET HINT add works for negatives."""
+            assert student("ex1_alpha").add(-1, -2) == -3, "SECRET REASON expected -3"
+    ''',
+    "test_ex2_beta.py": '''
+        import pytest
+
+        @pytest.mark.points(1)
+        def test_mul_product(student):
+            """mul(a, b) returns a * b."""
+            got = student("ex2_beta").mul(2, 3)
+            assert got == 6, f"expected 6, got {got}"
+
+        @pytest.mark.points(1)
+        def test_mul_one(student):
+            """mul(a, 1) returns a."""
+            got = student("ex2_beta").mul(7, 1)
+            assert got == 7, f"expected 7, got {got}"
+    ''',
+    "hidden/test_ex2_beta_hidden.py": '''
+        import pytest
+
+        @pytest.mark.points(1)
+        def test_mul_zero_secret(student):
+            """SECRET HINT mul by zero."""
+            assert student("ex2_beta").mul(3, 0) == 0, "SECRET REASON expected 0"
+    ''',
+}
+GOOD = {"ex1_alpha.py": "def add(a, b):\n    return a + b\n", "ex2_beta.py": "def mul(a, b):\n    return a * b\n"}
+STUB = {
+    "ex1_alpha.py": 'def add(a, b):\n    raise NotImplementedError("ex1: add the numbers")\n',
+    "ex2_beta.py": 'def mul(a, b):\n    raise NotImplementedError("ex2: multiply the numbers")\n',
+}
+FAST = dict(jobs=2, test_timeout=2.0, memory_mb=512, timeout_per_submission=60.0, progress=None)
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    root = tmp_path / "suite" / "tests"
+    (root / "hidden").mkdir(parents=True)
+    (root / "points.json").write_text(json.dumps(POINTS))
+    for name, text in SUITE.items():
+        (root / name).write_text(textwrap.dedent(text))
+    return root
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch) -> Path:
+    """A temp dir of our own for the duration of the test: whatever lands in it was written outside OUT."""
+    folder = tmp_path / "systmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
+
+
+def write_folder(folder: Path, files: dict[str, str | bytes]) -> Path:
+    for name, data in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data if isinstance(data, bytes) else textwrap.dedent(data).encode())
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_zip(path: Path, files: dict[str, str | bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def write_tar(path: Path, files: dict[str, str | bytes], symlink: tuple[str, str] | None = None) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in files.items():
+            raw = data.encode() if isinstance(data, str) else data
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            tf.addfile(info, io.BytesIO(raw))
+        if symlink:
+            info = tarfile.TarInfo(symlink[0])
+            info.type, info.linkname = tarfile.SYMTYPE, symlink[1]
+            tf.addfile(info)
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def read_csv(out: Path) -> dict[str, dict]:
+    with open(out / "grades.csv", newline="") as f:
+        return {row["student"]: row for row in csv.DictReader(f)}
+
+
+def children_of_me() -> list[int]:
+    me, found = os.getpid(), []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == me:
+                found.append(int(name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One batch with every kind of bad submission
+# ----------------------------------------------------------------------------------------------------------
+
+
+def hostile_submissions(subs: Path, pids: Path) -> None:
+    write_folder(subs / "ref", GOOD)
+    write_folder(subs / "stubs", STUB)
+    # a clone: exercises/ is preferred over a decoy at the top; its edited tests never reach the grading run
+    write_folder(subs / "clone", {
+        **{f"exercises/{n}": t for n, t in GOOD.items()},
+        "ex1_alpha.py": "def add(a, b):\n    return 0\n",
+        "tests/test_ex1_alpha.py": "def test_nothing():\n    pass\n",
+        "README.md": "my work",
+    })
+    write_zip(subs / "refzip.zip", {f"refzip/exercises/{n}": t for n, t in GOOD.items()})
+    write_tar(subs / "reftar.tar.gz", {f"exercises/{n}": t for n, t in GOOD.items()})
+    write_tar(subs / "reftgz.tgz", dict(GOOD))
+    (subs / "corrupt.zip").write_bytes(b"PK\x03\x04 this is not really a zip archive" * 10)
+    write_zip(subs / "evil.zip", {**GOOD, "../evil.py": "print('escaped')"})
+    write_zip(subs / "absolute.zip", {**GOOD, "/abs/ex9.py": "x = 1"})
+    write_tar(subs / "link.tar.gz", GOOD, symlink=("exercises/ex1_alpha.py", "/etc/passwd"))
+    write_zip(subs / "bomb.zip", {**GOOD, "zeros.bin": b"\0" * (60 * 1024 * 1024)})
+    (subs / "empty").mkdir()
+    write_folder(subs / "latin1", {"ex1_alpha.py": b"# caf\xe9\ndef add(a, b):\n    return a + b\n",
+                                   "ex2_beta.py": GOOD["ex2_beta.py"]})
+    write_folder(subs / "dup", GOOD)
+    write_zip(subs / "dup.zip", GOOD)
+    (subs / "notes.txt").write_text("not a submission")
+    write_folder(subs / "hang", {"ex1_alpha.py": GOOD["ex1_alpha.py"], "ex2_beta.py": "while True:\n    pass\n"})
+    write_folder(subs / "exiter", {"ex1_alpha.py": "import os\nos._exit(3)\n", "ex2_beta.py": GOOD["ex2_beta.py"]})
+    write_folder(subs / "forker", {
+        # one child stays in the group, a grandchild leaves it (setsid) and is orphaned: both must be killed
+        "ex1_alpha.py": f'''
+            import os, time
+            if os.fork() == 0:
+                open({str(pids / "child")!r} + str(os.getpid()), "w").close()
+                time.sleep(1000)
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    open({str(pids / "escaped")!r} + str(os.getpid()), "w").close()
+                    time.sleep(1000)
+                os._exit(0)
+            time.sleep(0.3)
+
+            def add(a, b):
+                return a + b
+        ''',
+        "ex2_beta.py": GOOD["ex2_beta.py"],
+    })
+    write_folder(subs / "printer", {
+        "ex1_alpha.py": "import sys\nfor _ in range(100):\n    sys.stdout.write('x' * 2**20)\n",
+        "ex2_beta.py": GOOD["ex2_beta.py"],
+    })
+    write_folder(subs / "memhog", {
+        "ex1_alpha.py": "buffer = bytearray(10**11)\n",
+        "ex2_beta.py": "chunks = []\nwhile True:\n    chunks.append(bytearray(10**7))\n",
+    })
+    write_folder(subs / "sneaky", {
+        **STUB,
+        "conftest.py": '''
+            import pytest
+
+            @pytest.hookimpl(hookwrapper=True)
+            def pytest_runtest_makereport(item, call):
+                outcome = yield
+                report = outcome.get_result()
+                report.outcome = "passed"
+        ''',
+        "sitecustomize.py": "import builtins\nbuiltins.NotImplementedError = type('X', (Exception,), {})\n",
+        "evil.pth": "import os; os.environ['PWNED'] = '1'\n",
+        "pytest.ini": "[pytest]\naddopts = -p no:grader.plugin\n",
+    })
+
+
+def test_hostile_batch_every_submission_gets_a_row(suite, tmp_path, private_tmp):
+    subs, out, pids = tmp_path / "subs", tmp_path / "out", tmp_path / "pids"
+    subs.mkdir()
+    pids.mkdir()
+    hostile_submissions(subs, pids)
+    before, kids = snapshot(subs), set(children_of_me())
+    preload()  # importing torch is not what is timed here
+    started = time.monotonic()
+    returned = batch_grade(subs, out, tests_dir=suite, **FAST)
+    elapsed = time.monotonic() - started
+    rows = read_csv(out)
+
+    def check(student, status, reason="", total=None):
+        row = rows[student]
+        assert row["status"] == status, (student, row)
+        assert reason.lower() in row["reason"].lower(), (student, row)
+        if total is not None:
+            assert row["total"] == total, (student, row)
+        assert row["max"] == "6", (student, row)
+
+    for student in ("ref", "clone", "refzip", "reftar", "reftgz"):
+        check(student, "graded", total="6")
+    check("stubs", "graded", total="0")
+    check("sneaky", "graded", total="0")  # its conftest/sitecustomize/.pth/pytest.ini had no effect
+    check("corrupt", "ungradable", "corrupt archive")
+    check("evil", "ungradable", "path leaves the archive")
+    check("absolute", "ungradable", "absolute path")
+    check("link", "ungradable", "symlink")
+    check("bomb", "ungradable", "archive too large when unpacked")
+    check("empty", "ungradable", "no exercise files found")
+    check("dup", "ungradable", "duplicate student id: dup/, dup.zip")
+    check("notes.txt", "ungradable", "not a folder or a supported archive")
+    check("latin1", "graded", "ex1: ex1_alpha.py is not valid UTF-8 (byte 0xe9 at offset 5)", total="3")
+    assert rows["latin1"]["ex1"] == "0" and rows["latin1"]["ex2"] == "3"
+    check("hang", "graded", total="3")
+    hang = json.loads((out / "hang" / "results.json").read_text())
+    assert all("time" in t["extra_data"]["reason"] for t in hang["tests"] if t["status"] != "passed")
+    check("exiter", "graded", "crashed the grading process", total="3")
+    check("forker", "graded", total="6")
+    check("printer", "graded", total="3")
+    check("memhog", "graded", total="0")
+    assert [r["student"] for r in returned] == sorted(rows) == list(rows)  # the CSV is sorted by student
+    assert len(rows) == 21  # 22 entries: dup/ and dup.zip share one row
+
+    # what the results documents and feedback say
+    latin1 = json.loads((out / "latin1" / "results.json").read_text())
+    assert latin1["lesson"]["submission_hash"].startswith("sha256:")
+    assert latin1["lesson"]["sources"] == {"ex1_alpha.py": "ex1_alpha.py", "ex2_beta.py": "ex2_beta.py"}
+    assert json.loads((out / "clone" / "results.json").read_text())["lesson"]["sources"]["ex1_alpha.py"] == \
+        "exercises/ex1_alpha.py"
+    printer = json.loads((out / "printer" / "results.json").read_text())
+    assert any("File too large" in t["extra_data"]["reason"] for t in printer["tests"])
+    memhog = json.loads((out / "memhog" / "results.json").read_text())
+    assert any("MemoryError" in t["extra_data"]["reason"] for t in memhog["tests"])
+    text = (out / "stubs" / "feedback.md").read_text()
+    assert "Not started" in text and "1 hidden test failed (1 points)" in text and "SECRET" not in text
+    assert "could not be graded" in (out / "corrupt" / "feedback.md").read_text()
+    assert os.environ.get("PWNED") is None
+
+    # nothing written outside OUT, nothing left running, and the sandboxes are gone
+    assert snapshot(subs) == before
+    assert list(private_tmp.iterdir()) == []
+    assert not (out / ".sandbox").exists()
+    for entry in out.iterdir():
+        assert entry.name == "grades.csv" or sorted(p.name for p in entry.iterdir()) == ["feedback.md", "results.json"]
+    left = [p.name for p in pids.iterdir()]
+    assert any(n.startswith("child") for n in left) and any(n.startswith("escaped") for n in left)
+    for name in left:
+        pid = int(name.removeprefix("child").removeprefix("escaped"))
+        assert not alive(pid), f"{name} is still running"
+    assert set(children_of_me()) <= kids
+    assert elapsed < 60  # ~15 s on 2 idle cores: the hang costs its per-test timeouts, nothing more
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Re-runs, limits, crashes of the grading process itself
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_rerun_skips_unchanged_submissions_unless_forced(suite, tmp_path, private_tmp):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "ann", GOOD)
+    write_folder(subs / "bob", STUB)
+    batch_grade(subs, out, tests_dir=suite, **FAST)
+    stamp = (out / "ann" / "results.json").stat().st_mtime_ns
+
+    log = io.StringIO()
+    batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"}, stream=log)
+    assert log.getvalue().count("skipped (unchanged)") == 2
+    assert (out / "ann" / "results.json").stat().st_mtime_ns == stamp
+    assert read_csv(out)["ann"]["total"] == "6"
+
+    (subs / "bob" / "ex2_beta.py").write_text(GOOD["ex2_beta.py"])  # bob changed one file
+    log = io.StringIO()
+    batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"}, stream=log)
+    assert log.getvalue().count("skipped (unchanged)") == 1
+    assert read_csv(out)["bob"]["total"] == "3"
+
+    (suite / "hidden" / "test_ex2_beta_hidden.py").write_text(
+        (suite / "hidden" / "test_ex2_beta_hidden.py").read_text() + "\n# changed\n")  # a changed test
+    log = io.StringIO()
+    batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"}, stream=log)
+    assert "skipped (unchanged)" not in log.getvalue()
+
+    log = io.StringIO()
+    batch_grade(subs, out, tests_dir=suite, force=True, **{**FAST, "progress": "plain"}, stream=log)
+    assert "skipped (unchanged)" not in log.getvalue() and "2 submissions: 2 graded" in log.getvalue()
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_submission_wall_clock_limit_stops_a_hang(suite, tmp_path, private_tmp):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "slow", {"ex1_alpha.py": "while True:\n    pass\n", "ex2_beta.py": GOOD["ex2_beta.py"]})
+    write_folder(subs / "fine", GOOD)
+    kids = set(children_of_me())
+    preload()
+    started = time.monotonic()
+    batch_grade(subs, out, tests_dir=suite, **{**FAST, "test_timeout": 60.0, "timeout_per_submission": 4.0})
+    assert time.monotonic() - started < 30  # the per-test timeout (60 s) never came into play
+    rows = read_csv(out)
+    assert rows["slow"]["status"] == "ungradable"
+    assert rows["slow"]["reason"].startswith("timed out after 4 s")
+    assert rows["fine"]["total"] == "6"
+    doc = json.loads((out / "slow" / "results.json").read_text())
+    assert doc["lesson"]["status"] == "ungradable" and doc["lesson"]["submission_hash"]
+    assert set(children_of_me()) <= kids
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_a_dying_grading_process_is_a_row_not_a_crash(suite, tmp_path, private_tmp, monkeypatch):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "ann", GOOD)
+
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(batch, "grade", die)  # the forked worker inherits the patch
+    batch_grade(subs, out, tests_dir=suite, **FAST)
+    row = read_csv(out)["ann"]
+    assert row["status"] == "ungradable"
+    assert row["reason"] == "grading process died (killed by signal SIGKILL)"
+    doc = json.loads((out / "ann" / "results.json").read_text())
+    assert doc["lesson"]["status"] == "ungradable" and doc["output"].startswith("Ungradable: grading process died")
+
+
+def test_a_grader_failure_is_an_error_row(suite, tmp_path, private_tmp, monkeypatch):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "ann", GOOD)
+
+    def broken(*args, **kwargs):
+        raise GradingError("pytest could not collect the graded tests")
+
+    monkeypatch.setattr(batch, "grade", broken)
+    batch_grade(subs, out, tests_dir=suite, **FAST)
+    row = read_csv(out)["ann"]
+    assert row["status"] == "error" and "could not collect" in row["reason"]
+
+
+def test_missing_exercise_scores_zero_and_the_others_are_graded(suite, tmp_path, private_tmp):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "half", {"ex1_alpha.py": GOOD["ex1_alpha.py"]})
+    write_folder(subs / "twice", {"a/ex1_alpha.py": GOOD["ex1_alpha.py"], "b/ex1_alpha.py": GOOD["ex1_alpha.py"],
+                                  "ex2_beta.py": GOOD["ex2_beta.py"]})
+    write_folder(subs / "deep", {"a/b/c/ex1_alpha.py": GOOD["ex1_alpha.py"], "ex2_beta.py": GOOD["ex2_beta.py"]})
+    batch_grade(subs, out, tests_dir=suite, **FAST)
+    rows = read_csv(out)
+    assert (rows["half"]["ex1"], rows["half"]["ex2"], rows["half"]["status"]) == ("3", "0", "graded")
+    assert rows["half"]["reason"] == "ex2: missing: no ex2_beta.py in the submission"
+    assert rows["twice"]["ex1"] == "0" and "ambiguous: 2 files" in rows["twice"]["reason"]
+    assert rows["deep"]["ex1"] == "0" and "missing" in rows["deep"]["reason"]  # depth 4 is not searched
+    doc = json.loads((out / "half" / "results.json").read_text())
+    assert (doc["score"], doc["max_score"]) == (3, 6)
+    assert "Not graded: missing" in (out / "half" / "feedback.md").read_text()
+
+
+def test_rich_progress_runs_without_a_terminal(suite, tmp_path, private_tmp):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "ann", GOOD)
+    (subs / "junk.txt").write_text("x")
+    log = io.StringIO()
+    batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "rich"}, stream=log)
+    text = log.getvalue()
+    assert "junk.txt: ungradable" in text and "2 submissions: 1 graded, 1 ungradable" in text
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pieces: the search rule, archive limits, feedback, the command line
+# ----------------------------------------------------------------------------------------------------------
+
+
+WANTED = {ex: meta["name"] for ex, meta in POINTS.items()}
+
+
+def test_student_ids_and_kinds(tmp_path):
+    (tmp_path / "al.zip").write_bytes(b"")
+    (tmp_path / "bo.tar.gz").write_bytes(b"")
+    (tmp_path / "cy.TGZ").write_bytes(b"")
+    (tmp_path / "dee").mkdir()
+    assert [sandbox.student_id(tmp_path / n) for n in ("al.zip", "bo.tar.gz", "cy.TGZ", "dee")] == \
+        ["al", "bo", "cy", "dee"]
+    assert sandbox.entry_kind(tmp_path / "cy.TGZ") == "tar"
+
+
+def test_archive_member_count_and_file_size_limits(tmp_path):
+    many = write_zip(tmp_path / "many.zip", {f"f{i}.txt": "" for i in range(30)})
+    assert "too many members" in sandbox.collect(many, WANTED, sandbox.Caps(max_members=20)).error
+    big = write_tar(tmp_path / "big.tgz", {"ex1_alpha.py": "#" * 5000, "ex2_beta.py": GOOD["ex2_beta.py"]})
+    sub = sandbox.collect(big, WANTED, sandbox.Caps(max_file_bytes=1000))
+    assert sub.error is None and "too large (5,000 bytes" in sub.problems["ex1"] and "ex2_beta.py" in sub.files
+
+
+def test_coding_cookie_is_respected(tmp_path):
+    folder = write_folder(tmp_path / "s", {"ex1_alpha.py": b"# -*- coding: latin-1 -*-\n# caf\xe9\nX = 1\n"})
+    sub = sandbox.collect(folder, WANTED)
+    assert "ex1_alpha.py" in sub.files and "ex1" not in sub.problems
+
+
+def test_feedback_counts_hidden_tests_without_describing_them():
+    def test(name, hidden, passed):
+        return {"status": "passed" if passed else "failed", "max_score": 1.5,
+                "extra_data": {"nodeid": f"tests/x.py::{name}", "exercise": "ex1", "hidden": hidden,
+                               "hint": f"hint of {name}", "kind": "failed", "reason": f"reason of {name}"}}
+
+    doc = {"score": 1.5, "max_score": 6, "tests": [test("test_a", False, False), test("test_b", False, True),
+                                                   test("test_secret1", True, False), test("test_secret2", True, False)],
+           "lesson": {"status": "graded", "exercises": [
+               {"id": "ex1", "name": "ex1_alpha", "title": "Alpha | pipes", "score": 1.5, "max_score": 6,
+                "visible_score": 1.5, "visible_max": 3, "hidden_score": 0, "hidden_max": 3, "hidden_run": True}]}}
+    text = feedback.render(doc, student="ann")
+    assert "`test_a` (-1.5)" in text and "hint of test_a" in text and "reason of test_a" in text
+    assert "2 hidden tests failed (3 points)." in text
+    assert "secret" not in text and "test_b" not in text
+    assert "Alpha \\| pipes" in text
+
+
+def test_cli_parser_and_missing_folder(tmp_path):
+    parser = argparse.ArgumentParser()
+    batch.add_batch_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["batch", "subs", "--out", "o", "--jobs", "3", "--force",
+                              "--timeout-per-submission", "9", "--memory-mb", "100"])
+    assert (args.submissions, args.out, args.jobs, args.force) == ("subs", "o", 3, True)
+    assert (args.timeout_per_submission, args.memory_mb, args.func) == (9.0, 100, batch.cmd_batch)
+    with pytest.raises(GradingError, match="no such folder"):
+        batch_grade(tmp_path / "nope", tmp_path / "out", progress=None)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The real lesson, end to end
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _real_lesson_ready() -> str | None:
+    points = json.loads((REPO / "tests" / "points.json").read_text())
+    for meta in points.values():
+        name = meta["name"]
+        for folder in ("solutions", "exercises"):
+            if not (REPO / folder / f"{name}.py").is_file():
+                return f"{folder}/{name}.py is not written yet"
+        if not list((REPO / "tests").glob(f"test_{name}.py")):
+            return f"tests/test_{name}.py is not written yet"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_real_lesson_ready() is not None, reason=f"real exercises not ready: {_real_lesson_ready()}")
+def test_real_reference_scores_full_marks_and_stubs_zero(tmp_path, private_tmp):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    points = json.loads((REPO / "tests" / "points.json").read_text())
+    write_folder(subs / "reference", {f"exercises/{m['name']}.py": (REPO / "solutions" / f"{m['name']}.py").read_bytes()
+                                      for m in points.values()})
+    write_zip(subs / "stubs.zip", {f"{m['name']}.py": (REPO / "exercises" / f"{m['name']}.py").read_bytes()
+                                   for m in points.values()})
+    batch_grade(subs, out, jobs=2, progress=None, test_timeout=30.0)
+    rows = read_csv(out)
+    total = sum(m["visible"] + m["hidden"] for m in points.values())
+    assert (rows["reference"]["status"], rows["reference"]["total"], rows["reference"]["max"]) == \
+        ("graded", f"{total:g}", f"{total:g}"), rows["reference"]
+    assert (rows["stubs"]["status"], rows["stubs"]["total"]) == ("graded", "0"), rows["stubs"]
+    assert list(private_tmp.iterdir()) == []
