@@ -43,7 +43,7 @@ from pathlib import Path
 
 from grader import feedback, results, sandbox
 from grader.grading import TESTS_DIR, grade
-from grader.runner import DEFAULT_TIMEOUT, GradingError, Limits, preload
+from grader.runner import DEFAULT_TIMEOUT, GradingError, Limits, describe_status, preload
 from grader.sandbox import Caps, Submission
 
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
@@ -204,16 +204,6 @@ def _set_limit(which: int, soft: int, hard: int) -> None:
     if current != resource.RLIM_INFINITY:
         soft, hard = min(soft, current), min(hard, current)
     resource.setrlimit(which, (soft, hard))
-
-
-def _describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            return f"killed by signal {signal.Signals(sig).name}"
-        except ValueError:
-            return f"killed by signal {sig}"
-    return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
 class _Stopped(BaseException):
@@ -546,7 +536,7 @@ def batch_grade(
             if job.stopping:
                 reason = f"timed out after {opts.timeout_per_submission:g} s (the whole submission)"
             else:
-                detail = _describe_status(status)
+                detail = describe_status(status)
                 last = _last_line(job.sandbox / "worker.log")
                 reason = f"grading process died ({detail}{': ' + last if last else ''})"
             doc = ungradable_doc(reason, points, **meta)

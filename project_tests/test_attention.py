@@ -11,14 +11,6 @@ from llm_basics.attention import MultiHeadAttention, causal_mask, scaled_dot_pro
 TOL = dict(atol=1e-6, rtol=1e-6)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster, and does not stall when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _qkv(seed, batch, heads, t_q, t_k, d, dv=None, requires_grad=False):
     g = torch.Generator().manual_seed(seed)

@@ -14,14 +14,6 @@ from llm_basics.model import ModelConfig, TinyLM
 from llm_basics.training import get_batch, train_lm
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster, and does not stall when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # --- small stand-ins -----------------------------------------------------------------------------------
 

@@ -21,14 +21,6 @@ from llm_basics.model import (
 SMALL = dict(vocab_size=50, context_length=8, d_model=16, n_heads=4, n_layers=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster, and does not stall when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_config_defaults_and_ffn_dim():
     cfg = ModelConfig()
