@@ -211,3 +211,33 @@ def test_two_timeouts_cut_the_rest_of_that_exercise(demo_tests, make_submission)
     assert kinds["test_work_returns_n[4]"] == "cut"
     assert "endless loop" in by_name(doc)["test_work_returns_n[4]"]["extra_data"]["reason"]
     assert exercise(doc, "ex2")["score"] == 2 and exercise(doc, "ex1")["score"] == 1.5
+
+
+def test_report_on_a_terminal_is_a_coloured_table_with_the_hints(demo_tests, make_submission):
+    import io
+
+    from rich.console import Console
+
+    doc = grade(make_submission(ex2_other="def twice(x):\n    return x\n"), tests_dir=demo_tests, limits=FAST)
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="standard", width=120, record=True)
+    report.render_rich(doc, console)
+    screen = console.export_text()
+    assert "\x1b[" in console.file.getvalue()  # colour codes went to the terminal
+    assert "Exercise" in screen and "Demo two" in screen and "0 / 2" in screen
+    assert "twice(x) returns 2 * x." in screen and "expected 8, got 4" in screen
+    assert "1 not run here" in screen and "not run locally" in screen
+
+
+def test_no_color_or_a_pipe_gives_plain_text(monkeypatch, demo_tests, make_submission):
+    import io
+
+    class FakeTTY(io.StringIO):
+        def isatty(self):
+            return True
+
+    doc = grade(make_submission(), tests_dir=demo_tests, limits=FAST)
+    assert report.use_rich(FakeTTY()) and not report.use_rich(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = FakeTTY()
+    report.print_report(doc, stream=out)
+    assert not report.use_rich(out) and "\x1b[" not in out.getvalue() and "5 / 5" in out.getvalue()

@@ -67,7 +67,8 @@ def show_multibyte(tok: BPETokenizer) -> None:
         print(f"  {ch!r} is U+{ord(ch):04X}, UTF-8 bytes {ch.encode('utf-8').hex(' ')}")
     ids = tok.encode(text)
     print(f"\ntext   : {text!r}")
-    print(f"pieces : {tok.pieces(text)}   (\\xNN = a byte that is only part of a character)")
+    shown = "[" + ", ".join(f"'{piece}'" for piece in tok.pieces(text)) + "]"  # str, not repr: one backslash
+    print(f"pieces : {shown}   (\\xNN = a byte that is only part of a character)")
     print(f"ids    : {ids}")
     print("(the lesson text has almost no accents, emoji or CJK, so no merge was learned")
     print(" for their bytes: each byte stays a token of its own)")
