@@ -17,8 +17,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from grader.grading import grade
 
     progress = report.progress_line(sys.stderr) if sys.stderr.isatty() else None
-    doc = grade(args.target, exercises=args.exercise, hidden=args.hidden, limits=Limits(timeout=args.timeout),
-                on_progress=progress)
+    limits = Limits(timeout=args.timeout, max_strikes=args.max_strikes)
+    doc = grade(args.target, exercises=args.exercise, hidden=args.hidden, limits=limits, on_progress=progress)
     if progress:
         progress.clear()
     results.write(doc, Path(args.json))
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", default=str(DEFAULT_RESULTS), help=f"where to write the results (default {DEFAULT_RESULTS})")
     g.add_argument("--junit-xml", help="also write JUnit XML here")
     g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds allowed per test")
+    g.add_argument("--max-strikes", type=int, default=2, metavar="N",
+                   help="after N timeouts or crashes in one exercise, skip its other tests (default 2; 0 runs all)")
     g.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and captured output")
     g.set_defaults(func=cmd_grade)
 

@@ -61,6 +61,12 @@ def grade(
     # One grading forks one child (more only after a crash), so the FLOP counter's first use is paid where it
     # is needed; the batch grader, which forks many, warms it once in its parent (grader.runner.preload).
     session = run_session(files, target=target, rootdir=tests_dir.parent, limits=limits, on_progress=on_progress)
+    if session.tampered:
+        return results.ungradable(
+            "the code under test wrote to the grader's own records (" + session.tampered[0] + "); a person should"
+            " look at this submission",
+            points=points, exercises=chosen, execution_time=time.perf_counter() - start,
+        )
     return results.build(
         session,
         points=points,

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.plugin import MAX_STRIKES, STRIKE_KINDS, cut_short_reason
+from grader.plugin import STRIKE_KINDS, cut_short_reason
 
 GRADER_DIR = Path(__file__).resolve().parent
 PYTEST_INI = GRADER_DIR / "graded_pytest.ini"
@@ -41,6 +41,7 @@ class Limits:
     timeout: float = DEFAULT_TIMEOUT
     memory_bytes: int | None = None  # extra address space allowed on top of what the parent already maps
     output_bytes: int = OUTPUT_LIMIT
+    max_strikes: int = 0  # > 0: skip an exercise's other tests after this many timeouts/crashes (quick feedback)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class SessionResult:
     records: dict[str, dict] = field(default_factory=dict)  # nodeid -> folded record
     log: str = ""  # what the child printed outside of tests (truncated)
     restarts: int = 0
+    tampered: list[str] = field(default_factory=list)  # events that no honest pytest session writes
 
 
 _PRELOADED = False
@@ -187,36 +189,48 @@ def run_session(
                 f"--target={target}",
                 f"--grader-events={events_path}",
                 f"--grader-state={state_path}",
+                f"--grader-max-strikes={limits.max_strikes}",
                 *extra_args,
             ]
+            before = _digest(test_paths)
             status, events = _run_child(args, events_path, log_path, workdir, limits, _progress(result, on_progress))
+            if _digest(test_paths) != before:
+                result.tampered.append("the graded test files changed while the tests ran")
             result.log += _tail(log_path)
             progressed = _absorb(result, events)
             lost = _lost_test(events)
+            if lost is None and status == "hard-timeout":
+                # quiet between tests: the last test that started is where the child got stuck, whatever result
+                # was written for it
+                lost = next((e["nodeid"] for e in reversed(events) if e["event"] == "start"), None)
             if lost is not None:
                 kind = "timeout" if status == "hard-timeout" else "crash"
                 reason = (
                     f"did not finish within {limits.timeout + HARD_GRACE:g} s and was stopped (stuck inside a"
                     " long computation?)"
                     if kind == "timeout"
-                    else f"the grading process died while running this test ({status}): os._exit, a crash,"
-                    " or the memory limit"
+                    else f"the grading process stopped while running this test ({status}): os._exit(),"
+                    " pytest.exit(), a crash, or the memory limit"
                 )
                 result.records[lost] = {
                     "event": "result", "nodeid": lost, "outcome": "failed", "kind": kind, "reason": reason,
                     "longrepr": "", "output": "", "duration": 0.0,
                 }
                 progressed = True
+            if result.tampered:
+                break  # the rest of the session cannot be trusted; grading.grade() reports it
             if not result.tests and not result.records:
                 raise GradingError(f"pytest could not collect the graded tests ({status}):\n{result.log[-3000:]}")
-            # the same rule as in the child (plugin.MAX_STRIKES): an exercise whose tests timed out or crashed
-            # the process twice is not run further
+            # the same rule as in the child (--grader-max-strikes): an exercise whose tests timed out or crashed
+            # the process max_strikes times is not run further
             strikes = _strikes(result)
             for info in result.tests:
-                if info["nodeid"] not in result.records and strikes.get(info["exercise"], 0) >= MAX_STRIKES:
+                if not limits.max_strikes or info["nodeid"] in result.records:
+                    continue
+                if strikes.get(info["exercise"], 0) >= limits.max_strikes:
                     result.records[info["nodeid"]] = {
                         "event": "result", "nodeid": info["nodeid"], "outcome": "failed", "kind": "cut",
-                        "reason": cut_short_reason(info["exercise"]),
+                        "reason": cut_short_reason(info["exercise"], limits.max_strikes),
                         "longrepr": "", "output": "", "duration": 0.0,
                     }
             remaining = [t["nodeid"] for t in result.tests if t["nodeid"] not in result.records]
@@ -232,6 +246,18 @@ def run_session(
                 break
             result.restarts += 1
     return result
+
+
+def _digest(test_paths: list[Path]) -> str:
+    """A hash of every file in the folders of the graded tests (the suites, conftest.py, points.json)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for folder in sorted({Path(p).resolve().parent for p in test_paths}):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def _tail(path: Path, limit: int = 20000) -> str:
@@ -268,6 +294,7 @@ def _run_child(args, events_path: Path, log_path: Path, workdir: Path, limits: L
     events: list[dict] = []
     offset = 0
     running: tuple[str, float] | None = None
+    last_event = time.monotonic()
     status_text = ""
     try:
         while True:
@@ -281,7 +308,11 @@ def _run_child(args, events_path: Path, log_path: Path, workdir: Path, limits: L
                 _, status = os.waitpid(pid, 0)
                 status_text = describe_status(status)
                 break
-            if running and time.monotonic() - running[1] > limits.timeout + HARD_GRACE:
+            if len(events) != count:
+                last_event = time.monotonic()
+            # stuck inside one test, or between tests (an honest child is never quiet that long)
+            since = running[1] if running else last_event
+            if time.monotonic() - since > limits.timeout + HARD_GRACE:
                 _kill_group(pid)
                 os.waitpid(pid, 0)
                 status_text = "hard-timeout"
@@ -306,9 +337,24 @@ def _read_events(path: Path, offset: int, into: list[dict]) -> int:
         data = f.read()
     end = data.rfind(b"\n") + 1  # only whole lines
     for line in data[:end].splitlines():
-        if line.strip():
-            into.append(json.loads(line))
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or event.get("event") not in EVENT_KEYS or not EVENT_KEYS[event["event"]] <= set(event):
+            event = {"event": "garbage", "line": line[:200].decode("utf-8", errors="replace")}
+        into.append(event)
     return offset + end
+
+
+# what each event must carry; anything else in the events file is reported as tampering
+EVENT_KEYS = {
+    "collected": {"tests"},
+    "start": {"nodeid"},
+    "result": {"nodeid", "outcome", "kind", "reason", "longrepr", "output", "duration"},
+}
 
 
 def _current(events: list[dict], running: tuple[str, float] | None) -> tuple[str, float] | None:
@@ -322,16 +368,29 @@ def _current(events: list[dict], running: tuple[str, float] | None) -> tuple[str
 
 
 def _absorb(result: SessionResult, events: list[dict]) -> bool:
-    progressed = False
+    """Take one child's events into ``result``; return whether any test got a result.
+
+    An honest session writes one "collected" event, then for each test a "start" and a "result" with the same
+    node id, for tests it collected, once each. Anything else was written by the code under test (it runs in
+    the same process) and is recorded in ``result.tampered``.
+    """
+    progressed, started, collected_here = False, None, False
     for event in events:
-        if event["event"] == "collected" and not result.tests:
-            result.tests = event["tests"]
-        elif event["event"] == "collected":
+        kind = event["event"]
+        if kind == "collected" and not collected_here:
+            collected_here = True
             known = {t["nodeid"] for t in result.tests}
-            result.tests.extend(t for t in event["tests"] if t["nodeid"] not in known)
-        elif event["event"] == "result":
-            result.records[event["nodeid"]] = event
-            progressed = True
+            if result.tests and not {t["nodeid"] for t in event["tests"]} <= known:
+                result.tampered.append("a restarted session collected tests the first one did not")
+            if not result.tests:
+                result.tests = list(event["tests"])
+        elif kind == "start" and collected_here and started is None:
+            started = event["nodeid"]
+        elif kind == "result" and event["nodeid"] == started and started not in result.records:
+            result.records[started] = event
+            progressed, started = True, None
+        else:
+            result.tampered.append(f"unexpected {kind!r} event ({event.get('nodeid') or event.get('line', '')})")
     return progressed
 
 

@@ -196,7 +196,7 @@ def test_endless_loop_at_import_costs_one_timeout_not_one_per_test(demo_tests, m
 
 def test_exercise_that_keeps_crashing_is_cut_short(demo_tests, make_submission):
     sub = make_submission(ex1_demo="import os\nos._exit(9)\n")
-    doc = grade(sub, tests_dir=demo_tests, limits=FAST)
+    doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=2.0, max_strikes=2))
     reasons = [t["extra_data"]["reason"] for t in doc["tests"] if t["extra_data"]["exercise"] == "ex1"]
     assert sum("exit code 9" in r for r in reasons) == 2
     assert sum("2 tests of ex1 already timed out or crashed" in r for r in reasons) == len(reasons) - 2
@@ -205,7 +205,7 @@ def test_exercise_that_keeps_crashing_is_cut_short(demo_tests, make_submission):
 
 def test_two_timeouts_cut_the_rest_of_that_exercise(demo_tests, make_submission):
     sub = make_submission(ex1_demo="def add(a, b):\n    return a + b\ndef work(n):\n    while n >= 2:\n        pass\n    return n\n")
-    doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0))
+    doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0, max_strikes=2))
     kinds = {name: t["extra_data"]["kind"] for name, t in by_name(doc).items()}
     assert kinds["test_work_returns_n[2]"] == kinds["test_work_returns_n[3]"] == "timeout"
     assert kinds["test_work_returns_n[4]"] == "cut"
@@ -241,3 +241,73 @@ def test_no_color_or_a_pipe_gives_plain_text(monkeypatch, demo_tests, make_submi
     out = FakeTTY()
     report.print_report(doc, stream=out)
     assert not report.use_rich(out) and "\x1b[" not in out.getvalue() and "5 / 5" in out.getvalue()
+
+
+def test_final_grading_runs_every_test_whatever_timed_out_before(demo_tests, make_submission):
+    """Without max_strikes (batch, Gradescope, nbgrader) a loop costs only the tests that reach it."""
+    sub = make_submission(ex1_demo="def add(a, b):\n    return a + b\ndef work(n):\n    while n in (2, 3):\n        pass\n    return n\n")
+    doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0))
+    kinds = {name: t["extra_data"]["kind"] for name, t in by_name(doc).items()}
+    assert kinds["test_work_returns_n[2]"] == kinds["test_work_returns_n[3]"] == "timeout"
+    assert kinds["test_work_returns_n[4]"] == "passed"
+
+
+FORGER = """
+import glob, json, os
+def twice(x):
+    # find the grader's event file through our own open descriptors and claim every test passed
+    for fd in glob.glob('/proc/self/fd/*'):
+        try:
+            path = os.readlink(fd)
+        except OSError:
+            continue
+        if 'events-' in path:
+            with open(path) as f:
+                tests = json.loads(f.readline())['tests']
+            for t in tests:
+                os.write(int(fd.rsplit('/', 1)[1]), (json.dumps({'event': 'result', 'nodeid': t['nodeid'], 'outcome': 'passed',
+                    'kind': 'passed', 'reason': '', 'longrepr': '', 'output': '', 'duration': 0}) + '\\n').encode())
+    os._exit(0)
+"""
+
+
+def test_forged_events_make_the_submission_ungradable_not_full_marks(demo_tests, make_submission):
+    doc = grade(make_submission(ex1_demo="def add(a, b):\n    return 0\n", ex2_other=FORGER),
+                tests_dir=demo_tests, hidden=True, limits=FAST)
+    assert doc["lesson"]["status"] == "ungradable" and doc["score"] == 0
+    assert "wrote to the grader's own records" in doc["lesson"]["reason"]
+
+
+def test_garbage_in_the_event_stream_is_reported_not_a_crash(demo_tests, make_submission):
+    garbage = "import glob, os\ndef twice(x):\n    for fd in glob.glob('/proc/self/fd/*'):\n        try:\n            p = os.readlink(fd)\n        except OSError:\n            continue\n        if 'events-' in p:\n            os.write(int(fd.rsplit('/', 1)[1]), b'not json\\n')\n    return 2 * x\n"
+    doc = grade(make_submission(ex2_other=garbage), tests_dir=demo_tests, limits=FAST)
+    assert doc["lesson"]["status"] == "ungradable" and "unexpected 'garbage' event" in doc["lesson"]["reason"]
+
+
+def test_points_split_per_test_function_even_with_equal_names_in_two_classes(demo_tests, make_submission):
+    (demo_tests / "test_ex2_other.py").write_text(
+        "import pytest\n\nclass TestA:\n    @pytest.mark.points(1)\n    def test_it(self, student):\n        assert student('ex2_other').twice(1) == 2\n\n"
+        "class TestB:\n    @pytest.mark.points(1)\n    def test_it(self, student):\n        assert student('ex2_other').twice(2) == 4\n"
+    )
+    doc = grade(make_submission(), tests_dir=demo_tests, limits=FAST)
+    assert exercise(doc, "ex2")["visible_max"] == 2 and exercise(doc, "ex2")["visible_score"] == 2
+
+
+def test_a_folder_named_hidden_above_the_suite_does_not_hide_tests(tmp_path, demo_tests, make_submission):
+    import shutil
+
+    moved = tmp_path / "hidden" / "tests"
+    shutil.copytree(demo_tests, moved)
+    doc = grade(make_submission(), tests_dir=moved, limits=FAST)
+    assert all(t["visibility"] == "visible" for t in doc["tests"]) and doc["max_score"] == 5
+
+
+def test_editing_the_graded_tests_from_student_code_is_caught(demo_tests, make_submission):
+    editor = (
+        "import pathlib\n"
+        f"for p in pathlib.Path({str(demo_tests)!r}).rglob('test_*.py'):\n"
+        "    p.write_text(p.read_text().replace('assert ', 'assert True or '))\n"
+        "def twice(x):\n    return 0\n"
+    )
+    doc = grade(make_submission(ex2_other=editor), tests_dir=demo_tests, limits=FAST)
+    assert doc["lesson"]["status"] == "ungradable" and "test files changed" in doc["lesson"]["reason"]
