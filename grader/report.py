@@ -11,7 +11,7 @@ from collections import defaultdict
 
 
 def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:g}"
+    return "-" if x is None else f"{round(x, 2):g}"  # 1/3 of a point shows as 0.33
 
 
 def _lost_by_exercise(doc: dict) -> dict[str, list[dict]]:
