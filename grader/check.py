@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from grader import stubs
+from grader import results, stubs
 from grader.grading import TESTS_DIR, grade
 
 
@@ -18,6 +18,14 @@ def check_reference(tests_dir: Path = TESTS_DIR) -> tuple[bool, list[str]]:
     ]
     if doc["score"] != doc["max_score"] or doc["max_score"] != 100:
         problems.append(f"reference scored {doc['score']:g} / {doc['max_score']:g}, expected 100 / 100")
+    declared = results.load_points(tests_dir)
+    for ex in doc["lesson"]["exercises"]:  # the suites must carry exactly the points tests/points.json promises
+        for side in ("visible", "hidden"):
+            if ex[f"{side}_max"] != declared[ex["id"]][side]:
+                problems.append(
+                    f"{ex['id']} {side} tests carry {ex[f'{side}_max']:g} points, points.json says"
+                    f" {declared[ex['id']][side]}"
+                )
     return not problems, problems
 
 
