@@ -3,7 +3,9 @@
 ``python -m grader batch SUBMISSIONS --out OUT [--jobs N] [--force] [--timeout-per-submission S] [--memory-mb M]``
 
 * ``SUBMISSIONS`` holds one entry per student: a folder or a ``.zip`` / ``.tar.gz`` / ``.tgz``. The student id is
-  the entry name without its archive suffix. Names starting with ``.`` are ignored. When two entries give the
+  the entry name without its archive suffix. Names starting with ``.`` are ignored; any other regular file
+  (``README.txt``, a ``.rar``) gets no row: it is listed with its reason in ``OUT/skipped.txt`` and a warning
+  is printed. When two entries give the
   same id (``alice/`` and ``alice.zip``), neither is graded: the one row for ``alice`` is ungradable and names
   both entries, so the instructor decides which one counts.
 * Only the exercise files are taken (``grader.sandbox`` has the search rule and the archive checks). Each
@@ -17,8 +19,11 @@
   group, are re-parented to this process (a Linux child subreaper) and killed.
 * Each row is appended to ``OUT/grades.csv`` as soon as its submission is done, so an interrupted run loses
   nothing already graded; at the end the file is rewritten sorted by student id.
-* A re-run skips a submission whose taken files, tests and limits hash to the ``submission_hash`` stored in its
-  ``results.json`` (``--force`` grades everything again).
+* A re-run skips a submission whose taken files, tests, grading code (``llm_basics/*.py``, ``grader/*.py``,
+  ``*.ini``, ``*.json``) and limits hash to the ``submission_hash`` stored in its ``results.json`` (``--force``
+  grades everything again).
+* A graded row's reason lists, per exercise, why it was not graded (missing, ambiguous...), and the one reason
+  shared by all its tests when they all fail the same way (a SyntaxError, an import error), cut to one line.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ STOP_GRACE = 5.0  # seconds a stopped worker has to clean up before its process 
 WORKER_SLACK = 256 * 1024 * 1024  # the worker's own headroom above the pytest child's memory budget
 SANDBOX = ".sandbox"
 CSV_NAME = "grades.csv"
+SKIPPED_NAME = "skipped.txt"
+NOT_A_SUBMISSION = "not a folder or a supported archive (.zip, .tar.gz, .tgz)"
+REASON_CHARS = 200  # one exercise's part of a gradebook reason
 EXIT_STOPPED = 75
 
 
@@ -138,6 +146,21 @@ def _num(x) -> str:
     return "" if x is None else f"{x:g}"
 
 
+def _short(text: str, limit: int = REASON_CHARS) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
+
+
+def common_failure(doc: dict, ex: str) -> str | None:
+    """The reason every test of ``ex`` failed with, when they all failed with the same one (e.g. a SyntaxError)."""
+    tests = [t for t in doc["tests"] if t.get("extra_data", {}).get("exercise") == ex]
+    if not tests or any(t.get("status") == "passed" for t in tests):
+        return None
+    reasons = {t.get("extra_data", {}).get("reason", "") for t in tests}
+    reason = reasons.pop() if len(reasons) == 1 else ""
+    return reason or None
+
+
 def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
     lesson = doc["lesson"]
     status = lesson.get("status", "graded")
@@ -147,7 +170,11 @@ def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
         for ex in ex_ids:
             row[ex] = _num(by_id[ex]["score"]) if ex in by_id else ""
         row["total"] = _num(doc["score"])
-        notes = [f"{e['id']}: {e['problem']}" for e in lesson["exercises"] if e.get("problem")]
+        notes = []
+        for e in lesson["exercises"]:
+            why = e.get("problem") or common_failure(doc, e["id"])
+            if why:
+                notes.append(f"{e['id']}: {_short(why)}")
         kinds = [t.get("extra_data", {}).get("kind") for t in doc["tests"]]
         if kinds.count("crash"):
             notes.append(f"{kinds.count('crash')} test(s) crashed the grading process")
@@ -250,6 +277,7 @@ def _worker(job: Job, out: Path, tests_dir: Path, points: dict, opts: Options) -
             else:
                 doc = _empty_doc(job.entry)
             doc = add_ungraded_exercises(doc, sub.problems, points)
+            doc["output"] += "\n" + sub.summary()  # the same "Files graded / Not graded" block as on Gradescope
             doc["lesson"]["target"] = job.entry
             doc["lesson"].update(meta)
         except GradingError as exc:
@@ -409,15 +437,33 @@ class Display:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def scan(submissions: Path, out: Path) -> dict[str, list[Path]]:
-    """Student id -> entries with that id (more than one is a duplicate); skips dot-names and OUT itself."""
+def scan(submissions: Path, out: Path, skipped: dict[str, str] | None = None) -> dict[str, list[Path]]:
+    """Student id -> entries with that id (more than one is a duplicate); skips dot-names and OUT itself. A
+    regular file that is not a supported archive is no submission: it goes to ``skipped`` (name -> reason)."""
     out_resolved = out.resolve()
     found: dict[str, list[Path]] = {}
     for entry in sorted(submissions.iterdir()):
         if entry.name.startswith(".") or entry.resolve() == out_resolved:
             continue
+        if not entry.is_symlink() and entry.is_file() and sandbox.entry_kind(entry) == "unsupported":
+            if skipped is not None:
+                skipped[entry.name] = NOT_A_SUBMISSION
+            continue
         found.setdefault(sandbox.student_id(entry), []).append(entry)
     return found
+
+
+def _report_skipped(skipped: dict[str, str], out: Path, stream) -> None:
+    """``OUT/skipped.txt`` lists the entries that got no row (removed when there are none); one warning each."""
+    path = out / SKIPPED_NAME
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return
+    path.write_text("".join(f"{name}: {reason}\n" for name, reason in sorted(skipped.items())))
+    stream = stream or sys.stderr
+    for name, reason in sorted(skipped.items()):
+        stream.write(f"warning: skipped {name}: {reason} (listed in {path})\n")
+    stream.flush()
 
 
 def _entry_label(path: Path) -> str:
@@ -450,8 +496,11 @@ def batch_grade(
     ex_ids = list(points)
     wanted = {ex: meta["name"] for ex, meta in points.items()}
     out.mkdir(parents=True, exist_ok=True)
-    entries = scan(submissions, out)
+    skipped: dict[str, str] = {}
+    entries = scan(submissions, out, skipped)
+    _report_skipped(skipped, out, stream)
     tests = sandbox.tests_digest(tests_dir)
+    code = sandbox.code_digest()
     book = Gradebook(out / CSV_NAME, ex_ids)
     display = Display(len(entries), progress, stream)
     box_root = out / SANDBOX
@@ -482,7 +531,7 @@ def batch_grade(
         if sub.error:
             record(student, ungradable_doc(sub.error, points, student=student, entry=label), 0.0, write=True)
             return None
-        digest = sandbox.submission_hash(sub, tests=tests, settings=opts.settings())
+        digest = sandbox.submission_hash(sub, tests=tests, settings=opts.settings(), code=code)
         previous = out / student / "results.json"
         if not opts.force and previous.is_file():
             try:
@@ -590,6 +639,8 @@ def batch_grade(
         summary = (f"{len(rows)} submissions: {counts['graded']} graded, {counts['ungradable']} ungradable, "
                    f"{counts['error']} errors, {counts['skipped']} unchanged (skipped) in "
                    f"{time.monotonic() - start:.1f} s -> {out / CSV_NAME}")
+        if skipped:
+            summary += f" ({len(skipped)} other entr{'y' if len(skipped) == 1 else 'ies'} skipped: {out / SKIPPED_NAME})"
         display.close(summary)
     return rows
 

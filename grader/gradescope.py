@@ -37,6 +37,8 @@ SETUP_SH = """\
 set -euxo pipefail
 apt-get update
 apt-get install -y --no-install-recommends python3 python3-pip
+# fail now, with a message that says what to do, if the base image's Python is too old
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: choose Ubuntu 24.04 in the Gradescope autograder settings")'
 # The image exists only to grade, so install system-wide (Ubuntu 24.04 marks its Python "externally managed").
 export PIP_BREAK_SYSTEM_PACKAGES=1
 # requirements.txt pins torch==2.13.0 and adds PyTorch's CPU wheel index, so pip takes the small CPU-only
@@ -144,12 +146,7 @@ def _note_problems(doc: dict, sub) -> None:
         if problem:
             test["output"] = f"Not graded: {problem}"
             test["extra_data"]["reason"] = problem
-    lines = ["", "Files graded:"]
-    lines += [f"  {name} (found at {where})" for name, where in sorted(sub.sources.items()) if name in sub.files]
-    if sub.problems:
-        lines += ["Not graded (these exercises score 0):"]
-        lines += [f"  {ex}: {problem}" for ex, problem in sorted(sub.problems.items())]
-    doc["output"] += "\n" + "\n".join(lines)
+    doc["output"] += "\n" + sub.summary()
     doc["lesson"]["target"] = "exercises"
     doc["lesson"]["submission"] = {"sources": dict(sub.sources), "problems": dict(sub.problems)}
 
@@ -221,7 +218,8 @@ def _cmd_build(args) -> int:
     except GradescopeError as exc:
         print(f"gradescope: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {path}: upload it as the autograder of a Gradescope programming assignment (Ubuntu 24.04 image)")
+    print(f"wrote {path}: upload it as the autograder of a Gradescope programming assignment, and choose the "
+          "Ubuntu 24.04 base image in the autograder settings (setup.sh needs Python 3.11 or newer)")
     return 0
 
 

@@ -13,6 +13,8 @@ Search rule, for each exercise file ``<name>.py`` (names from ``tests/points.jso
 2. if some candidates sit in a folder called ``exercises``, only those count;
 3. exactly one candidate left: it is taken. None: the exercise is *missing*. More than one: it is *ambiguous*
    (scored 0, the reason lists the paths) -- the grader never guesses which file the student meant.
+4. a missing exercise's reason names near matches (same name in another case, a name that starts with the module
+   name such as ``<name> (1).py`` or ``<name>.py.txt``, or ``exN_*.py``) and asks for a rename: they are never taken.
 
 Archives are checked before anything is read: member count, total declared uncompressed size, and every
 member's path and type. A member with an absolute path or ``..``, a symlink, a hard link or a device makes the
@@ -66,6 +68,15 @@ class Submission:
     @property
     def found_any(self) -> bool:
         return bool(self.sources)
+
+    def summary(self) -> str:
+        """The "Files graded / Not graded" block shown under the score (Gradescope output, batch results.json)."""
+        lines = ["", "Files graded:"]
+        lines += [f"  {name} (found at {where})" for name, where in sorted(self.sources.items()) if name in self.files]
+        if self.problems:
+            lines += ["Not graded (these exercises score 0):"]
+            lines += [f"  {ex}: {problem}" for ex, problem in sorted(self.problems.items())]
+        return "\n".join(lines)
 
 
 class SubmissionError(Exception):
@@ -126,6 +137,31 @@ def _choose(paths: list[PurePosixPath]) -> tuple[PurePosixPath | None, str | Non
     return None, f"ambiguous: {len(pool)} files with this name ({listed}); keep only one"
 
 
+def _near_matches(module: str, paths) -> list[PurePosixPath]:
+    """Files that look like a misnamed ``<module>.py``: same name in another case, a name that starts with the
+    module name (``<module> (1).py``, ``<module>.py.txt``), or the ``exN_`` prefix with a ``.py`` suffix."""
+    target = f"{module}.py".lower()
+    prefix = module.split("_", 1)[0].lower() + "_"
+    found = []
+    for path in paths:
+        lower = path.name.lower()
+        if path.name == f"{module}.py" or lower.endswith(".pyc") or not _searchable(path.parts):
+            continue
+        if lower == target or lower.startswith(module.lower()) or (lower.startswith(prefix) and lower.endswith(".py")):
+            found.append(path)
+    return sorted(found)
+
+
+def _missing(module: str, paths) -> str:
+    """Why ``<module>.py`` is missing, naming near matches (never taken: the rule stays exact)."""
+    name = f"{module}.py"
+    near = _near_matches(module, paths)
+    if not near:
+        return f"missing: no {name} in the submission"
+    listed = ", ".join(f'"{p}"' for p in near[:3]) + (f" (and {len(near) - 3} more)" if len(near) > 3 else "")
+    return f"missing: found {listed}, not taken: rename {'it' if len(near) == 1 else 'one'} to {name}"
+
+
 def _check_content(name: str, data: bytes, caps: Caps) -> str | None:
     if len(data) > caps.max_file_bytes:
         return f"{name} is too large ({len(data):,} bytes, limit {caps.max_file_bytes:,})"
@@ -179,6 +215,7 @@ def _take(sub: Submission, ex: str, name: str, where: str, data: bytes, caps: Ca
 def _collect_folder(root: Path, wanted: dict[str, str], caps: Caps, sub: Submission) -> None:
     names = {f"{module}.py" for module in wanted.values()}
     found: dict[str, list[PurePosixPath]] = {n: [] for n in names}
+    others: list[PurePosixPath] = []  # every other file within reach, for near matches
     stack = [(root, ())]
     while stack:
         folder, parts = stack.pop()
@@ -193,11 +230,13 @@ def _collect_folder(root: Path, wanted: dict[str, str], caps: Caps, sub: Submiss
                     stack.append((Path(child.path), here))
             elif child.name in names and _searchable(here):
                 found[child.name].append(PurePosixPath(*here))
+            elif _searchable(here) and len(others) < 10_000:
+                others.append(PurePosixPath(*here))
     for ex, module in wanted.items():
         name = f"{module}.py"
         chosen, problem = _choose(found[name])
         if chosen is None:
-            sub.problems[ex] = problem or f"missing: no {name} in the submission"
+            sub.problems[ex] = problem or _missing(module, others)
             continue
         path = root.joinpath(*chosen.parts)
         info = path.lstat()
@@ -242,7 +281,7 @@ def _select(members: dict[PurePosixPath, object], wanted: dict[str, str], sub: S
         paths = [p for p in members if p.name == name and _searchable(p.parts)]
         chosen, problem = _choose(paths)
         if chosen is None:
-            sub.problems[ex] = problem or f"missing: no {name} in the submission"
+            sub.problems[ex] = problem or _missing(module, members)
             continue
         yield ex, name, chosen, members[chosen]
 
@@ -342,13 +381,30 @@ def tests_digest(tests_dir: Path) -> str:
     return h.hexdigest()
 
 
-def submission_hash(sub: Submission, *, tests: str, settings: dict) -> str:
-    """A hash of what is graded: the taken files, what was refused and why, the tests and the limits."""
+CODE_ROOT = Path(__file__).resolve().parent.parent  # the repository: llm_basics/ and grader/
+CODE_PATTERNS = ("llm_basics/*.py", "grader/*.py", "grader/*.ini", "grader/*.json")
+
+
+def code_digest(root: Path | None = None) -> str:
+    """A hash of the grading code (``llm_basics/*.py``, ``grader/*.py``, ``*.ini``, ``*.json``), so that a fix
+    to the library or the grader re-grades everyone."""
+    root = Path(root or CODE_ROOT)
+    h = hashlib.sha256()
+    paths = sorted({p for pattern in CODE_PATTERNS for p in root.glob(pattern) if p.is_file()})
+    for path in paths:
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def submission_hash(sub: Submission, *, tests: str, settings: dict, code: str | None = None) -> str:
+    """A hash of what is graded: the taken files, what was refused and why, the tests, the grading code
+    (``code_digest()`` unless given) and the limits."""
     h = hashlib.sha256()
     for name in sorted(sub.files):
         h.update(b"file\0" + name.encode() + b"\0" + hashlib.sha256(sub.files[name]).digest())
     h.update(json.dumps(sub.problems, sort_keys=True).encode())
     h.update(tests.encode())
+    h.update(b"code\0" + (code if code is not None else code_digest()).encode())
     h.update(json.dumps(settings, sort_keys=True).encode())
     return "sha256:" + h.hexdigest()
 

@@ -281,7 +281,9 @@ def test_hostile_batch_every_submission_gets_a_row(suite, tmp_path, private_tmp)
     check("bomb", "ungradable", "archive too large when unpacked")
     check("empty", "ungradable", "no exercise files found")
     check("dup", "ungradable", "duplicate student id: dup/, dup.zip")
-    check("notes.txt", "ungradable", "not a folder or a supported archive")
+    assert "notes.txt" not in rows  # a stray file is no student: skipped.txt says so
+    assert (out / "skipped.txt").read_text() == \
+        "notes.txt: not a folder or a supported archive (.zip, .tar.gz, .tgz)\n"
     check("latin1", "graded", "ex1: ex1_alpha.py is not valid UTF-8 (byte 0xe9 at offset 5)", total="3")
     assert rows["latin1"]["ex1"] == "0" and rows["latin1"]["ex2"] == "3"
     check("hang", "graded", total="3")
@@ -292,7 +294,7 @@ def test_hostile_batch_every_submission_gets_a_row(suite, tmp_path, private_tmp)
     check("printer", "graded", total="3")
     check("memhog", "graded", total="0")
     assert [r["student"] for r in returned] == sorted(rows) == list(rows)  # the CSV is sorted by student
-    assert len(rows) == 21  # 22 entries: dup/ and dup.zip share one row
+    assert len(rows) == 20  # 22 entries: dup/ and dup.zip share one row, notes.txt is skipped
 
     # what the results documents and feedback say
     latin1 = json.loads((out / "latin1" / "results.json").read_text())
@@ -314,7 +316,7 @@ def test_hostile_batch_every_submission_gets_a_row(suite, tmp_path, private_tmp)
     assert list(private_tmp.iterdir()) == []
     assert not (out / ".sandbox").exists()
     for entry in out.iterdir():
-        assert entry.name == "grades.csv" or sorted(p.name for p in entry.iterdir()) == ["feedback.md", "results.json"]
+        assert entry.name in ("grades.csv", "skipped.txt") or sorted(p.name for p in entry.iterdir()) == ["feedback.md", "results.json"]
     left = [p.name for p in pids.iterdir()]
     assert any(n.startswith("child") for n in left) and any(n.startswith("escaped") for n in left)
     for name in left:
@@ -432,7 +434,7 @@ def test_rich_progress_runs_without_a_terminal(suite, tmp_path, private_tmp):
     log = io.StringIO()
     batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "rich"}, stream=log)
     text = log.getvalue()
-    assert "junk.txt: ungradable" in text and "2 submissions: 1 graded, 1 ungradable" in text
+    assert "warning: skipped junk.txt" in text and "1 submissions: 1 graded, 0 ungradable" in text
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -529,3 +531,123 @@ def test_real_reference_scores_full_marks_and_stubs_zero(tmp_path, private_tmp):
         ("graded", f"{total:g}", f"{total:g}"), rows["reference"]
     assert (rows["stubs"]["status"], rows["stubs"]["total"]) == ("graded", "0"), rows["stubs"]
     assert list(private_tmp.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Instructor review: reasons, near matches, stray files, the code hash, the results output
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_an_exercise_that_fails_entirely_says_why_in_the_row(suite, tmp_path, private_tmp):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "dave", {"ex1_alpha.py": GOOD["ex1_alpha.py"], "ex2_beta.py": "def mul(a, b:\n    pass\n"})
+    write_folder(subs / "eve", {"ex1_alpha.py": "import no_such_module_xyz\n", "ex2_beta.py": GOOD["ex2_beta.py"]})
+    write_folder(subs / "fay", {"ex1_alpha.py": "def add(a, b):\n    return 3\n", "ex2_beta.py": GOOD["ex2_beta.py"]})
+    batch_grade(subs, out, tests_dir=suite, **FAST)
+    rows = read_csv(out)
+    assert (rows["dave"]["ex2"], rows["dave"]["total"]) == ("0", "3")
+    assert rows["dave"]["reason"].startswith("ex2: ex2_beta.py line 1: SyntaxError: "), rows["dave"]
+    assert "ex1" not in rows["dave"]["reason"]
+    assert rows["eve"]["reason"].startswith("ex1: ") and "no_such_module_xyz" in rows["eve"]["reason"], rows["eve"]
+    assert rows["fay"]["reason"] == ""  # one test passes: the failures are ordinary test results
+
+
+def test_a_long_shared_reason_is_one_short_line():
+    doc = batch._empty_doc("x")
+    doc["tests"] = [{"status": "failed", "extra_data": {"exercise": "ex1", "reason": "boom\n" + "y" * 1000,
+                                                        "kind": "error"}} for _ in range(3)]
+    doc["lesson"]["exercises"] = [{"id": "ex1", "score": 0.0}, {"id": "ex2", "score": 3.0, "problem": "missing: no"}]
+    reason = batch.row_from_doc("s", doc, ["ex1", "ex2"])["reason"]
+    first, second = reason.split("; ")
+    assert first.startswith("ex1: boom yyy") and first.endswith("...") and len(first) <= 210 and "\n" not in first
+    assert second == "ex2: missing: no"
+    doc["tests"][0]["extra_data"]["reason"] = "something else"  # different reasons: nothing to summarise
+    assert batch.row_from_doc("s", doc, ["ex1", "ex2"])["reason"] == "ex2: missing: no"
+
+
+@pytest.mark.parametrize("misnamed", ["ex2_beta (1).py", "ex2_beta.py.txt", "Ex2_Beta.py", "exercises/ex2_bta.py"])
+@pytest.mark.parametrize("kind", ["folder", "zip", "tar"])
+def test_a_misnamed_file_is_named_in_the_reason_but_not_taken(tmp_path, misnamed, kind):
+    files = {"ex1_alpha.py": GOOD["ex1_alpha.py"], misnamed: GOOD["ex2_beta.py"], "notes_ex2.txt": "x",
+             "test_ex2_beta.py": "x"}
+    entry = {"folder": lambda: write_folder(tmp_path / "s", files),
+             "zip": lambda: write_zip(tmp_path / "s.zip", files),
+             "tar": lambda: write_tar(tmp_path / "s.tgz", files)}[kind]()
+    sub = sandbox.collect(entry, WANTED)
+    assert set(sub.files) == {"ex1_alpha.py"}
+    assert sub.problems == {"ex2": f'missing: found "{misnamed}", not taken: rename it to ex2_beta.py'}
+
+
+def test_no_near_match_keeps_the_plain_missing_reason(tmp_path):
+    sub = sandbox.collect(write_folder(tmp_path / "s", {"ex1_alpha.py": "X = 1\n", "beta.py": "", "ex3_x.py": ""}),
+                          WANTED)
+    assert sub.problems == {"ex2": "missing: no ex2_beta.py in the submission"}
+
+
+def test_misnamed_file_in_the_row_and_feedback(suite, tmp_path, private_tmp):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "gus", {"ex1_alpha.py": GOOD["ex1_alpha.py"], "ex2_beta (1).py": GOOD["ex2_beta.py"]})
+    batch_grade(subs, out, tests_dir=suite, **FAST)
+    row = read_csv(out)["gus"]
+    message = 'missing: found "ex2_beta (1).py", not taken: rename it to ex2_beta.py'
+    assert (row["ex2"], row["total"], row["reason"]) == ("0", "3", f"ex2: {message}")
+    assert message in (out / "gus" / "feedback.md").read_text()
+
+
+def test_stray_files_get_no_row_a_warning_and_a_line_in_skipped_txt(suite, tmp_path, private_tmp):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "ann", GOOD)
+    write_zip(subs / "bob.zip", GOOD)
+    for name in ("README.txt", "notes.md", "carl.rar"):
+        (subs / name).write_text("x")
+    log = io.StringIO()
+    rows = batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"}, stream=log)
+    assert [r["student"] for r in rows] == ["ann", "bob"] and list(read_csv(out)) == ["ann", "bob"]
+    reason = "not a folder or a supported archive (.zip, .tar.gz, .tgz)"
+    assert (out / "skipped.txt").read_text().splitlines() == \
+        [f"README.txt: {reason}", f"carl.rar: {reason}", f"notes.md: {reason}"]
+    for name in ("README.txt", "notes.md", "carl.rar"):
+        assert f"warning: skipped {name}: {reason}" in log.getvalue()
+        assert not (out / name).exists()
+    for name in ("README.txt", "notes.md", "carl.rar"):
+        (subs / name).unlink()
+    batch_grade(subs, out, tests_dir=suite, **FAST)
+    assert not (out / "skipped.txt").exists()  # it describes the last run
+
+
+def test_a_change_to_the_grading_code_regrades_everyone(suite, tmp_path, private_tmp, monkeypatch):
+    code = tmp_path / "repo"
+    write_folder(code, {"llm_basics/model.py": "A = 1\n", "grader/plugin.py": "B = 1\n",
+                        "grader/graded_pytest.ini": "[pytest]\n", "grader/schema.json": "{}",
+                        "grader/notes.txt": "not code", "tests/test_x.py": "", "llm_basics/sub/deep.py": ""})
+    monkeypatch.setattr(sandbox, "CODE_ROOT", code)
+    digest = sandbox.code_digest()
+    for name in ("grader/notes.txt", "tests/test_x.py", "llm_basics/sub/deep.py"):
+        (code / name).write_text("changed")
+        assert sandbox.code_digest() == digest, name
+    for name in ("llm_basics/model.py", "grader/plugin.py", "grader/graded_pytest.ini", "grader/schema.json"):
+        (code / name).write_text((code / name).read_text() + "\n")
+        assert sandbox.code_digest() != digest, name
+        digest = sandbox.code_digest()
+
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "ann", GOOD)
+    batch_grade(subs, out, tests_dir=suite, **FAST)
+    log = io.StringIO()
+    batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"}, stream=log)
+    assert "skipped (unchanged)" in log.getvalue()
+    (code / "llm_basics" / "model.py").write_text("A = 2  # a fix to the library\n")
+    log = io.StringIO()
+    batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"}, stream=log)
+    assert "skipped (unchanged)" not in log.getvalue() and "1 graded" in log.getvalue()
+
+
+def test_results_output_lists_files_graded_and_not_graded(suite, tmp_path, private_tmp):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "half", {"work/ex1_alpha.py": GOOD["ex1_alpha.py"]})
+    batch_grade(subs, out, tests_dir=suite, **FAST)
+    doc = json.loads((out / "half" / "results.json").read_text())
+    sub = sandbox.collect(subs / "half", WANTED)
+    assert doc["output"] == "Score: 3 / 6\n" + sub.summary()
+    assert "Files graded:\n  ex1_alpha.py (found at work/ex1_alpha.py)" in doc["output"]
+    assert "Not graded (these exercises score 0):\n  ex2: missing: no ex2_beta.py in the submission" in doc["output"]

@@ -140,3 +140,56 @@ def test_broken_submission_costs_only_the_broken_exercises(autograder):
     gone = [t["output"] for t in doc["tests"] if t["extra_data"]["exercise"] == missing_ex]
     assert gone and all(f"no {missing}.py in the submission" in out for out in gone)
     assert f"{missing_ex}: missing" in doc["output"]
+
+
+def _python_check(autograder_zip) -> str:
+    with zipfile.ZipFile(autograder_zip) as zf:
+        setup = zf.read("setup.sh").decode()
+    lines = setup.splitlines()
+    [check] = [line for line in lines if "sys.version_info" in line]
+    install = next(i for i, line in enumerate(lines) if line.startswith("pip3 install"))
+    assert lines.index(check) < install, "the Python check must come before the (long) pip install"
+    return check
+
+
+def test_setup_fails_early_on_an_old_python(autograder_zip, tmp_path):
+    check = _python_check(autograder_zip)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    python3 = bin_dir / "python3"
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+    def run(version: tuple) -> subprocess.CompletedProcess:
+        # a python3 that reports `version`: the check line runs unchanged, as setup.sh runs it
+        python3.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c '
+                           f'"import sys; sys.version_info = {version!r}; exec(sys.argv[2])" "$@"\n')
+        python3.chmod(0o755)
+        return subprocess.run(["bash", "-euo", "pipefail", "-c", check], env=env, capture_output=True, text=True)
+
+    old = run((3, 10, 12))
+    assert old.returncode != 0
+    assert "Python 3.11 or newer is needed: choose Ubuntu 24.04 in the Gradescope autograder settings" in old.stderr
+    assert run((3, 11, 0)).returncode == 0 and run((3, 12, 3)).returncode == 0
+
+
+def test_build_message_names_the_ubuntu_image(tmp_path, capsys):
+    import argparse
+
+    assert gradescope._cmd_build(argparse.Namespace(out=str(tmp_path))) == 0
+    printed = capsys.readouterr().out
+    assert "Ubuntu 24.04" in printed and "Python 3.11" in printed
+
+
+def test_output_block_is_the_submission_summary(tmp_path, monkeypatch):
+    """Gradescope's "Files graded / Not graded" block is sandbox.Submission.summary (the batch uses it too)."""
+    from grader import sandbox
+
+    folder = tmp_path / "sub" / "exercises"
+    folder.mkdir(parents=True)
+    first, *_ = NAMES.values()
+    (folder / f"{first}.py").write_text("X = 1\n")
+    sub = sandbox.collect(tmp_path / "sub", NAMES)
+    doc = {"output": "Score: 0 / 100", "tests": [], "lesson": {}}
+    gradescope._note_problems(doc, sub)
+    assert doc["output"] == "Score: 0 / 100\n" + sub.summary()
+    assert f"  {first}.py (found at exercises/{first}.py)" in doc["output"] and "Not graded" in doc["output"]
