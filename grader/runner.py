@@ -10,6 +10,7 @@ the test that crashed, never the report.
 from __future__ import annotations
 
 import collections
+import faulthandler
 import gc
 import json
 import os
@@ -107,6 +108,7 @@ def _child(args: list[str], log_path: Path, workdir: Path, limits: Limits) -> No
     code = 70
     try:
         os.setpgid(0, 0)  # own process group: the parent can kill everything the student code spawned
+        faulthandler.disable()  # a parent's faulthandler (pytest's) would dump our crashes onto its stderr
         os.chdir(workdir)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
