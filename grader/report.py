@@ -35,6 +35,18 @@ def _rows(doc: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+MAX_CASES_SHOWN = 2  # failing cases of one parametrized test shown without -v
+
+
+def _by_function(tests: list[dict]) -> dict[str, list[dict]]:
+    """Failed tests grouped by test function (the cases of a parametrized test together), in order."""
+    groups: dict[str, list[dict]] = {}
+    for test in tests:
+        function = test["extra_data"]["nodeid"].split("::", 1)[-1].split("[", 1)[0]
+        groups.setdefault(function, []).append(test)
+    return groups
+
+
 def _advice(doc: dict, verbose: bool) -> list[tuple[str, str]]:
     """(style, line) pairs: what was lost and why, grouped by exercise."""
     lines: list[tuple[str, str]] = []
@@ -53,18 +65,25 @@ def _advice(doc: dict, verbose: bool) -> list[tuple[str, str]]:
             lines.append(("red", f"  x all {len(visible)} visible tests fail the same way:"))
             lines.append(("dim", f"      -> {reasons.pop()}"))
             visible = []
-        for test in visible:
-            extra = test["extra_data"]
-            lines.append(("red", f"  x {extra['nodeid'].split('::', 1)[-1]}  (-{_fmt(test['max_score'])})"))
-            if extra["hint"]:
-                lines.append(("", f"      {extra['hint']}"))
-            if extra["reason"]:
-                lines.append(("dim", f"      -> {extra['reason']}"))
-            if verbose and extra["details"]:
-                lines += [("dim", "        " + line) for line in extra["details"].rstrip().splitlines()[-30:]]
-            if verbose and extra["captured_output"]:
-                lines.append(("dim", "      your code printed:"))
-                lines += [("dim", "        " + line) for line in extra["captured_output"].rstrip().splitlines()[-15:]]
+        for function, cases in _by_function(visible).items():
+            lost = _fmt(sum(t["max_score"] for t in cases))
+            label = f"{function}  ({len(cases)} cases)" if len(cases) > 1 else cases[0]["extra_data"]["nodeid"].split("::", 1)[-1]
+            lines.append(("red", f"  x {label}  (-{lost})"))
+            if cases[0]["extra_data"]["hint"]:
+                lines.append(("", f"      {cases[0]['extra_data']['hint']}"))
+            shown = cases if verbose else cases[:MAX_CASES_SHOWN]
+            for test in shown:
+                extra = test["extra_data"]
+                case = extra["nodeid"][len(extra["nodeid"].split("[", 1)[0]):] if len(cases) > 1 else ""
+                if extra["reason"]:
+                    lines.append(("dim", f"      -> {case + ' ' if case else ''}{extra['reason']}"))
+                if verbose and extra["details"]:
+                    lines += [("dim", "        " + line) for line in extra["details"].rstrip().splitlines()[-30:]]
+                if verbose and extra["captured_output"]:
+                    lines.append(("dim", "      your code printed:"))
+                    lines += [("dim", "        " + line) for line in extra["captured_output"].rstrip().splitlines()[-15:]]
+            if len(cases) > len(shown):
+                lines.append(("dim", f"      ... and {len(cases) - len(shown)} more cases (-v shows them all)"))
         if hidden:
             lost = sum(t["max_score"] for t in hidden)
             lines.append(("yellow", f"  {len(hidden)} hidden tests failed ({_fmt(round(lost, 2))} points)."))
@@ -79,6 +98,9 @@ def _footer(doc: dict) -> list[str]:
             f"Hidden tests: {_fmt(lesson['hidden_points_not_run'])} more points are in hidden tests that your"
             " instructor runs; they are not run locally, so pass the visible ones and test edge cases yourself."
         )
+    if any(t["status"] != "passed" for t in doc["tests"]):
+        out.append("Tip: `make grade EX=ex2` grades one exercise; `make grade GRADE_ARGS=-v` adds tracebacks and"
+                   " what your code printed.")
     if lesson.get("restarts"):
         out.append(f"Note: the grading process had to be restarted {lesson['restarts']} time(s) after a crash.")
     return out
