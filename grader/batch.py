@@ -596,14 +596,12 @@ def batch_grade(
 
     reaper = Reaper()
     running: dict[int, Job] = {}
-    queue = deque(sorted(entries.items()))
+    # every submission is read before any student code runs: code graded early cannot change a later one
+    queue = deque(job for job in (prepare(student, paths) for student, paths in sorted(entries.items())) if job)
     try:
         while queue or running:
             while queue and len(running) < opts.jobs:
-                student, paths = queue.popleft()
-                job = prepare(student, paths)
-                if job is not None:
-                    launch(job)
+                launch(queue.popleft())
             if not running:
                 continue
             ready, _, _ = select.select([j.pidfd for j in running.values()], [], [], 0.2)

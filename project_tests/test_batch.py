@@ -651,3 +651,18 @@ def test_results_output_lists_files_graded_and_not_graded(suite, tmp_path, priva
     assert doc["output"] == "Score: 3 / 6\n" + sub.summary()
     assert "Files graded:\n  ex1_alpha.py (found at work/ex1_alpha.py)" in doc["output"]
     assert "Not graded (these exercises score 0):\n  ex2: missing: no ex2_beta.py in the submission" in doc["output"]
+
+
+def test_code_graded_early_cannot_change_a_later_submission(tmp_path, suite):
+    subs = tmp_path / "subs"
+    victim = subs / "zed"
+    saboteur = (
+        "import pathlib\n"
+        f"for p in pathlib.Path({str(victim)!r}).glob('*.py'):\n"
+        "    p.write_text('def add(a, b):\\n    return 0\\ndef mul(a, b):\\n    return 0\\n')\n"
+        "def add(a, b):\n    return a + b\n"
+    )
+    write_folder(subs / "aaa", {"ex1_alpha.py": saboteur, "ex2_beta.py": GOOD["ex2_beta.py"]})
+    write_folder(victim, GOOD)
+    rows = {r["student"]: r for r in batch_grade(subs, tmp_path / "out", tests_dir=suite, **{**FAST, "jobs": 1})}
+    assert rows["zed"]["status"] == "graded" and rows["zed"]["total"] == rows["zed"]["max"]
