@@ -180,6 +180,8 @@ def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
             notes.append(f"{kinds.count('crash')} test(s) crashed the grading process")
         if kinds.count("timeout"):
             notes.append(f"{kinds.count('timeout')} test(s) timed out")
+        if lesson.get("review"):
+            notes.append("review by hand, it mentions " + " / ".join(lesson["review"]))
         row["reason"] = "; ".join(notes)
     else:
         row.update({ex: "" for ex in ex_ids})
@@ -268,7 +270,8 @@ def _worker(job: Job, out: Path, tests_dir: Path, points: dict, opts: Options) -
         sub = job.sub
         exercises_dir, tests_copy = sandbox.build_sandbox(box, sub.files, tests_dir)
         present = [ex for ex, meta in points.items() if f"{meta['name']}.py" in sub.files]
-        meta = {"student": job.student, "entry": job.entry, "sources": sub.sources, "submission_hash": job.digest}
+        meta = {"student": job.student, "entry": job.entry, "sources": sub.sources, "submission_hash": job.digest,
+                "review": sandbox.suspicious(sub.files)}
         try:
             if present:
                 limits = Limits(timeout=opts.test_timeout,

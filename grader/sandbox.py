@@ -30,6 +30,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -418,3 +419,27 @@ def build_sandbox(root: Path, files: dict[str, bytes], tests_dir: Path) -> tuple
     tests = root / "tests"
     shutil.copytree(tests_dir, tests, ignore=TESTS_IGNORE, symlinks=False)
     return exercises, tests
+
+
+# Names that exercise code has no honest use for: they reach into the grader, pytest or the process. A match is
+# not proof of anything; the batch grader writes it into the gradebook so that a person reads the submission.
+SUSPICIOUS = {
+    "the grader": re.compile(r"\bgrader\b|_pytest|\bpytest\b|pluggy"),
+    "sys.modules": re.compile(r"sys\.modules"),
+    "/proc": re.compile(r"/proc/"),
+    "raw file descriptors": re.compile(r"os\.(write|dup2?|fdopen)\b"),
+    "other frames": re.compile(r"sys\._getframe|inspect\.(stack|currentframe)|gc\.get_(objects|referrers)"),
+    "the test files": re.compile(r"\btests[/\\]|\btest_ex\d|points\.json"),
+    "ctypes": re.compile(r"\bctypes\b"),
+}
+
+
+def suspicious(files: dict[str, bytes]) -> list[str]:
+    """``["ex2_topk_attention.py: sys.modules, /proc"]`` for files that mention what exercise code never needs."""
+    found = []
+    for name, data in sorted(files.items()):
+        text = data.decode("utf-8", errors="replace")
+        hits = [label for label, pattern in SUSPICIOUS.items() if pattern.search(text)]
+        if hits:
+            found.append(f"{name}: {', '.join(hits)}")
+    return found

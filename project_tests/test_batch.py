@@ -666,3 +666,17 @@ def test_code_graded_early_cannot_change_a_later_submission(tmp_path, suite):
     write_folder(victim, GOOD)
     rows = {r["student"]: r for r in batch_grade(subs, tmp_path / "out", tests_dir=suite, **{**FAST, "jobs": 1})}
     assert rows["zed"]["status"] == "graded" and rows["zed"]["total"] == rows["zed"]["max"]
+
+
+def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite):
+    from grader.sandbox import suspicious
+
+    subs = tmp_path / "subs"
+    sneaky = "import sys\ndef add(a, b):\n    sys.modules['grader.plugin']\n    return a + b\n"
+    write_folder(subs / "sneaky", {"ex1_alpha.py": sneaky, "ex2_beta.py": GOOD["ex2_beta.py"]})
+    write_folder(subs / "honest", GOOD)
+    rows = {r["student"]: r for r in batch_grade(subs, tmp_path / "out", tests_dir=suite, **FAST)}
+    assert "review by hand" in rows["sneaky"]["reason"] and "sys.modules" in rows["sneaky"]["reason"]
+    assert "review" not in rows["honest"]["reason"]
+    for path in sorted((REPO / "solutions").glob("ex*.py")):  # the reference is never flagged
+        assert suspicious({path.name: path.read_bytes()}) == [], path.name
