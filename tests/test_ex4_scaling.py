@@ -4,7 +4,6 @@ No test here reads a real clock: the timing harness is driven by a fake clock wh
 the timed function runs, by a scripted "cost" per call. FLOPs are compared with PyTorch's own counter.
 """
 
-import math
 
 import pytest
 import torch
