@@ -40,7 +40,9 @@ class GradingError(RuntimeError):
 @dataclass
 class Limits:
     timeout: float = DEFAULT_TIMEOUT
-    memory_bytes: int | None = None  # extra address space allowed on top of what the parent already maps
+    # extra address space allowed on top of what the parent already maps: a runaway allocation becomes a
+    # MemoryError in that test instead of swapping the machine
+    memory_bytes: int | None = 4 * 2**30
     output_bytes: int = OUTPUT_LIMIT
     max_strikes: int = 0  # > 0: skip an exercise's other tests after this many timeouts/crashes (quick feedback)
 
