@@ -31,7 +31,7 @@ help: ## list the targets
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "Setting up $(VENV): torch 2.13.0 (CPU), pytest, rich... (first run only, about a minute)"
+	@echo "Setting up $(VENV): torch 2.13.0 (CPU), pytest, rich... (first run, or after pyproject.toml changes: about a minute)"
 	@$(PIP_INSTALL) -e . $(QUIET_PIP)
 	@$(PY) -c "import torch, pytest, pytest_timeout, hypothesis, rich, matplotlib" || { echo "setup failed: see the pip output above"; exit 1; }
 	@touch $(STAMP)
