@@ -23,9 +23,11 @@ class CostClock:
         self.costs = list(costs)
         self.now = 0.0
         self.calls = 0
+        self.readings = 0
         self.grad_enabled = []
 
     def __call__(self):
+        self.readings += 1
         return self.now
 
     def fn(self):
@@ -90,6 +92,10 @@ def test_time_forward_skips_warmup_calls(student):
     )
     settings = (result.get("warmup"), result.get("repeats"))
     assert settings == (2, 5), f"expected warmup 2 and repeats 5 in the result, got {settings}"
+    assert clock.readings == 10, (
+        f"expected the clock to be read twice per timed call (10 readings for 5 repeats) and never during the"
+        f" warm-up, got {clock.readings} readings"
+    )
 
 
 @pytest.mark.points(1)
@@ -210,8 +216,8 @@ def test_crossover_length_balances_terms(student, cfg):
     )
     counts = counted_flops(cfg, int(got))
     assert counts["bmm"] == counts["other"], (
-        f"expected attention FLOPs == linear FLOPs at T={got} (d={cfg.d_model}, d_ff={cfg.ffn_dim}), got "
-        f"attention {counts['bmm']} vs linear {counts['other']}: the crossover is off"
+        f"expected attention FLOPs == linear FLOPs at the T you return; at your T={got} (d={cfg.d_model},"
+        f" d_ff={cfg.ffn_dim}) attention is {counts['bmm']} and linear {counts['other']}: the crossover is off"
     )
 
 

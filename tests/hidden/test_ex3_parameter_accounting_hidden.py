@@ -40,7 +40,7 @@ def configs(draw, *, tie=st.booleans(), bias=st.booleans(), norm=st.sampled_from
 def describe(cfg: ModelConfig) -> str:
     return (
         f"V={cfg.vocab_size}, T={cfg.context_length}, d={cfg.d_model}, n_heads={cfg.n_heads}, L={cfg.n_layers}, "
-        f"d_ff={cfg.ffn_dim}, norm={cfg.norm}, bias={cfg.bias}, tied={cfg.tie_weights}"
+        f"d_ff={cfg.d_ff} (ffn_dim={cfg.ffn_dim}), norm={cfg.norm}, bias={cfg.bias}, tied={cfg.tie_weights}"
     )
 
 
