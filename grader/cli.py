@@ -35,9 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("grade", help="grade one submission and print what to fix")
-    g.add_argument("--target", default="exercises", help="exercises (default), solutions, or a folder of exN_*.py")
+    g.add_argument("--target", default="exercises",
+                   help="exercises (default), or any folder of exN_*.py files (instructors: solutions)")
     g.add_argument("--exercise", "-e", action="append", help="grade only this exercise (ex2, 2, ex2_topk_attention)")
-    g.add_argument("--hidden", action="store_true", help="also run the hidden tests (instructors)")
+    g.add_argument("--hidden", action="store_true",
+                   help="also run tests/hidden (instructors; the student copy has none)")
     g.add_argument("--json", default=str(DEFAULT_RESULTS), help=f"where to write the results (default {DEFAULT_RESULTS})")
     g.add_argument("--junit-xml", help="also write JUnit XML here")
     g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds allowed per test")
