@@ -1,7 +1,7 @@
 """The grading pytest plugin: a points marker, an option group, the `student` fixture, and an event stream.
 
-Loaded explicitly (``-p grader.plugin``) by the grading runner, and by ``tests/conftest.py`` when someone runs
-``pytest tests`` by hand. It does three things:
+Loaded explicitly (``-p grader.plugin``) by the grading runner; to run a suite by hand without the runner:
+``python -m pytest -p grader.plugin tests/test_ex2_topk_attention.py --target solutions``. It does three things:
 
 1. checks that every collected graded test carries ``@pytest.mark.points(n)`` and splits ``n`` over the cases
    of a parametrized test;
@@ -30,7 +30,6 @@ MAX_OUTPUT_CHARS = 2000
 MAX_REASON_CHARS = 300
 
 POINTS = pytest.StashKey[float]()
-INFO = pytest.StashKey[dict]()
 REPORTS = pytest.StashKey[dict]()
 STRIKES = pytest.StashKey[dict]()  # exercise -> tests that timed out or crashed the process
 
