@@ -166,8 +166,8 @@ FLOP_CASES = [
 def test_block_flops_total_matches_flop_counter(student, cfg, seq_len, batch):
     """block_flops(cfg, T, batch)["total"] equals FlopCounterMode's count of one block forward."""
     ex = student(MODULE)
+    got = ex.block_flops(cfg, seq_len, batch).get("total")  # the student's answer first: a stub fails fast
     want = counted_flops(cfg, seq_len, batch)["total"]
-    got = ex.block_flops(cfg, seq_len, batch).get("total")
     assert got == want, (
         f"expected total {want} FLOPs for d={cfg.d_model}, d_ff={cfg.ffn_dim}, T={seq_len}, batch={batch}, got {got}"
     )
@@ -196,8 +196,8 @@ def test_measured_flops_matches_flop_counter(student):
     ex = student(MODULE)
     cfg = ModelConfig(d_model=32, n_heads=4)
     block = TransformerBlock(cfg)
-    want = counted_flops(cfg, 9)["total"]
     got = ex.measured_flops(block, 9)
+    want = counted_flops(cfg, 9)["total"]
     assert got == want, f"expected {want} FLOPs for d=32, T=9, got {got}"
 
 

@@ -123,8 +123,8 @@ def test_block_flops_counts_batch(student, batch):
     """block_flops scales every part with the batch size (the FLOP counter sees batch * T tokens)."""
     ex = student(MODULE)
     cfg = ModelConfig(d_model=32, n_heads=2)
+    got = ex.block_flops(cfg, 40, batch)  # the student's answer first: a stub fails fast
     want = module_flops(cfg, 40, batch)
-    got = ex.block_flops(cfg, 40, batch)
     wrong = {key: got.get(key) for key in want if got.get(key) != want[key]}
     assert not wrong, f"expected {want} for batch={batch}, got wrong parts {wrong}"
 
@@ -142,10 +142,10 @@ def test_block_flops_counts_batch(student, batch):
 def test_block_flops_parts_match_modules(student, cfg, seq_len):
     """block_flops' projections, attention, ffn, linear and quadratic match the per-module FLOP counts."""
     ex = student(MODULE)
+    got = ex.block_flops(cfg, seq_len)
     want = module_flops(cfg, seq_len)
     want["linear"] = want["projections"] + want["ffn"]
     want["quadratic"] = want["attention"]
-    got = ex.block_flops(cfg, seq_len)
     wrong = {key: got.get(key) for key in want if got.get(key) != want[key]}
     assert not wrong, f"expected {want} (d={cfg.d_model}, d_ff={cfg.ffn_dim}, T={seq_len}), got wrong parts {wrong}"
 
@@ -158,8 +158,8 @@ def test_measured_flops_meta_block_and_batch(student, batch):
     cfg = ModelConfig(d_model=256, n_heads=8)
     with torch.device("meta"):
         block = TransformerBlock(cfg)
-    want = module_flops(cfg, 1024, batch)["total"]
     got = ex.measured_flops(block, 1024, batch)
+    want = module_flops(cfg, 1024, batch)["total"]
     assert got == want, f"expected {want} FLOPs for d=256, T=1024, batch={batch} (a meta block), got {got}"
 
 
