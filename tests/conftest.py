@@ -13,7 +13,7 @@ settings.register_profile(
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     database=None,
     deadline=None,
-    max_examples=40,
+    max_examples=25,
     print_blob=False,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
