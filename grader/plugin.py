@@ -12,15 +12,12 @@ Loaded explicitly (``-p grader.plugin``) by the grading runner; to run a suite b
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import sys
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -31,7 +28,8 @@ MAX_REASON_CHARS = 300
 
 POINTS = pytest.StashKey[float]()
 REPORTS = pytest.StashKey[dict]()
-STRIKES = pytest.StashKey[dict]()  # exercise -> tests that timed out or crashed the process
+STRIKES = pytest.StashKey[dict]()
+PROTECTIONS = pytest.StashKey[dict]()  # exercise -> tests that timed out or crashed the process
 
 # With --grader-max-strikes N (N > 0), after N timeouts or crashes in one exercise its remaining tests are not
 # run: quick feedback for a student with an endless loop (`make grade` uses 2). Final grading leaves it at 0,
@@ -57,6 +55,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=0,
         help="after this many timeouts or crashes in one exercise, skip its other tests (0: never)",
     )
+    group.addoption("--grader-cpu-limit", type=float, default=10.0,
+                    help="CPU seconds the student code may use per test (default 10)")
+    group.addoption("--grader-wall-limit", type=float, default=60.0,
+                    help="wall-clock seconds a test may wait for the student code (backstop, default 60)")
+    group.addoption("--grader-workdir", default=None, help="folder for the workers' private folders")
+    group.addoption("--grader-no-confine", action="store_true",
+                    help="run the worker without Landlock and namespaces (debugging only)")
     group.addoption(
         "--grader-state",
         default=None,
@@ -72,6 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STRIKES] = {}
     path = config.getoption("--grader-events")
     config._grader_events_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None
+    config.stash[CLIENT] = _make_client(config)
 
 
 def _emit(config: pytest.Config, event: dict) -> None:
@@ -93,73 +99,60 @@ def resolve_target(target: str) -> Path:
     return Path(target).expanduser().resolve()
 
 
-@dataclass(frozen=True)
-class StudentImportError:
-    """The student's file could not be loaded; the message is what the student sees."""
-
-    message: str
+CLIENT = pytest.StashKey["WorkerClient"]()
 
 
-def _describe_import_error(path: Path, exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError):
-        return f"{path.name} line {exc.lineno}: SyntaxError: {exc.msg} (fix this before anything in it can be graded)"
-    # point at the deepest frame that lies in the student's file
-    line = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if Path(frame.filename).resolve() == path.resolve():
-            line = frame.lineno
-    where = f" line {line}" if line else ""
-    return f"{path.name}{where}: importing it raised {type(exc).__name__}: {exc}"
+def worker_read_paths(target: Path) -> list[str]:
+    """What the worker may read: the Python installation and llm_basics (the submission copy is added by the
+    client). Never the repository itself, its tests, solutions or grader."""
+    from grader.judge import confine
+
+    return [*confine.default_read_paths(), str(REPO_ROOT / "llm_basics")]
 
 
-class StudentLoader:
-    """Loads ``<target>/<name>.py`` once per session; a failure is remembered and reported to every test."""
+def _make_client(config: pytest.Config):
+    """Started before collection: the zygote is forked before any test module is imported."""
+    import tempfile
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._cache: dict[str, ModuleType | StudentImportError] = {}
+    from grader.judge.client import WorkerClient, WorkerLimits
 
-    def __call__(self, name: str) -> ModuleType:
-        if name not in self._cache:
-            self._cache[name] = self._load(name)
-        found = self._cache[name]
-        if isinstance(found, StudentImportError):
-            pytest.fail(found.message, pytrace=False)
-        return found
+    workdir = config.getoption("--grader-workdir") or tempfile.mkdtemp(prefix="judge-")
+    limits = WorkerLimits(
+        cpu_seconds=config.getoption("--grader-cpu-limit"), wall_seconds=config.getoption("--grader-wall-limit")
+    )
+    target = resolve_target(config.getoption("--target"))
+    return WorkerClient(target, Path(workdir), limits=limits, read_paths=worker_read_paths(target),
+                        confine=not config.getoption("--grader-no-confine"))
 
-    def _load(self, name: str) -> ModuleType | StudentImportError:
-        path = self.folder / f"{name}.py"
-        if not path.is_file():
-            return StudentImportError(f"{name}.py not found in {self.folder.name}/ (was it renamed or deleted?)")
-        module_name = f"graded_{name}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
+
+class Student:
+    """The ``student`` fixture: ``student("ex2_topk_attention")`` is the graded module, as a proxy.
+
+    Calls go to the worker process and come back as plain data; ``student.files`` is the folder the student
+    code may write (its working directory), where a test reads what it wrote."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def __call__(self, name: str):
+        from grader.judge.client import ImportFailure
+
         try:
-            spec.loader.exec_module(module)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # a student file may raise anything at import, even SystemExit
-            sys.modules.pop(module_name, None)
-            if type(exc).__name__ == "Failed" and "Timeout" in str(exc):  # pytest-timeout stopped the import
-                # remembered like any import error, so the other tests do not wait for the same loop again
-                return StudentImportError(
-                    f"{path.name}: importing it did not finish within the time limit; is there an infinite"
-                    " loop or a long computation at the top level of the file?"
-                )
-            return StudentImportError(_describe_import_error(path, exc))
-        return module
+            return self._client.module(name)
+        except ImportFailure as exc:
+            pytest.fail(str(exc), pytrace=False)
 
-
-@pytest.fixture(scope="session")
-def _student_loader(pytestconfig: pytest.Config) -> StudentLoader:
-    return StudentLoader(resolve_target(pytestconfig.getoption("--target")))
+    @property
+    def files(self) -> Path:
+        if self._client.sock is None:
+            self._client._spawn()
+        return self._client.private
 
 
 @pytest.fixture
-def student(_student_loader: StudentLoader):
-    """``student("ex2_topk_attention")`` returns the graded module (from ``--target``)."""
-    return _student_loader
+def student(pytestconfig: pytest.Config) -> Student:
+    """``student("ex2_topk_attention")`` returns the graded module (from ``--target``), run in the worker."""
+    return Student(pytestconfig.stash[CLIENT])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -224,6 +217,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def pytest_runtest_protocol(item: pytest.Item, nextitem):
     """Say a test started before it runs, and write its folded record once setup, call and teardown are done."""
     _emit(item.config, {"event": "start", "nodeid": item.nodeid})
+    item.config.stash[CLIENT].begin_test()
     result = yield
     reports = item.config.stash[REPORTS].pop(item.nodeid, [])
     record = _fold(item.nodeid, reports)
@@ -231,6 +225,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
         exercise = describe_test(item)["exercise"]
         item.config.stash[STRIKES][exercise] = item.config.stash[STRIKES].get(exercise, 0) + 1
     _emit(item.config, record)
+    protections = item.config.stash[CLIENT].protections
+    if protections and protections != item.config.stash.get(PROTECTIONS, None):
+        item.config.stash[PROTECTIONS] = protections
+        _emit(item.config, {"event": "sandbox", "protections": protections})
     return result
 
 
@@ -261,31 +259,30 @@ def _one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
 
 def reason_from_excinfo(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> tuple[str, str]:
     """(kind, reason): kind is one of not_implemented, timeout, failed, error, exit."""
+    from grader.judge.client import StudentError, StudentExit, WorkerLost
+
     exc = excinfo.value
     if isinstance(exc, CutShort):
         return "cut", str(exc)
+    if isinstance(exc, WorkerLost):
+        if exc.kind == "timeout":
+            return "timeout", _one_line(f"timed out: your code {exc}; is there an infinite loop?")
+        return "crash", _one_line(f"{exc} while running this test")
     if isinstance(exc, NotImplementedError):
         return "not_implemented", _one_line(f"not implemented yet: {exc}")
-    if excinfo.typename == "Failed" and "Timeout" in str(exc):
-        timeout = item.config.getoption("timeout", None) or "the"
-        return "timeout", f"timed out after {timeout} s: is there an infinite loop?"
-    if isinstance(exc, SystemExit):
-        return "exit", f"the code called sys.exit({exc.code!r}); a function under test must return, not exit"
+    if isinstance(exc, StudentExit):
+        return "exit", f"the code called sys.exit({exc.exit_code}); a function under test must return, not exit"
+    if isinstance(exc, StudentError):
+        if isinstance(exc, MemoryError):
+            return "error", f"ran out of memory{exc.where()}: is something growing without bound?"
+        return "error", _one_line(f"{exc.student_type}: {exc}{exc.where()}")
     if isinstance(exc, AssertionError):
         first = str(exc).split("\nassert ")[0] if str(exc) else "assertion failed"
         return "failed", _one_line(first)
     if isinstance(exc, pytest.fail.Exception):
         return "failed", _one_line(str(exc))
-    # an exception raised by the student code: say where in the student's file it happened
-    where = ""
-    for entry in reversed(excinfo.traceback):
-        if not str(entry.path).startswith(str(REPO_ROOT / "tests")) and "site-packages" not in str(entry.path):
-            if Path(str(entry.path)).name.startswith("ex"):
-                where = f" ({Path(str(entry.path)).name} line {entry.lineno + 1})"
-                break
-    if isinstance(exc, MemoryError):
-        return "error", f"ran out of memory{where}: is something growing without bound?"
-    return "error", _one_line(f"{type(exc).__name__}: {exc}{where}")
+    # an error of the test itself (a judge bug, or an unexpected value the test could not handle)
+    return "error", _one_line(f"{type(exc).__name__}: {exc}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -298,6 +295,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             kind, reason = "error", f"{call.excinfo.typename} (its message could not be shown: {type(exc).__name__})"
         report.user_properties.append(("grader_kind", kind))
         report.user_properties.append(("grader_reason", reason))
+        from grader.judge.client import StudentError, WorkerLost
+
+        if isinstance(call.excinfo.value, StudentError):
+            report.user_properties.append(("grader_student_tb", call.excinfo.value.traceback_text()))
+        if isinstance(call.excinfo.value, WorkerLost) and call.excinfo.value.backstop:
+            report.user_properties.append(("grader_backstop", True))
     item.config.stash[REPORTS].setdefault(item.nodeid, []).append(report)
     return report
 
@@ -320,7 +323,7 @@ def _without_pytest_frames(text: str) -> str:
 
 def _fold(nodeid: str, reports: list[pytest.TestReport]) -> dict:
     """Fold the setup/call/teardown reports of one test into one record."""
-    outcome, kind, reason, longrepr = "passed", "passed", "", ""
+    outcome, kind, reason, longrepr, backstop = "passed", "passed", "", "", False
     for rep in reports:
         if rep.failed or (rep.skipped and rep.when != "teardown"):
             outcome = "failed"
@@ -334,7 +337,8 @@ def _fold(nodeid: str, reports: list[pytest.TestReport]) -> dict:
             else:
                 kind = props.get("grader_kind", "failed")
                 reason = props.get("grader_reason") or _one_line((rep.longreprtext.strip().splitlines() or [""])[-1])
-            longrepr = _without_pytest_frames(rep.longreprtext)
+                backstop = bool(props.get("grader_backstop"))
+            longrepr = props.get("grader_student_tb") or _without_pytest_frames(rep.longreprtext)
             break
     output = "".join(text for title, text in (reports[-1].sections if reports else []) if "Captured" in title)
     if len(output) > MAX_OUTPUT_CHARS:
@@ -348,10 +352,14 @@ def _fold(nodeid: str, reports: list[pytest.TestReport]) -> dict:
         "longrepr": longrepr[-4000:],
         "output": output,
         "duration": round(sum(rep.duration for rep in reports), 4),
+        "backstop": backstop,
     }
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    client = config.stash.get(CLIENT, None)
+    if client is not None:
+        client.close()
     fd = getattr(config, "_grader_events_fd", None)
     if fd is not None:
         os.close(fd)

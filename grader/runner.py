@@ -27,8 +27,9 @@ from grader.plugin import STRIKE_KINDS, cut_short_reason
 
 GRADER_DIR = Path(__file__).resolve().parent
 PYTEST_INI = GRADER_DIR / "graded_pytest.ini"
-DEFAULT_TIMEOUT = 15.0  # seconds per test (the reference needs under 2 s for any test), enforced inside the child by pytest-timeout
-HARD_GRACE = 10.0  # extra seconds before the parent kills a child stuck where signals cannot reach
+DEFAULT_TIMEOUT = 10.0  # CPU seconds the student code may use per test (the reference needs well under 1 s)
+DEFAULT_WALL = 60.0  # wall-clock backstop per test, for code that sleeps or blocks rather than computes
+HARD_GRACE = 10.0  # extra seconds before the parent kills a judge that stopped reporting (a bug of ours)
 OUTPUT_LIMIT = 32 * 1024 * 1024  # bytes a child may write to any file (captured prints included)
 MAX_RESTARTS = 200
 
@@ -39,7 +40,8 @@ class GradingError(RuntimeError):
 
 @dataclass
 class Limits:
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT  # CPU seconds of the worker per test, measured by the judge
+    wall: float = DEFAULT_WALL
     # extra address space allowed on top of what the parent already maps: a runaway allocation becomes a
     # MemoryError in that test instead of swapping the machine
     memory_bytes: int | None = 4 * 2**30
@@ -54,6 +56,7 @@ class SessionResult:
     log: str = ""  # what the child printed outside of tests (truncated)
     restarts: int = 0
     tampered: list[str] = field(default_factory=list)  # events that no honest pytest session writes
+    protections: dict = field(default_factory=dict)  # which confinement the worker had (grader.judge.confine)
 
 
 _PRELOADED = False
@@ -77,9 +80,9 @@ def preload(*, flop_counter: bool = False) -> None:
         import hypothesis  # noqa: F401
         import numpy  # noqa: F401
         import pytest  # noqa: F401
-        import pytest_timeout  # noqa: F401
         import torch
 
+        import grader.judge.client  # noqa: F401
         import grader.plugin  # noqa: F401
         import llm_basics.attention  # noqa: F401
         import llm_basics.generation  # noqa: F401
@@ -100,11 +103,6 @@ def preload(*, flop_counter: bool = False) -> None:
     gc.freeze()  # keep the parent's objects out of the children's collections (no copy-on-write storm)
 
 
-def _address_space_in_use() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _child(args: list[str], log_path: Path, workdir: Path, limits: Limits) -> None:
     """Runs in the forked child: never returns."""
     code = 70
@@ -122,10 +120,8 @@ def _child(args: list[str], log_path: Path, workdir: Path, limits: Limits) -> No
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if limits.memory_bytes:
-            cap = _address_space_in_use() + limits.memory_bytes
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        sys.dont_write_bytecode = True  # the judge never leaves compiled tests behind
         import pytest
 
         code = pytest.main(args)
@@ -183,7 +179,6 @@ def run_session(
                 "-c", str(PYTEST_INI),
                 "--rootdir", str(rootdir),
                 "--confcutdir", str(rootdir),
-                "-p", "pytest_timeout",
                 "-p", "grader.plugin",
                 "-p", "no:cacheprovider",
                 # plugins a graded run never uses; each costs a little in every test (~10% of a run in all)
@@ -192,7 +187,9 @@ def run_session(
                 "-p", "no:setuponly", "-p", "no:setupplan",
                 "--strict-markers",
                 "-q", "--no-header", "-rN", "--tb=native",  # native tracebacks: no AST work per failure
-                f"--timeout={limits.timeout:g}",
+                f"--grader-cpu-limit={limits.timeout:g}",
+                f"--grader-wall-limit={limits.wall:g}",
+                f"--grader-workdir={workdir}",
                 f"--target={target}",
                 f"--grader-events={events_path}",
                 f"--grader-state={state_path}",
@@ -213,7 +210,7 @@ def run_session(
             if lost is not None:
                 kind = "timeout" if status == "hard-timeout" else "crash"
                 reason = (
-                    f"did not finish within {limits.timeout + HARD_GRACE:g} s and was stopped (stuck inside a"
+                    f"did not finish within {limits.wall + HARD_GRACE:g} s and was stopped (stuck inside a"
                     " long computation?)"
                     if kind == "timeout"
                     else f"the grading process stopped while running this test ({status}): os._exit(),"
@@ -319,7 +316,7 @@ def _run_child(args, events_path: Path, log_path: Path, workdir: Path, limits: L
                 last_event = time.monotonic()
             # stuck inside one test, or between tests (an honest child is never quiet that long)
             since = running[1] if running else last_event
-            if time.monotonic() - since > limits.timeout + HARD_GRACE:
+            if time.monotonic() - since > limits.wall + HARD_GRACE:
                 _kill_group(pid)
                 os.waitpid(pid, 0)
                 status_text = "hard-timeout"
@@ -361,6 +358,7 @@ EVENT_KEYS = {
     "collected": {"tests"},
     "start": {"nodeid"},
     "result": {"nodeid", "outcome", "kind", "reason", "longrepr", "output", "duration"},
+    "sandbox": {"protections"},
 }
 
 
@@ -384,7 +382,9 @@ def _absorb(result: SessionResult, events: list[dict]) -> bool:
     progressed, started, collected_here = False, None, False
     for event in events:
         kind = event["event"]
-        if kind == "collected" and not collected_here:
+        if kind == "sandbox":
+            result.protections = dict(event["protections"])
+        elif kind == "collected" and not collected_here:
             collected_here = True
             known = {t["nodeid"] for t in result.tests}
             if result.tests and not {t["nodeid"] for t in event["tests"]} <= known:

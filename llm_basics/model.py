@@ -154,6 +154,7 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        self.cfg = cfg
         d = cfg.d_model
         self.norm1 = make_norm(cfg.norm, d, bias=cfg.bias)
         self.attn = MultiHeadAttention(d, cfg.n_heads, bias=cfg.bias, causal=True)

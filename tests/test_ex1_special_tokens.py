@@ -148,11 +148,11 @@ def test_pad_left_with_length(tok):
 
 
 @pytest.mark.points(1)
-def test_save_load_round_trip(student, base, tmp_path):
+def test_save_load_round_trip(student, base):
     """save() then SpecialTokenizer.load() gives a tokenizer with the same specials and the same ids."""
     ex = student(MODULE)
     tok = ex.SpecialTokenizer(base, special_tokens=("<s>", "</s>"))
-    path = tmp_path / "tok.json"
+    path = student.files / "tok.json"  # the one folder your code may write while it is graded
     tok.save(path)
     json.loads(path.read_text(encoding="utf-8"))  # the file is JSON
     loaded = ex.SpecialTokenizer.load(path)

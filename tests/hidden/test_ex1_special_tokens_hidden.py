@@ -154,8 +154,8 @@ def test_pad_keeps_input_unchanged(tok):
 
 
 @pytest.mark.points(0.5)
-def test_load_rejects_a_file_that_is_not_json(student, tmp_path):
+def test_load_rejects_a_file_that_is_not_json(student):
     """SpecialTokenizer.load() of a file that is not a saved tokenizer raises ValueError."""
-    path = tmp_path / "broken.json"
+    path = student.files / "broken.json"
     path.write_text("this is not JSON {", encoding="utf-8")
     expect_error(ValueError, lambda: student(MODULE).SpecialTokenizer.load(path), "a file that is not JSON")

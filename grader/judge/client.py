@@ -1,0 +1,469 @@
+"""The judge's side of the worker: proxies that turn attribute access and calls into requests.
+
+``student("ex2_topk_attention")`` returns a :class:`RemoteModule`; ``.topk_attention(q, k, v, 2)`` sends the
+call to the worker and returns the reply decoded as plain data (see grader.judge.wire). Objects the student
+code creates come back as :class:`RemoteObject` handles; callables the test hands over stay here and are called
+back. Every wait is bounded by the limits of the current test: the worker's own CPU time (read from /proc, so a
+busy machine costs the student nothing) and a much larger wall-clock backstop. A worker that overruns, crashes or
+exits is killed and replaced for the next test.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from grader.judge import rebuild, wire
+from grader.judge.worker import start_zygote
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MAX_OUTPUT_CHARS = 2000  # printed output kept per test
+POLL = 0.1  # seconds between limit checks while the worker computes
+
+
+@dataclass
+class WorkerLimits:
+    cpu_seconds: float = 10.0  # CPU time of the student's code per test
+    wall_seconds: float = 60.0  # backstop for code that sleeps or blocks (not the student's CPU)
+    memory_bytes: int | None = 4 * 2**30
+    output_bytes: int = 32 * 2**20
+
+
+# ----------------------------------------------------------------------------------------------------------
+# what a test sees when the student code fails
+# ----------------------------------------------------------------------------------------------------------
+
+
+class StudentError(Exception):
+    """An exception raised by the student code, rebuilt as a built-in type (see :func:`student_error`)."""
+
+    student_type = "Exception"
+    frames: list = []
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else ""
+
+    def where(self) -> str:
+        """' (ex2_topk_attention.py line 42)' for the deepest frame in the student's file, or ''."""
+        if not self.frames:
+            return ""
+        name, line = self.frames[-1][0], self.frames[-1][1]
+        return f" ({name} line {line})"
+
+    def traceback_text(self) -> str:
+        lines = [f'  File "{f[0]}", line {f[1]}, in {f[2]}\n    {f[3]}' for f in self.frames]
+        return "\n".join(["Traceback (student code):", *lines, f"{self.student_type}: {self}"])
+
+
+class StudentExit(StudentError):
+    """The student code called sys.exit() (or raised SystemExit) inside a call."""
+
+
+class WorkerLost(Exception):
+    """The worker is gone (crash, os._exit, the memory limit) or was stopped at a limit: the test is lost."""
+
+    kind = "crash"
+    backstop = False
+
+
+class WorkerTimeout(WorkerLost):
+    kind = "timeout"
+
+
+_ERROR_CLASSES: dict[str, type] = {}
+
+
+def student_error(header: dict) -> StudentError:
+    """An exception of a class that is both a StudentError and the nearest built-in class of the student's
+    exception, so that ``except ValueError`` in a test works as before while no student class crosses."""
+    base_name = header.get("base") if type(header.get("base")) is str else "Exception"
+    base = getattr(builtins, base_name, None)
+    if base_name == "SystemExit":
+        cls = StudentExit
+    elif isinstance(base, type) and issubclass(base, Exception) and base is not Exception:
+        cls = _ERROR_CLASSES.get(base_name)
+        if cls is None:
+            cls = _ERROR_CLASSES[base_name] = type(f"Student{base_name}", (StudentError, base), {})
+    else:
+        cls = StudentError
+    message = str(header.get("message", ""))[:MAX_OUTPUT_CHARS]
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    exc.student_type = str(header.get("type", base_name))[:100]
+    frames = header.get("frames")
+    exc.frames = [
+        [str(f[0])[:100], f[1] if type(f[1]) is int else 0, str(f[2])[:100], str(f[3])[:200]]
+        for f in (frames if type(frames) is list else [])[:20]
+        if type(f) is list and len(f) == 4
+    ]
+    exc.lineno = header.get("lineno") if type(header.get("lineno")) is int else None
+    exc.exit_code = str(header.get("exit_code", ""))[:100]
+    return exc
+
+
+# ----------------------------------------------------------------------------------------------------------
+# proxies
+# ----------------------------------------------------------------------------------------------------------
+
+
+class RemoteObject:
+    """An object that lives in the worker. Attribute reads and calls are requests; nothing else is."""
+
+    __slots__ = ("_client", "_id", "_generation", "_methods", "__weakref__")
+
+    def __init__(self, client: "WorkerClient", hid: int, methods: list[str]) -> None:
+        object.__setattr__(self, "_client", client)
+        object.__setattr__(self, "_id", hid)
+        object.__setattr__(self, "_generation", client.generation)
+        object.__setattr__(self, "_methods", frozenset(methods))
+        weakref.finalize(self, client.forget, client.generation, hid)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in self._methods:
+            return RemoteMethod(self, name)
+        return self._client.request({"op": "getattr", "h": self._id, "name": name}, self)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("objects of the student code cannot be changed from a test")
+
+    def __call__(self, *args, **kwargs):
+        return self._client.call(self, None, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<object of the student code #{self._id}>"
+
+
+class RemoteModule(RemoteObject):
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<student module>"
+
+
+class RemoteMethod:
+    __slots__ = ("owner", "name")
+
+    def __init__(self, owner: RemoteObject, name: str) -> None:
+        self.owner, self.name = owner, name
+
+    def __call__(self, *args, **kwargs):
+        return self.owner._client.call(self.owner, self.name, args, kwargs)
+
+    def backward(self, args, weights, **kwargs):
+        """Gradients of sum(output_i * weights_i) with respect to the tensor ``args``, computed where the
+        function runs (an autograd graph cannot cross processes, its gradients can)."""
+        return self.owner._client.call(self.owner, self.name, args, kwargs, op="backward", weights=weights)
+
+    def __repr__(self) -> str:
+        return f"<function {self.name} of the student code>"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the client
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Test:
+    cpu_base: float = 0.0
+    waited: float = 0.0
+    callbacks: list = field(default_factory=list)
+    output: list = field(default_factory=list)
+    output_chars: int = 0
+    seed_pending: bool = True
+    callback_error: Exception | None = None
+
+
+class WorkerClient:
+    """Starts workers from a zygote and talks to the current one. One per judge session."""
+
+    def __init__(self, target: Path, workdir: Path, *, limits: WorkerLimits | None = None,
+                 read_paths: list[str] = (), confine: bool = True) -> None:
+        self.target = Path(target).resolve()
+        self.workdir = Path(workdir)
+        self.limits = limits or WorkerLimits()
+        self.read_paths = list(read_paths)
+        self.confine = confine
+        self.generation = 0
+        self.sock: socket.socket | None = None
+        self.pid: int | None = None
+        self.protections: dict = {}
+        self.modules: dict[str, RemoteModule | str] = {}  # name -> module, or why it cannot be imported
+        self.import_failures: dict[str, str] = {}  # kept across workers: a module that loops is not retried
+        self._release: list[int] = []
+        self._test = _Test()
+        self._output = None
+        self.zygote_pid, self.zygote = start_zygote()
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    @property
+    def private(self) -> Path:
+        """The folder the current worker may write (its working directory)."""
+        return self.workdir / f"worker-{self.generation}"
+
+    def _spawn(self) -> None:
+        self.generation += 1
+        self._release.clear()
+        self.modules = {}
+        self.private.mkdir(parents=True, exist_ok=True)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        config = {
+            "target": str(self.target), "private": str(self.private),
+            "read": [*self.read_paths, str(self.target)], "confine": self.confine,
+            "namespaces": self.confine, "output_bytes": self.limits.output_bytes,
+            "memory_bytes": self.limits.memory_bytes,
+            "hide": [],
+        }
+        socket.send_fds(self.zygote, [wire.json.dumps(config).encode()], [theirs.fileno()])
+        theirs.close()
+        self.sock = ours
+        self.pid = None
+        header, _ = self._receive(startup=True)
+        if header.get("r") != "hello" or type(header.get("pid")) is not int:
+            raise WorkerLost("the worker did not start")
+        self.pid = header["pid"]
+        prot = header.get("protections")
+        self.protections = {str(k)[:40]: v for k, v in prot.items() if type(v) in (bool, int)} if type(prot) is dict else {}
+        self._output = open(self.private / "output.txt", "rb")
+        self._test.cpu_base = 0.0
+
+    def kill(self) -> None:
+        """Stop the current worker and everything it started."""
+        if self.pid is not None:
+            for kill in (os.kill, os.killpg):
+                try:
+                    kill(self.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if self.sock is not None:
+            self.sock.close()
+        if self._output is not None:
+            self._drain_output()
+            self._output.close()
+        self.sock = self.pid = self._output = None
+
+    def close(self) -> None:
+        self.kill()
+        try:
+            self.zygote.close()
+            os.kill(self.zygote_pid, signal.SIGKILL)
+            os.waitpid(self.zygote_pid, 0)
+        except (ProcessLookupError, ChildProcessError, OSError):
+            pass
+
+    def forget(self, generation: int, hid: int) -> None:
+        if generation == self.generation:
+            self._release.append(hid)
+
+    # -- per test ---------------------------------------------------------------------------------------------
+
+    def begin_test(self) -> None:
+        self._test = _Test(cpu_base=self._cpu())
+
+    def end_test(self) -> str:
+        """The output the student code printed during the test (cut short)."""
+        self._drain_output()
+        return "".join(self._test.output)
+
+    # -- requests ---------------------------------------------------------------------------------------------
+
+    def module(self, name: str) -> RemoteModule:
+        if name in self.import_failures:
+            raise ImportFailure(self.import_failures[name])
+        found = self.modules.get(name)
+        if found is None:
+            try:
+                handle = self.request({"op": "import", "name": name}, None, cls=RemoteModule)
+            except StudentError as exc:
+                self.import_failures[name] = describe_import_error(name, exc)
+                raise ImportFailure(self.import_failures[name]) from None
+            except WorkerLost as exc:
+                self.import_failures[name] = (
+                    f"{name}.py: importing it did not finish within the limits ({exc}); is there an endless"
+                    " loop or a long computation at the top level of the file?"
+                    if exc.kind == "timeout"
+                    else f"{name}.py: importing it stopped the grading process ({exc})"
+                )
+                raise ImportFailure(self.import_failures[name]) from None
+            if not isinstance(handle, RemoteModule):
+                raise WorkerLost("the worker answered an import with something else")
+            found = self.modules[name] = handle
+        return found
+
+    def call(self, obj: RemoteObject, name: str | None, args, kwargs, *, op: str = "call", weights=None):
+        enc = wire.Encoder(self._encode_other)
+        header = {"op": op, "h": obj._id, "name": name, "args": enc.encode(list(args)),
+                  "kwargs": enc.encode(dict(kwargs))}
+        if weights is not None:
+            header["weights"] = enc.encode(list(weights))
+        try:
+            return self.request(header, obj, buffers=enc.buffers)
+        finally:
+            # a function of the test's that failed when called back (pytest.fail in a fake clock, say) fails
+            # the test, whatever the student code made of the error it was given
+            failed, self._test.callback_error = self._test.callback_error, None
+            if failed is not None:
+                raise failed
+
+    def request(self, header: dict, owner: RemoteObject | None, *, buffers=(), cls=RemoteObject):
+        if owner is not None and owner._generation != self.generation:
+            raise WorkerLost("this object belonged to a worker that was stopped earlier in the test")
+        if self.sock is None:
+            self._spawn()
+            if owner is not None:  # cannot happen: a new worker has a new generation
+                raise WorkerLost("the worker was restarted")
+        if self._release:
+            header["release"], self._release = self._release, []
+        if self._test.seed_pending:
+            header["seed"] = 0  # every test starts from the same random state in the worker too
+            self._test.seed_pending = False
+        wire.send(self.sock, header, list(buffers))
+        return self._wait_reply(cls)
+
+    def _wait_reply(self, cls):
+        while True:
+            msg, bufs = self._receive()
+            kind = msg.get("r")
+            if kind == "ok":
+                return self._decode(msg.get("value"), bufs, cls)
+            if kind == "err":
+                raise student_error(msg)
+            if kind == "cb":
+                self._run_callback(msg, bufs)
+                continue
+            self.kill()
+            raise WorkerLost("the worker sent a message that is not part of the protocol")
+
+    def _decode(self, value, bufs, cls=RemoteObject):
+        def other(dec, tag, x, depth):
+            if tag == "H" and len(x) == 3 and type(x[1]) is int and type(x[2]) is list and len(x[2]) < 2000:
+                return cls(self, x[1], [m for m in x[2] if type(m) is str and len(m) < 200])
+            raise wire.WireError(f"the worker sent a value with tag {tag!r}")
+
+        try:
+            return wire.Decoder(bufs, other).decode(value)
+        except wire.WireError as exc:
+            self.kill()
+            raise WorkerLost(f"the student code returned something that is not plain data ({exc})") from None
+
+    def _encode_other(self, enc: wire.Encoder, obj, depth: int):
+        if isinstance(obj, RemoteObject):
+            if obj._generation != self.generation:
+                raise WorkerLost("this object belonged to a worker that was stopped earlier in the test")
+            return ["H", obj._id, []]
+        plain = rebuild.to_plain(obj)
+        if plain is not None:
+            return ["R", plain[0], enc.encode(plain[1], depth)]
+        if callable(obj):
+            self._test.callbacks.append(obj)
+            return ["C", len(self._test.callbacks) - 1]
+        raise TypeError(f"a test cannot send a {type(obj).__name__} to the student code")
+
+    def _run_callback(self, msg: dict, bufs) -> None:
+        cid = msg.get("id")
+        if type(cid) is not int or not 0 <= cid < len(self._test.callbacks):
+            self.kill()
+            raise WorkerLost("the worker called back a function that was never handed over")
+        args = self._decode(msg.get("args"), bufs)
+        kwargs = self._decode(msg.get("kwargs"), bufs)
+        if type(args) is not list or type(kwargs) is not dict or any(type(k) is not str for k in kwargs):
+            self.kill()
+            raise WorkerLost("malformed call back")
+        try:
+            with torch.set_grad_enabled(msg.get("grad") is not False):  # the grad mode the student code set
+                value = self._test.callbacks[cid](*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the test's own failure: remembered and raised after the call
+            self._test.callback_error = exc
+            wire.send(self.sock, {"op": "cb_err", "message": f"{type(exc).__name__} in the test's function"})
+            return
+        enc = wire.Encoder(self._encode_other)
+        wire.send(self.sock, {"op": "cb_ok", "value": enc.encode(value)}, enc.buffers)
+
+    # -- waiting within the limits ----------------------------------------------------------------------------
+
+    def _receive(self, startup: bool = False):
+        start = time.monotonic()
+        limits = self.limits
+        try:
+            while True:
+                ready, _, _ = select.select([self.sock], [], [], POLL)
+                if ready:
+                    msg, bufs = wire.recv(self.sock)
+                    if type(msg) is not dict:
+                        raise wire.WireError("a message that is not a dict")
+                    self._test.waited += time.monotonic() - start
+                    self._drain_output()
+                    return msg, bufs
+                waited = self._test.waited + time.monotonic() - start
+                if startup and waited > 30:
+                    raise WorkerLost("the worker did not start within 30 s")
+                cpu = self._cpu() - self._test.cpu_base
+                if cpu > limits.cpu_seconds:
+                    self.kill()
+                    raise WorkerTimeout(f"used more than {limits.cpu_seconds:g} s of CPU time")
+                if waited > limits.wall_seconds:
+                    self.kill()
+                    exc = WorkerTimeout(
+                        f"did not answer within {limits.wall_seconds:g} s (waiting, not computing: sleep, input or a"
+                        " lock?)"
+                    )
+                    exc.backstop = True
+                    raise exc
+        except (EOFError, ConnectionError, wire.WireError) as exc:
+            self.kill()
+            if isinstance(exc, wire.WireError):
+                raise WorkerLost(f"the worker sent a malformed message ({exc})") from None
+            raise WorkerLost("the process running the student code stopped: os._exit(), a crash, or the memory"
+                             " limit") from None
+
+    def _cpu(self) -> float:
+        """CPU seconds used by the worker so far (user + system, its threads and waited-for children)."""
+        if self.pid is None:
+            return 0.0
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            return sum(int(x) for x in fields[11:15]) / CLOCK_TICKS
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def _drain_output(self) -> None:
+        if self._output is None:
+            return
+        data = self._output.read(MAX_OUTPUT_CHARS * 4)
+        self._output.seek(0, os.SEEK_END)  # the rest is dropped, not read
+        if not data:
+            return
+        room = MAX_OUTPUT_CHARS - self._test.output_chars
+        if room > 0:
+            text = data.decode("utf-8", errors="replace")[:room]
+            self._test.output.append(text)
+            self._test.output_chars += len(text)
+            sys.stdout.write(text)
+
+
+class ImportFailure(Exception):
+    """The student's module could not be imported; the message is what the student sees."""
+
+
+def describe_import_error(name: str, exc: StudentError) -> str:
+    if exc.student_type == "FileNotFoundError" and not exc.frames:
+        return str(exc)
+    if exc.student_type in ("SyntaxError", "IndentationError", "TabError"):
+        line = f" line {exc.lineno}" if exc.lineno else ""
+        return f"{name}.py{line}: {exc.student_type}: {exc} (fix this before anything in it can be graded)"
+    line = f" line {exc.frames[-1][1]}" if exc.frames else ""
+    return f"{name}.py{line}: importing it raised {exc.student_type}: {exc}"

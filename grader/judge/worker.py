@@ -1,0 +1,371 @@
+"""The worker: the only process that imports and calls student code. It returns values, never verdicts.
+
+Process tree (each arrow a fork)::
+
+    judge (pytest, never runs student code)
+      └─ zygote: forked before any test module is imported, so no expected value is in its memory; it waits
+         for "spawn" requests and forks a launcher for each
+           └─ launcher: enters new user, PID and network namespaces (a freshly forked process is single-
+              threaded, which unshare(CLONE_NEWUSER) requires), forks the worker, waits for it, exits with it
+                └─ worker: PID 1 of its namespace (when it dies the kernel kills everything it started),
+                   confined by Landlock (reads only the Python installation, llm_basics and its submission
+                   copy; writes only its private folder; no network, no signals outside), then serves
+                   requests on its socket until the judge closes it.
+
+Each process asks to be killed when its parent dies (PR_SET_PDEATHSIG), so nothing outlives the judge.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grader.judge import confine, rebuild, wire
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+MAX_MESSAGE_CHARS = 2000
+MAX_FRAMES = 12
+
+
+def _die_with_parent() -> None:
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# zygote and launcher (trusted code, run before any student code)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def start_zygote() -> tuple[int, socket.socket]:
+    """Fork the zygote from this (judge) process; returns (pid, control socket)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            ours.close()
+            _die_with_parent()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the judge's to handle
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # launchers are reaped by the kernel
+            _zygote_loop(theirs)
+        except BaseException:  # noqa: BLE001
+            code = 70
+        finally:
+            os._exit(code)
+    theirs.close()
+    return pid, ours
+
+
+def _zygote_loop(control: socket.socket) -> None:
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(control, 65536, 1)
+        except OSError:
+            return
+        if not msg or not fds:
+            return
+        config = json.loads(msg)
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            control.close()
+            _launcher(socket.socket(fileno=fds[0]), config)
+        os.close(fds[0])
+
+
+def _launcher(sock: socket.socket, config: dict) -> None:
+    """Enter the namespaces, fork the worker, wait for it. Never returns."""
+    code = 0
+    try:
+        _die_with_parent()
+        namespaces = confine.enter_namespaces() if config.get("namespaces", True) else {}
+        pid = os.fork()
+        if pid == 0:
+            _worker_main(sock, config, namespaces)
+        sock.close()
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status) & 0xFF
+    except BaseException:  # noqa: BLE001
+        code = 71
+    os._exit(code)
+
+
+def _outer_pid() -> int:
+    """Our pid as the judge sees it (/proc is the judge's mount, so /proc/self names the outer pid)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError):
+        return os.getpid()
+
+
+def _worker_main(sock: socket.socket, config: dict, namespaces: dict) -> None:
+    code = 0
+    try:
+        _die_with_parent()
+        os.setpgid(0, 0)  # without a PID namespace the judge still kills everything in this group
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        private = Path(config["private"])
+        private.mkdir(parents=True, exist_ok=True)
+        os.chdir(private)
+        out = os.open(private / "output.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        sys.stdout = open(1, "w", closefd=False, errors="replace", buffering=1)
+        sys.stderr = open(2, "w", closefd=False, errors="replace", buffering=1)
+        os.environ["TMPDIR"] = str(private)
+        import tempfile
+
+        tempfile.tempdir = str(private)
+        sys.dont_write_bytecode = True
+        # the repository is not on the path: llm_basics is already imported, and the folder of the tests must
+        # not even be listed
+        sys.path[:] = [p for p in sys.path if p and Path(p).resolve() not in config.get("hide", [])]
+        pid = _outer_pid()
+        protections = dict(namespaces)
+        _limits(config)  # before confinement: it reads /proc/self/statm
+        if config.get("confine", True):
+            protections.update(confine.restrict(read=config["read"], write=[str(private)]))
+        wire.send(sock, {"r": "hello", "pid": pid, "protections": protections})
+        Worker(sock, Path(config["target"])).serve()
+    except BaseException:  # noqa: BLE001 - our own failure: say why on the worker's output, which the judge reads
+        code = 72
+        try:
+            traceback.print_exc()
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _address_space_in_use() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _limits(config: dict) -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (config["output_bytes"], config["output_bytes"]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if config.get("memory_bytes"):
+        cap = _address_space_in_use() + config["memory_bytes"]
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# serving requests (this is where student code runs)
+# ----------------------------------------------------------------------------------------------------------
+
+
+class CallbackError(Exception):
+    """A function handed over by the test raised an error (its message is the test's)."""
+
+
+def _builtin_base(exc: BaseException) -> str:
+    """The nearest built-in exception class of ``exc`` (the judge raises one of those, never the student's)."""
+    import builtins
+
+    for cls in type(exc).__mro__:
+        if getattr(builtins, cls.__name__, None) is cls:
+            return cls.__name__
+    return "Exception"
+
+
+class Worker:
+    def __init__(self, sock: socket.socket, target: Path) -> None:
+        self.sock = sock
+        self.target = target
+        self.objects: dict[int, object] = {}
+        self.next_id = 1
+        self._methods: dict[type, list[str]] = {}
+
+    # -- values out ---------------------------------------------------------------------------------------
+
+    def _other(self, enc: wire.Encoder, obj, depth: int):
+        if isinstance(obj, torch.Tensor):
+            return enc.tensor(obj.as_subclass(torch.Tensor))
+        if isinstance(obj, np.generic):
+            return enc.encode(obj.item(), depth)
+        if isinstance(obj, np.ndarray):
+            return wire.encode_ndarray(enc, obj)
+        for base in (bool, int, float, str, bytes, tuple, list, dict):  # subclasses travel as their base
+            if isinstance(obj, base):
+                return enc.encode(base(obj), depth)
+        return self.handle(obj)
+
+    def handle(self, obj) -> list:
+        hid = self.next_id
+        self.next_id += 1
+        self.objects[hid] = obj
+        return ["H", hid, self.methods(obj)]
+
+    def methods(self, obj) -> list[str]:
+        """Names of the callable attributes (calls to them need no extra round trip)."""
+        if isinstance(obj, type) or type(obj).__name__ == "module":
+            source = obj
+        else:
+            source = type(obj)
+            if source in self._methods:
+                return self._methods[source]
+        names = []
+        for name in dir(source):
+            if name.startswith("__"):
+                continue
+            try:
+                if callable(getattr(source, name)) and not isinstance(getattr(source, name), type):
+                    names.append(name)
+            except Exception:  # noqa: BLE001
+                pass
+        if source is type(obj):
+            self._methods[source] = names
+        return names
+
+    def reply(self, header: dict, value=None) -> None:
+        enc = wire.Encoder(self._other)
+        try:
+            header["value"] = enc.encode(value)
+        except Exception as exc:  # noqa: BLE001 - a value that cannot travel is an error of the call
+            self.error(exc)
+            return
+        wire.send(self.sock, header, enc.buffers)
+
+    def error(self, exc: BaseException) -> None:
+        frames = []
+        for fr in traceback.extract_tb(exc.__traceback__):
+            try:
+                if Path(fr.filename).resolve().parent == self.target:
+                    frames.append([Path(fr.filename).name, fr.lineno, fr.name, (fr.line or "")[:200]])
+            except Exception:  # noqa: BLE001
+                pass
+        try:
+            message = str(exc)
+        except BaseException:  # noqa: BLE001
+            message = "(its message could not be shown)"
+        header = {
+            "r": "err", "type": type(exc).__name__[:100], "base": _builtin_base(exc),
+            "message": message[:MAX_MESSAGE_CHARS], "frames": frames[-MAX_FRAMES:],
+        }
+        if isinstance(exc, SystemExit):
+            header["exit_code"] = repr(exc.code)[:100]
+        if isinstance(exc, SyntaxError):
+            header["lineno"] = exc.lineno if type(exc.lineno) is int else None
+            header["message"] = str(exc.msg)[:MAX_MESSAGE_CHARS]
+        wire.send(self.sock, header)
+
+    # -- values in ----------------------------------------------------------------------------------------
+
+    def _in(self, dec: wire.Decoder, tag: str, x, depth: int):
+        if tag == "H":
+            return self.objects[x[1]]
+        if tag == "C":
+            return self.callback(x[1])
+        if tag == "R":
+            return rebuild.from_plain(x[1], dec.decode(x[2], depth))
+        raise wire.WireError(f"unknown tag {tag}")
+
+    def callback(self, cid: int):
+        def call_judge(*args, **kwargs):
+            enc = wire.Encoder(self._other)
+            header = {"r": "cb", "id": cid, "args": enc.encode(list(args)), "kwargs": enc.encode(kwargs),
+                      "grad": torch.is_grad_enabled()}
+            wire.send(self.sock, header, enc.buffers)
+            return self.wait_callback()
+
+        call_judge.__name__ = call_judge.__qualname__ = "test_function"
+        return call_judge
+
+    def wait_callback(self):
+        while True:
+            msg, bufs = wire.recv(self.sock)
+            op = msg.get("op")
+            if op == "cb_ok":
+                return wire.Decoder(bufs, self._in).decode(msg["value"])
+            if op == "cb_err":
+                raise CallbackError(msg.get("message", ""))
+            self.dispatch(msg, bufs)  # the judge called us back while calling a function of its own
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        while True:
+            try:
+                msg, bufs = wire.recv(self.sock)
+            except EOFError:
+                return
+            self.dispatch(msg, bufs)
+
+    def dispatch(self, msg: dict, bufs: list) -> None:
+        for hid in msg.get("release", ()):
+            self.objects.pop(hid, None)
+        if "seed" in msg:
+            torch.manual_seed(msg["seed"])
+        try:
+            value = self.run(msg, bufs)
+        except BaseException as exc:  # noqa: BLE001 - anything the student code raises is reported
+            self.error(exc)
+            return
+        self.reply({"r": "ok"}, value)
+
+    def run(self, msg: dict, bufs: list):
+        op = msg["op"]
+        if op == "import":
+            return self.load(msg["name"])
+        obj = self.objects[msg["h"]]
+        if op == "getattr":
+            return getattr(obj, msg["name"])
+        dec = wire.Decoder(bufs, self._in)
+        args, kwargs = dec.decode(msg["args"]), dec.decode(msg["kwargs"])
+        fn = obj if msg.get("name") is None else getattr(obj, msg["name"])
+        if op == "call":
+            return fn(*args, **kwargs)
+        if op == "backward":
+            return self.backward(fn, args, kwargs, msg["weights"], dec)
+        raise ValueError(f"unknown op {op!r}")
+
+    def load(self, name: str):
+        path = self.target / f"{name}.py"
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}.py not found in {self.target.name}/ (was it renamed or deleted?)")
+        module_name = f"graded_{name}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(module_name, None)
+            raise
+        return module
+
+    @staticmethod
+    def backward(fn, args, kwargs, weights, dec: wire.Decoder):
+        """Gradients of sum(output_i * weight_i) with respect to the tensor arguments (trusted glue around a
+        student call: autograd graphs cannot cross processes, their gradients can)."""
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        for t in tensors:
+            t.requires_grad_(True)
+        out = fn(*args, **kwargs)
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        weights = dec.decode(weights)
+        loss = sum((o * w).sum() for o, w in zip(outs, weights) if w is not None)
+        loss.backward()
+        return [t.grad for t in tensors]
