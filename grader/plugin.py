@@ -107,7 +107,7 @@ def worker_read_paths(target: Path) -> list[str]:
     client). Never the repository itself, its tests, solutions or grader."""
     from grader.judge import confine
 
-    return [*confine.default_read_paths(), str(REPO_ROOT / "llm_basics")]
+    return [*confine.default_read_paths(exclude=[REPO_ROOT]), str(REPO_ROOT / "llm_basics")]
 
 
 def _make_client(config: pytest.Config):
@@ -225,10 +225,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
         exercise = describe_test(item)["exercise"]
         item.config.stash[STRIKES][exercise] = item.config.stash[STRIKES].get(exercise, 0) + 1
     _emit(item.config, record)
-    protections = item.config.stash[CLIENT].protections
-    if protections and protections != item.config.stash.get(PROTECTIONS, None):
-        item.config.stash[PROTECTIONS] = protections
-        _emit(item.config, {"event": "sandbox", "protections": protections})
+    client = item.config.stash[CLIENT]
+    sandbox = {"protections": client.protections, "workers": client.generation}
+    if client.generation and sandbox != item.config.stash.get(PROTECTIONS, None):
+        item.config.stash[PROTECTIONS] = sandbox
+        _emit(item.config, {"event": "sandbox", **sandbox})
     return result
 
 

@@ -102,7 +102,8 @@ def _footer(doc: dict) -> list[str]:
         out.append("Tip: `make grade EX=ex2` grades one exercise; `make grade GRADE_ARGS=-v` adds tracebacks and"
                    " what your code printed.")
     if lesson.get("restarts"):
-        out.append(f"Note: the grading process had to be restarted {lesson['restarts']} time(s) after a crash.")
+        out.append(f"Note: the process running your code was restarted {lesson['restarts']} time(s) after a crash"
+                   " or a timeout.")
     return out
 
 

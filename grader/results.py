@@ -114,7 +114,10 @@ def build(
             "hidden_run": hidden_run,
             "hidden_points_not_run": not_run,
             "exercises": summary,
-            "restarts": session.restarts,
+            # worker processes replaced after a crash or a timeout (and judge restarts, which should not happen)
+            "restarts": session.restarts + max(0, session.workers - 1),
+            # which confinement the process running the student code had (grader.judge.confine)
+            "protections": session.protections,
         },
     }
 

@@ -57,6 +57,7 @@ class SessionResult:
     restarts: int = 0
     tampered: list[str] = field(default_factory=list)  # events that no honest pytest session writes
     protections: dict = field(default_factory=dict)  # which confinement the worker had (grader.judge.confine)
+    workers: int = 0  # worker processes started (one, plus one after each crash or timeout)
 
 
 _PRELOADED = False
@@ -384,6 +385,7 @@ def _absorb(result: SessionResult, events: list[dict]) -> bool:
         kind = event["event"]
         if kind == "sandbox":
             result.protections = dict(event["protections"])
+            result.workers = max(result.workers, int(event.get("workers", 0)))
         elif kind == "collected" and not collected_here:
             collected_here = True
             known = {t["nodeid"] for t in result.tests}

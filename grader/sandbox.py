@@ -383,7 +383,7 @@ def tests_digest(tests_dir: Path) -> str:
 
 
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the repository: llm_basics/ and grader/
-CODE_PATTERNS = ("llm_basics/*.py", "grader/*.py", "grader/*.ini", "grader/*.json")
+CODE_PATTERNS = ("llm_basics/**/*.py", "grader/**/*.py", "grader/**/*.ini", "grader/**/*.json")
 
 
 def code_digest(root: Path | None = None) -> str:

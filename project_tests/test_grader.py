@@ -194,12 +194,13 @@ def test_endless_loop_at_import_costs_one_timeout_not_one_per_test(demo_tests, m
     assert exercise(doc, "ex2")["score"] == 2
 
 
-def test_exercise_that_keeps_crashing_is_cut_short(demo_tests, make_submission):
+def test_module_that_crashes_at_import_is_imported_once(demo_tests, make_submission):
+    """An import that kills the worker is remembered: one crash, and every test of that exercise says why."""
     sub = make_submission(ex1_demo="import os\nos._exit(9)\n")
     doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=2.0, max_strikes=2))
     reasons = [t["extra_data"]["reason"] for t in doc["tests"] if t["extra_data"]["exercise"] == "ex1"]
-    assert sum("exit code 9" in r for r in reasons) == 2
-    assert sum("2 tests of ex1 already timed out or crashed" in r for r in reasons) == len(reasons) - 2
+    assert len(reasons) == 5 and all("importing it crashed" in r and "exit code 9" in r for r in reasons)
+    assert doc["lesson"]["restarts"] == 1
     assert exercise(doc, "ex2")["score"] == 2
 
 
@@ -255,33 +256,39 @@ def test_final_grading_runs_every_test_whatever_timed_out_before(demo_tests, mak
 FORGER = """
 import glob, json, os
 def twice(x):
-    # find the grader's event file through our own open descriptors and claim every test passed
+    # look for the grader's event stream among our open descriptors and claim every test passed
     for fd in glob.glob('/proc/self/fd/*'):
         try:
             path = os.readlink(fd)
         except OSError:
             continue
         if 'events-' in path:
-            with open(path) as f:
-                tests = json.loads(f.readline())['tests']
-            for t in tests:
-                os.write(int(fd.rsplit('/', 1)[1]), (json.dumps({'event': 'result', 'nodeid': t['nodeid'], 'outcome': 'passed',
-                    'kind': 'passed', 'reason': '', 'longrepr': '', 'output': '', 'duration': 0}) + '\\n').encode())
+            os.write(int(fd.rsplit('/', 1)[1]), (json.dumps({'event': 'result', 'nodeid': 'x', 'outcome': 'passed',
+                'kind': 'passed', 'reason': '', 'longrepr': '', 'output': '', 'duration': 0}) + '\\n').encode())
     os._exit(0)
 """
 
 
-def test_forged_events_make_the_submission_ungradable_not_full_marks(demo_tests, make_submission):
+def test_forged_events_cannot_reach_the_judge(demo_tests, make_submission):
+    """The worker holds no descriptor of the judge's: forging its records is impossible, the code just fails."""
     doc = grade(make_submission(ex1_demo="def add(a, b):\n    return 0\n", ex2_other=FORGER),
                 tests_dir=demo_tests, hidden=True, limits=FAST)
-    assert doc["lesson"]["status"] == "ungradable" and doc["score"] == 0
-    assert "wrote to the grader's own records" in doc["lesson"]["reason"]
+    assert doc["lesson"]["status"] == "graded" and doc["score"] == 0
+    assert by_name(doc)["test_twice_doubles"]["extra_data"]["kind"] == "crash"
 
 
-def test_garbage_in_the_event_stream_is_reported_not_a_crash(demo_tests, make_submission):
-    garbage = "import glob, os\ndef twice(x):\n    for fd in glob.glob('/proc/self/fd/*'):\n        try:\n            p = os.readlink(fd)\n        except OSError:\n            continue\n        if 'events-' in p:\n            os.write(int(fd.rsplit('/', 1)[1]), b'not json\\n')\n    return 2 * x\n"
-    doc = grade(make_submission(ex2_other=garbage), tests_dir=demo_tests, limits=FAST)
-    assert doc["lesson"]["status"] == "ungradable" and "unexpected 'garbage' event" in doc["lesson"]["reason"]
+def test_editing_the_graded_tests_from_student_code_is_refused(demo_tests, make_submission):
+    before = {p: p.read_bytes() for p in demo_tests.rglob("*.py")}
+    editor = (
+        "import pathlib\n"
+        f"p = pathlib.Path({str(demo_tests / 'test_ex2_other.py')!r})\n"
+        "p.write_text(p.read_text().replace('assert ', 'assert True or '))\n"
+        "def twice(x):\n    return 0\n"
+    )
+    doc = grade(make_submission(ex2_other=editor), tests_dir=demo_tests, limits=FAST)
+    assert {p: p.read_bytes() for p in demo_tests.rglob("*.py")} == before
+    assert exercise(doc, "ex2")["score"] == 0 and exercise(doc, "ex1")["score"] == 3
+    assert "PermissionError" in by_name(doc)["test_twice_doubles"]["extra_data"]["reason"]
 
 
 def test_points_split_per_test_function_even_with_equal_names_in_two_classes(demo_tests, make_submission):
@@ -300,14 +307,3 @@ def test_a_folder_named_hidden_above_the_suite_does_not_hide_tests(tmp_path, dem
     shutil.copytree(demo_tests, moved)
     doc = grade(make_submission(), tests_dir=moved, limits=FAST)
     assert all(t["visibility"] == "visible" for t in doc["tests"]) and doc["max_score"] == 5
-
-
-def test_editing_the_graded_tests_from_student_code_is_caught(demo_tests, make_submission):
-    editor = (
-        "import pathlib\n"
-        f"for p in pathlib.Path({str(demo_tests)!r}).rglob('test_*.py'):\n"
-        "    p.write_text(p.read_text().replace('assert ', 'assert True or '))\n"
-        "def twice(x):\n    return 0\n"
-    )
-    doc = grade(make_submission(ex2_other=editor), tests_dir=demo_tests, limits=FAST)
-    assert doc["lesson"]["status"] == "ungradable" and "test files changed" in doc["lesson"]["reason"]

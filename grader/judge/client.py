@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from grader.judge import rebuild, wire
+from grader.runner import GradingError
 from grader.judge.worker import start_zygote
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -97,8 +98,10 @@ def student_error(header: dict) -> StudentError:
     else:
         cls = StudentError
     message = str(header.get("message", ""))[:MAX_OUTPUT_CHARS]
-    exc = cls.__new__(cls)
-    Exception.__init__(exc, message)
+    try:
+        exc = cls(message)
+    except TypeError:  # a built-in class with a constructor of its own (UnicodeDecodeError needs 5 arguments)
+        exc = StudentError(message)
     exc.student_type = str(header.get("type", base_name))[:100]
     frames = header.get("frames")
     exc.frames = [
@@ -205,6 +208,7 @@ class WorkerClient:
         self._release: list[int] = []
         self._test = _Test()
         self._output = None
+        self._status = None
         self.zygote_pid, self.zygote = start_zygote()
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -220,6 +224,7 @@ class WorkerClient:
         self.modules = {}
         self.private.mkdir(parents=True, exist_ok=True)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        status_r, status_w = os.pipe()
         config = {
             "target": str(self.target), "private": str(self.private),
             "read": [*self.read_paths, str(self.target)], "confine": self.confine,
@@ -227,13 +232,20 @@ class WorkerClient:
             "memory_bytes": self.limits.memory_bytes,
             "hide": [],
         }
-        socket.send_fds(self.zygote, [wire.json.dumps(config).encode()], [theirs.fileno()])
+        socket.send_fds(self.zygote, [wire.json.dumps(config).encode()], [theirs.fileno(), status_w])
         theirs.close()
+        os.close(status_w)
+        self._status = status_r
         self.sock = ours
         self.pid = None
-        header, _ = self._receive(startup=True)
+        try:
+            header, _ = self._receive(startup=True)
+        except WorkerLost:
+            header = {}
         if header.get("r") != "hello" or type(header.get("pid")) is not int:
-            raise WorkerLost("the worker did not start")
+            self.kill()
+            why = (self.private / "output.txt").read_text(errors="replace").strip().splitlines()[-1:]  # ours alone
+            raise GradingError("the worker process could not start" + (f": {why[0]}" if why else ""))
         self.pid = header["pid"]
         prot = header.get("protections")
         self.protections = {str(k)[:40]: v for k, v in prot.items() if type(v) in (bool, int)} if type(prot) is dict else {}
@@ -253,7 +265,20 @@ class WorkerClient:
         if self._output is not None:
             self._drain_output()
             self._output.close()
-        self.sock = self.pid = self._output = None
+        if self._status is not None:
+            os.close(self._status)
+        self.sock = self.pid = self._output = self._status = None
+
+    def _ended(self) -> str:
+        """How the worker ended, as its launcher saw it: 'exit code 7', 'killed by signal SIGSEGV'."""
+        from grader.runner import describe_status
+
+        if self._status is None or not select.select([self._status], [], [], 2.0)[0]:
+            return "it stopped"
+        try:
+            return describe_status(int(os.read(self._status, 64)))
+        except (OSError, ValueError):
+            return "it stopped"
 
     def close(self) -> None:
         self.kill()
@@ -283,6 +308,8 @@ class WorkerClient:
     def module(self, name: str) -> RemoteModule:
         if name in self.import_failures:
             raise ImportFailure(self.import_failures[name])
+        if self.sock is None:
+            self._spawn()  # a fresh worker after a crash or a timeout: its modules are imported again
         found = self.modules.get(name)
         if found is None:
             try:
@@ -292,10 +319,10 @@ class WorkerClient:
                 raise ImportFailure(self.import_failures[name]) from None
             except WorkerLost as exc:
                 self.import_failures[name] = (
-                    f"{name}.py: importing it did not finish within the limits ({exc}); is there an endless"
+                    f"{name}.py: importing it did not finish within the time limit ({exc}); is there an endless"
                     " loop or a long computation at the top level of the file?"
                     if exc.kind == "timeout"
-                    else f"{name}.py: importing it stopped the grading process ({exc})"
+                    else f"{name}.py: importing it crashed the grading process ({exc})"
                 )
                 raise ImportFailure(self.import_failures[name]) from None
             if not isinstance(handle, RemoteModule):
@@ -423,11 +450,13 @@ class WorkerClient:
                     exc.backstop = True
                     raise exc
         except (EOFError, ConnectionError, wire.WireError) as exc:
-            self.kill()
             if isinstance(exc, wire.WireError):
+                self.kill()
                 raise WorkerLost(f"the worker sent a malformed message ({exc})") from None
-            raise WorkerLost("the process running the student code stopped: os._exit(), a crash, or the memory"
-                             " limit") from None
+            ended = self._ended()
+            self.kill()
+            raise WorkerLost(f"the process running your code stopped ({ended}): os._exit(), a crash, or the"
+                             " memory limit") from None
 
     def _cpu(self) -> float:
         """CPU seconds used by the worker so far (user + system, its threads and waited-for children)."""
@@ -450,8 +479,11 @@ class WorkerClient:
         room = MAX_OUTPUT_CHARS - self._test.output_chars
         if room > 0:
             text = data.decode("utf-8", errors="replace")[:room]
-            self._test.output.append(text)
             self._test.output_chars += len(text)
+            if self._test.output_chars >= MAX_OUTPUT_CHARS:
+                text += "\n... output truncated (only the first 2000 characters are kept)\n"
+                self._test.output_chars += 1
+            self._test.output.append(text)
             sys.stdout.write(text)
 
 

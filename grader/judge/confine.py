@@ -14,8 +14,9 @@ What each layer buys:
 - PID namespace: when its PID 1 exits, the kernel kills everything inside, so nothing the student started
   outlives grading (no double fork escapes it, unlike a process group).
 - Network namespace: only a loopback that is down; nothing reaches the judge's or anyone's sockets.
-- User namespace: makes the two above possible without root, and as root it drops the capabilities that
-  matter outside (the mapping keeps the same uid/gid inside, so file ownership reads the same).
+- User namespace: makes the two above possible without root; as root, capabilities then count only inside
+  it (no module loading, no host mounts). The mapping keeps the same uid/gid inside, so ownership reads the
+  same; uid 0 still owns root's files, which is why Landlock, not the namespace, guards the filesystem.
 - Landlock: files (read-only runtime, one writable folder, no exec), TCP bind/connect, and (ABI >= 6)
   signals and abstract unix sockets aimed outside the sandbox. File descriptors opened before
   ``restrict`` (the socket to the judge) keep working: Landlock checks rights at open time.
@@ -57,8 +58,8 @@ class ConfinementError(OSError):
 
 
 class _RulesetAttr(ctypes.Structure):
-    # The kernel reads only the first `size` bytes we pass: an older kernel rejects a struct longer than it
-    # knows (E2BIG) unless the extra bytes are zero, so we pass exactly the part the ABI understands.
+    # The kernel reads the first `size` bytes we pass and refuses non-zero bytes it does not know (E2BIG):
+    # we pass exactly the part this ABI understands, so an older kernel never sees a field it lacks.
     _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
                 ("scoped", ctypes.c_uint64)]
 
@@ -88,9 +89,10 @@ def _prctl(option: int, arg: int = 0) -> int:
 def enter_namespaces() -> dict[str, bool]:
     """unshare() user, PID and network namespaces; call in a freshly forked, single-threaded child.
 
-    The calling process stays in its PID namespace: its NEXT child is PID 1 of the new one. Only one child can
-    be that PID 1; once it exits, later forks of the caller fail (ENOMEM). PID 1 ignores signals it has no
-    handler for when they come from inside the namespace (SIGTERM, SIGINT, even SIGKILL).
+    The calling process stays in its PID namespace: its NEXT child is PID 1 of the new one (later children
+    join as 2, 3, ...). Once PID 1 exits, the kernel kills the rest and the caller's forks fail (ENOMEM).
+    PID 1 ignores signals it has no handler for when they come from inside the namespace (SIGTERM, SIGINT,
+    even SIGKILL): a student's ``os.kill(os.getpid(), SIGTERM)`` in PID 1 does nothing.
     """
     # Read the ids BEFORE unshare: inside an unmapped user namespace they read as the overflow id 65534.
     uid, gid = os.geteuid(), os.getegid()
@@ -155,9 +157,9 @@ def restrict(read=(), write=(), *, strict: bool = False) -> dict:
               "abstract_unix_socket": False, "no_new_privs": False, "single_thread": _thread_count() == 1}
     try:
         if not report["single_thread"] and strict:
-            raise ConfinementError(0, "restrict: the process has several threads; only this one would be confined")
+            raise ConfinementError("restrict: the process has several threads; only this one would be confined")
         if abi == 0:
-            raise ConfinementError(0, "restrict: Landlock is not available on this kernel")
+            raise ConfinementError("restrict: Landlock is not available on this kernel")
         _restrict(abi, read, write, strict, report)
     except OSError:
         if strict:

@@ -57,7 +57,7 @@ def start_zygote() -> tuple[int, socket.socket]:
     if pid == 0:
         code = 0
         try:
-            ours.close()
+            _close_fds_except(theirs.fileno())  # the judge's files (its event stream, say) are not ours to hold
             _die_with_parent()
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the judge's to handle
             signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # launchers are reaped by the kernel
@@ -70,35 +70,47 @@ def start_zygote() -> tuple[int, socket.socket]:
     return pid, ours
 
 
+def _close_fds_except(*keep: int) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def _zygote_loop(control: socket.socket) -> None:
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(control, 65536, 1)
+            msg, fds, _, _ = socket.recv_fds(control, 65536, 2)
         except OSError:
             return
-        if not msg or not fds:
+        if not msg or len(fds) != 2:
             return
         config = json.loads(msg)
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             control.close()
-            _launcher(socket.socket(fileno=fds[0]), config)
-        os.close(fds[0])
+            _launcher(socket.socket(fileno=fds[0]), fds[1], config)
+        for fd in fds:
+            os.close(fd)
 
 
-def _launcher(sock: socket.socket, config: dict) -> None:
-    """Enter the namespaces, fork the worker, wait for it. Never returns."""
+def _launcher(sock: socket.socket, status_fd: int, config: dict) -> None:
+    """Enter the namespaces, fork the worker, wait for it, tell the judge how it ended. Never returns."""
     code = 0
     try:
         _die_with_parent()
         namespaces = confine.enter_namespaces() if config.get("namespaces", True) else {}
         pid = os.fork()
         if pid == 0:
+            os.close(status_fd)  # how the worker ended is for the launcher to say, not the worker
             _worker_main(sock, config, namespaces)
         sock.close()
         _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status) & 0xFF
+        os.write(status_fd, str(status).encode())
     except BaseException:  # noqa: BLE001
         code = 71
     os._exit(code)
@@ -117,6 +129,7 @@ def _worker_main(sock: socket.socket, config: dict, namespaces: dict) -> None:
     code = 0
     try:
         _die_with_parent()
+        _close_fds_except(sock.fileno())
         os.setpgid(0, 0)  # without a PID namespace the judge still kills everything in this group
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         private = Path(config["private"])
@@ -168,6 +181,9 @@ def _limits(config: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if config.get("memory_bytes"):
         cap = _address_space_in_use() + config["memory_bytes"]
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:  # a batch job may already hold a tighter limit: never ask for more
+            cap = min(cap, hard)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
