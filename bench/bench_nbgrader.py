@@ -11,14 +11,18 @@ answer), then times for each submission:
 * ``grader.grading.grade(DIR, hidden=True)`` in this process (torch already imported: what a batch run pays
   per submission once it is warm).
 
-It also checks, in passing, that both ways give the same score. Needs the ``nbgrader`` extra.
+Then it times ``nbgrader export --exporter grader.nbgrader_export.ExerciseScoresExport``, which grades every
+submitted notebook's code again with the judge (the exporter logs the time of each submission), and prints the
+exported score (the judge's) next to the kernel's and the batch grader's. Needs nbgrader (the ``dev`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -46,11 +50,12 @@ def timed(fn):
     return time.perf_counter() - t0, result
 
 
-def run(course: Path, *args: str, env: dict) -> None:
+def run(course: Path, *args: str, env: dict) -> str:
     process = nbgrader(course, *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = process.communicate()
     if process.returncode:
         raise SystemExit(f"nbgrader {' '.join(args)} failed:\n{out[-3000:]}")
+    return out
 
 
 def main() -> None:
@@ -60,7 +65,7 @@ def main() -> None:
     try:
         import nbgrader  # noqa: F401
     except ImportError:
-        raise SystemExit("nbgrader is not installed: pip install -e '.[nbgrader]' (make nbgrader does it)")
+        raise SystemExit("nbgrader is not installed: pip install -e '.[dev]'")
 
     with tempfile.TemporaryDirectory(prefix="bench-nbgrader-") as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
@@ -84,22 +89,27 @@ def main() -> None:
             t_warm, doc = timed(lambda: grade(folder, hidden=True))
             rows.append((student, t_nb, t_cli, t_warm, doc["score"]))
 
-        run(course, "export", "--exporter", "grader.nbgrader_export.ExerciseScoresExport", env=env)
-        exported = {}
-        for line in (course / EXERCISE_CSV).read_text().splitlines()[1:]:
-            fields = line.split(",")
-            exported[fields[1]] = float(fields[-2])
+        t_export, log = timed(lambda: run(
+            course, "export", "--exporter", "grader.nbgrader_export.ExerciseScoresExport", env=env))
+        judged = dict(re.findall(r"Judged \S+?/(\S+) in ([\d.]+) s", log))  # the exporter's own per-submission time
+        with open(course / EXERCISE_CSV, newline="") as f:
+            exported = {row["student_id"]: row for row in csv.DictReader(f)}
 
     print()
     print(f"{'submission':<12} {'nbgrader autograde':>19} {'python -m grader':>17} {'grade() warm':>13}"
-          f" {'score nbgrader':>15} {'score batch':>12}")
+          f" {'export judge':>13} {'score kernel':>13} {'score export':>13} {'score batch':>12}")
     for student, t_nb, t_cli, t_warm, score in rows:
-        print(f"{student:<12} {t_nb:>17.1f} s {t_cli:>15.1f} s {t_warm:>11.1f} s {exported[student]:>15g} {score:>12g}")
+        row = exported[student]
+        print(f"{student:<12} {t_nb:>17.1f} s {t_cli:>15.1f} s {t_warm:>11.1f} s {float(judged[student]):>11.1f} s"
+              f" {row['kernel_score']:>13} {row['score']:>13} {score:>12g}")
     nb, cli, warm = (statistics.mean(r[i] for r in rows) for i in (1, 2, 3))
-    print(f"{'mean':<12} {nb:>17.1f} s {cli:>15.1f} s {warm:>11.1f} s")
+    judge = statistics.mean(float(t) for t in judged.values())
+    print(f"{'mean':<12} {nb:>17.1f} s {cli:>15.1f} s {warm:>11.1f} s {judge:>11.1f} s")
     print(f"\nnbgrader autograde costs {nb / cli:.1f}x a python -m grader run and {nb / warm:.1f}x a warm batch "
-          "grade per submission.")
-    print(json.dumps({"autograde_s": round(nb, 2), "python_m_grader_s": round(cli, 2), "warm_grade_s": round(warm, 2)}))
+          f"grade per submission. The export took {t_export:.1f} s for {len(rows)} submissions (one process, "
+          "torch imported once): the judge's grade of each submission comes on top of autograde.")
+    print(json.dumps({"autograde_s": round(nb, 2), "python_m_grader_s": round(cli, 2), "warm_grade_s": round(warm, 2),
+                      "export_judge_s": round(judge, 2), "export_total_s": round(t_export, 2)}))
 
 
 if __name__ == "__main__":

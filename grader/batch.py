@@ -473,6 +473,49 @@ def _entry_label(path: Path) -> str:
     return path.name + ("/" if path.is_dir() and not path.is_symlink() else "")
 
 
+class Seals:
+    """Which results documents this grader wrote: an HMAC of each ``OUT/<id>/results.json`` under a key kept in
+    OUT (which no worker can read or write). A re-run trusts an earlier document only if its seal matches, so a
+    file put there by anything else (a process that outlived grading on a platform without confinement, a
+    hand edit) is graded again rather than called unchanged."""
+
+    KEY, SEALS = ".grader-key", ".grader-seals.json"
+
+    def __init__(self, out: Path) -> None:
+        import hmac
+        import secrets
+
+        self._hmac, self.out = hmac, out
+        key_path = out / self.KEY
+        if not key_path.is_file():
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, secrets.token_bytes(32))
+            os.close(fd)
+        self.key = key_path.read_bytes()
+        try:
+            self.seals = json.loads((out / self.SEALS).read_text())
+        except (OSError, ValueError):
+            self.seals = {}
+
+    def _digest(self, student: str) -> str | None:
+        try:
+            data = (self.out / student / "results.json").read_bytes()
+        except OSError:
+            return None
+        return self._hmac.new(self.key, data, "sha256").hexdigest()
+
+    def seal(self, student: str) -> None:
+        self.seals[student] = self._digest(student)
+        tmp = self.out / (self.SEALS + ".tmp")
+        tmp.write_text(json.dumps(self.seals, indent=0, sort_keys=True))
+        tmp.replace(self.out / self.SEALS)
+
+    def verify(self, student: str) -> bool:
+        want = self.seals.get(student)
+        got = self._digest(student)
+        return bool(want and got) and self._hmac.compare_digest(want, got)
+
+
 def batch_grade(
     submissions: Path,
     out: Path,
@@ -510,10 +553,14 @@ def batch_grade(
     counts = {"graded": 0, "ungradable": 0, "error": 0, "skipped": 0}
     start = time.monotonic()
 
+    seals = Seals(out)
+
     def record(student: str, doc: dict, seconds: float | None, *, write: bool) -> None:
         if write:
             results.write(doc, out / student / "results.json")
             (out / student / "feedback.md").write_text(feedback.render(doc, student=student))
+        if seconds is not None:
+            seals.seal(student)
         row = row_from_doc(student, doc, ex_ids)
         book.add(row)
         counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -536,7 +583,7 @@ def batch_grade(
             return None
         digest = sandbox.submission_hash(sub, tests=tests, settings=opts.settings(), code=code)
         previous = out / student / "results.json"
-        if not opts.force and previous.is_file():
+        if not opts.force and previous.is_file() and seals.verify(student):
             try:
                 old = json.loads(previous.read_text())
                 if old["lesson"].get("submission_hash") == digest and old["lesson"].get("status") != "error":

@@ -188,7 +188,7 @@ def run(submission: Path, results_path: Path, *, tests_dir: Path | None = None, 
     from grader import report, results
 
     doc = grade_submission(submission, tests_dir=tests_dir, limits=limits)
-    results.write(doc, Path(results_path))
+    results.write(results.for_students(doc), Path(results_path))  # students see hidden tests as hints only
     report.print_report(doc, stream=sys.stdout)  # Gradescope keeps stdout for the instructor (stdout_visibility)
     return doc
 

@@ -16,6 +16,9 @@
     runner, plugin and results code as ``python -m grader``; the cell prints what was lost and why, and its
     value is the points earned, which is how nbgrader gives partial credit. The value never exceeds the
     cell's points, and nothing is written to stderr (nbgrader gives 0 to a cell with any stderr output).
+    This runs in the student's kernel, where any cell the student added ran first and may have replaced
+    this very module: the value is feedback for the student. The grades come from the export
+    (``grader.nbgrader_export.ExerciseScoresExport``), which grades the notebook's code again with the judge.
 
 ``%%walkthrough``
     Runs the lesson's walkthrough code. It is not graded, so it is skipped while nbgrader autogrades.

@@ -150,6 +150,35 @@ def ungradable(reason: str, *, points: dict, exercises: list[str], execution_tim
     }
 
 
+def for_students(doc: dict) -> dict:
+    """The document as students may see it: a hidden test is its hint, its points and whether it passed. Its
+    name, node id (parameters can hold literals of the test), reason, details and the output of the student code
+    during it are left out, so nothing of a hidden test's source reaches a student."""
+    out = dict(doc)
+    out["tests"] = []
+    count: dict[str, int] = {}
+    for test in doc["tests"]:
+        extra = test.get("extra_data", {})
+        if not extra.get("hidden"):
+            out["tests"].append(test)
+            continue
+        ex = extra.get("exercise", "")
+        count[ex] = count.get(ex, 0) + 1
+        hint = extra.get("hint", "")
+        out["tests"].append({
+            "name": f"{test['name'].split(':', 1)[0]}: hidden test {count[ex]}",
+            "number": test.get("number"),
+            "score": test["score"],
+            "max_score": test["max_score"],
+            "status": test["status"],
+            "output": "" if test["status"] == "passed" else hint,
+            "visibility": test.get("visibility", HIDDEN_VISIBILITY),
+            "tags": test.get("tags", []),
+            "extra_data": {"exercise": ex, "hidden": True, "hint": hint, "kind": extra.get("kind", "")},
+        })
+    return out
+
+
 def write(doc: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

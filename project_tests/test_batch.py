@@ -336,7 +336,7 @@ def test_hostile_batch_every_submission_gets_a_row(suite, tmp_path, private_tmp)
     assert snapshot(subs) == before
     assert list(private_tmp.iterdir()) == []
     assert not (out / ".sandbox").exists()
-    for entry in out.iterdir():
+    for entry in (e for e in out.iterdir() if not e.name.startswith(".grader-")):
         assert entry.name in ("grades.csv", "skipped.txt") or sorted(p.name for p in entry.iterdir()) == ["feedback.md", "results.json"]
     assert list(pids.iterdir()) == [], "the worker wrote outside its sandbox"
     assert not processes_named("forker-"), "a process started by a submission outlived its grading"
@@ -367,6 +367,14 @@ def test_rerun_skips_unchanged_submissions_unless_forced(suite, tmp_path, privat
     batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"}, stream=log)
     assert log.getvalue().count("skipped (unchanged)") == 1
     assert read_csv(out)["bob"]["total"] == "3"
+
+    # a results document this grader did not write (its seal does not match) is graded again, never trusted
+    forged = json.loads((out / "bob" / "results.json").read_text())
+    forged["score"] = forged["max_score"]
+    (out / "bob" / "results.json").write_text(json.dumps(forged))
+    log = io.StringIO()
+    batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"}, stream=log)
+    assert log.getvalue().count("skipped (unchanged)") == 1 and read_csv(out)["bob"]["total"] == "3"
 
     (suite / "hidden" / "test_ex2_beta_hidden.py").write_text(
         (suite / "hidden" / "test_ex2_beta_hidden.py").read_text() + "\n# changed\n")  # a changed test
@@ -640,10 +648,11 @@ def test_a_change_to_the_grading_code_regrades_everyone(suite, tmp_path, private
                         "grader/notes.txt": "not code", "tests/test_x.py": "", "llm_basics/sub/deep.py": ""})
     monkeypatch.setattr(sandbox, "CODE_ROOT", code)
     digest = sandbox.code_digest()
-    for name in ("grader/notes.txt", "tests/test_x.py", "llm_basics/sub/deep.py"):
+    for name in ("grader/notes.txt", "tests/test_x.py"):
         (code / name).write_text("changed")
         assert sandbox.code_digest() == digest, name
-    for name in ("llm_basics/model.py", "grader/plugin.py", "grader/graded_pytest.ini", "grader/schema.json"):
+    for name in ("llm_basics/model.py", "grader/plugin.py", "grader/graded_pytest.ini", "grader/schema.json",
+                 "llm_basics/sub/deep.py"):  # subpackages count too (grader/judge/ is one)
         (code / name).write_text((code / name).read_text() + "\n")
         assert sandbox.code_digest() != digest, name
         digest = sandbox.code_digest()

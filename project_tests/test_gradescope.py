@@ -135,10 +135,15 @@ def test_broken_submission_costs_only_the_broken_exercises(autograder):
     for ex in NAMES:
         if ex not in (first_ex, missing_ex):
             assert scores[ex]["score"] == scores[ex]["max_score"] > 0
-    syntax = [t["output"] for t in doc["tests"] if t["extra_data"]["exercise"] == first_ex]
+    visible = [t for t in doc["tests"] if not t["extra_data"]["hidden"]]
+    syntax = [t["output"] for t in visible if t["extra_data"]["exercise"] == first_ex]
     assert syntax and all(f"{first}.py line {bad_line}: SyntaxError" in out for out in syntax)
-    gone = [t["output"] for t in doc["tests"] if t["extra_data"]["exercise"] == missing_ex]
+    gone = [t["output"] for t in visible if t["extra_data"]["exercise"] == missing_ex]
     assert gone and all(f"no {missing}.py in the submission" in out for out in gone)
+    # hidden tests reach students as their hint and points only, never a reason or a name
+    hidden = [t for t in doc["tests"] if t["extra_data"]["hidden"]]
+    assert hidden and all(t["output"] == t["extra_data"]["hint"] for t in hidden if t["status"] != "passed")
+    assert all(set(t["extra_data"]) == {"exercise", "hidden", "hint", "kind"} for t in hidden)
     assert f"{missing_ex}: missing" in doc["output"]
 
 

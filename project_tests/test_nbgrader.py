@@ -1,10 +1,10 @@
 """The nbgrader course: generated from the single source, and graded exactly like the batch grader.
 
-The fast tests check the generator and the cell runtime without Jupyter. The end-to-end test (slow, and only
-with the ``nbgrader`` extra installed) runs ``nbgrader generate_assignment``, hands in three notebooks (the
-reference, the untouched release, a partial answer), runs ``nbgrader autograde`` and ``nbgrader export``, and
-compares the exported scores, exercise by exercise, with ``python -m grader grade --hidden`` on the same code
-written as ``.py`` files.
+The fast tests check the generator, the cell runtime and the extraction without Jupyter. The end-to-end test
+(slow, and only with nbgrader installed: the ``dev`` extra) runs ``nbgrader generate_assignment``, hands in
+three notebooks (the reference, the untouched release, a partial answer) and a fourth that forges its kernel's
+scores, runs ``nbgrader autograde`` and both exports, and compares the exported scores, exercise by exercise,
+with ``python -m grader grade --hidden`` on the same code written as ``.py`` files.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from grader.nbgrader_export import (
     TESTS_DIR,
     CourseError,
     build_course,
+    REVIEW_DIFFERS,
     build_notebook,
     extract_submission,
     half_solved,
     nbgrader,
     nbgrader_solution,
+    score_row,
     write_samples,
 )
 from grader.stubs import BEGIN, END
@@ -174,9 +176,69 @@ def test_extract_submission_writes_the_exercise_cells(tmp_path):
     assert written[0].read_text() == "def f():\n    return 1\n"
 
 
+def test_extract_submission_never_writes_outside_its_folder(tmp_path):
+    """The exercise name in a notebook is the student's text: one that is not exN_name is left out."""
+    cells = [{"cell_type": "code", "source": f"%%exercise {name}\nx = 1\n"} for name in ("../../evil", "ex9_ok")]
+    (tmp_path / "nb.ipynb").write_text(json.dumps({"cells": cells}))
+    written = extract_submission(tmp_path / "nb.ipynb", tmp_path / "out" / "a")
+    assert [p.name for p in written] == ["ex9_ok.py"]
+    assert sorted(p.name for p in tmp_path.rglob("*.py")) == ["ex9_ok.py"]
+
+
+def test_extract_takes_a_submitted_folder_one_subfolder_per_student(tmp_path, capsys):
+    """--extract submitted/ writes OUT/<student>/exN_*.py (the batch grader's layout); a bad notebook is named."""
+    for student, code in (("alice", "x = 1\n"), ("bob", "x = 2\n")):
+        path = tmp_path / "submitted" / student / ASSIGNMENT / NOTEBOOK
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"cells": [{"cell_type": "code", "source": f"%%exercise ex9_demo\n{code}"}]}))
+    broken = tmp_path / "submitted" / "carol" / ASSIGNMENT / NOTEBOOK
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{not json")
+    out = tmp_path / "py"
+    assert cli.main(["nbgrader", "--extract", str(tmp_path / "submitted"), "--out", str(out)]) == 1
+    assert (out / "alice" / "ex9_demo.py").read_text() == "x = 1\n"
+    assert (out / "bob" / "ex9_demo.py").read_text() == "x = 2\n"
+    assert "skipped carol" in capsys.readouterr().out
+
+
+def _judged(scores: dict[str, float], status: str = "graded") -> dict:
+    exercises = [{"id": ex, "score": score} for ex, score in scores.items()]
+    return {"score": sum(scores.values()), "max_score": 50.0,
+            "lesson": {"status": status, "exercises": exercises, "reason": "why"}}
+
+
+def test_export_row_has_the_judges_scores_and_flags_a_kernel_that_disagrees():
+    """The row's scores are the judge's; nbgrader's kernel total is beside them, and a disagreement is flagged."""
+    agree = score_row("lesson1", "s1", _judged({"ex1": 25.0, "ex2": 12.75}), {"ex1": (25.0, 25), "ex2": (12.75, 25)})
+    assert (agree["ex1"], agree["score"], agree["kernel_score"], agree["review"]) == ("25", "37.75", "37.75", "")
+    forged = score_row("lesson1", "s2", _judged({"ex1": 0.0, "ex2": 0.0}), {"ex1": (25.0, 25), "ex2": (25.0, 25)})
+    assert (forged["ex1"], forged["score"], forged["kernel_score"]) == ("0", "0", "50")
+    assert forged["review"].startswith(REVIEW_DIFFERS) and "ex1 kernel 25 judge 0" in forged["review"]
+    lost = score_row("lesson1", "s3", _judged({}, status="ungradable"), {"ex1": (25.0, 25)})
+    assert "score" not in lost and lost["review"] == "ungradable: why", "ungradable is not a 0"
+
+
 # ----------------------------------------------------------------------------------------------------------
 # End to end: generate_assignment, three submissions, autograde, export; compared with python -m grader
 # ----------------------------------------------------------------------------------------------------------
+
+
+# A cell the student adds after the setup cell: it replaces the grading function in the kernel, so that every
+# test cell shows its full points without running a test. The exercise cells are the untouched stubs.
+FORGERY = """\
+import grader.nbgrader_cell as cell
+cell.grade_tests = lambda test_file, source, **kw: ({"lesson": {"hidden_run": False}, "tests": []}, 1e9)
+"""
+
+
+def hand_in_forgery(course: Path) -> None:
+    notebook = json.loads((course / "release" / ASSIGNMENT / NOTEBOOK).read_text())
+    setup = next(i for i, c in enumerate(notebook["cells"]) if c["id"] == "setup")
+    notebook["cells"].insert(setup + 1, {"cell_type": "code", "id": "mine", "metadata": {},
+                                         "execution_count": None, "outputs": [], "source": FORGERY})
+    path = course / "submitted" / "forger" / ASSIGNMENT / NOTEBOOK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(notebook, indent=1))
 
 
 def _check(process: subprocess.Popen, what: str) -> None:
@@ -187,7 +249,7 @@ def _check(process: subprocess.Popen, what: str) -> None:
 @pytest.fixture(scope="module")
 def graded_course(tmp_path_factory):
     """Run the whole nbgrader round trip once; grade the same code with python -m grader alongside."""
-    pytest.importorskip("nbgrader", reason="the nbgrader extra is not installed (make nbgrader installs it)")
+    pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -e '.[dev]')")
     tmp = tmp_path_factory.mktemp("nbgrader")
     course = build_course(tmp / "course")
     env = dict(os.environ)
@@ -196,6 +258,7 @@ def graded_course(tmp_path_factory):
     pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     _check(nbgrader(course, "generate_assignment", ASSIGNMENT, env=env, **pipes), "generate_assignment")
     submitted = write_samples(course)
+    hand_in_forgery(course)
     autograde = nbgrader(course, "autograde", ASSIGNMENT, env=env, **pipes)
     # meanwhile, the batch grader on the same code as .py files (python -m grader, in this process)
     batch = {}
@@ -272,6 +335,20 @@ def test_exported_scores_equal_the_batch_grader_exercise_by_exercise(graded_cour
             assert got == summary["score"], f"{student} {summary['id']}: nbgrader {got}, batch {summary['score']}"
         assert round(float(totals[student]["score"]), 2) == doc["score"], f"{student}: total differs"
         assert float(totals[student]["max_score"]) == doc["max_score"]
+        assert per_exercise[student]["kernel_score"] == per_exercise[student]["score"]
+        assert per_exercise[student]["review"] == "", f"{student}: {per_exercise[student]['review']}"
+
+
+@pytest.mark.slow
+def test_forged_kernel_scores_are_not_the_grade(graded_course):
+    """A cell that fakes the test cells' values fools nbgrader's total, not the export: it grades the code."""
+    course = graded_course["course"]
+    kernel_total = float(_rows(course / "grades.csv")["forger"]["score"])
+    assert kernel_total == pytest.approx(graded_course["batch"]["reference"]["max_score"]), "the forgery worked"
+    row = _rows(course / EXERCISE_CSV)["forger"]
+    assert [float(row[ex]) for ex in POINTS] == [0.0] * len(POINTS), "the stubs earn nothing"
+    assert (float(row["score"]), float(row["kernel_score"])) == (0.0, kernel_total)
+    assert row["review"].startswith(REVIEW_DIFFERS), row["review"]
 
 
 @pytest.mark.slow

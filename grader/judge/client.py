@@ -473,9 +473,9 @@ class WorkerClient:
         if self._output is None:
             return
         data = self._output.read(MAX_OUTPUT_CHARS * 4)
-        self._output.seek(0, os.SEEK_END)  # the rest is dropped, not read
         if not data:
             return
+        self._output.seek(0, os.SEEK_END)  # the rest is dropped, not read
         room = MAX_OUTPUT_CHARS - self._test.output_chars
         if room > 0:
             text = data.decode("utf-8", errors="replace")[:room]
