@@ -180,6 +180,9 @@ def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
             notes.append(f"{kinds.count('crash')} test(s) crashed the grading process")
         if kinds.count("timeout"):
             notes.append(f"{kinds.count('timeout')} test(s) timed out")
+        if lesson.get("needs_regrade"):
+            notes.append("re-grade: a test waited past the wall-clock backstop (a stalled machine, or sleeping"
+                         " code); the next run grades it again")
         if lesson.get("review"):
             notes.append("review by hand, it mentions " + " / ".join(lesson["review"]))
         row["reason"] = "; ".join(notes)
@@ -586,7 +589,8 @@ def batch_grade(
         if not opts.force and previous.is_file() and seals.verify(student):
             try:
                 old = json.loads(previous.read_text())
-                if old["lesson"].get("submission_hash") == digest and old["lesson"].get("status") != "error":
+                if (old["lesson"].get("submission_hash") == digest and old["lesson"].get("status") != "error"
+                        and not old["lesson"].get("needs_regrade")):
                     record(student, old, None, write=False)
                     return None
             except (ValueError, KeyError, TypeError, OSError):

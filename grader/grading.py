@@ -58,9 +58,12 @@ def grade(
     chosen = [normalise_exercise(e, tests_dir) for e in exercises] if exercises else list(points)
     hidden = hidden and has_hidden_tests(tests_dir)
     files = suite_files(chosen, hidden=hidden, tests_dir=tests_dir)
-    # One grading forks one child (more only after a crash), so the FLOP counter's first use is paid where it
-    # is needed; the batch grader, which forks many, warms it once in its parent (grader.runner.preload).
-    session = run_session(files, target=target, rootdir=tests_dir.parent, limits=limits, on_progress=on_progress)
+    # Exercises whose suites or reference count FLOPs or build models on the meta device ("warm_torch_dynamo" in
+    # points.json) need torch._dynamo (~1 s of CPU the first time): pay it once here, before the judge and the
+    # worker are forked, instead of once in each.
+    warm = any(points[ex].get("warm_torch_dynamo") for ex in chosen)
+    session = run_session(files, target=target, rootdir=tests_dir.parent, limits=limits, on_progress=on_progress,
+                          flop_counter=warm)
     if session.tampered:
         return results.ungradable(
             "the code under test wrote to the grader's own records (" + session.tampered[0] + "); a person should"

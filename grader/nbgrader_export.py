@@ -412,9 +412,8 @@ def find_notebooks(paths: list[Path | str]) -> tuple[dict[str, Path], list[str]]
     problems: list[str] = []
 
     def add(student: str, notebook: Path) -> None:
-        if student in found:
-            problems.append(f"{student}: two notebooks ({found[student]}, {notebook}); neither taken")
-            found[student] = None  # type: ignore[assignment]  # dropped below: the instructor decides
+        if student in found:  # never two notebooks into one folder, where the second would overwrite files
+            problems.append(f"{student}: {notebook} left out, {found[student]} was taken for this student")
         else:
             found[student] = notebook
 
@@ -433,7 +432,7 @@ def find_notebooks(paths: list[Path | str]) -> tuple[dict[str, Path], list[str]]
                 add(folder.name, chosen[0])
             else:
                 problems.append(f"{folder.name}: {len(notebooks)} notebooks in {folder}, expected one {NOTEBOOK}")
-    return {s: nb for s, nb in found.items() if nb is not None}, problems
+    return found, problems
 
 
 def nbgrader(course: Path, *args: str, env: dict | None = None, **popen) -> subprocess.Popen:
@@ -516,7 +515,7 @@ def exercise_scores(gradebook, assignment: str, student: str) -> dict[str, tuple
     return {ex: (round(s, 2), round(m, 2)) for ex, (s, m) in sorted(scores.items())}
 
 
-def judge_notebooks(notebooks: list[Path], *, tests_dir: Path | None = None) -> dict:
+def judge_notebooks(notebooks: list[Path], *, tests_dir: Path = TESTS_DIR) -> dict:
     """The results document of the code in the notebooks' ``%%exercise`` cells, graded by the judge.
 
     The code is written to a fresh folder and graded by ``grader.grading.grade`` with the hidden tests, as any
@@ -524,9 +523,8 @@ def judge_notebooks(notebooks: list[Path], *, tests_dir: Path | None = None) -> 
     worker. Whatever goes wrong gives an ungradable document with the reason, never an exception: one bad
     notebook must not stop an export.
     """
-    from grader.grading import TESTS_DIR, grade
+    from grader.grading import grade
 
-    tests_dir = tests_dir or TESTS_DIR
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="nbgrader-judge-") as tmp:
@@ -574,12 +572,10 @@ def _make_exporter():
         """One row per student and assignment, the judge's score per exercise (``--to``, default exercise_grades.csv)."""
 
         def export(self, gradebook) -> None:
-            from grader.runner import preload
-
+            # grade() imports torch (and warms the FLOP counter) once in this process, not once per submission.
             # nbgrader's ExportApp makes the plugin with itself as parent, and it holds the course folder
             # (``--CourseDirectory.root``, the cwd by default) and its layout
             coursedir = getattr(self.parent, "coursedir", None) or CourseDirectory(config=self.config)
-            preload(flop_counter=True)  # torch and the FLOP counter once here, not once per submission
             rows = []
             for assignment in gradebook.assignments:
                 if self.assignment and assignment.name not in map(str, self.assignment):
@@ -600,8 +596,7 @@ def _make_exporter():
                                   time.perf_counter() - start, row.get("score", "-"), row["max_score"],
                                   row["kernel_score"], row["review"])
                     rows.append(row)
-            fixed = {"assignment", "student_id", "score", "max_score", "kernel_score", "review"}
-            exercises = sorted({key for row in rows for key in row} - fixed)
+            exercises = list(results.load_points(TESTS_DIR))  # every column, even when no row could be graded
             columns = ["assignment", "student_id", *exercises, "score", "max_score", "kernel_score", "review"]
             dest = self.to or EXERCISE_CSV
             self.log.info("Exporting the judge's per-exercise grades to %s", dest)
@@ -644,20 +639,16 @@ def cmd_nbgrader(args: argparse.Namespace) -> int:
 def cmd_extract(paths: list[str], out: Path) -> int:
     """One notebook: its exercise files go into ``out``. Several, or a folder: into ``out/<student id>/``, the
     layout ``python -m grader batch`` grades."""
-    try:
-        if len(paths) == 1 and Path(paths[0]).is_file():
-            for path in extract_submission(paths[0], out):
-                print(f"wrote {path}")
-            return 0
+    if len(paths) == 1 and Path(paths[0]).is_file():
+        notebooks, problems = {"": Path(paths[0])}, []  # out / "" is out
+    else:
         notebooks, problems = find_notebooks(paths)
-        for student, notebook in notebooks.items():
-            try:
-                written = extract_submission(notebook, out / student)
-                print(f"{student}: {len(written)} exercise file(s) from {notebook}")
-            except ValueError as exc:
-                problems.append(f"{student}: {exc}")
-    except ValueError as exc:
-        problems = [str(exc)]
+    for student, notebook in notebooks.items():
+        try:
+            written = extract_submission(notebook, out / student)
+            print(f"{out / student}: {len(written)} exercise file(s) from {notebook}")
+        except ValueError as exc:
+            problems.append(f"{student or notebook}: {exc}")
     for problem in problems:
         print(f"skipped {problem}")
     return 1 if problems else 0

@@ -73,6 +73,7 @@ def build(
                     "details": record.get("longrepr", ""),
                     "captured_output": record.get("output", ""),
                     "duration": record.get("duration", 0.0),
+                    "backstop": bool(record.get("backstop")),
                 },
             }
         )
@@ -118,6 +119,9 @@ def build(
             "restarts": session.restarts + max(0, session.workers - 1),
             # which confinement the process running the student code had (grader.judge.confine)
             "protections": session.protections,
+            # a test was stopped by the wall-clock backstop, not by its own CPU use: the machine may have been
+            # stalled, so this result is not final and a re-run grades it again
+            "needs_regrade": any(t["extra_data"]["backstop"] for t in tests),
         },
     }
 

@@ -186,7 +186,7 @@ def test_extract_submission_never_writes_outside_its_folder(tmp_path):
 
 
 def test_extract_takes_a_submitted_folder_one_subfolder_per_student(tmp_path, capsys):
-    """--extract submitted/ writes OUT/<student>/exN_*.py (the batch grader's layout); a bad notebook is named."""
+    """--extract submitted/ (or several notebooks) writes OUT/<student>/exN_*.py, the batch grader's layout."""
     for student, code in (("alice", "x = 1\n"), ("bob", "x = 2\n")):
         path = tmp_path / "submitted" / student / ASSIGNMENT / NOTEBOOK
         path.parent.mkdir(parents=True)
@@ -199,6 +199,9 @@ def test_extract_takes_a_submitted_folder_one_subfolder_per_student(tmp_path, ca
     assert (out / "alice" / "ex9_demo.py").read_text() == "x = 1\n"
     assert (out / "bob" / "ex9_demo.py").read_text() == "x = 2\n"
     assert "skipped carol" in capsys.readouterr().out
+    two = [str(tmp_path / "submitted" / s / ASSIGNMENT / NOTEBOOK) for s in ("alice", "bob")]
+    assert cli.main(["nbgrader", "--extract", *two, "--out", str(tmp_path / "two")]) == 0
+    assert sorted(p.parent.name for p in (tmp_path / "two").rglob("*.py")) == ["alice", "bob"]
 
 
 def _judged(scores: dict[str, float], status: str = "graded") -> dict:

@@ -5,6 +5,8 @@ the timed function runs, by a scripted "cost" per call. FLOPs are compared with 
 """
 
 
+import functools
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -49,6 +51,7 @@ class TickClock:
         return float(self.readings)
 
 
+@functools.lru_cache(maxsize=None)  # the count depends only on its arguments: once per session
 def counted_flops(cfg, seq_len, batch=1):
     """FlopCounterMode's count of one TransformerBlock forward, split into bmm (attention) and the rest."""
     with torch.device("meta"):

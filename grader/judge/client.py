@@ -187,6 +187,7 @@ class _Test:
     output_chars: int = 0
     seed_pending: bool = True
     callback_error: Exception | None = None
+    lost: WorkerLost | None = None  # once a call of this test lost the worker, every later call fails the same way
 
 
 class WorkerClient:
@@ -346,6 +347,17 @@ class WorkerClient:
                 raise failed
 
     def request(self, header: dict, owner: RemoteObject | None, *, buffers=(), cls=RemoteObject):
+        # Hypothesis replays a failing example: it must see the same timeout again, not a fresh worker that
+        # answers (that would be reported as a flaky test instead of a timeout)
+        if self._test.lost is not None:
+            raise self._test.lost
+        try:
+            return self._request(header, owner, buffers, cls)
+        except WorkerLost as exc:
+            self._test.lost = exc
+            raise
+
+    def _request(self, header: dict, owner: RemoteObject | None, buffers, cls):
         if owner is not None and owner._generation != self.generation:
             raise WorkerLost("this object belonged to a worker that was stopped earlier in the test")
         if self.sock is None:

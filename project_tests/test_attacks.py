@@ -1,0 +1,719 @@
+"""The attack suite: submissions written to fool, escape or rob the grader must gain nothing.
+
+Each folder of ``project_tests/attacks/`` holds ONE exercise file that attacks the grader (its docstring says
+how, and why the trusted judge defeats it); the other three exercises of the submission are the untouched
+stubs. Every attack is graded
+
+* in student mode: ``grader.grading.grade(folder, hidden=True)``, in a process of its own;
+* in batch mode: all of them (and one untouched copy of the stubs, graded last) in one
+  ``python -m grader batch --jobs 2``, then, 3 s later, the same batch again on the same OUT;
+* through Gradescope's entry point (``python -m grader gradescope-run``) for the attacks aimed at it;
+
+and must gain 0 points, change nothing outside its sandbox, leave no process behind, and carry no piece of a
+hidden test out in anything a student gets back.
+
+The grader under attack is a disposable COPY of this repository (``grader/``, ``llm_basics/``, ``tests/``,
+``solutions/``, ``exercises/``...), run with the copy first on ``sys.path`` and as its working directory. A
+grader that lets an attack through then damages the copy, never the working tree; the checks compare the copy
+before and after. Attacks find the repository the way a student would (from the loaded modules, parent
+processes, working directories), so they find the copy.
+
+Conventions the attacks follow so that damage can be seen: a process they start is named ``atk-<attack>``
+(``prctl(PR_SET_NAME)``, 15 characters of it); a file they leave in /tmp starts with ``atk-<attack>``; they
+overwrite any ``canary.txt`` or ``.canary`` they can reach. Everything here is slow (each grading pays for
+``import torch``), hence ``@pytest.mark.slow``, except the checks of the suite itself and of the leak detector.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import codecs
+import csv
+import hashlib
+import importlib.util
+import json
+import marshal
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ATTACKS_DIR = Path(__file__).resolve().parent / "attacks"
+ATTACKS = sorted(p.name for p in ATTACKS_DIR.iterdir() if p.is_dir() and any(p.glob("ex*_*.py")))
+MODULES = ("ex1_special_tokens", "ex2_topk_attention", "ex3_parameter_accounting", "ex4_scaling")
+CONTROL = "zz-untouched-stubs"  # graded last in the batch: an attack on the batch itself shows on this row
+GRADESCOPE_ATTACKS = ("leak_messages", "linger_results")  # the ones that target what Gradescope shows or reads
+
+# the kinds of attack the issue asks for; each must be named in the docstring of at least one attack
+REQUIRED_KINDS = (
+    "patching pytest", "patching the grading plugin", "patching comparisons", "patching torch",
+    "always-equal values", "tensor subclasses", "frame tricks", "tracer tricks", "gc tampering",
+    "pyc and cache poisoning", "forged results and events", "reading solutions and hidden tests",
+    "writing outside the sandbox", "processes that outlive grading", "leaking hidden text through messages",
+)
+
+GRADING_TIMEOUT = 600  # seconds for one grading process (a backstop: a run takes seconds)
+PROCESS_GRACE = 2.0  # seconds the grader has, after it exits, for the processes of a grading to be gone
+RERUN_PAUSE = 3.0  # seconds between the two batch runs (time for a lingering process to forge results)
+WINDOW = 24  # a leak is any run of this many characters of a hidden test (outside hints and names)
+CANARIES = ("canary.txt", ".canary")
+CANARY_TEXT = "canary: nobody may write here\n"
+
+# top-level entries of the repository that grading never needs (the copy leaves them out)
+NOT_COPIED = {".git", ".venv", "project_tests", "bench", "dist", "out", "plots", ".grades", ".hypothesis",
+              ".pytest_cache", "build"}
+# caches that are checked apart (__pycache__: each pyc must be what its source compiles to) or not at all
+# (.hypothesis: Hypothesis's own example cache, which a grading may write where it runs)
+CACHE_DIRS = {"__pycache__", ".hypothesis"}
+
+# Student mode: the call the issue names, in a process of its own whose working directory is the copy. The
+# results go where `python -m grader grade --json` would put them, as a student's tools would read them.
+DRIVER = """\
+import json, sys
+from pathlib import Path
+import grader
+from grader.grading import grade
+from grader.report import render_plain
+submission, results, report = map(Path, sys.argv[1:4])
+print("GRADER", Path(grader.__file__).resolve().parent.parent, flush=True)
+doc = grade(submission, hidden=True)
+results.write_text(json.dumps(doc, indent=2))
+report.write_text(render_plain(doc) + "\\n" + render_plain(doc, verbose=True))
+"""
+
+
+def test_attack_suite_is_complete():
+    """At least 15 attacks, each one exercise file, and every kind of attack the issue lists is present."""
+    assert len(ATTACKS) >= 15, f"expected at least 15 attacks, found {len(ATTACKS)}: {ATTACKS}"
+    kinds = {}
+    for attack in ATTACKS:
+        files = sorted(p.name for p in (ATTACKS_DIR / attack).glob("*.py"))
+        assert len(files) == 1 and files[0][:-3] in MODULES, f"{attack}: expected one exN_*.py file, got {files}"
+        doc = ast.get_docstring(ast.parse((ATTACKS_DIR / attack / files[0]).read_text())) or ""
+        first = doc.splitlines()[0] if doc else ""
+        assert first.startswith(f"ATTACK {attack} (kind: "), f"{attack}: docstring must start 'ATTACK {attack} (kind: ...'"
+        assert "Why it must fail under the new design" in doc, f"{attack}: docstring must say why it fails"
+        kinds[attack] = doc[: doc.index("\n\n")].replace("\n", " ")
+    missing = [kind for kind in REQUIRED_KINDS if not any(kind in text for text in kinds.values())]
+    assert not missing, f"no attack of these kinds: {missing}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Leak detection: pieces of the hidden tests in student-visible text, raw or encoded
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _windows(text: str) -> set[str]:
+    return {text[i:i + WINDOW] for i in range(len(text) - WINDOW + 1)}
+
+
+def _hints_and_names(sources: list[str]) -> list[str]:
+    """What a student may see of a hidden test: its name and the first line of its docstring (the hint)."""
+    shown = []
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                shown.append(node.name)
+                doc = ast.get_docstring(node)
+                if doc:
+                    shown.append(doc.strip().splitlines()[0])
+    return shown
+
+
+def secret_windows(hidden: list[str], public: list[str]) -> frozenset[str]:
+    """Every WINDOW-long piece of a line of the ``hidden`` sources that appears nowhere in ``public`` text (the
+    visible tests, the exercises, the library and the grader a student has anyway) and does not overlap a hint
+    or a test name (cut out of the lines first, so that "def test_x(" does not make "test_x" secret)."""
+    seen = set()
+    for text in public:
+        for line in text.splitlines():
+            seen |= _windows(_norm(line))
+    shown = sorted({_norm(s) for s in _hints_and_names(hidden)}, key=len, reverse=True)
+    secret = set()
+    for text in hidden:
+        for line in text.splitlines():
+            line = _norm(line)
+            for allowed in shown:
+                line = line.replace(allowed, "\0")
+            secret |= {w for w in _windows(line) - seen if "\0" not in w}
+    return frozenset(secret)
+
+
+@lru_cache(maxsize=None)
+def repository_secrets(repo: Path = REPO) -> frozenset[str]:
+    hidden = [p.read_text() for p in sorted((repo / "tests" / "hidden").glob("*.py"))]
+    public = [p.read_text() for pattern in ("tests/*.py", "exercises/*.py", "llm_basics/**/*.py", "grader/**/*.py")
+              for p in sorted(repo.glob(pattern))]
+    return secret_windows(hidden, public)
+
+
+_B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}")
+_HEX = re.compile(r"[0-9a-fA-F]{16,}")
+
+
+def decoded_forms(text: str):
+    """``text`` itself, its rot13, and what every long base64 or hex token in it decodes to (at every
+    alignment, since a chunk of an encoded stream need not start on a boundary)."""
+    yield text
+    yield codecs.decode(text, "rot13")
+    for token in set(_B64.findall(text)):
+        for start in range(4):
+            piece = token[start:]
+            piece = piece[: len(piece) // 4 * 4]
+            for decode in (base64.b64decode, base64.urlsafe_b64decode):
+                try:
+                    yield decode(piece).decode("utf-8", errors="replace")
+                except (binascii.Error, ValueError):
+                    pass
+    for token in set(_HEX.findall(text)):
+        for start in range(2):
+            piece = token[start:]
+            yield bytes.fromhex(piece[: len(piece) // 2 * 2]).decode("utf-8", errors="replace")
+
+
+def find_leaks(text: str, secrets: frozenset[str], *, limit: int = 5) -> list[str]:
+    """Pieces of hidden tests found in ``text`` (raw, rot13, base64 or hex), at most ``limit`` of them."""
+    found: list[str] = []
+    for form in decoded_forms(text):
+        flat = _norm(form)
+        i = 0
+        while i <= len(flat) - WINDOW:
+            piece = flat[i:i + WINDOW]
+            if piece in secrets:
+                found.append(piece)
+                if len(found) >= limit:
+                    return found
+                i += WINDOW
+            else:
+                i += 1
+    return found
+
+
+def visible_text(*parts) -> str:
+    """One text out of rendered reports and results documents (every string in them, each once)."""
+    strings: set[str] = set()
+
+    def walk(value):
+        if isinstance(value, str):
+            strings.add(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key)
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    for part in parts:
+        walk(part)
+    return "\n".join(sorted(s for s in strings if len(s) >= 8))
+
+
+SAMPLE_HIDDEN = '''\
+"""Hidden tests of a made-up exercise: the oracle below is secret."""
+import pytest
+
+MODULE = "ex9_demo"
+
+
+@pytest.mark.points(2)
+def test_secret_behaviour_of_frobnicate(student):
+    """frobnicate keeps the order of equal keys (the hint, shown to students)."""
+    got = student(MODULE).frobnicate([3, 1, 2], key=lambda x: x % 2, reverse=False)
+    assert got == [1, 3, 2], f"expected the stable order [1, 3, 2] for keys x % 2, got {got}"
+'''
+
+
+def test_leak_detector_finds_raw_and_encoded_pieces():
+    """The detector finds a hidden line raw, in base64 (any alignment), hex and rot13, inside other text."""
+    secrets = secret_windows([SAMPLE_HIDDEN], public=["import pytest\n"])
+    line = "got = student(MODULE).frobnicate([3, 1, 2], key=lambda x: x % 2, reverse=False)"
+    data = line.encode()
+    stream = base64.b64encode(b"padding.." + data).decode()
+    forms = {
+        "raw": f"your code printed: {line} and more",
+        "one-lined": "reason: " + " ".join(SAMPLE_HIDDEN.split())[200:320],
+        "base64": f"[1:b] {base64.b64encode(data).decode()}",
+        "base64, cut mid-stream": f"chunk {stream[7:]}",
+        "hex": f"[2:x] {data.hex()}",
+        "hex, odd start": f"chunk 7{data.hex()}",
+        "rot13": f"[3:r] {codecs.encode(line, 'rot13')}",
+        "json-escaped": json.dumps({"output": SAMPLE_HIDDEN})[:400],
+    }
+    for name, text in forms.items():
+        assert find_leaks(text, secrets), f"the {name} leak was not found in {text!r}"
+
+
+def test_leak_detector_allows_hints_names_and_public_text():
+    """A hidden test's name, its hint and text the student already has are not leaks."""
+    secrets = secret_windows([SAMPLE_HIDDEN], public=['MODULE = "ex9_demo"\nimport pytest\n'])
+    honest = (
+        "ex9_demo: test_secret_behaviour_of_frobnicate failed\n"
+        "frobnicate keeps the order of equal keys (the hint, shown to students).\n"
+        'MODULE = "ex9_demo" not implemented yet: ex9: sort by key, keep equal keys in order\n'
+        + base64.b64encode(b"frobnicate keeps the order of equal keys").decode()
+    )
+    assert find_leaks(honest, secrets) == []
+    assert secrets, "the sample has secret text"
+
+
+def test_repository_has_hidden_text_to_protect():
+    """The real hidden tests give the detector something to look for (else every leak test passes vacuously)."""
+    secrets = repository_secrets()
+    assert len(secrets) > 1000, f"only {len(secrets)} secret pieces in tests/hidden"
+    sample = next(w for w in sorted(secrets) if w == w.strip())
+    assert find_leaks(f"x {base64.b64encode(sample.encode()).decode()} y", secrets)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The sandbox around a grading: the repository copy, canaries, /tmp, processes
+# ----------------------------------------------------------------------------------------------------------
+
+
+def copy_repository(dest: Path) -> Path:
+    """A fresh copy of everything grading needs, without caches (``.pyc``, Hypothesis) or the project tests."""
+    dest.mkdir(parents=True)
+    for entry in REPO.iterdir():
+        if entry.name in NOT_COPIED or entry.name.endswith(".egg-info"):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, dest / entry.name, ignore=shutil.ignore_patterns(*CACHE_DIRS, "*.pyc"))
+        else:
+            shutil.copy2(entry, dest / entry.name)
+    return dest
+
+
+def build_submission(folder: Path, attack: str | None) -> Path:
+    """The untouched stubs, with the attack's one exercise file laid over its stub."""
+    folder.mkdir(parents=True)
+    for stub in sorted((REPO / "exercises").glob("ex*_*.py")):
+        shutil.copy2(stub, folder / stub.name)
+    if attack:
+        for path in (ATTACKS_DIR / attack).glob("ex*_*.py"):
+            shutil.copy2(path, folder / path.name)
+    return folder
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under ``root``, caches left out (see ``bad_pycs``)."""
+    digest = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if CACHE_DIRS & set(rel.parts) or not (path.is_file() or path.is_symlink()):
+            continue
+        digest[rel.as_posix()] = hashlib.sha256(path.read_bytes() if path.is_file() else b"link").hexdigest()
+    return digest
+
+
+def changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return [f"{'new' if k not in before else 'removed' if k not in after else 'changed'}: {k}"
+            for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+
+
+def _pyc_source(pyc: Path) -> Path:
+    return pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
+
+
+def _compiled(source: Path, pytest_pyc: bool):
+    data = source.read_bytes()
+    tree = ast.parse(data, filename=str(source))
+    if pytest_pyc:
+        from _pytest.assertion.rewrite import rewrite_asserts
+
+        rewrite_asserts(tree, data, str(source), None)
+    return compile(tree, str(source), "exec", dont_inherit=True)
+
+
+def bad_pycs(root: Path) -> list[str]:
+    """Cached bytecode under ``root`` that Python or pytest would load and that is NOT what its source compiles
+    to: a poisoned cache. (A stale pyc whose header does not match its source is never loaded: harmless.)"""
+    bad = []
+    for pyc in sorted(root.rglob("__pycache__/*.pyc")):
+        rel = pyc.relative_to(root).as_posix()
+        source = _pyc_source(pyc)
+        data = pyc.read_bytes()
+        if len(data) < 16 or data[:4] != importlib.util.MAGIC_NUMBER:
+            continue  # not loadable
+        if not source.is_file():
+            bad.append(f"{rel} (no source next to it)")
+            continue
+        flags = int.from_bytes(data[4:8], "little")
+        src = source.read_bytes()
+        if flags & 1:  # hash-based: loaded when unchecked, or when the hash matches
+            used = not flags & 2 or data[8:16] == importlib.util.source_hash(src)[:8]
+        else:
+            info = source.stat()
+            used = data[8:12] == (int(info.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") and data[12:16] == (
+                info.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+        if not used:
+            continue
+        try:
+            code = marshal.loads(data[16:])
+        except Exception:  # noqa: BLE001 - unreadable: the importer falls back to the source
+            continue
+        try:
+            expected = _compiled(source, "-pytest-" in pyc.name)
+        except SyntaxError:
+            expected = None
+        if code != expected:
+            bad.append(f"{rel} (is not what {source.name} compiles to)")
+    return bad
+
+
+def plant_canaries(*folders: Path) -> list[Path]:
+    planted = []
+    for folder in folders:
+        for name in CANARIES:
+            (folder / name).write_text(CANARY_TEXT)
+            planted.append(folder / name)
+    return planted
+
+
+def touched_canaries(canaries: list[Path]) -> list[str]:
+    return [str(p) for p in canaries if not p.is_file() or p.read_text() != CANARY_TEXT]
+
+
+def tmp_files(prefix: str) -> list[Path]:
+    return sorted(Path("/tmp").glob(f"{prefix}*"))
+
+
+def remove(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def attack_processes(prefix: str = "atk-") -> list[tuple[int, str]]:
+    """(pid, name) of every process whose name (``/proc/<pid>/comm``) starts with ``prefix``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                comm = Path(f"/proc/{entry}/comm").read_text().strip()
+            except OSError:
+                continue
+            if comm.startswith(prefix[:15]):
+                found.append((int(entry), comm))
+    return found
+
+
+def outliving(prefix: str) -> list[tuple[int, str]]:
+    """The processes named ``prefix...`` still there after PROCESS_GRACE seconds; they are then killed (by
+    pid: they were started by the attack this test ran)."""
+    deadline = time.monotonic() + PROCESS_GRACE
+    left = attack_processes(prefix)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = attack_processes(prefix)
+    for _ in range(50):  # a chain that restarts itself when a member dies needs a few rounds
+        now = attack_processes(prefix)
+        if not now:
+            break
+        for pid, _ in now:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+    return left
+
+
+def process_name(attack: str) -> str:
+    return f"atk-{attack}"[:15]
+
+
+def grading_env(repo: Path) -> dict[str, str]:
+    """The environment of a grading process: the repository copy first on the path, nothing from this pytest."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+    env["PYTHONPATH"] = str(repo)
+    return env
+
+
+def run_grader(args: list[str], repo: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=repo, env=grading_env(repo), capture_output=True, text=True,
+                          timeout=GRADING_TIMEOUT)
+
+
+def passed_tests(doc: dict) -> list[str]:
+    return [t.get("name", "?") for t in doc.get("tests", []) if t.get("status") == "passed" or t.get("score")]
+
+
+def describe(doc: dict | None) -> str:
+    if not doc:
+        return "no results document"
+    lesson = doc.get("lesson", {})
+    return (f"score {doc.get('score')}, status {lesson.get('status')!r}, passed {passed_tests(doc)[:5]}, "
+            f"protections {lesson.get('protections')}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Student mode: grade(folder, hidden=True), one attack per grading process, two at a time
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StudentRun:
+    attack: str
+    repo: Path
+    doc: dict | None = None
+    report: str = ""
+    error: str = ""
+    grader_root: str = ""
+    repo_changes: list[str] = field(default_factory=list)
+    bad_pycs: list[str] = field(default_factory=list)
+    submission_changes: list[str] = field(default_factory=list)
+    canaries: list[str] = field(default_factory=list)
+    tmp_files: list[str] = field(default_factory=list)
+    processes: list[tuple[int, str]] = field(default_factory=list)
+
+
+def grade_in_student_mode(attack: str, work: Path, pristine: Path) -> StudentRun:
+    repo = work / "repo"
+    outcome = StudentRun(attack, repo)
+    shutil.copytree(pristine, repo)
+    submission = build_submission(work / "submission", attack)
+    canaries = plant_canaries(work)
+    repo_before, submission_before = tree_digest(repo), tree_digest(submission)
+    results, report = work / "results.json", work / "report.txt"
+    proc = run_grader(["-c", DRIVER, str(submission), str(results), str(report)], repo)
+    outcome.processes = outliving(process_name(attack))  # first: a delayed writer acts when the grader is gone
+    outcome.grader_root = next((line.split(" ", 1)[1] for line in proc.stdout.splitlines()
+                                if line.startswith("GRADER ")), "")
+    try:
+        outcome.doc = json.loads(results.read_text())
+        outcome.report = report.read_text()
+    except (OSError, ValueError):
+        outcome.error = f"exit code {proc.returncode}: {proc.stderr[-3000:]}"
+    outcome.repo_changes = changes(repo_before, tree_digest(repo))
+    outcome.bad_pycs = bad_pycs(repo)
+    outcome.submission_changes = changes(submission_before, tree_digest(submission))
+    outcome.canaries = touched_canaries(canaries)
+    leftovers = tmp_files(f"atk-{attack}")
+    outcome.tmp_files = [str(p) for p in leftovers]
+    remove(leftovers)
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def student_runs(tmp_path_factory) -> dict[str, StudentRun]:
+    root = tmp_path_factory.mktemp("student-mode")
+    pristine = copy_repository(root / "pristine")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = pool.map(lambda attack: grade_in_student_mode(attack, root / attack, pristine), ATTACKS)
+        return {run.attack: run for run in runs}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_student_mode_gains_no_points(student_runs, attack):
+    """grade(folder, hidden=True) of the attack gives 0 points: the untouched stubs score 0, no test passes."""
+    run = student_runs[attack]
+    assert not run.error, f"grading {attack} failed: {run.error}"
+    assert Path(run.grader_root) == run.repo.resolve(), (
+        f"the grader under test was imported from {run.grader_root!r}, not from the repository copy {run.repo}"
+    )
+    assert run.doc["score"] == 0 and not passed_tests(run.doc), f"{attack} gained points: {describe(run.doc)}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_student_mode_changes_nothing_outside_the_sandbox(student_runs, attack):
+    """The repository (every file, and every cached pyc), the submission folder, the canaries next to it and
+    /tmp are as they were before the grading."""
+    run = student_runs[attack]
+    assert not run.repo_changes, f"{attack} changed the repository: {run.repo_changes}"
+    assert not run.bad_pycs, f"{attack} poisoned cached bytecode: {run.bad_pycs}"
+    assert not run.submission_changes, f"{attack} changed the submission folder: {run.submission_changes}"
+    assert not run.canaries, f"{attack} overwrote canaries: {run.canaries}"
+    assert not run.tmp_files, f"{attack} left files in /tmp: {run.tmp_files}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_student_mode_leaves_no_process(student_runs, attack):
+    """No process started by the attack is alive 2 s after the grading process has exited."""
+    run = student_runs[attack]
+    assert not run.processes, f"{attack} left processes running: {run.processes}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_student_mode_leaks_no_hidden_text(student_runs, attack):
+    """Neither the report (plain and -v) nor the results document holds a piece of a hidden test."""
+    run = student_runs[attack]
+    assert not run.error, f"grading {attack} failed: {run.error}"
+    leaks = find_leaks(visible_text(run.report, run.doc), repository_secrets())
+    assert not leaks, f"{attack}: hidden test text in the student's report or results: {leaks}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Batch mode: every attack in one batch (and the untouched stubs last), then the same batch again
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchRun:
+    first: subprocess.CompletedProcess
+    second: subprocess.CompletedProcess
+    rows: dict[str, dict]  # student -> row of grades.csv, first run
+    docs: dict[str, dict | None]  # student -> results.json, first run
+    feedback: dict[str, str]
+    rows_after_pause: dict[str, dict]  # grades.csv again, RERUN_PAUSE seconds after the first run
+    docs_after_pause: dict[str, dict | None]
+    rerun_rows: dict[str, dict]
+    rerun_docs: dict[str, dict | None]
+    repo_changes: list[str]
+    bad_pycs: list[str]
+    canaries: list[str]
+    tmp_files: list[str]
+    processes: list[tuple[int, str]]
+
+
+def _read_out(out: Path) -> tuple[dict[str, dict], dict[str, dict | None], dict[str, str]]:
+    try:
+        with open(out / "grades.csv", newline="") as f:
+            rows = {row["student"]: row for row in csv.DictReader(f)}
+    except OSError:
+        rows = {}
+    docs, feedback = {}, {}
+    for student in [*ATTACKS, CONTROL]:
+        try:
+            docs[student] = json.loads((out / student / "results.json").read_text())
+        except (OSError, ValueError):
+            docs[student] = None
+        try:
+            feedback[student] = (out / student / "feedback.md").read_text()
+        except OSError:
+            feedback[student] = ""
+    return rows, docs, feedback
+
+
+@pytest.fixture(scope="module")
+def batch_run(tmp_path_factory) -> BatchRun:
+    work = tmp_path_factory.mktemp("batch-mode")
+    repo = copy_repository(work / "repo")
+    submissions = work / "submissions"
+    for attack in ATTACKS:
+        build_submission(submissions / attack, attack)
+    build_submission(submissions / CONTROL, None)
+    out = work / "out"
+    out.mkdir()
+    canaries = plant_canaries(work, out) + [submissions / ".canary"]
+    (submissions / ".canary").write_text(CANARY_TEXT)  # a dot-name: the batch does not take it for a student
+    before = tree_digest(repo)
+    args = ["-m", "grader", "batch", str(submissions), "--out", str(out), "--jobs", "2"]
+    first = run_grader(args, repo)
+    left = outliving("atk-")
+    rows, docs, feedback = _read_out(out)
+    time.sleep(RERUN_PAUSE)
+    rows_after_pause, docs_after_pause, _ = _read_out(out)
+    second = run_grader(args, repo)
+    left += outliving("atk-")
+    rerun_rows, rerun_docs, _ = _read_out(out)
+    leftovers = tmp_files("atk-")
+    remove(leftovers)
+    return BatchRun(first, second, rows, docs, feedback, rows_after_pause, docs_after_pause, rerun_rows, rerun_docs,
+                    changes(before, tree_digest(repo)), bad_pycs(repo), touched_canaries(canaries),
+                    [str(p) for p in leftovers], left)
+
+
+def _check_row(row: dict | None, doc: dict | None, student: str, when: str) -> None:
+    assert row is not None, f"{when}: no row for {student} in grades.csv"
+    graded = row.get("status") == "graded"
+    assert (row.get("total") in ("0", "0.0") if graded else row.get("total") in ("", "0", "0.0")), (
+        f"{when}: {student} has points in grades.csv: total {row.get('total')!r}, status {row.get('status')!r}, "
+        f"reason {row.get('reason', '')[:200]!r}"
+    )
+    for ex in ("ex1", "ex2", "ex3", "ex4"):
+        assert row.get(ex) in ("", "0", "0.0", None), f"{when}: {student} has {row.get(ex)} points for {ex}"
+    if doc is not None:
+        assert doc.get("score") == 0 and not passed_tests(doc), f"{when}: {student}'s results.json: {describe(doc)}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", [*ATTACKS, CONTROL])
+def test_batch_gives_no_points(batch_run, student):
+    """In the gradebook and in results.json every attack, and the untouched stubs graded after them, have 0
+    points (or a row that says why they were not graded, without points)."""
+    assert batch_run.first.returncode in (0, 1), f"the batch failed: {batch_run.first.stderr[-3000:]}"
+    _check_row(batch_run.rows.get(student), batch_run.docs.get(student), student, "first run")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", [*ATTACKS, CONTROL])
+def test_batch_results_stay_zero_after_the_batch(batch_run, student):
+    """3 s after the batch, and after running the same batch again on the same OUT, every row is still 0: no
+    lingering process rewrote results.json or grades.csv, and the re-run did not trust anything forged."""
+    _check_row(batch_run.rows_after_pause.get(student), batch_run.docs_after_pause.get(student), student,
+               "3 s after the batch")
+    assert batch_run.second.returncode in (0, 1), f"the re-run failed: {batch_run.second.stderr[-3000:]}"
+    _check_row(batch_run.rerun_rows.get(student), batch_run.rerun_docs.get(student), student, "re-run")
+
+
+@pytest.mark.slow
+def test_batch_changes_nothing_outside_the_sandbox(batch_run):
+    """The repository the batch runs from (every file, every cached pyc), the canaries next to the submissions
+    and in OUT, and /tmp are as they were."""
+    assert not batch_run.repo_changes, f"the batch's repository changed: {batch_run.repo_changes}"
+    assert not batch_run.bad_pycs, f"poisoned cached bytecode: {batch_run.bad_pycs}"
+    assert not batch_run.canaries, f"canaries overwritten: {batch_run.canaries}"
+    assert not batch_run.tmp_files, f"files left in /tmp: {batch_run.tmp_files}"
+
+
+@pytest.mark.slow
+def test_batch_leaves_no_process(batch_run):
+    """No attack process is alive 2 s after either batch run has exited."""
+    assert not batch_run.processes, f"processes left running: {batch_run.processes}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", [*ATTACKS, CONTROL])
+def test_batch_leaks_no_hidden_text(batch_run, student):
+    """results.json, feedback.md and the gradebook row of each submission hold no piece of a hidden test."""
+    text = visible_text(batch_run.docs.get(student), batch_run.feedback.get(student, ""),
+                        batch_run.rows.get(student, {}), batch_run.rerun_docs.get(student))
+    leaks = find_leaks(text, repository_secrets())
+    assert not leaks, f"{student}: hidden test text in what the student gets back: {leaks}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Gradescope: `python -m grader gradescope-run`, what run_autograder calls; its results.json is what students see
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", GRADESCOPE_ATTACKS)
+def test_gradescope_run_gains_and_leaks_nothing(tmp_path, attack):
+    """Gradescope's results.json gives 0 points, holds no hidden text, and is not rewritten after the run."""
+    repo = copy_repository(tmp_path / "source")
+    submission = build_submission(tmp_path / "submission", attack)
+    results = tmp_path / "results" / "results.json"
+    results.parent.mkdir()
+    proc = run_grader(["-m", "grader", "gradescope-run", "--submission", str(submission), "--results",
+                       str(results)], repo)
+    left = outliving(process_name(attack))
+    remove(tmp_files(f"atk-{attack}"))
+    assert results.is_file(), f"no results.json: {proc.stderr[-3000:]}"
+    doc = json.loads(results.read_text())
+    assert doc["score"] == 0 and not passed_tests(doc), f"{attack} gained points on Gradescope: {describe(doc)}"
+    leaks = find_leaks(visible_text(doc), repository_secrets())
+    assert not leaks, f"{attack}: hidden test text in Gradescope's results.json: {leaks}"
+    assert not left, f"{attack} left processes running: {left}"
