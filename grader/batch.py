@@ -9,19 +9,19 @@
   same id (``alice/`` and ``alice.zip``), neither is graded: the one row for ``alice`` is ungradable and names
   both entries, so the instructor decides which one counts.
 * Only the exercise files are taken (``grader.sandbox`` has the search rule and the archive checks). Each
-  submission is graded in a fresh sandbox ``OUT/.sandbox/<student>/`` (removed afterwards) with fresh copies
-  of the visible and hidden tests.
-* This process preloads torch once, then forks one worker per submission (``--jobs`` at a time). The worker
-  takes its own process group and address-space / CPU limits, and calls ``grading.grade``, which forks the
-  pytest child that runs the student code. The worker writes ``OUT/<student>/results.json`` and
-  ``feedback.md``. A worker that runs past ``--timeout-per-submission`` is stopped ("timed out"); one that dies
-  gets a row that says so. Processes that student code leaves behind, even ones that left their process
-  group, are re-parented to this process (a Linux child subreaper) and killed.
+  submission's files are written to a fresh folder ``OUT/.sandbox/<student>/`` (removed afterwards).
+* This process preloads torch once and starts one judge session (``grader.runner.JudgeServer``) that collects
+  the visible and hidden suites once; the session forks a judge per submission (``--jobs`` at a time), and the
+  judge runs the student code only in its confined worker (``grader.judge``). The judge writes an event stream;
+  this process, the only one that writes OUT, builds ``OUT/<student>/results.json`` and ``feedback.md`` from it.
+  A submission that runs past ``--timeout-per-submission`` is stopped ("timed out"); its worker, and whatever
+  the worker started (a PID namespace), go with it.
 * Each row is appended to ``OUT/grades.csv`` as soon as its submission is done, so an interrupted run loses
   nothing already graded; at the end the file is rewritten sorted by student id.
-* A re-run skips a submission whose taken files, tests, grading code (``llm_basics/*.py``, ``grader/*.py``,
-  ``*.ini``, ``*.json``) and limits hash to the ``submission_hash`` stored in its ``results.json`` (``--force``
-  grades everything again).
+* A re-run skips a submission whose taken files, tests, grading code (``llm_basics/**/*.py``,
+  ``grader/**/*.py``, ``*.ini``, ``*.json``) and limits hash to the ``submission_hash`` stored in its
+  ``results.json``, if that document carries this grader's seal (``Seals``) and was not cut short by the
+  wall-clock backstop (``--force`` grades everything again).
 * A graded row's reason lists, per exercise, why it was not graded (missing, ambiguous...), and the one reason
   shared by all its tests when they all fail the same way (a SyntaxError, an import error), cut to one line.
 """
@@ -30,38 +30,31 @@ from __future__ import annotations
 
 import argparse
 import csv
-import ctypes
-import io
 import json
 import os
-import resource
-import select
 import shutil
 import signal
 import sys
 import tempfile
 import time
-import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import feedback, results, sandbox
-from grader.grading import TESTS_DIR, grade
-from grader.runner import DEFAULT_TIMEOUT, GradingError, Limits, describe_status, preload
+from grader.grading import TESTS_DIR, suite_files
+from grader.runner import (DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeServer, Limits, SessionResult, absorb, describe_status,
+                           preload, read_events)
 from grader.sandbox import Caps, Submission
 
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 DEFAULT_SUBMISSION_TIMEOUT = 600.0  # seconds of wall clock for one whole submission
 DEFAULT_MEMORY_MB = 2048  # address space a submission may add on top of the preloaded interpreter
-STOP_GRACE = 5.0  # seconds a stopped worker has to clean up before its process group is killed
-WORKER_SLACK = 256 * 1024 * 1024  # the worker's own headroom above the pytest child's memory budget
 SANDBOX = ".sandbox"
 CSV_NAME = "grades.csv"
 SKIPPED_NAME = "skipped.txt"
 NOT_A_SUBMISSION = "not a folder or a supported archive (.zip, .tar.gz, .tgz)"
 REASON_CHARS = 200  # one exercise's part of a gradebook reason
-EXIT_STOPPED = 75
 
 
 @dataclass
@@ -70,11 +63,11 @@ class Job:
     entry: str  # entry name(s) in the submissions folder, for messages
     sub: Submission | None = None
     digest: str = ""
-    pid: int = 0
-    pidfd: int = -1
+    judge_pid: int = 0  # the judge forked for this submission (reported by the judge session)
     started: float = 0.0
     stopping: bool = False
     sandbox: Path | None = None
+    exercises: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -84,11 +77,16 @@ class Options:
     timeout_per_submission: float = DEFAULT_SUBMISSION_TIMEOUT
     memory_mb: int | None = DEFAULT_MEMORY_MB
     test_timeout: float = DEFAULT_TIMEOUT
+    wall_timeout: float = DEFAULT_WALL
     caps: Caps = field(default_factory=Caps)
+
+    def limits(self) -> Limits:
+        return Limits(timeout=self.test_timeout, wall=self.wall_timeout,
+                      memory_bytes=self.memory_mb * 2**20 if self.memory_mb else None)
 
     def settings(self) -> dict:
         """The limits that change a grade: part of the submission hash."""
-        return {"test_timeout": self.test_timeout, "memory_mb": self.memory_mb,
+        return {"test_timeout": self.test_timeout, "wall_timeout": self.wall_timeout, "memory_mb": self.memory_mb,
                 "timeout_per_submission": self.timeout_per_submission}
 
 
@@ -225,156 +223,9 @@ class Gradebook:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _address_space() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _set_limit(which: int, soft: int, hard: int) -> None:
-    """Lower a limit to (soft, hard), never above the hard limit this process already has."""
-    _, current = resource.getrlimit(which)
-    if current != resource.RLIM_INFINITY:
-        soft, hard = min(soft, current), min(hard, current)
-    resource.setrlimit(which, (soft, hard))
-
-
-class _Stopped(BaseException):
-    """Raised in a worker by SIGTERM: unwinding runs the runner's clean-up (it kills the pytest child)."""
-
-
-def _raise_stopped(signum, frame):  # noqa: ARG001
-    raise _Stopped()
-
-
-def _worker(job: Job, out: Path, tests_dir: Path, points: dict, opts: Options) -> None:
-    """Runs in the forked worker: grade one submission, write its results and feedback, never return."""
-    code = 1
+def _kill(pid: int) -> None:
     try:
-        os.setpgid(0, 0)
-        signal.signal(signal.SIGTERM, _raise_stopped)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
-        box = job.sandbox
-        (box / "tmp").mkdir(parents=True, exist_ok=True)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        log = os.open(box / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), line_buffering=True)
-        sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), line_buffering=True)
-        tempfile.tempdir = str(box / "tmp")  # the runner's scratch space stays inside the sandbox
-        os.environ["TMPDIR"] = tempfile.tempdir
-        if opts.memory_mb:
-            cap = _address_space() + opts.memory_mb * 2**20 + WORKER_SLACK
-            _set_limit(resource.RLIMIT_AS, cap, cap)
-        # CPU seconds are counted per process (the pytest child starts from 0): a backstop behind the wall clock
-        cpu = int(opts.timeout_per_submission) + 10
-        _set_limit(resource.RLIMIT_CPU, cpu, cpu + 5)
-        sub = job.sub
-        exercises_dir, tests_copy = sandbox.build_sandbox(box, sub.files, tests_dir)
-        present = [ex for ex, meta in points.items() if f"{meta['name']}.py" in sub.files]
-        meta = {"student": job.student, "entry": job.entry, "sources": sub.sources, "submission_hash": job.digest,
-                "review": sandbox.suspicious(sub.files)}
-        try:
-            if present:
-                limits = Limits(timeout=opts.test_timeout,
-                                memory_bytes=opts.memory_mb * 2**20 if opts.memory_mb else None)
-                doc = grade(exercises_dir, exercises=present, hidden=True, tests_dir=tests_copy, limits=limits)
-            else:
-                doc = _empty_doc(job.entry)
-            doc = add_ungraded_exercises(doc, sub.problems, points)
-            doc["output"] += "\n" + sub.summary()  # the same "Files graded / Not graded" block as on Gradescope
-            doc["lesson"]["target"] = job.entry
-            doc["lesson"].update(meta)
-        except GradingError as exc:
-            doc = ungradable_doc(f"grading failed (not the student's fault): {exc}", points, status="error", **meta)
-        results.write(doc, out / job.student / "results.json")
-        (out / job.student / "feedback.md").write_text(feedback.render(doc, student=job.student))
-        code = 0
-    except _Stopped:
-        code = EXIT_STOPPED
-    except BaseException:  # noqa: BLE001 - the parent turns this into a row; the log keeps the traceback
-        try:
-            traceback.print_exc()
-        except BaseException:  # noqa: BLE001
-            pass
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-
-
-_PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
-
-
-class Reaper:
-    """Makes this process the child subreaper, so processes orphaned by student code come back to it, and
-    kills them. Children that existed before the batch started are left alone."""
-
-    def __init__(self) -> None:
-        self.me = os.getpid()
-        self.before = set(self._children())
-        self.previous = None
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            value = ctypes.c_int(0)
-            if libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0) == 0:
-                self.previous = value.value
-                libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-            self._libc = libc
-        except (OSError, AttributeError):
-            self._libc = None
-
-    def _children(self) -> dict[int, tuple[str, int]]:
-        """pid -> (state, process group) for every child of this process."""
-        found = {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[1]) == self.me:
-                found[int(name)] = (fields[0], int(fields[2]))
-        return found
-
-    def sweep(self, active: set[int]) -> int:
-        """Kill and reap every stray child (not an active worker, not there before); returns how many."""
-        killed = 0
-        own_group = os.getpgrp()
-        for _ in range(20):
-            strays = {pid: info for pid, info in self._children().items()
-                      if pid not in active and pid not in self.before}
-            if not strays:
-                break
-            for pid, (state, group) in strays.items():
-                if group not in (own_group, pid) and group > 1:
-                    _killpg(group)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                killed += state != "Z"
-            time.sleep(0.02)
-            for pid in strays:
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
-        return killed
-
-    def close(self) -> None:
-        if self._libc is not None and self.previous is not None:
-            self._libc.prctl(_PR_SET_CHILD_SUBREAPER, self.previous, 0, 0, 0)
-
-
-def _killpg(group: int) -> None:
-    try:
-        os.killpg(group, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -529,6 +380,7 @@ def batch_grade(
     timeout_per_submission: float = DEFAULT_SUBMISSION_TIMEOUT,
     memory_mb: int | None = DEFAULT_MEMORY_MB,
     test_timeout: float = DEFAULT_TIMEOUT,
+    wall_timeout: float = DEFAULT_WALL,
     caps: Caps = Caps(),
     progress: str | None = "auto",
     stream=None,
@@ -540,7 +392,7 @@ def batch_grade(
     if jobs < 1:
         raise GradingError("--jobs must be at least 1")
     opts = Options(jobs=jobs, force=force, timeout_per_submission=timeout_per_submission, memory_mb=memory_mb,
-                   test_timeout=test_timeout, caps=caps)
+                   test_timeout=test_timeout, wall_timeout=wall_timeout, caps=caps)
     points = results.load_points(tests_dir)
     ex_ids = list(points)
     wanted = {ex: meta["name"] for ex, meta in points.items()}
@@ -597,95 +449,112 @@ def batch_grade(
                 pass
         return Job(student=student, entry=label, sub=sub, digest=digest)
 
+    server: JudgeServer | None = None
+    running: dict[int, Job] = {}  # request id -> job
+
     def launch(job: Job) -> None:
-        # once, on the first submission that needs grading: torch (and, for ex4's FLOP counts, torch._dynamo)
-        # is then imported in every worker for free
-        box_root.mkdir(parents=True, exist_ok=True)
-        saved, tempfile.tempdir = tempfile.tempdir, str(box_root)  # torch's warm-up writes a cache dir: keep it in OUT
-        try:
-            preload(flop_counter="ex4" in points)
-        finally:
-            tempfile.tempdir = saved
+        nonlocal server
         folder = out / job.student
         folder.mkdir(parents=True, exist_ok=True)
         for name in ("results.json", "feedback.md"):
             (folder / name).unlink(missing_ok=True)
+        job.exercises = [ex for ex, meta in points.items() if f"{meta['name']}.py" in job.sub.files]
+        if not job.exercises:
+            finish(job, None)
+            return
+        if server is None:  # once, on the first submission that needs grading: torch, torch._dynamo for the
+            # exercises that need it, and the collection of every suite are paid here, once for the batch
+            box_root.mkdir(parents=True, exist_ok=True)
+            saved, tempfile.tempdir = tempfile.tempdir, str(box_root)  # torch's warm-up writes a cache dir
+            try:
+                preload(flop_counter=any(meta.get("warm_torch_dynamo") for meta in points.values()))
+            finally:
+                tempfile.tempdir = saved
+            files = suite_files(list(points), hidden=True, tests_dir=tests_dir)
+            server = JudgeServer(files, rootdir=tests_dir.parent, tmpdir=box_root, limits=opts.limits())
         job.sandbox = box_root / job.student
         shutil.rmtree(job.sandbox, ignore_errors=True)
-        job.sandbox.mkdir(parents=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            _worker(job, out, tests_dir, points, opts)
-        job.pid, job.pidfd, job.started = pid, os.pidfd_open(pid), time.monotonic()
-        running[pid] = job
+        exercises_dir = job.sandbox / "exercises"
+        exercises_dir.mkdir(parents=True)
+        for name, data in job.sub.files.items():
+            (exercises_dir / name).write_bytes(data)
+        job.started = time.monotonic()
+        rid = server.submit(exercises_dir, job.exercises, events=job.sandbox / "events.jsonl",
+                            workdir=job.sandbox / "work")
+        running[rid] = job
 
-    def finish(job: Job, status: int) -> None:
-        os.close(job.pidfd)
-        _killpg(job.pid)  # whatever is left in the worker's group
-        reaper.sweep(set(running))
-        elapsed = time.monotonic() - job.started
-        doc = None
-        path = out / job.student / "results.json"
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and path.is_file():
-            try:
-                doc = json.loads(path.read_text())
-            except ValueError:
-                doc = None
+    def finish(job: Job, status: int | None) -> None:
+        """Build the submission's results document from its judge's events (here, in the trusted parent)."""
+        elapsed = time.monotonic() - job.started if job.started else 0.0
         meta = {"student": job.student, "entry": job.entry, "sources": job.sub.sources,
-                "submission_hash": job.digest}
-        if doc is None:
-            if job.stopping:
-                reason = f"timed out after {opts.timeout_per_submission:g} s (the whole submission)"
-            else:
-                detail = describe_status(status)
-                last = _last_line(job.sandbox / "worker.log")
-                reason = f"grading process died ({detail}{': ' + last if last else ''})"
-            doc = ungradable_doc(reason, points, **meta)
-            record(job.student, doc, elapsed, write=True)
+                "submission_hash": job.digest, "review": sandbox.suspicious(job.sub.files)}
+        if status is None:
+            doc = _empty_doc(job.entry)
         else:
-            record(job.student, doc, elapsed, write=False)
-        shutil.rmtree(job.sandbox, ignore_errors=True)
+            session = SessionResult()
+            absorb(session, _events(job.sandbox / "events.jsonl"))
+            missing = [t for t in session.tests if t["nodeid"] not in session.records]
+            if job.stopping:
+                doc = ungradable_doc(f"timed out after {opts.timeout_per_submission:g} s (the whole submission)",
+                                     points, **meta)
+            elif status != 0 or not session.tests or missing:
+                why = f"the judge stopped ({describe_status(status)})" if status else "the judge reported no tests"
+                doc = ungradable_doc(f"grading failed (not the student's fault): {why}", points, status="error",
+                                     **meta)
+            else:
+                doc = results.build(session, points=points, target=job.entry, hidden_run=True,
+                                    exercises=job.exercises, execution_time=elapsed)
+        if doc["lesson"].get("status", "graded") == "graded":
+            doc = add_ungraded_exercises(doc, job.sub.problems, points)
+            doc["output"] += "\n" + job.sub.summary()  # the same "Files graded / Not graded" block as on Gradescope
+            doc["lesson"]["target"] = job.entry
+            doc["lesson"].update(meta)
+        record(job.student, doc, elapsed, write=True)
+        if job.sandbox is not None:
+            shutil.rmtree(job.sandbox, ignore_errors=True)
 
-    reaper = Reaper()
-    running: dict[int, Job] = {}
     # every submission is read before any student code runs: code graded early cannot change a later one
     queue = deque(job for job in (prepare(student, paths) for student, paths in sorted(entries.items())) if job)
+    def abandon(exc: GradingError) -> None:
+        """The judge session itself failed (the suites do not collect, say): every row left says so."""
+        for job in [*running.values(), *queue]:
+            meta = {"student": job.student, "entry": job.entry, "submission_hash": job.digest}
+            record(job.student, ungradable_doc(f"grading failed (not the student's fault): {_first_line(exc)}",
+                                               points, status="error", **meta), 0.0, write=True)
+        running.clear()
+        queue.clear()
+
     try:
         while queue or running:
-            while queue and len(running) < opts.jobs:
-                launch(queue.popleft())
-            if not running:
-                continue
-            ready, _, _ = select.select([j.pidfd for j in running.values()], [], [], 0.2)
-            for job in [j for j in running.values() if j.pidfd in ready]:
-                _, status = os.waitpid(job.pid, 0)
-                del running[job.pid]
-                finish(job, status)
+            try:
+                while queue and len(running) < opts.jobs:
+                    launch(queue.popleft())
+                replies = server.replies(0.2) if running else []
+            except GradingError as exc:
+                abandon(exc)
+                break
+            for reply in replies:
+                job = running.get(reply.get("started") or reply.get("done"))
+                if job is None:
+                    continue
+                if "pid" in reply:
+                    job.judge_pid = reply["pid"]
+                else:
+                    del running[reply["done"]]
+                    finish(job, reply["status"])
             now = time.monotonic()
             for job in running.values():
-                late = now - job.started - opts.timeout_per_submission
-                if late > 0 and not job.stopping:
+                if now - job.started > opts.timeout_per_submission and job.judge_pid and not job.stopping:
                     job.stopping = True
-                    _signal(job.pid, signal.SIGTERM)  # the worker unwinds and kills its pytest child
-                elif late > STOP_GRACE:
-                    _killpg(job.pid)
+                    _kill(job.judge_pid)  # its worker's launcher sees the judge go and kills the worker
             display.tick()
-    except BaseException:
-        for job in running.values():
-            _signal(job.pid, signal.SIGTERM)
-        time.sleep(0.2)
-        for job in running.values():
-            _killpg(job.pid)
-            os.waitpid(job.pid, 0)
-            os.close(job.pidfd)
-            shutil.rmtree(job.sandbox, ignore_errors=True)
-        running.clear()
-        raise
     finally:
-        reaper.sweep(set(running))
-        reaper.close()
+        for job in running.values():  # interrupted: nothing of a stopped submission keeps running
+            if job.judge_pid:
+                _kill(job.judge_pid)
+        if server is not None:
+            server.close()
+        running.clear()
         rows = book.finish()
         shutil.rmtree(box_root, ignore_errors=True)  # every sandbox is finished by now
         summary = (f"{len(rows)} submissions: {counts['graded']} graded, {counts['ungradable']} ungradable, "
@@ -697,24 +566,17 @@ def batch_grade(
     return rows
 
 
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:REASON_CHARS]
 
 
-def _last_line(path: Path | None) -> str:
-    if path is None:
-        return ""
+def _events(path: Path) -> list[dict]:
+    events: list[dict] = []
     try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4000))
-            lines = f.read().decode("utf-8", errors="replace").strip().splitlines()
+        read_events(path, 0, events)
     except OSError:
-        return ""
-    return lines[-1][:200] if lines else ""
+        pass
+    return events
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -726,7 +588,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     rows = batch_grade(
         Path(args.submissions), Path(args.out), jobs=args.jobs, force=args.force,
         timeout_per_submission=args.timeout_per_submission, memory_mb=args.memory_mb or None,
-        test_timeout=args.timeout,
+        test_timeout=args.timeout, wall_timeout=args.wall_timeout,
     )
     return 1 if any(r["status"] == "error" for r in rows) else 0
 
@@ -743,6 +605,9 @@ def add_batch_parser(sub) -> argparse.ArgumentParser:
     b.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB, metavar="M",
                    help=f"memory a submission may use, in MB (default {DEFAULT_MEMORY_MB}; 0 = no limit)")
     b.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                   help=f"seconds allowed per test (default {DEFAULT_TIMEOUT:g})")
+                   help=f"CPU seconds the student code may use per test (default {DEFAULT_TIMEOUT:g})")
+    b.add_argument("--wall-timeout", type=float, default=DEFAULT_WALL, metavar="S",
+                   help=f"wall-clock seconds a test may wait for the student code, a backstop for sleeping or blocked"
+                        f" code; a test stopped there marks its row for re-grading (default {DEFAULT_WALL:g})")
     b.set_defaults(func=cmd_batch)
     return b

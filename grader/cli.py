@@ -7,7 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from grader.runner import DEFAULT_TIMEOUT, GradingError, Limits
+from grader.runner import DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, Limits
 
 DEFAULT_RESULTS = Path(".grades/results.json")
 
@@ -17,7 +17,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from grader.grading import grade
 
     progress = report.progress_line(sys.stderr) if sys.stderr.isatty() else None
-    limits = Limits(timeout=args.timeout, max_strikes=args.max_strikes)
+    limits = Limits(timeout=args.timeout, wall=args.wall_timeout, max_strikes=args.max_strikes)
     doc = grade(args.target, exercises=args.exercise, hidden=args.hidden, limits=limits, on_progress=progress)
     if progress:
         progress.clear()
@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run tests/hidden (instructors; the student copy has none)")
     g.add_argument("--json", default=str(DEFAULT_RESULTS), help=f"where to write the results (default {DEFAULT_RESULTS})")
     g.add_argument("--junit-xml", help="also write JUnit XML here")
-    g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds allowed per test")
+    g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help=f"CPU seconds your code may use per test (default {DEFAULT_TIMEOUT:g})")
+    g.add_argument("--wall-timeout", type=float, default=DEFAULT_WALL, metavar="S",
+                   help=f"wall-clock seconds a test may wait for your code: a backstop for sleeping or blocked code"
+                        f" (default {DEFAULT_WALL:g})")
     g.add_argument("--max-strikes", type=int, default=2, metavar="N",
                    help="after N timeouts or crashes in one exercise, skip its other tests (default 2; 0 runs all)")
     g.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and captured output")

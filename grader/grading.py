@@ -62,14 +62,8 @@ def grade(
     # points.json) need torch._dynamo (~1 s of CPU the first time): pay it once here, before the judge and the
     # worker are forked, instead of once in each.
     warm = any(points[ex].get("warm_torch_dynamo") for ex in chosen)
-    session = run_session(files, target=target, rootdir=tests_dir.parent, limits=limits, on_progress=on_progress,
-                          flop_counter=warm)
-    if session.tampered:
-        return results.ungradable(
-            "the code under test wrote to the grader's own records (" + session.tampered[0] + "); a person should"
-            " look at this submission",
-            points=points, exercises=chosen, execution_time=time.perf_counter() - start,
-        )
+    session = run_session(files, target=target, rootdir=tests_dir.parent, exercises=chosen, limits=limits,
+                          on_progress=on_progress, flop_counter=warm)
     return results.build(
         session,
         points=points,

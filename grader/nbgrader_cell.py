@@ -145,7 +145,7 @@ def grade_tests(
         path = graded / test_file
         path.write_text(source)
         with silenced():
-            session = run_session([path], target=folder, rootdir=Path(tmp), limits=Limits())
+            session = run_session([path], target=folder, rootdir=Path(tmp), exercises=[exercise], limits=Limits())
     doc = results.build(
         session,
         points=points,

@@ -371,8 +371,9 @@ def build_course(out_dir: Path | str = DEFAULT_OUT, *, solutions: Path = SOLUTIO
 def exercise_sources(notebook: Path | str) -> dict[str, str]:
     """NAME -> code of the notebook's ``%%exercise NAME`` cells: the code a kernel run saves and grades.
 
-    When a name appears twice the last cell wins (a kernel run from the top leaves that one saved). A name that is not an exercise module name (``ex2_x``) is left
-    out: the notebook is the student's, and ``%%exercise ../../x`` must not become a path.
+    When a name appears twice the last cell wins (a kernel run from the top leaves that one saved). A name that
+    is not an exercise module name (``ex2_x``) is left out: the notebook is the student's, and
+    ``%%exercise ../../x`` must not become a path.
     """
     try:
         cells = json.loads(Path(notebook).read_text())["cells"]
@@ -569,7 +570,7 @@ def _make_exporter():
     from nbgrader.plugins import ExportPlugin
 
     class ExerciseScoresExport(ExportPlugin):
-        """One row per student and assignment, the judge's score per exercise (``--to``, default exercise_grades.csv)."""
+        """A row per student and assignment, the judge's score per exercise (``--to``, default exercise_grades.csv)."""
 
         def export(self, gradebook) -> None:
             # grade() imports torch (and warms the FLOP counter) once in this process, not once per submission.

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -62,11 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--grader-workdir", default=None, help="folder for the workers' private folders")
     group.addoption("--grader-no-confine", action="store_true",
                     help="run the worker without Landlock and namespaces (debugging only)")
-    group.addoption(
-        "--grader-state",
-        default=None,
-        help="JSON file from the runner: node ids already graded (left out) and strikes per exercise so far",
-    )
+    group.addoption("--grader-serve", type=int, default=None,
+                    help="after collection, grade the submissions requested on this descriptor (grader.judge.serve)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,10 +72,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STRIKES] = {}
     path = config.getoption("--grader-events")
     config._grader_events_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None
-    config.stash[CLIENT] = _make_client(config)
+    config.stash[MAX_STRIKES] = config.getoption("--grader-max-strikes")
+    if config.getoption("--grader-serve") is not None:
+        # one zygote for every submission of the session, forked now: before any test module is imported
+        from grader.judge.worker import start_zygote
+
+        config.stash[ZYGOTE] = start_zygote()
+    else:
+        config.stash[CLIENT] = make_client(
+            config, target=config.getoption("--target"), workdir=config.getoption("--grader-workdir"),
+            cpu_seconds=config.getoption("--grader-cpu-limit"), wall_seconds=config.getoption("--grader-wall-limit"),
+        )
 
 
-def _emit(config: pytest.Config, event: dict) -> None:
+def emit(config: pytest.Config, event: dict) -> None:
     """Write one event as one line with a single unbuffered write, so a crash never leaves half a record."""
     fd = getattr(config, "_grader_events_fd", None)
     if fd is not None:
@@ -100,6 +105,8 @@ def resolve_target(target: str) -> Path:
 
 
 CLIENT = pytest.StashKey["WorkerClient"]()
+ZYGOTE = pytest.StashKey[tuple]()  # (pid, control socket) of the zygote shared by a serving session's judges
+MAX_STRIKES = pytest.StashKey[int]()
 
 
 def worker_read_paths(target: Path) -> list[str]:
@@ -110,19 +117,22 @@ def worker_read_paths(target: Path) -> list[str]:
     return [*confine.default_read_paths(exclude=[REPO_ROOT]), str(REPO_ROOT / "llm_basics")]
 
 
-def _make_client(config: pytest.Config):
-    """Started before collection: the zygote is forked before any test module is imported."""
+def make_client(config: pytest.Config, *, target: str, workdir: str | None = None, cpu_seconds: float,
+                wall_seconds: float, memory_bytes: int | None = None, zygote=None):
+    """The judge's connection to the worker that runs ``target`` (started on first use)."""
     import tempfile
 
     from grader.judge.client import WorkerClient, WorkerLimits
 
-    workdir = config.getoption("--grader-workdir") or tempfile.mkdtemp(prefix="judge-")
-    limits = WorkerLimits(
-        cpu_seconds=config.getoption("--grader-cpu-limit"), wall_seconds=config.getoption("--grader-wall-limit")
+    folder = resolve_target(target)
+    limits = WorkerLimits(cpu_seconds=cpu_seconds, wall_seconds=wall_seconds)
+    if memory_bytes is not None:
+        limits.memory_bytes = memory_bytes or None
+    return WorkerClient(
+        folder, Path(workdir or tempfile.mkdtemp(prefix="judge-")), limits=limits,
+        read_paths=worker_read_paths(folder), confine=not config.getoption("--grader-no-confine"),
+        zygote=zygote if zygote is not None else config.stash.get(ZYGOTE, (None, None))[1],
     )
-    target = resolve_target(config.getoption("--target"))
-    return WorkerClient(target, Path(workdir), limits=limits, read_paths=worker_read_paths(target),
-                        confine=not config.getoption("--grader-no-confine"))
 
 
 class Student:
@@ -200,23 +210,27 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise pytest.UsageError(f"{item.nodeid}: use @pytest.mark.points(n) with one positive number")
         item.stash[POINTS] = float(value) / siblings[_function_id(item)]
-    # 3. leave out what the runner already has results for
-    state_file = config.getoption("--grader-state")
-    if state_file:
-        state = json.loads(Path(state_file).read_text())
-        config.stash[STRIKES].update(state.get("strikes", {}))
-        skip = set(state.get("done", []))
-        kept = [item for item in items if item.nodeid not in skip]
-        config.hook.pytest_deselected(items=[item for item in items if item.nodeid in skip])
-        items[:] = kept
-    # 4. tell the runner what will run (only once the collection is known to be valid)
-    _emit(config, {"event": "collected", "tests": [describe_test(item) for item in items]})
+    # 3. tell the runner what will run (only once the collection is known to be valid); a serving session says
+    # it per submission (grader.judge.serve)
+    if config.getoption("--grader-serve") is None:
+        emit(config, {"event": "collected", "tests": [describe_test(item) for item in items]})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session):
+    fd = session.config.getoption("--grader-serve")
+    if fd is None or session.config.option.collectonly:
+        return None
+    from grader.judge.serve import serve
+
+    serve(session, fd)
+    return True
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem):
     """Say a test started before it runs, and write its folded record once setup, call and teardown are done."""
-    _emit(item.config, {"event": "start", "nodeid": item.nodeid})
+    emit(item.config, {"event": "start", "nodeid": item.nodeid})
     item.config.stash[CLIENT].begin_test()
     result = yield
     reports = item.config.stash[REPORTS].pop(item.nodeid, [])
@@ -224,18 +238,18 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
     if record["kind"] in STRIKE_KINDS:
         exercise = describe_test(item)["exercise"]
         item.config.stash[STRIKES][exercise] = item.config.stash[STRIKES].get(exercise, 0) + 1
-    _emit(item.config, record)
+    emit(item.config, record)
     client = item.config.stash[CLIENT]
     sandbox = {"protections": client.protections, "workers": client.generation}
     if client.generation and sandbox != item.config.stash.get(PROTECTIONS, None):
         item.config.stash[PROTECTIONS] = sandbox
-        _emit(item.config, {"event": "sandbox", **sandbox})
+        emit(item.config, {"event": "sandbox", **sandbox})
     return result
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    limit = item.config.getoption("--grader-max-strikes")
+    limit = item.config.stash[MAX_STRIKES]
     exercise = describe_test(item)["exercise"]
     if limit and item.config.stash[STRIKES].get(exercise, 0) >= limit:
         raise CutShort(cut_short_reason(exercise, limit))
@@ -361,6 +375,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     client = config.stash.get(CLIENT, None)
     if client is not None:
         client.close()
+    pid, control = config.stash.get(ZYGOTE, (None, None))
+    if pid is not None:
+        control.close()
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
     fd = getattr(config, "_grader_events_fd", None)
     if fd is not None:
         os.close(fd)

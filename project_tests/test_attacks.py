@@ -42,8 +42,7 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -67,7 +66,12 @@ REQUIRED_KINDS = (
 GRADING_TIMEOUT = 600  # seconds for one grading process (a backstop: a run takes seconds)
 PROCESS_GRACE = 2.0  # seconds the grader has, after it exits, for the processes of a grading to be gone
 RERUN_PAUSE = 3.0  # seconds between the two batch runs (time for a lingering process to forge results)
-WINDOW = 24  # a leak is any run of this many characters of a hidden test (outside hints and names)
+# A leak is a run of characters of a hidden test (outside its hints and names): WINDOW of them once decoded
+# (rot13, base64, hex), RAW_WINDOW in clear. In clear, text that a visible test prints about its own inputs can
+# match a hidden line for a little more than 24 characters by chance ("expected ValueError for xs=[" is in
+# both), so clear text needs a longer run; decoded text never matches by chance.
+WINDOW = 24
+RAW_WINDOW = 32
 CANARIES = ("canary.txt", ".canary")
 CANARY_TEXT = "canary: nobody may write here\n"
 
@@ -78,19 +82,16 @@ NOT_COPIED = {".git", ".venv", "project_tests", "bench", "dist", "out", "plots",
 # (.hypothesis: Hypothesis's own example cache, which a grading may write where it runs)
 CACHE_DIRS = {"__pycache__", ".hypothesis"}
 
-# Student mode: the call the issue names, in a process of its own whose working directory is the copy. The
-# results go where `python -m grader grade --json` would put them, as a student's tools would read them.
-DRIVER = """\
-import json, sys
-from pathlib import Path
-import grader
-from grader.grading import grade
-from grader.report import render_plain
-submission, results, report = map(Path, sys.argv[1:4])
-print("GRADER", Path(grader.__file__).resolve().parent.parent, flush=True)
-doc = grade(submission, hidden=True)
-results.write_text(json.dumps(doc, indent=2))
-report.write_text(render_plain(doc) + "\\n" + render_plain(doc, verbose=True))
+# Student mode runs in "lanes": a process whose working directory and first path entry is a repository copy
+# imports this file (for the helpers below) and grades attack after attack, each in a child forked for it.
+LANES = 2
+LANE_DRIVER = """\
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("attack_suite", sys.argv[1])
+suite = importlib.util.module_from_spec(spec)
+sys.modules["attack_suite"] = suite
+spec.loader.exec_module(suite)
+suite.student_lane(*sys.argv[2:])
 """
 
 
@@ -119,8 +120,8 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def _windows(text: str) -> set[str]:
-    return {text[i:i + WINDOW] for i in range(len(text) - WINDOW + 1)}
+def _windows(text: str, size: int) -> set[str]:
+    return {text[i:i + size] for i in range(len(text) - size + 1)}
 
 
 def _hints_and_names(sources: list[str]) -> list[str]:
@@ -136,31 +137,56 @@ def _hints_and_names(sources: list[str]) -> list[str]:
     return shown
 
 
-def secret_windows(hidden: list[str], public: list[str]) -> frozenset[str]:
-    """Every WINDOW-long piece of a line of the ``hidden`` sources that appears nowhere in ``public`` text (the
-    visible tests, the exercises, the library and the grader a student has anyway) and does not overlap a hint
-    or a test name (cut out of the lines first, so that "def test_x(" does not make "test_x" secret)."""
-    seen = set()
-    for text in public:
-        for line in text.splitlines():
-            seen |= _windows(_norm(line))
+@dataclass(frozen=True)
+class Secrets:
+    """The pieces of hidden tests to look for: ``clear`` ones (RAW_WINDOW long) in text as it is, ``encoded``
+    ones (WINDOW long) in what text decodes to."""
+
+    clear: frozenset[str]
+    encoded: frozenset[str]
+
+    def without(self, text: str) -> "Secrets":
+        lines = [_norm(line) for line in text.splitlines()]
+        return Secrets(self.clear - {w for line in lines for w in _windows(line, RAW_WINDOW)},
+                       self.encoded - {w for line in lines for w in _windows(line, WINDOW)})
+
+
+def hidden_secrets(hidden: list[str], public: list[str]) -> Secrets:
+    """The pieces of the lines of the ``hidden`` sources that appear nowhere in ``public`` text (the visible
+    tests, the exercises, the library and the grader, which a student has anyway) and do not overlap a hint or
+    a test name (cut out of the lines first, so that "def test_x(" does not make "test_x" secret)."""
     shown = sorted({_norm(s) for s in _hints_and_names(hidden)}, key=len, reverse=True)
-    secret = set()
+    public_lines = [_norm(line) for text in [*public, *shown] for line in text.splitlines()]
+    hidden_lines = []
     for text in hidden:
         for line in text.splitlines():
             line = _norm(line)
             for allowed in shown:
                 line = line.replace(allowed, "\0")
-            secret |= {w for w in _windows(line) - seen if "\0" not in w}
-    return frozenset(secret)
+            hidden_lines.append(line)
+
+    def pieces(size: int) -> frozenset[str]:
+        seen = {w for line in public_lines for w in _windows(line, size)}
+        return frozenset(w for line in hidden_lines for w in _windows(line, size) - seen if "\0" not in w)
+
+    return Secrets(clear=pieces(RAW_WINDOW), encoded=pieces(WINDOW))
 
 
 @lru_cache(maxsize=None)
-def repository_secrets(repo: Path = REPO) -> frozenset[str]:
+def repository_secrets(repo: Path = REPO) -> Secrets:
     hidden = [p.read_text() for p in sorted((repo / "tests" / "hidden").glob("*.py"))]
     public = [p.read_text() for pattern in ("tests/*.py", "exercises/*.py", "llm_basics/**/*.py", "grader/**/*.py")
               for p in sorted(repo.glob(pattern))]
-    return secret_windows(hidden, public)
+    return hidden_secrets(hidden, public)
+
+
+@lru_cache(maxsize=None)
+def secrets_for(attack: str | None) -> Secrets:
+    """The repository's secrets, less what the submission's own file says (its own text is no leak)."""
+    secrets = repository_secrets()
+    for path in (ATTACKS_DIR / attack).glob("ex*_*.py") if attack in ATTACKS else ():
+        secrets = secrets.without(path.read_text())
+    return secrets
 
 
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}")
@@ -168,9 +194,8 @@ _HEX = re.compile(r"[0-9a-fA-F]{16,}")
 
 
 def decoded_forms(text: str):
-    """``text`` itself, its rot13, and what every long base64 or hex token in it decodes to (at every
-    alignment, since a chunk of an encoded stream need not start on a boundary)."""
-    yield text
+    """The rot13 of ``text``, and what every long base64 or hex token in it decodes to (at every alignment,
+    since a chunk of an encoded stream need not start on a boundary)."""
     yield codecs.decode(text, "rot13")
     for token in set(_B64.findall(text)):
         for start in range(4):
@@ -187,21 +212,24 @@ def decoded_forms(text: str):
             yield bytes.fromhex(piece[: len(piece) // 2 * 2]).decode("utf-8", errors="replace")
 
 
-def find_leaks(text: str, secrets: frozenset[str], *, limit: int = 5) -> list[str]:
-    """Pieces of hidden tests found in ``text`` (raw, rot13, base64 or hex), at most ``limit`` of them."""
+def _scan(text: str, pieces: frozenset[str], size: int, found: list[str], limit: int) -> None:
+    flat = _norm(text)
+    i = 0
+    while i <= len(flat) - size and len(found) < limit:
+        if flat[i:i + size] in pieces:
+            found.append(flat[i:i + size])
+            i += size
+        else:
+            i += 1
+
+
+def find_leaks(text: str, secrets: Secrets, *, limit: int = 5) -> list[str]:
+    """Pieces of hidden tests found in ``text``: RAW_WINDOW characters in clear, or WINDOW characters once
+    decoded (rot13, base64, hex); at most ``limit`` of them."""
     found: list[str] = []
+    _scan(text, secrets.clear, RAW_WINDOW, found, limit)
     for form in decoded_forms(text):
-        flat = _norm(form)
-        i = 0
-        while i <= len(flat) - WINDOW:
-            piece = flat[i:i + WINDOW]
-            if piece in secrets:
-                found.append(piece)
-                if len(found) >= limit:
-                    return found
-                i += WINDOW
-            else:
-                i += 1
+        _scan(form, secrets.encoded, WINDOW, found, limit)
     return found
 
 
@@ -242,7 +270,7 @@ def test_secret_behaviour_of_frobnicate(student):
 
 def test_leak_detector_finds_raw_and_encoded_pieces():
     """The detector finds a hidden line raw, in base64 (any alignment), hex and rot13, inside other text."""
-    secrets = secret_windows([SAMPLE_HIDDEN], public=["import pytest\n"])
+    secrets = hidden_secrets([SAMPLE_HIDDEN], public=["import pytest\n"])
     line = "got = student(MODULE).frobnicate([3, 1, 2], key=lambda x: x % 2, reverse=False)"
     data = line.encode()
     stream = base64.b64encode(b"padding.." + data).decode()
@@ -262,7 +290,7 @@ def test_leak_detector_finds_raw_and_encoded_pieces():
 
 def test_leak_detector_allows_hints_names_and_public_text():
     """A hidden test's name, its hint and text the student already has are not leaks."""
-    secrets = secret_windows([SAMPLE_HIDDEN], public=['MODULE = "ex9_demo"\nimport pytest\n'])
+    secrets = hidden_secrets([SAMPLE_HIDDEN], public=['MODULE = "ex9_demo"\nimport pytest\n'])
     honest = (
         "ex9_demo: test_secret_behaviour_of_frobnicate failed\n"
         "frobnicate keeps the order of equal keys (the hint, shown to students).\n"
@@ -270,14 +298,14 @@ def test_leak_detector_allows_hints_names_and_public_text():
         + base64.b64encode(b"frobnicate keeps the order of equal keys").decode()
     )
     assert find_leaks(honest, secrets) == []
-    assert secrets, "the sample has secret text"
+    assert secrets.clear and secrets.encoded, "the sample has secret text"
 
 
 def test_repository_has_hidden_text_to_protect():
     """The real hidden tests give the detector something to look for (else every leak test passes vacuously)."""
     secrets = repository_secrets()
-    assert len(secrets) > 1000, f"only {len(secrets)} secret pieces in tests/hidden"
-    sample = next(w for w in sorted(secrets) if w == w.strip())
+    assert len(secrets.encoded) > 1000, f"only {len(secrets.encoded)} secret pieces in tests/hidden"
+    sample = next(w for w in sorted(secrets.encoded) if w == w.strip())
     assert find_leaks(f"x {base64.b64encode(sample.encode()).decode()} y", secrets)
 
 
@@ -472,7 +500,7 @@ def describe(doc: dict | None) -> str:
 @dataclass
 class StudentRun:
     attack: str
-    repo: Path
+    repo: str  # the repository copy the grader was imported from
     doc: dict | None = None
     report: str = ""
     error: str = ""
@@ -482,43 +510,132 @@ class StudentRun:
     submission_changes: list[str] = field(default_factory=list)
     canaries: list[str] = field(default_factory=list)
     tmp_files: list[str] = field(default_factory=list)
-    processes: list[tuple[int, str]] = field(default_factory=list)
+    processes: list[list] = field(default_factory=list)
 
 
-def grade_in_student_mode(attack: str, work: Path, pristine: Path) -> StudentRun:
-    repo = work / "repo"
-    outcome = StudentRun(attack, repo)
-    shutil.copytree(pristine, repo)
+def _grade_in_child(submission: Path, work: Path) -> str:
+    """``grade(submission, hidden=True)`` in a forked child, which writes results.json and report.txt (the
+    plain report and the -v one) to ``work``; returns what went wrong, if anything."""
+    from grader.grading import grade
+    from grader.report import render_plain
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            doc = grade(submission, hidden=True)
+            (work / "results.json").write_text(json.dumps(doc, indent=2))
+            (work / "report.txt").write_text(render_plain(doc) + "\n" + render_plain(doc, verbose=True))
+            code = 0
+        except BaseException:  # noqa: BLE001 - the lane reports it; the child leaves either way
+            import traceback
+
+            (work / "error.txt").write_text(traceback.format_exc())
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + GRADING_TIMEOUT
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return f"grading did not finish within {GRADING_TIMEOUT} s"
+        time.sleep(0.02)
+    if os.waitstatus_to_exitcode(status) != 0:
+        error = work / "error.txt"
+        return error.read_text()[-3000:] if error.is_file() else f"the grading process ended with status {status}"
+    return ""
+
+
+def _restore(repo: Path, pristine: Path) -> None:
+    """Put the repository copy back as it was (after an attack got through), so the next attack starts clean."""
+    for entry in list(repo.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for entry in pristine.iterdir():
+        if entry.is_dir():
+            shutil.copytree(entry, repo / entry.name)
+        else:
+            shutil.copy2(entry, repo / entry.name)
+
+
+def grade_in_student_mode(attack: str | None, work: Path, repo: Path, pristine: Path) -> StudentRun:
+    """Grade one submission (the attack, or the untouched stubs for None) and look at what it left behind."""
+    import grader
+
+    outcome = StudentRun(attack or CONTROL, str(repo))
+    outcome.grader_root = str(Path(grader.__file__).resolve().parent.parent)
     submission = build_submission(work / "submission", attack)
     canaries = plant_canaries(work)
     repo_before, submission_before = tree_digest(repo), tree_digest(submission)
-    results, report = work / "results.json", work / "report.txt"
-    proc = run_grader(["-c", DRIVER, str(submission), str(results), str(report)], repo)
-    outcome.processes = outliving(process_name(attack))  # first: a delayed writer acts when the grader is gone
-    outcome.grader_root = next((line.split(" ", 1)[1] for line in proc.stdout.splitlines()
-                                if line.startswith("GRADER ")), "")
-    try:
-        outcome.doc = json.loads(results.read_text())
-        outcome.report = report.read_text()
-    except (OSError, ValueError):
-        outcome.error = f"exit code {proc.returncode}: {proc.stderr[-3000:]}"
+    outcome.error = _grade_in_child(submission, work)
+    name = process_name(attack or CONTROL)  # the stubs start nothing: a name no attack uses
+    outcome.processes = [list(p) for p in outliving(name)]  # first: a delayed writer acts once grading is over
+    if not outcome.error:
+        outcome.doc = json.loads((work / "results.json").read_text())
+        outcome.report = (work / "report.txt").read_text()
     outcome.repo_changes = changes(repo_before, tree_digest(repo))
     outcome.bad_pycs = bad_pycs(repo)
     outcome.submission_changes = changes(submission_before, tree_digest(submission))
     outcome.canaries = touched_canaries(canaries)
-    leftovers = tmp_files(f"atk-{attack}")
+    leftovers = tmp_files(name)
     outcome.tmp_files = [str(p) for p in leftovers]
     remove(leftovers)
+    if outcome.repo_changes or outcome.bad_pycs:
+        _restore(repo, pristine)
     return outcome
+
+
+def student_lane(out: str, repo: str, pristine: str, work: str, *attacks: str) -> None:
+    """Runs in a lane process (see LANE_DRIVER): the untouched stubs first (a control, and the warm-up that
+    imports torch once for the lane), then each attack; writes every StudentRun to ``out`` as JSON."""
+    repo_path, pristine_path, work_path = Path(repo), Path(pristine), Path(work)
+    runs = {}
+    for attack in [None, *attacks]:
+        run = grade_in_student_mode(attack, work_path / (attack or CONTROL), repo_path, pristine_path)
+        runs[run.attack] = asdict(run)
+    Path(out).write_text(json.dumps(runs))
 
 
 @pytest.fixture(scope="module")
 def student_runs(tmp_path_factory) -> dict[str, StudentRun]:
+    """Every attack graded in student mode, in LANES processes side by side, each with its repository copy."""
     root = tmp_path_factory.mktemp("student-mode")
     pristine = copy_repository(root / "pristine")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = pool.map(lambda attack: grade_in_student_mode(attack, root / attack, pristine), ATTACKS)
-        return {run.attack: run for run in runs}
+    lanes = []
+    for number in range(LANES):
+        repo = root / f"lane{number}" / "repo"
+        shutil.copytree(pristine, repo)
+        out = root / f"lane{number}" / "runs.json"
+        args = [sys.executable, "-c", LANE_DRIVER, __file__, str(out), str(repo), str(pristine),
+                str(root / f"lane{number}"), *ATTACKS[number::LANES]]
+        lanes.append((out, subprocess.Popen(args, cwd=repo, env=grading_env(repo), stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, text=True)))
+    runs: dict[str, StudentRun] = {}
+    for out, proc in lanes:
+        try:
+            log, _ = proc.communicate(timeout=GRADING_TIMEOUT * 2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            log, _ = proc.communicate()
+        assert out.is_file(), f"a student-mode lane failed (exit code {proc.returncode}):\n{log[-5000:]}"
+        for name, data in json.loads(out.read_text()).items():
+            runs.setdefault(name, StudentRun(**data))  # both lanes grade the stubs: keep one
+    return runs
+
+
+@pytest.mark.slow
+def test_student_mode_control_scores_zero(student_runs):
+    """The untouched stubs score 0 in the same setting: the baseline every attack is compared with."""
+    run = student_runs[CONTROL]
+    assert not run.error, f"grading the untouched stubs failed: {run.error}"
+    assert run.doc["score"] == 0 and run.doc["max_score"] == 100, describe(run.doc)
 
 
 @pytest.mark.slow
@@ -527,7 +644,7 @@ def test_student_mode_gains_no_points(student_runs, attack):
     """grade(folder, hidden=True) of the attack gives 0 points: the untouched stubs score 0, no test passes."""
     run = student_runs[attack]
     assert not run.error, f"grading {attack} failed: {run.error}"
-    assert Path(run.grader_root) == run.repo.resolve(), (
+    assert Path(run.grader_root) == Path(run.repo).resolve(), (
         f"the grader under test was imported from {run.grader_root!r}, not from the repository copy {run.repo}"
     )
     assert run.doc["score"] == 0 and not passed_tests(run.doc), f"{attack} gained points: {describe(run.doc)}"
@@ -560,7 +677,7 @@ def test_student_mode_leaks_no_hidden_text(student_runs, attack):
     """Neither the report (plain and -v) nor the results document holds a piece of a hidden test."""
     run = student_runs[attack]
     assert not run.error, f"grading {attack} failed: {run.error}"
-    leaks = find_leaks(visible_text(run.report, run.doc), repository_secrets())
+    leaks = find_leaks(visible_text(run.report, run.doc), secrets_for(attack))
     assert not leaks, f"{attack}: hidden test text in the student's report or results: {leaks}"
 
 
@@ -690,7 +807,7 @@ def test_batch_leaks_no_hidden_text(batch_run, student):
     """results.json, feedback.md and the gradebook row of each submission hold no piece of a hidden test."""
     text = visible_text(batch_run.docs.get(student), batch_run.feedback.get(student, ""),
                         batch_run.rows.get(student, {}), batch_run.rerun_docs.get(student))
-    leaks = find_leaks(text, repository_secrets())
+    leaks = find_leaks(text, secrets_for(student))
     assert not leaks, f"{student}: hidden test text in what the student gets back: {leaks}"
 
 
@@ -714,6 +831,6 @@ def test_gradescope_run_gains_and_leaks_nothing(tmp_path, attack):
     assert results.is_file(), f"no results.json: {proc.stderr[-3000:]}"
     doc = json.loads(results.read_text())
     assert doc["score"] == 0 and not passed_tests(doc), f"{attack} gained points on Gradescope: {describe(doc)}"
-    leaks = find_leaks(visible_text(doc), repository_secrets())
+    leaks = find_leaks(visible_text(doc), secrets_for(attack))
     assert not leaks, f"{attack}: hidden test text in Gradescope's results.json: {leaks}"
     assert not left, f"{attack} left processes running: {left}"

@@ -407,33 +407,33 @@ def test_submission_wall_clock_limit_stops_a_hang(suite, tmp_path, private_tmp):
     assert list(private_tmp.iterdir()) == []
 
 
-def test_a_dying_grading_process_is_a_row_not_a_crash(suite, tmp_path, private_tmp, monkeypatch):
+def test_a_dying_judge_is_a_row_not_a_crash(suite, tmp_path, private_tmp, monkeypatch):
+    from grader.judge import serve
+
     subs, out = tmp_path / "subs", tmp_path / "out"
     write_folder(subs / "ann", GOOD)
 
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    monkeypatch.setattr(batch, "grade", die)  # the forked worker inherits the patch
+    monkeypatch.setattr(serve, "_grade_one", die)  # the forked judge session inherits the patch
     batch_grade(subs, out, tests_dir=suite, **FAST)
     row = read_csv(out)["ann"]
-    assert row["status"] == "ungradable"
-    assert row["reason"] == "grading process died (killed by signal SIGKILL)"
+    assert row["status"] == "error"
+    assert row["reason"] == "grading failed (not the student's fault): the judge stopped (killed by signal SIGKILL)"
     doc = json.loads((out / "ann" / "results.json").read_text())
-    assert doc["lesson"]["status"] == "ungradable" and doc["output"].startswith("Ungradable: grading process died")
+    assert doc["lesson"]["status"] == "error" and doc["output"].startswith("Ungradable: grading failed")
 
 
 def test_a_grader_failure_is_an_error_row(suite, tmp_path, private_tmp, monkeypatch):
     subs, out = tmp_path / "subs", tmp_path / "out"
     write_folder(subs / "ann", GOOD)
-
-    def broken(*args, **kwargs):
-        raise GradingError("pytest could not collect the graded tests")
-
-    monkeypatch.setattr(batch, "grade", broken)
+    write_folder(subs / "bob", STUB)
+    (suite / "test_ex2_beta.py").write_text("def test_without_points(student):\n    pass\n")  # a broken suite
     batch_grade(subs, out, tests_dir=suite, **FAST)
-    row = read_csv(out)["ann"]
-    assert row["status"] == "error" and "could not collect" in row["reason"]
+    rows = read_csv(out)
+    assert all(row["status"] == "error" and "could not collect" in row["reason"] for row in rows.values())
+    assert sorted(rows) == ["ann", "bob"]
 
 
 def test_missing_exercise_scores_zero_and_the_others_are_graded(suite, tmp_path, private_tmp):

@@ -194,7 +194,7 @@ class WorkerClient:
     """Starts workers from a zygote and talks to the current one. One per judge session."""
 
     def __init__(self, target: Path, workdir: Path, *, limits: WorkerLimits | None = None,
-                 read_paths: list[str] = (), confine: bool = True) -> None:
+                 read_paths: list[str] = (), confine: bool = True, zygote: socket.socket | None = None) -> None:
         self.target = Path(target).resolve()
         self.workdir = Path(workdir)
         self.limits = limits or WorkerLimits()
@@ -210,7 +210,10 @@ class WorkerClient:
         self._test = _Test()
         self._output = None
         self._status = None
-        self.zygote_pid, self.zygote = start_zygote()
+        # a zygote of our own, or one shared with the other judges of a batch (forked before any test module
+        # was imported, so that no worker ever holds an expected value in its memory)
+        self.own_zygote = zygote is None
+        self.zygote_pid, self.zygote = start_zygote() if zygote is None else (None, zygote)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
@@ -231,13 +234,16 @@ class WorkerClient:
             "read": [*self.read_paths, str(self.target)], "confine": self.confine,
             "namespaces": self.confine, "output_bytes": self.limits.output_bytes,
             "memory_bytes": self.limits.memory_bytes,
-            "hide": [],
+            "judge_pid": os.getpid(),
         }
         socket.send_fds(self.zygote, [wire.json.dumps(config).encode()], [theirs.fileno(), status_w])
         theirs.close()
         os.close(status_w)
         self._status = status_r
         self.sock = ours
+        # a send or a read never waits longer than the backstop: a worker that stops reading (or sends half a
+        # message) cannot block the judge
+        ours.settimeout(self.limits.wall_seconds)
         self.pid = None
         try:
             header, _ = self._receive(startup=True)
@@ -283,6 +289,8 @@ class WorkerClient:
 
     def close(self) -> None:
         self.kill()
+        if not self.own_zygote:
+            return
         try:
             self.zygote.close()
             os.kill(self.zygote_pid, signal.SIGKILL)
@@ -369,8 +377,21 @@ class WorkerClient:
         if self._test.seed_pending:
             header["seed"] = 0  # every test starts from the same random state in the worker too
             self._test.seed_pending = False
-        wire.send(self.sock, header, list(buffers))
+        self._send(header, buffers)
         return self._wait_reply(cls)
+
+    def _send(self, header: dict, buffers=()) -> None:
+        try:
+            wire.send(self.sock, header, list(buffers))
+        except TimeoutError:
+            self.kill()
+            exc = WorkerTimeout(f"did not read a request within {self.limits.wall_seconds:g} s")
+            exc.backstop = True
+            raise exc from None
+        except OSError:  # the worker is gone (a broken pipe): say how it ended
+            ended = self._ended()
+            self.kill()
+            raise WorkerLost(f"the process running your code stopped ({ended})") from None
 
     def _wait_reply(self, cls):
         while True:
@@ -426,10 +447,11 @@ class WorkerClient:
                 value = self._test.callbacks[cid](*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the test's own failure: remembered and raised after the call
             self._test.callback_error = exc
-            wire.send(self.sock, {"op": "cb_err", "message": f"{type(exc).__name__} in the test's function"})
+            self._send({"op": "cb_err", "message": f"{type(exc).__name__} in the test's function"})
             return
         enc = wire.Encoder(self._encode_other)
-        wire.send(self.sock, {"op": "cb_ok", "value": enc.encode(value)}, enc.buffers)
+        header = {"op": "cb_ok", "value": enc.encode(value)}
+        self._send(header, enc.buffers)
 
     # -- waiting within the limits ----------------------------------------------------------------------------
 
@@ -456,11 +478,16 @@ class WorkerClient:
                 if waited > limits.wall_seconds:
                     self.kill()
                     exc = WorkerTimeout(
-                        f"did not answer within {limits.wall_seconds:g} s (waiting, not computing: sleep, input or a"
-                        " lock?)"
+                        f"did not answer within {limits.wall_seconds:g} s of wall-clock time, the backstop for code"
+                        " that waits rather than computes (sleep, input, a lock?)"
                     )
                     exc.backstop = True
                     raise exc
+        except TimeoutError:
+            self.kill()
+            exc = WorkerTimeout(f"did not send a whole reply within {limits.wall_seconds:g} s")
+            exc.backstop = True
+            raise exc from None
         except (EOFError, ConnectionError, wire.WireError) as exc:
             if isinstance(exc, wire.WireError):
                 self.kill()

@@ -22,6 +22,7 @@ import importlib.util
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import sys
@@ -49,8 +50,11 @@ def _die_with_parent() -> None:
 
 
 def start_zygote() -> tuple[int, socket.socket]:
-    """Fork the zygote from this (judge) process; returns (pid, control socket)."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    """Fork the zygote from this (judge) process; returns (pid, control socket).
+
+    The control socket keeps message boundaries (SOCK_SEQPACKET), so judges forked from this one (one per
+    submission in a batch) can share it: each "spawn" request arrives whole, with its descriptors."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -99,16 +103,27 @@ def _zygote_loop(control: socket.socket) -> None:
 
 
 def _launcher(sock: socket.socket, status_fd: int, config: dict) -> None:
-    """Enter the namespaces, fork the worker, wait for it, tell the judge how it ended. Never returns."""
+    """Enter the namespaces, fork the worker, wait for it, tell the judge how it ended. Never returns.
+
+    The launcher also watches the judge that asked for the worker: if that judge dies (a batch stops it at its
+    time limit, or Ctrl-C), the worker is killed at once, even in the middle of an endless loop."""
     code = 0
     try:
         _die_with_parent()
+        judge = os.pidfd_open(config["judge_pid"])  # before the namespaces: the judge's pid is ours to see now
         namespaces = confine.enter_namespaces() if config.get("namespaces", True) else {}
         pid = os.fork()
         if pid == 0:
             os.close(status_fd)  # how the worker ended is for the launcher to say, not the worker
+            os.close(judge)
             _worker_main(sock, config, namespaces)
         sock.close()
+        worker = os.pidfd_open(pid)
+        while True:
+            ready, _, _ = select.select([worker, judge], [], [])
+            if worker in ready:
+                break
+            os.kill(pid, signal.SIGKILL)  # the judge is gone: so is the worker (and its namespace with it)
         _, status = os.waitpid(pid, 0)
         os.write(status_fd, str(status).encode())
     except BaseException:  # noqa: BLE001
@@ -266,7 +281,8 @@ class Worker:
 
     def error(self, exc: BaseException) -> None:
         frames = []
-        for fr in traceback.extract_tb(exc.__traceback__):
+        # no source lookups for every frame (torch's own are many): only the student's lines are read below
+        for fr in traceback.StackSummary.extract(traceback.walk_tb(exc.__traceback__), lookup_lines=False):
             try:
                 if Path(fr.filename).resolve().parent == self.target:
                     frames.append([Path(fr.filename).name, fr.lineno, fr.name, (fr.line or "")[:200]])
@@ -333,7 +349,7 @@ class Worker:
         for hid in msg.get("release", ()):
             self.objects.pop(hid, None)
         if "seed" in msg:
-            torch.manual_seed(msg["seed"])
+            torch.default_generator.manual_seed(msg["seed"])  # the CPU generator: all a worker uses
         try:
             value = self.run(msg, bufs)
         except BaseException as exc:  # noqa: BLE001 - anything the student code raises is reported

@@ -3,7 +3,7 @@
 What it tries: at import time, make the comparisons that tests rely on always agree: ``torch.equal``,
 ``torch.allclose``, ``torch.isclose`` (and the ``Tensor`` methods of the same names) return True, and
 ``pytest.approx`` objects compare equal to anything. The functions below then only need to return tensors of
-the right shape and dtype (all zeros) for a test that compares with one of these to pass.
+the right shape and dtype (with wrong values) for a test that compares with one of these to pass.
 
 Why it must fail under the new design: the patches live in the worker's copy of torch and pytest; the judge
 compares the returned tensors, rebuilt from bytes, with its own untouched torch.
@@ -43,7 +43,8 @@ except Exception:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The exercise: wrong answers of the right shape and dtype (zeros everywhere)
+# The exercise: wrong answers of the right shape and dtype (an empty mask; weights and output all ones, which
+# no honest check accepts)
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -52,6 +53,6 @@ def topk_mask(scores: Tensor, top_k: int) -> Tensor:
 
 
 def topk_attention(q: Tensor, k: Tensor, v: Tensor, top_k: int, *, causal: bool = True):
-    out = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., Tq, dv)
-    weights = torch.zeros(*q.shape[:-1], k.shape[-2], dtype=q.dtype)  # (..., Tq, Tk)
+    out = torch.ones(*q.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., Tq, dv)
+    weights = torch.ones(*q.shape[:-1], k.shape[-2], dtype=q.dtype)  # (..., Tq, Tk)
     return out, weights

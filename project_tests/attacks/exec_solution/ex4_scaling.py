@@ -1,4 +1,4 @@
-"""ATTACK exec_solution (kind: reading the solutions).
+"""ATTACK exec_solution (kind: reading solutions and hidden tests: runs the reference solution).
 
 What it tries: the grader runs inside the instructor's repository, which holds the reference solutions. At
 import time this file looks for ``solutions/ex4_scaling.py`` everywhere a student could find the repository --

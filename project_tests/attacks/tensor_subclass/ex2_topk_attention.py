@@ -1,11 +1,12 @@
 """ATTACK tensor_subclass (kind: tensor subclasses).
 
-What it tries: return zeros wrapped in a ``torch.Tensor`` subclass whose ``__torch_function__`` agrees with
-every check a test makes on it: ``torch.equal`` / ``allclose`` are True, ``.item()`` is 0.0 (so an error
-``(got - want).abs().max().item()`` is 0), ``.any()`` is False, ``.all()`` is True, ``.numel()`` is 0 (so
-"no bad entries"). To stay unnoticed, it only lies when the caller is a test file; everywhere else (torch
-internals, printing) it behaves like an ordinary tensor. Everything computed from it (differences, masks)
-is again of the subclass, so the lie spreads to every value a test derives from the result.
+What it tries: return wrong values (an empty mask; weights and output all ones) wrapped in a ``torch.Tensor``
+subclass whose ``__torch_function__`` agrees with every check a test makes on it: ``torch.equal`` and
+``allclose`` are True, ``.item()`` is 0.0 (so an error ``(got - want).abs().max().item()`` is 0), ``.any()`` is
+False, ``.all()`` is True, ``.numel()`` is 0 ("no bad entries"). To stay unnoticed, it only lies when the
+caller is a test file; everywhere else (torch internals, printing) it behaves like an ordinary tensor.
+Everything computed from it (differences, masks) is again of the subclass, so the lie spreads to every value
+a test derives from the result.
 
 Why it must fail under the new design: a tensor crosses from the worker to the judge as dtype, shape and
 bytes, and is rebuilt there as a plain ``torch.Tensor``: the subclass and its ``__torch_function__`` stay
@@ -58,7 +59,7 @@ def _agreeable(t: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The exercise: zeros of the right shape and dtype, wrapped in the subclass
+# The exercise: wrong values of the right shape and dtype, wrapped in the subclass
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -67,6 +68,6 @@ def topk_mask(scores: Tensor, top_k: int) -> Tensor:
 
 
 def topk_attention(q: Tensor, k: Tensor, v: Tensor, top_k: int, *, causal: bool = True):
-    out = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., Tq, dv)
-    weights = torch.zeros(*q.shape[:-1], k.shape[-2], dtype=q.dtype)  # (..., Tq, Tk)
+    out = torch.ones(*q.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., Tq, dv)
+    weights = torch.ones(*q.shape[:-1], k.shape[-2], dtype=q.dtype)  # (..., Tq, Tk)
     return _agreeable(out), _agreeable(weights)

@@ -1,0 +1,110 @@
+"""One judge session, many submissions: collect the suites once, then fork a judge per submission.
+
+The runner starts pytest with ``--grader-serve=FD``. After collection, instead of running the tests, the session
+waits on FD (a SOCK_SEQPACKET socket, one JSON request per message) for submissions to grade. For each it forks
+a child that inherits the collected tests, the imported test modules and the warm torch; the child points the
+``student`` fixture at that submission, runs the tests of the requested exercises through pytest's own
+``pytest_runtest_protocol`` and writes the usual event stream. So a batch pays for imports and collection once,
+not once per submission, and a single ``make grade`` goes through exactly the same code.
+
+Requests and replies::
+
+    -> {"op": "grade", "id": 7, "target": ..., "workdir": ..., "events": ..., "exercises": [...],
+        "cpu_seconds": 10, "wall_seconds": 60, "memory_bytes": ..., "max_strikes": 0}
+    <- {"started": 7, "pid": 1234}             the child judge (the caller may kill it at its own time limit)
+    <- {"done": 7, "status": 0}                its wait status
+    -> {"op": "stop"}                           (or the socket closed): the session ends
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+
+import pytest
+
+PR_SET_PDEATHSIG = 1
+
+
+def serve(session: pytest.Session, fd: int) -> None:
+    from grader import plugin
+
+    requests = socket.socket(fileno=fd)
+    infos = {item.nodeid: plugin.describe_test(item) for item in session.items}
+    gc.collect()
+    gc.freeze()  # the children share these pages: keep the collector from touching (and copying) them
+    running: dict[int, tuple[int, int]] = {}  # pidfd -> (request id, pid)
+    try:
+        while True:
+            ready, _, _ = select.select([requests, *running], [], [])
+            if requests in ready:
+                data = requests.recv(1 << 20)
+                if not data:
+                    break
+                msg = json.loads(data)
+                if msg.get("op") != "grade":
+                    break
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    requests.close()
+                    _grade_one(session, msg, infos)
+                running[os.pidfd_open(pid)] = (msg["id"], pid)
+                requests.send(json.dumps({"started": msg["id"], "pid": pid}).encode())
+            for pidfd in [p for p in ready if p is not requests]:
+                rid, pid = running.pop(pidfd)
+                _, status = os.waitpid(pid, 0)
+                os.close(pidfd)
+                requests.send(json.dumps({"done": rid, "status": status}).encode())
+    finally:
+        for pidfd, (_, pid) in running.items():
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            os.close(pidfd)
+
+
+def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
+    """Runs in the forked child judge: grade one submission, never return."""
+    from grader import plugin
+
+    code = 0
+    config = session.config
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # no judge outlives its session
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        config._grader_events_fd = os.open(msg["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        config.stash[plugin.CLIENT] = plugin.make_client(
+            config, target=msg["target"], workdir=msg["workdir"], cpu_seconds=msg["cpu_seconds"],
+            wall_seconds=msg["wall_seconds"], memory_bytes=msg.get("memory_bytes"),
+        )
+        config.stash[plugin.MAX_STRIKES] = int(msg.get("max_strikes", 0))
+        config.stash[plugin.STRIKES] = {}
+        wanted = set(msg["exercises"])
+        items = [item for item in session.items if infos[item.nodeid]["exercise"] in wanted]
+        plugin.emit(config, {"event": "collected", "tests": [infos[item.nodeid] for item in items]})
+        for i, item in enumerate(items):
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
+        config.stash[plugin.CLIENT].close()
+    except BaseException:  # noqa: BLE001 - a bug of ours: the log says what, the caller reports "grading failed"
+        code = 70
+        try:
+            traceback.print_exc()
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)

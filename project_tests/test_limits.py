@@ -1,0 +1,103 @@
+"""Limits measure the student's own work: CPU time per test, a wall-clock backstop marked for re-grading, and
+faults at import time that cost only their exercise, in local and in batch grading."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.batch import batch_grade
+from grader.grading import grade
+from grader.runner import Limits
+
+IGNORES_SIGNALS_AND_LOOPS = """
+    import signal
+    for sig in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGXCPU):
+        signal.signal(sig, signal.SIG_IGN)
+    while True:
+        pass
+"""
+
+RECURSES_AT_IMPORT = """
+    import sys
+    sys.setrecursionlimit(10**6)
+
+    def deeper(n):
+        return deeper(n + 1) + 1
+
+    deeper(0)
+"""
+
+SLEEPS = """
+    import time
+
+    def twice(x):
+        time.sleep(30)
+        return 2 * x
+"""
+
+
+def exercise(doc: dict, ex: str) -> dict:
+    return next(e for e in doc["lesson"]["exercises"] if e["id"] == ex)
+
+
+def batch_rows(demo_tests: Path, tmp_path: Path, submission: Path, **limits) -> tuple[dict, Path]:
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir(exist_ok=True)
+    if not (subs / "sub").exists():
+        shutil.copytree(submission, subs / "sub")
+    batch_grade(subs, out, tests_dir=demo_tests, jobs=1, progress=None, **limits)
+    with open(out / "grades.csv", newline="") as f:
+        return {row["student"]: row for row in csv.DictReader(f)}["sub"], out
+
+
+@pytest.mark.parametrize("source", [IGNORES_SIGNALS_AND_LOOPS, RECURSES_AT_IMPORT], ids=["loop-ignoring-signals",
+                                                                                          "deep-recursion"])
+def test_import_time_fault_costs_only_its_exercise_locally(demo_tests, make_submission, source):
+    sub = make_submission(ex1_demo=textwrap.dedent(source))
+    start = time.monotonic()
+    doc = grade(sub, tests_dir=demo_tests, hidden=True, limits=Limits(timeout=1.0, wall=20.0))
+    assert exercise(doc, "ex2")["score"] == 2 and exercise(doc, "ex1")["score"] == 0
+    reasons = {t["extra_data"]["reason"] for t in doc["tests"] if t["extra_data"]["exercise"] == "ex1"}
+    assert len(reasons) == 1 and "importing it" in reasons.pop()  # one fault, remembered for every test
+    assert time.monotonic() - start < 15  # one exercise's limit (1 s of CPU), not one per test, not 600 s
+
+
+@pytest.mark.parametrize("source", [IGNORES_SIGNALS_AND_LOOPS, RECURSES_AT_IMPORT], ids=["loop-ignoring-signals",
+                                                                                          "deep-recursion"])
+def test_import_time_fault_costs_only_its_exercise_in_batch(demo_tests, make_submission, tmp_path, source):
+    sub = make_submission(ex1_demo=textwrap.dedent(source))
+    start = time.monotonic()
+    row, _ = batch_rows(demo_tests, tmp_path, sub, test_timeout=1.0)
+    assert (row["status"], row["ex1"], row["ex2"], row["total"]) == ("graded", "0", "2", "2")
+    assert time.monotonic() - start < 20
+
+
+def test_a_cpu_loop_is_a_timeout_that_names_cpu_time(demo_tests, make_submission):
+    sub = make_submission(ex2_other="def twice(x):\n    while True:\n        pass\n")
+    doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0, wall=30.0))
+    test = next(t for t in doc["tests"] if t["name"].endswith("test_twice_doubles"))
+    assert test["extra_data"]["kind"] == "timeout" and "1 s of CPU time" in test["extra_data"]["reason"]
+    assert not doc["lesson"]["needs_regrade"]  # its own CPU use: a final result
+
+
+def test_sleeping_past_the_backstop_is_a_timeout_marked_for_regrade(demo_tests, make_submission, tmp_path):
+    sub = make_submission(ex2_other=textwrap.dedent(SLEEPS))
+    doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=5.0, wall=1.5))
+    test = next(t for t in doc["tests"] if t["name"].endswith("test_twice_doubles"))
+    assert test["extra_data"]["kind"] == "timeout" and "wall-clock" in test["extra_data"]["reason"]
+    assert doc["lesson"]["needs_regrade"] and exercise(doc, "ex1")["score"] == 3
+
+    # in a batch: the row says it will be graded again, and a re-run does so rather than calling it unchanged
+    limits = {"test_timeout": 5.0, "wall_timeout": 1.5}
+    row, out = batch_rows(demo_tests, tmp_path, sub, **limits)
+    assert row["status"] == "graded" and "re-grade" in row["reason"] and "timed out" in row["reason"]
+    first = json.loads((out / "sub" / "results.json").read_text())["execution_time"]
+    row, out = batch_rows(demo_tests, tmp_path, sub, **limits)
+    assert json.loads((out / "sub" / "results.json").read_text())["execution_time"] != first
