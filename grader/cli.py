@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     for module, function in _OPTIONAL_COMMANDS:
         # the student release ships without the instructor tools; look next to this file only, so that another
         # copy of the project installed in the same environment cannot lend them
-        if not (Path(__file__).parent / f"{module.rsplit('.', 1)[1]}.py").is_file():
+        here = Path(__file__).parent / module.rsplit(".", 1)[1]
+        if not (here.with_suffix(".py").is_file() or (here / "__init__.py").is_file()):
             continue
         getattr(importlib.import_module(module), function)(sub)
     return parser

@@ -161,7 +161,8 @@ def student_grader_files(grader_dir: Path) -> dict[str, str]:
         for dep in _grader_imports(files[name], grader_dir):
             if dep not in INSTRUCTOR_MODULES and (grader_dir / f"{dep}.py").is_file() and f"{dep}.py" not in files:
                 todo.append(dep)
-            elif (grader_dir / dep / "__init__.py").is_file():  # a subpackage (the judge): shipped whole
+            elif dep not in INSTRUCTOR_MODULES and (grader_dir / dep / "__init__.py").is_file():
+                # a subpackage (the judge): shipped whole
                 for path in sorted((grader_dir / dep).glob("*.py")):
                     files[f"{dep}/{path.name}"] = path.read_text(encoding="utf-8")
     for path in sorted(grader_dir.iterdir()):

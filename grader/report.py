@@ -172,3 +172,60 @@ class progress_line:  # noqa: N801 - used like a function: on_progress=progress_
     def clear(self) -> None:
         self.stream.write("\r" + " " * self.width + "\r")
         self.stream.flush()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Batch progress
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Display:
+    """A rich progress bar on a terminal; one plain line per submission otherwise; nothing with mode None."""
+
+    def __init__(self, total: int, mode: str | None, stream) -> None:
+        self.stream = stream or sys.stdout
+        self.mode = ("rich" if use_rich(self.stream) else "plain") if mode == "auto" else mode
+        self.total, self.done, self.failed = total, 0, 0
+        self.progress = None
+        if self.mode == "rich":
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            # auto_refresh=False: no refresh thread, because this process forks workers.
+            self.progress = Progress(
+                TextColumn("[bold]Grading"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("[red]failed {task.fields[failed]}"), TimeElapsedColumn(), TextColumn("left"),
+                TimeRemainingColumn(), console=Console(file=self.stream), auto_refresh=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("grading", total=total, failed=0)
+            self.progress.refresh()
+
+    def tick(self) -> None:
+        if self.progress is not None:
+            self.progress.refresh()
+
+    def finished(self, row: dict, seconds: float | None) -> None:
+        self.done += 1
+        self.failed += row["status"] != "graded"
+        if self.mode == "rich":
+            self.progress.update(self.task, advance=1, failed=self.failed)
+            if row["status"] != "graded":
+                self.progress.console.print(f"{row['student']}: {row['status']}: {row['reason']}",
+                                            markup=False, highlight=False)
+            self.progress.refresh()
+        elif self.mode == "plain":
+            width = len(str(self.total))
+            what = (f"{row['total']}/{row['max']}" if row["status"] == "graded"
+                    else f"{row['status']}: {row['reason']}")
+            when = "skipped (unchanged)" if seconds is None else f"{seconds:.1f} s"
+            self.stream.write(f"[{self.done:>{width}}/{self.total}] {row['student']}  {what}  ({when})\n")
+            self.stream.flush()
+
+    def close(self, summary: str) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        if self.mode is not None:
+            self.stream.write(summary + "\n")
+            self.stream.flush()

@@ -579,7 +579,7 @@ def test_an_exercise_that_fails_entirely_says_why_in_the_row(suite, tmp_path, pr
 
 
 def test_a_long_shared_reason_is_one_short_line():
-    doc = batch._empty_doc("x")
+    doc = batch.empty_doc("x")
     doc["tests"] = [{"status": "failed", "extra_data": {"exercise": "ex1", "reason": "boom\n" + "y" * 1000,
                                                         "kind": "error"}} for _ in range(3)]
     doc["lesson"]["exercises"] = [{"id": "ex1", "score": 0.0}, {"id": "ex2", "score": 3.0, "problem": "missing: no"}]

@@ -1,0 +1,182 @@
+"""What a batch writes: results documents for what was not graded, gradebook rows, the CSV, and the seals.
+
+Everything here is a function of results documents (grader.results): the scheduler (grader.batch.scheduler)
+decides what to grade, this module decides what the instructor reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from grader import results
+
+REASON_CHARS = 200  # one exercise's part of a gradebook reason
+
+
+def empty_doc(target: str) -> dict:
+    return {
+        "score": 0.0, "max_score": 0.0, "execution_time": 0.0, "output": "", "visibility": "visible",
+        "stdout_visibility": "hidden", "tests": [],
+        "lesson": {"status": "graded", "target": target, "hidden_run": True, "hidden_points_not_run": 0,
+                   "exercises": [], "restarts": 0},
+    }
+
+
+def add_ungraded_exercises(doc: dict, problems: dict[str, str], points: dict) -> dict:
+    """Give each exercise in ``problems`` (missing, ambiguous, undecodable...) a 0 with its reason, in order."""
+    graded = {e["id"]: e for e in doc["lesson"]["exercises"]}
+    ordered = []
+    for ex, meta in points.items():
+        if ex in graded:
+            ordered.append(graded[ex])
+        elif ex in problems:
+            total = float(meta["visible"] + meta["hidden"])
+            ordered.append({
+                "id": ex, "name": meta["name"], "title": meta["title"], "score": 0.0, "max_score": total,
+                "visible_score": 0.0, "visible_max": float(meta["visible"]), "hidden_score": 0.0,
+                "hidden_max": float(meta["hidden"]), "hidden_run": True, "problem": problems[ex],
+            })
+            doc["tests"].append({
+                "name": f"{meta['name']}: not graded", "number": f"{ex[2:]}.0", "score": 0.0,
+                "max_score": total, "status": "failed", "output": problems[ex], "visibility": "visible",
+                "tags": [ex, "not_graded"],
+                "extra_data": {"nodeid": f"{meta['name']}.py", "exercise": ex, "hidden": False, "hint": "",
+                               "kind": "not_graded", "reason": problems[ex], "details": "",
+                               "captured_output": "", "duration": 0.0},
+            })
+    doc["lesson"]["exercises"] = ordered
+    doc["score"] = round(sum(e["score"] for e in ordered), 2)
+    doc["max_score"] = round(sum(e["max_score"] for e in ordered), 2)
+    doc["output"] = f"Score: {doc['score']:g} / {doc['max_score']:g}"
+    return doc
+
+
+def ungradable_doc(reason: str, points: dict, *, status: str = "ungradable", **meta) -> dict:
+    doc = results.ungradable(reason, points=points, exercises=list(points))
+    doc["lesson"]["status"] = status
+    doc["lesson"].update(meta)
+    return doc
+
+
+def _num(x) -> str:
+    return "" if x is None else f"{x:g}"
+
+
+def _short(text: str, limit: int = REASON_CHARS) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
+
+
+def common_failure(doc: dict, ex: str) -> str | None:
+    """The reason every test of ``ex`` failed with, when they all failed with the same one (e.g. a SyntaxError)."""
+    tests = [t for t in doc["tests"] if t.get("extra_data", {}).get("exercise") == ex]
+    if not tests or any(t.get("status") == "passed" for t in tests):
+        return None
+    reasons = {t.get("extra_data", {}).get("reason", "") for t in tests}
+    reason = reasons.pop() if len(reasons) == 1 else ""
+    return reason or None
+
+
+def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
+    lesson = doc["lesson"]
+    status = lesson.get("status", "graded")
+    row = {"student": student, "max": _num(doc["max_score"]), "status": status}
+    by_id = {e["id"]: e for e in lesson.get("exercises", [])}
+    if status == "graded":
+        for ex in ex_ids:
+            row[ex] = _num(by_id[ex]["score"]) if ex in by_id else ""
+        row["total"] = _num(doc["score"])
+        notes = []
+        for e in lesson["exercises"]:
+            why = e.get("problem") or common_failure(doc, e["id"])
+            if why:
+                notes.append(f"{e['id']}: {_short(why)}")
+        kinds = [t.get("extra_data", {}).get("kind") for t in doc["tests"]]
+        if kinds.count("crash"):
+            notes.append(f"{kinds.count('crash')} test(s) crashed the grading process")
+        if kinds.count("timeout"):
+            notes.append(f"{kinds.count('timeout')} test(s) timed out")
+        if lesson.get("needs_regrade"):
+            notes.append("re-grade: a test waited past the wall-clock backstop (a stalled machine, or sleeping"
+                         " code); the next run grades it again")
+        if lesson.get("review"):
+            notes.append("review by hand, it mentions " + " / ".join(lesson["review"]))
+        row["reason"] = "; ".join(notes)
+    else:
+        row.update({ex: "" for ex in ex_ids})
+        row["total"] = ""
+        row["reason"] = lesson.get("reason", "")
+    return row
+
+
+class Gradebook:
+    """``OUT/grades.csv``: rows appended as they come (open, append, flush, close), sorted at the end."""
+
+    def __init__(self, path: Path, ex_ids: list[str]) -> None:
+        self.path = path
+        self.columns = ["student", *ex_ids, "total", "max", "status", "reason"]
+        self.rows: list[dict] = []
+        with open(path, "w", newline="") as f:
+            csv.DictWriter(f, self.columns).writeheader()
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
+            f.flush()
+
+    def finish(self) -> list[dict]:
+        self.rows.sort(key=lambda r: r["student"])
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, self.columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.rows)
+        tmp.replace(self.path)
+        return self.rows
+
+
+class Seals:
+    """Which results documents this grader wrote: an HMAC of each ``OUT/<id>/results.json`` under a key kept in
+    OUT (which no worker can read or write). A re-run trusts an earlier document only if its seal matches, so a
+    file put there by anything else (a process that outlived grading on a platform without confinement, a
+    hand edit) is graded again rather than called unchanged."""
+
+    KEY, SEALS = ".grader-key", ".grader-seals.json"
+
+    def __init__(self, out: Path) -> None:
+        import hmac
+        import secrets
+
+        self._hmac, self.out = hmac, out
+        key_path = out / self.KEY
+        if not key_path.is_file():
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, secrets.token_bytes(32))
+            os.close(fd)
+        self.key = key_path.read_bytes()
+        try:
+            self.seals = json.loads((out / self.SEALS).read_text())
+        except (OSError, ValueError):
+            self.seals = {}
+
+    def _digest(self, student: str) -> str | None:
+        try:
+            data = (self.out / student / "results.json").read_bytes()
+        except OSError:
+            return None
+        return self._hmac.new(self.key, data, "sha256").hexdigest()
+
+    def seal(self, student: str) -> None:
+        self.seals[student] = self._digest(student)
+        tmp = self.out / (self.SEALS + ".tmp")
+        tmp.write_text(json.dumps(self.seals, indent=0, sort_keys=True))
+        tmp.replace(self.out / self.SEALS)
+
+    def verify(self, student: str) -> bool:
+        want = self.seals.get(student)
+        got = self._digest(student)
+        return bool(want and got) and self._hmac.compare_digest(want, got)
