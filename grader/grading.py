@@ -8,8 +8,7 @@ from pathlib import Path
 from grader import results
 from grader.runner import GradingError, Limits, run_session
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TESTS_DIR = REPO_ROOT / "tests"
+from grader.course import REPO_ROOT, TESTS_DIR  # noqa: F401 - REPO_ROOT is part of this module's interface
 
 
 def exercise_ids(tests_dir: Path = TESTS_DIR) -> list[str]:
@@ -51,8 +50,12 @@ def grade(
     tests_dir: Path = TESTS_DIR,
     limits: Limits | None = None,
     on_progress=None,
+    server=None,
 ) -> dict:
-    """Grade ``target`` (exercises, solutions, or a folder of exN_*.py files) and return the results document."""
+    """Grade ``target`` (exercises, solutions, or a folder of exN_*.py files) and return the results document.
+
+    ``server``: an open ``runner.JudgeServer`` that has collected these suites (``grader.watch``), else one is
+    started for this call."""
     start = time.perf_counter()
     points = results.load_points(tests_dir)
     chosen = [normalise_exercise(e, tests_dir) for e in exercises] if exercises else list(points)
@@ -63,7 +66,7 @@ def grade(
     # worker are forked, instead of once in each.
     warm = any(points[ex].get("warm_torch_dynamo") for ex in chosen)
     session = run_session(files, target=target, rootdir=tests_dir.parent, exercises=chosen, limits=limits,
-                          on_progress=on_progress, flop_counter=warm)
+                          on_progress=on_progress, flop_counter=warm, server=server)
     return results.build(
         session,
         points=points,

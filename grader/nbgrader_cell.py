@@ -2,23 +2,28 @@
 
     %load_ext grader.nbgrader_cell
 
-``%%exercise ex2_topk_attention``
-    A solution cell. Its body is the exercise module, exactly the text of ``exercises/ex2_topk_attention.py``
-    once filled in. The magic saves it as ``ex2_topk_attention.py`` in a folder private to this kernel, then
-    imports it (as ``from ex2_topk_attention import *``) so that the next cells can try it. While nbgrader
-    autogrades, the code is only saved: it then runs nowhere but in the grader's sandboxed child process,
-    exactly as a ``.py`` submission would, so a crash or an endless loop in it cannot take the kernel (and
-    the other exercises) down.
+``%%exercise ex2_topk_attention [--start]``
+    One piece of an exercise module: its imports (the cell with ``--start``, which begins the module afresh),
+    a function or class to write, or given code. Run top to bottom, the pieces are saved together, in order,
+    as ``ex2_topk_attention.py`` in a folder private to this kernel (running a piece again replaces it in
+    place), and the module is imported (as ``from ex2_topk_attention import *``) so that the next cells can try
+    it. While nbgrader autogrades, the code is only saved: it then runs nowhere but in the grader's sandboxed
+    worker, exactly as a ``.py`` submission would, so a crash or an endless loop in it cannot take the kernel
+    (and the other exercises) down. ``grader.nbgrader_export.exercise_sources`` joins the same cells in notebook
+    order for the judge.
 
 ``%%graded_tests test_ex2_topk_attention.py 15``
-    An autograded test cell. Its body is that graded test file, verbatim (hidden tests sit in nbgrader's
-    hidden-test block, so they are only there when nbgrader grades). The saved module is graded with the same
-    runner, plugin and results code as ``python -m grader``; the cell prints what was lost and why, and its
-    value is the points earned, which is how nbgrader gives partial credit. The value never exceeds the
-    cell's points, and nothing is written to stderr (nbgrader gives 0 to a cell with any stderr output).
-    This runs in the student's kernel, where any cell the student added ran first and may have replaced
-    this very module: the value is feedback for the student. The grades come from the export
-    (``grader.nbgrader_export.ExerciseScoresExport``), which grades the notebook's code again with the judge.
+    An autograded test cell; its body is only a comment. It grades the saved module with that test file, with
+    the same runner, plugin and results code as ``python -m grader``: a visible file is read from ``tests/``
+    beside the notebook (shipped with the assignment, and put back from the course's source copy when nbgrader
+    grades), a hidden one (``hidden/test_..._hidden.py``) from the instructor's repository, only where that has
+    it (so the hidden tests are in no notebook: not the release, the autograded copy or the feedback). The cell
+    prints what was lost and why (for hidden tests: the hint only), and its value is the points earned, which is
+    how nbgrader gives partial credit. The value never exceeds the cell's points, and nothing is written to
+    stderr (nbgrader gives 0 to a cell with any stderr output). This runs in the student's kernel, where any
+    cell the student added ran first and may have replaced this very module: the value is feedback for the
+    student. The grades come from the export (``grader.nbgrader_export.ExerciseScoresExport``), which grades the
+    notebook's code again with the judge.
 
 ``%%walkthrough``
     Runs the lesson's walkthrough code. It is not graded, so it is skipped while nbgrader autogrades.
@@ -62,12 +67,39 @@ def submission_folder() -> Path:
 
 
 def save_exercise(name: str, source: str, folder: Path | None = None) -> Path:
-    """Write one exercise cell's code as ``<folder>/<name>.py``."""
+    """Write one exercise module as ``<folder>/<name>.py``."""
     if not MODULE_RE.match(name):
         raise ValueError(f"%%exercise needs an exercise module name like ex1_special_tokens, got {name!r}")
     path = (folder or submission_folder()) / f"{name}.py"
     path.write_text(source)
     return path
+
+
+# The pieces of each exercise module run in this kernel: name -> {piece key: code}, in the order first run.
+_pieces: dict[str, dict[str, str]] = {}
+_cell_id: list[str | None] = [None]  # the id of the cell running now, when the front end says it
+
+
+def _remember_cell_id(info) -> None:
+    _cell_id[0] = getattr(info, "cell_id", None)
+
+
+def piece_key(source: str) -> str:
+    """What identifies a piece when re-run: the cell's id, else the first name it defines, else its text."""
+    if _cell_id[0]:
+        return f"cell:{_cell_id[0]}"
+    match = re.search(r"^(?:async\s+)?(?:def|class)\s+(\w+)", source, re.MULTILINE)
+    return f"def:{match.group(1)}" if match else f"text:{hash(source)}"
+
+
+def save_piece(name: str, source: str, *, start: bool = False, key: str | None = None,
+               folder: Path | None = None) -> Path:
+    """Add (or replace) one piece of module ``name`` and save the module: ``start`` begins it afresh."""
+    if start:
+        _pieces[name] = {}
+    pieces = _pieces.setdefault(name, {})
+    pieces[key or piece_key(source)] = source.strip("\n")
+    return save_exercise(name, "\n\n\n".join(pieces.values()) + "\n", folder)
 
 
 def _tests_dir() -> Path:
@@ -155,7 +187,7 @@ def grade_tests(
         execution_time=time.perf_counter() - start,
     )
     earned = sum(
-        info["points"] for info in session.tests if session.records.get(info["nodeid"], {}).get("outcome") == "passed"
+        info["points"] for info in session.tests if getattr(session.records.get(info["nodeid"]), "passed", False)
     )
     return doc, earned
 
@@ -170,13 +202,17 @@ def cell_value(earned: float, cap: float) -> float:
 
 
 def feedback(doc: dict, earned: float, cap: float) -> str:
-    """A few lines for the student: the score, then every lost point with its hint and reason."""
-    side = "hidden" if doc["lesson"]["hidden_run"] else "visible"
-    lines = [f"{side} tests: {earned:g} / {cap:g} points"]
+    """A few lines for the student: the score, then every lost point with its hint and reason. A hidden test is
+    its hint and points only: its name, reason and output can hold its literals."""
+    hidden = doc["lesson"]["hidden_run"]
+    lines = [f"{'hidden' if hidden else 'visible'} tests: {earned:g} / {cap:g} points"]
     for test in doc["tests"]:
         if test["status"] != "passed":
-            name = test["name"].split(": ", 1)[-1]
             extra = test["extra_data"]
+            if hidden:
+                lines.append(f"  lost {test['max_score']:g}: {extra['hint'] or 'a hidden test failed'}")
+                continue
+            name = test["name"].split(": ", 1)[-1]
             why = " - ".join(x for x in (extra["hint"], extra["reason"]) if x)
             lines.append(f"  lost {test['max_score']:g}: {name}: {why}")
     return "\n".join(lines)
@@ -197,7 +233,13 @@ def load_exercise(path: Path) -> ModuleType:
 
 
 def _exercise_magic(line: str, cell: str):
-    path = save_exercise(line.strip(), cell)
+    words = line.split()
+    if not words or len(words) > 2 or (len(words) == 2 and words[1] != "--start"):
+        raise ValueError("usage: %%exercise <exercise module name> [--start]")
+    name, start = words[0], len(words) == 2
+    if not start and name not in _pieces:
+        print(f"(run the cell that starts with `%%exercise {name} --start` first: it holds the module's imports)")
+    path = save_piece(name, cell, start=start)
     if autograding():
         return None
     from IPython import get_ipython
@@ -206,9 +248,21 @@ def _exercise_magic(line: str, cell: str):
     # as after `from exN_name import *`, plus the module itself, so the next cells can try the code
     public = getattr(module, "__all__", [n for n in vars(module) if not n.startswith("_")])
     namespace = get_ipython().user_ns
-    namespace.update({n: getattr(module, n) for n in public})
+    namespace.update({n: getattr(module, n) for n in public if hasattr(module, n)})
     namespace[path.stem] = module
     return None
+
+
+def find_test_file(test_file: str, *, here: Path | None = None) -> Path | None:
+    """Where a test cell's suite is: a visible file in ``tests/`` beside the notebook (else in the repository's
+    ``tests/``), a hidden file in the instructor's repository only. None when it is not on this machine."""
+    match = TEST_FILE_RE.match(test_file)
+    if not match:
+        raise ValueError(f"not a graded test file name: {test_file!r}")
+    candidates = [_tests_dir() / test_file]
+    if not match.group("hidden"):
+        candidates.insert(0, (here or Path.cwd()) / "tests" / test_file)
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def _graded_tests_magic(line: str, cell: str):
@@ -216,12 +270,16 @@ def _graded_tests_magic(line: str, cell: str):
     if len(parts) != 2:
         raise ValueError("usage: %%graded_tests <test file under tests/> <points>")
     test_file, cap = parts[0], float(parts[1])
-    if "def test" not in cell:
+    path = find_test_file(test_file)
+    if path is None:
         if autograding():  # a grade cell whose tests are missing must not earn its points by printing nothing
-            raise RuntimeError(f"{test_file}: no tests in this cell")
-        print(f"These {cap:g} points are hidden tests: they run when your notebook is graded.")
-        return None
-    doc, earned = grade_tests(test_file, cell)
+            raise RuntimeError(f"{test_file}: not found here (grade where the lesson repository is installed)")
+        if TEST_FILE_RE.match(test_file).group("hidden"):
+            print(f"These {cap:g} points are hidden tests: they run when your notebook is graded.")
+            return None
+        raise FileNotFoundError(f"tests/{test_file} is missing: it comes with the assignment, beside the notebook")
+    tests_dir = path.parent.parent if path.parent.name == "hidden" else path.parent
+    doc, earned = grade_tests(test_file, path.read_text(), tests_dir=tests_dir)
     value = cell_value(earned, cap)
     print(feedback(doc, value, cap))
     return value
@@ -246,3 +304,4 @@ def load_ipython_extension(ipython) -> None:
     ipython.register_magic_function(_exercise_magic, "cell", "exercise")
     ipython.register_magic_function(_graded_tests_magic, "cell", "graded_tests")
     ipython.register_magic_function(_walkthrough_magic, "cell", "walkthrough")
+    ipython.events.register("pre_run_cell", _remember_cell_id)

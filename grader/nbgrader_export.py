@@ -5,17 +5,23 @@
 writes::
 
     dist/nbgrader/
-        nbgrader_config.py           course settings (solution stub, cell timeout)
+        nbgrader_config.py           course settings (stubs, feedback filter, cell timeout)
         README.md                    the nbgrader commands, in order
         source/lesson1/lesson1.ipynb the instructor's notebook: lesson text, walkthrough code, four exercises
+        source/lesson1/tests/        the visible suites (with conftest.py, points.json), shipped with the notebook
 
-Each exercise is three cells, made from ``solutions/``, ``tests/`` and ``tests/hidden/``:
+Each exercise reads like a handout, made from ``solutions/``, ``tests/`` and ``tests/hidden/``:
 
-1. a solution cell ``%%exercise exN_name`` holding the exercise module; our ``# BEGIN SOLUTION TODO: ...`` /
-   ``# END SOLUTION`` become a ``# TODO: ...`` line and nbgrader's ``### BEGIN SOLUTION`` / ``### END SOLUTION``,
-   so ``nbgrader generate_assignment`` replaces every block by a stub under its TODO line;
-2. an autograded test cell ``%%graded_tests test_exN_name.py 15`` holding the visible suite, verbatim;
-3. an autograded test cell holding the hidden suite inside ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``.
+1. its task: the module docstring, as text;
+2. the module's code, a cell per function or class to write (``%%exercise exN_name``; nbgrader solution
+   cells, whose ``# BEGIN SOLUTION TODO: ...`` blocks become ``### BEGIN SOLUTION`` under a ``# TODO: ...`` line),
+   with the given code (imports, helpers) in read-only cells between them; the first cell has ``--start``.
+   ``generate_assignment`` turns each block into the stub of ``exercises/`` (``TodoStubs``);
+3. an autograded cell ``%%graded_tests test_exN_name.py 15`` that runs the visible suite from ``tests/``;
+4. an autograded cell ``%%graded_tests hidden/test_exN_name_hidden.py 10`` that runs the hidden suite, read
+   from the instructor's repository at autograde time: no hidden test is in any notebook, released cells are
+   their source cells (no "checksum changed" warnings), and ``generate_feedback`` removes any hidden line that
+   an output could carry (``HideHiddenTests``).
 
 The magics live in ``grader.nbgrader_cell``: a test cell grades the saved module and leaves the points earned as
 its value (nbgrader's partial credit). That value is computed inside the student's own kernel, which also runs
@@ -35,9 +41,11 @@ from __future__ import annotations
 import argparse
 import ast
 import csv
+import html
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,7 +54,7 @@ from pathlib import Path
 
 from grader import results
 from grader.nbgrader_cell import MODULE_RE
-from grader.stubs import BEGIN, END, SOLUTIONS
+from grader.course import BEGIN, END, SOLUTIONS, Block, SolutionBlockError, exercise_of, render, segments
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TESTS_DIR = REPO_ROOT / "tests"
@@ -59,7 +67,6 @@ NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 EXERCISE_CSV = "exercise_grades.csv"
 
 # Where things go: after the lesson section whose heading starts with this number.
-EXERCISES_AFTER = {"ex1": "2.", "ex2": "3.", "ex3": "4.", "ex4": "4."}
 WALKTHROUGHS_AFTER = {"2.": "step1_tokenizer_basics.py", "3.": "step2_attention_and_transformer.py"}
 SECTIONS_LEFT_OUT = ("6.", "7.")  # how to run the scripts and `make grade`: the notebook says it its own way
 
@@ -110,61 +117,130 @@ def _check_delimiters(text: str, where: str) -> None:
 
 def nbgrader_solution(source: str, where: str = "solution") -> str:
     """Our solution markers -> nbgrader's: ``# BEGIN SOLUTION TODO: x`` gives ``# TODO: x`` + ``### BEGIN SOLUTION``."""
-    out, inside = [], False
+    try:
+        parts = segments(source)
+    except SolutionBlockError as exc:
+        raise CourseError(f"{where} {exc}") from None
     for line_no, line in enumerate(source.splitlines(), start=1):
-        begin, end = BEGIN.match(line), END.match(line)
-        if begin:
-            if inside:
-                raise CourseError(f"{where} line {line_no}: BEGIN SOLUTION inside an open block")
-            indent, todo = begin.group("indent"), begin.group("todo") or "write this part"
-            out += [f"{indent}# TODO: {todo}", f"{indent}### BEGIN SOLUTION"]
-            inside = True
-        elif end:
-            if not inside:
-                raise CourseError(f"{where} line {line_no}: END SOLUTION without a BEGIN SOLUTION")
-            out.append(line.replace("# END SOLUTION", "### END SOLUTION"))
-            inside = False
-        else:
+        if not (BEGIN.match(line) or END.match(line)):
             _check_delimiters(line, f"{where} line {line_no}")
-            out.append(line)
-    if inside:
-        raise CourseError(f"{where}: a BEGIN SOLUTION is never closed")
-    return "\n".join(out)
+
+    def fenced(_, block):
+        return [f"{block.indent}# TODO: {block.todo}\n", f"{block.indent}### BEGIN SOLUTION\n", *block.body,
+                f"{block.indent}### END SOLUTION\n"]
+
+    return render(parts, fenced).rstrip("\n")
+
+
+def docstring_markdown(doc: str, *, drop_title: str = "") -> str:
+    """A module docstring as notebook text: reST's ``::`` before a literal block becomes ``:`` (the indented block
+    that follows is already a Markdown code block), the rest reads the same in Markdown. A first line that starts
+    with ``drop_title`` (the cell's heading says it) is left out."""
+    lines = []
+    text = doc.strip("\n")
+    if drop_title and text.startswith(drop_title):
+        text = text.partition("\n")[2].strip("\n")
+    for line in text.splitlines():
+        if line.rstrip().endswith("::"):
+            line = line.rstrip()[:-2].rstrip() + ":" if line.strip() != "::" else ""
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def split_module(source: str, where: str) -> tuple[str, list[tuple[str, str]]]:
+    """(module docstring, [(kind, code)]): the exercise module in the pieces a handout shows, in file order.
+
+    Each top-level function or class that holds a solution block is a piece of kind ``"solution"``; the code
+    between them (imports, constants, the given helpers) is a piece of kind ``"given"``; the module docstring and
+    the ``if __name__ == "__main__":`` block are left out. Comments just above a definition stay with it. The
+    pieces joined with blank lines are the module again, without its docstring and main block.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise CourseError(f"{where} line {exc.lineno}: {exc.msg}") from None
+    lines = source.splitlines()
+    body = list(tree.body)
+    doc = ""
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        doc = body[0].value.value
+        body = body[1:]
+    spans: list[list] = []  # [kind, first line, last line] (0-based, end exclusive)
+    previous_end = tree.body[0].end_lineno if doc else 0
+    for node in body:
+        end = node.end_lineno
+        while end < len(lines) and END.match(lines[end]):  # a block that ends the function ends after its code
+            end += 1
+        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test):
+            previous_end = end
+            continue
+        kind = "solution" if any(BEGIN.match(line) for line in lines[previous_end:end]) else "given"
+        if kind == "given" and spans and spans[-1][0] == "given" and spans[-1][2] == previous_end:
+            spans[-1][2] = end  # consecutive given code stays one piece, blank lines and all
+        else:
+            spans.append([kind, previous_end, end])
+        previous_end = end
+    return doc, [(kind, "\n".join(lines[first:last]).strip("\n")) for kind, first, last in spans]
+
+
+def _count(n: float) -> str:
+    return f"{n:g} point" + ("" if n == 1 else "s")
 
 
 def exercise_cells(ex: str, meta: dict, solution: str, visible: str, hidden: str | None) -> list[dict]:
-    """The intro, solution and test cells of one exercise."""
+    """The cells of one exercise, a handout: the task (the module docstring), the module's code split into a
+    cell per function to write (given code read-only between them), then two short test cells.
+
+    The test cells hold no tests: the visible suite is a file shipped with the notebook (``tests/``), the hidden
+    suite is read from the instructor's repository when nbgrader grades (so it is in no notebook, released,
+    autograded or fed back). ``visible`` and ``hidden`` are the suites' text, checked for nbgrader's markers.
+    """
     name, title = meta["name"], meta["title"]
     total = meta["visible"] + meta["hidden"]
+    where = f"solutions/{name}.py"
+    doc, pieces = split_module(solution, where)
+    first_solution = next((i for i, (kind, _) in enumerate(pieces) if kind == "solution"), None)
+    if first_solution is None:
+        raise CourseError(f"{where}: no solution block, so nothing for a student to write")
     intro = (
-        f"## Exercise {ex[2:]}: {title} ({total:g} points)\n\n"
-        f"Fill in the cell below: replace every `raise NotImplementedError(...)` under a `# TODO` line. Keep its "
-        f"first line, `%%exercise {name}`: it saves the cell as `{name}.py`, the file that is graded, and then "
-        f"runs it so that you can try your code in a new cell. Everything the exercise needs must be in this "
-        f"cell, as in a `.py` file.\n\n"
-        f"The next cell runs the visible tests ({meta['visible']:g} points) and prints every lost point with "
-        f"a hint. The cell after it holds the hidden tests ({meta['hidden']:g} points), which run when your "
-        f"notebook is graded."
+        f"## Exercise {ex[2:]}: {title} ({_count(total)})\n\n"
+        + (docstring_markdown(doc, drop_title=f"Exercise {ex[2:]}") + "\n\n" if doc else "")
+        + f"**How to answer.** The cells below are the module `{name}.py`, one function (or class) per cell. Fill "
+        f"in every `TODO`: replace its `raise NotImplementedError(...)` with your code. Keep each cell's first "
+        f"line (`%%exercise {name}`): running the cells top to bottom saves them together as `{name}.py`, the "
+        f"file that is graded, and imports it, so that you can try your functions in a new cell. The grey cells "
+        f"hold given code (imports, helpers): run them too.\n\n"
+        f"After the exercise, one cell runs the visible tests ({_count(meta['visible'])}, from "
+        f"`tests/test_{name}.py` beside this notebook) and prints every lost point with a hint; the last one stands "
+        f"for the hidden tests ({_count(meta['hidden'])}), which run when your notebook is graded."
     )
+    cells = [markdown(intro, f"{ex}_intro")]
+    for i, (kind, code) in enumerate(pieces):
+        magic = f"%%exercise {name}" + (" --start" if i == 0 else "")
+        number = sum(1 for k, _ in pieces[:i + 1] if k == kind)
+        if kind == "solution":
+            grade_id = f"{ex}_solution" if number == 1 else f"{ex}_solution{number}"
+            cells.append(_cell("code", f"{magic}\n{nbgrader_solution(code, where)}", grade_id,
+                               _meta(grade_id, solution=True, locked=False)))
+        else:
+            _check_delimiters(code, where)
+            cells.append(read_only_code(f"{magic}\n{code}", f"{ex}_given{number}"))
     test_file = f"test_{name}.py"
     _check_delimiters(visible, f"tests/{test_file}")
-    cells = [
-        markdown(intro, f"{ex}_intro"),
-        _cell("code", f"%%exercise {name}\n" + nbgrader_solution(solution, f"solutions/{name}.py"),
-              f"{ex}_solution", _meta(f"{ex}_solution", solution=True, locked=False)),
-        _cell("code", f"%%graded_tests {test_file} {meta['visible']:g}\n{visible}", f"{ex}_visible_tests",
-              _meta(f"{ex}_visible_tests", grade=True, points=meta["visible"])),
-    ]
+    cells.append(_cell(
+        "code",
+        f"%%graded_tests {test_file} {meta['visible']:g}\n"
+        f"# the visible tests of exercise {ex[2:]}: tests/{test_file}, beside this notebook",
+        f"{ex}_visible_tests", _meta(f"{ex}_visible_tests", grade=True, points=meta["visible"])))
     if hidden is not None and meta["hidden"]:
         hidden_file = f"hidden/test_{name}_hidden.py"
         _check_delimiters(hidden, f"tests/{hidden_file}")
-        body = (
+        cells.append(_cell(
+            "code",
             f"%%graded_tests {hidden_file} {meta['hidden']:g}\n"
-            f"# {meta['hidden']:g} points of hidden tests: nbgrader puts them back when it grades the notebook.\n"
-            f"### BEGIN HIDDEN TESTS\n{hidden.rstrip()}\n### END HIDDEN TESTS"
-        )
-        cells.append(_cell("code", body, f"{ex}_hidden_tests",
-                           _meta(f"{ex}_hidden_tests", grade=True, points=meta["hidden"])))
+            f"# {_count(meta['hidden'])} of hidden tests: they run when your notebook is graded",
+            f"{ex}_hidden_tests", _meta(f"{ex}_hidden_tests", grade=True, points=meta["hidden"])))
     return cells
 
 
@@ -269,7 +345,7 @@ def build_notebook(
 
     def add_exercises(number: str | None) -> None:
         for ex, meta in points.items():
-            if ex in placed or (number is not None and EXERCISES_AFTER.get(ex) != number):
+            if ex in placed or (number is not None and meta.get("lesson_section") != number):
                 continue
             source = solutions / f"{meta['name']}.py"
             visible = tests_dir / f"test_{meta['name']}.py"
@@ -319,12 +395,21 @@ c = get_config()  # noqa: F821 - nbgrader provides get_config
 
 c.CourseDirectory.course_id = "{COURSE_ID}"
 
-# Every ### BEGIN SOLUTION ... ### END SOLUTION block becomes this line, under the block's "# TODO: ..." line.
+# Every ### BEGIN SOLUTION ... ### END SOLUTION block becomes the stub of exercises/, under the block's
+# "# TODO: ..." line: raise NotImplementedError("exN: <that TODO>"). (This generic stub is nbgrader's fallback.)
 c.ClearSolutions.code_stub = {{"python": {CODE_STUB!r}}}
 
 # A test cell runs a whole graded suite in a sandboxed child process, where every test has its own time
 # limit; the cell limit only has to stop a runaway cell that the student added.
 c.Execute.timeout = {CELL_TIMEOUT}
+
+# nbgrader's own preprocessor lists, with one class swapped or added (grader.nbgrader_export):
+# generate_assignment writes the stubs of exercises/ (TodoStubs instead of ClearSolutions), and
+# generate_feedback removes every line of a hidden test that a notebook's outputs could carry (HideHiddenTests).
+from grader.nbgrader_export import assignment_preprocessors, feedback_preprocessors  # noqa: E402
+
+c.GenerateAssignment.preprocessors = assignment_preprocessors()
+c.GenerateFeedback.preprocessors = feedback_preprocessors()
 '''
 
 COURSE_README = f"""\
@@ -332,18 +417,40 @@ COURSE_README = f"""\
 
 Generated by `make nbgrader` from `solutions/`, `tests/` and the lesson text; regenerate rather than edit.
 Run the commands from this folder, in the Python environment where the lesson repository is installed
-(`pip install -e ".[dev]"`, which brings nbgrader): the notebook's kernel imports `llm_basics` and `grader`.
+(`pip install -e ".[dev]"`, which brings nbgrader): the notebook's kernel imports `llm_basics` and `grader`, and
+`nbgrader_config.py` imports `grader`.
 
-    nbgrader generate_assignment {ASSIGNMENT}      # release/{ASSIGNMENT}/{NOTEBOOK}: solutions and hidden tests removed
+    nbgrader generate_assignment {ASSIGNMENT}      # release/{ASSIGNMENT}/: the notebook without solutions, and tests/
     # collect the students' notebooks as submitted/<student id>/{ASSIGNMENT}/{NOTEBOOK}
     nbgrader autograde {ASSIGNMENT}
     nbgrader export --exporter grader.nbgrader_export.ExerciseScoresExport   # {EXERCISE_CSV}: the grades
+    nbgrader generate_feedback {ASSIGNMENT}        # feedback/<student id>/{ASSIGNMENT}/{ASSIGNMENT}.html
+
+The assignment is the notebook and `tests/` beside it: the visible suites (and their `conftest.py` and
+`points.json`), which the notebook's test cells run. Each exercise is a handout: its task, then the module's
+code a cell per function (the stubs of `exercises/`), then two short test cells. The hidden tests are in no
+notebook: the hidden-test cells read them from this repository's `tests/hidden/` when `autograde` runs (so grade
+where the repository is installed), and `generate_feedback` never shows a line of them: the hidden-test cells
+show a hint and points per lost test, and a line of a hidden test found in any output of a student's notebook
+is replaced by "[hidden test text removed]" (`grader.nbgrader_export.HideHiddenTests`, set in
+`nbgrader_config.py`).
 
 The points that `autograde` records are computed in the student's own kernel, which runs every cell of the
 notebook, including cells the student added: treat them (and `nbgrader export`'s grades.csv, and the
 formgrader) as feedback. The exporter grades the code of each submitted notebook's `%%exercise` cells with the
 repository's judge, hidden tests included, exactly as `python -m grader grade --hidden` would: its columns are
 the grades. `kernel_score` is nbgrader's total, and `review` says when it differs from the judge's.
+
+The same kernel runs as you, with this repository readable: a cell a student adds can read `tests/hidden/`
+while `autograde` runs it. The feedback step removes such text when it appears verbatim in the notebook's
+outputs, not when it is encoded or written to a file (`generate_feedback` copies the autograded folder's files).
+Where that matters, run `autograde` in a container or as a user that cannot read the hidden tests except through
+this repository's judge, or release the exporter's grades without nbgrader's feedback.
+
+`autograde` prints no "checksum ... has changed" warning for an untouched notebook. (nbgrader warns when a
+released read-only cell differs from its source, which a hidden-test block always made true: nbgrader issue
+#1961. Here the released cells are the source cells.) Such a warning now means that a student changed a
+read-only cell, which nbgrader then puts back.
 
 The exporter grades one notebook after another (a few seconds each). For a large class, grade in parallel:
 
@@ -352,42 +459,56 @@ The exporter grades one notebook after another (a few seconds each). For a large
 """
 
 
+SHIPPED_TESTS = ("conftest.py", "points.json")  # beside the visible suites, which need them
+
+
 def build_course(out_dir: Path | str = DEFAULT_OUT, *, solutions: Path = SOLUTIONS, tests_dir: Path = TESTS_DIR,
                  lesson_dir: Path = LESSON_DIR) -> Path:
-    """Write the nbgrader course folder and return it."""
+    """Write the nbgrader course folder and return it: the notebook, and the visible suites beside it."""
     out = Path(out_dir)
     notebook = build_notebook(solutions=solutions, tests_dir=tests_dir, lesson_dir=lesson_dir)
     source = out / "source" / ASSIGNMENT
     source.mkdir(parents=True, exist_ok=True)
-    for stale in source.iterdir():  # the assignment folder holds the notebook only (no .py with solutions)
+    for stale in source.iterdir():  # the notebook and the visible tests only (never a .py with solutions)
         if stale.is_file():
             stale.unlink()
+        elif stale.name == "tests":
+            shutil.rmtree(stale)
     (source / NOTEBOOK).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    shipped = source / "tests"
+    shipped.mkdir()
+    names = {cell["source"].split()[1] for cell in notebook["cells"] if cell["source"].startswith("%%graded_tests ")}
+    for name in sorted(n for n in names if "/" not in n) + list(SHIPPED_TESTS):
+        shutil.copyfile(tests_dir / name, shipped / name)
     (out / "nbgrader_config.py").write_text(CONFIG)
     (out / "README.md").write_text(COURSE_README)
     return out
 
 
 def exercise_sources(notebook: Path | str) -> dict[str, str]:
-    """NAME -> code of the notebook's ``%%exercise NAME`` cells: the code a kernel run saves and grades.
+    """NAME -> code of the notebook's ``%%exercise NAME`` cells: the module a kernel run saves and grades.
 
-    When a name appears twice the last cell wins (a kernel run from the top leaves that one saved). A name that
-    is not an exercise module name (``ex2_x``) is left out: the notebook is the student's, and
-    ``%%exercise ../../x`` must not become a path.
+    The cells of one name are joined in notebook order; a ``%%exercise NAME --start`` cell begins the module
+    afresh (as running the notebook from the top does). A name that is not an exercise module name (``ex2_x``)
+    is left out: the notebook is the student's, and ``%%exercise ../../x`` must not become a path.
     """
     try:
         cells = json.loads(Path(notebook).read_text())["cells"]
-        sources = {}
+        pieces: dict[str, list[str]] = {}
         for cell in cells:
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
             first, _, body = source.partition("\n")
             words = first.split()
-            if cell["cell_type"] == "code" and words[:1] == ["%%exercise"] and len(words) == 2:
-                if MODULE_RE.match(words[1]):
-                    sources[words[1]] = body
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            if cell["cell_type"] != "code" or words[:1] != ["%%exercise"] or len(words) not in (2, 3):
+                continue
+            if not MODULE_RE.match(words[1]) or (len(words) == 3 and words[2] != "--start"):
+                continue
+            if len(words) == 3:
+                pieces[words[1]] = []
+            pieces.setdefault(words[1], []).append(body.strip("\n"))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{notebook}: not a readable notebook ({type(exc).__name__}: {exc})"[:300]) from None
-    return sources
+    return {name: "\n\n\n".join(parts) + "\n" for name, parts in pieces.items()}
 
 
 def extract_submission(notebook: Path | str, out_dir: Path | str) -> list[Path]:
@@ -449,31 +570,34 @@ def nbgrader(course: Path, *args: str, env: dict | None = None, **popen) -> subp
 
 def half_solved(source: str, exercise: str) -> str:
     """A solution file with every other solution block (the 2nd, 4th, ...) left as its stub: a partial answer."""
-    out, block, inside, keep = [], -1, None, True
-    for line in source.splitlines(keepends=True):
-        begin, end = BEGIN.match(line), END.match(line)
-        if begin:
-            block += 1
-            keep = block % 2 == 0
-            inside = (begin.group("indent"), begin.group("todo") or "write this part")
-        elif end:
-            if not keep:
-                indent, todo = inside
-                out += [f"{indent}# TODO: {todo}\n", f"{indent}raise NotImplementedError({f'{exercise}: {todo}'!r})\n"]
-            inside = None
-        elif inside is None or keep:
-            out.append(line)
-    return "".join(out)
+    return render(segments(source), lambda i, block: block.body if i % 2 == 0 else block.stub(exercise))
 
 
-def fill_exercises(notebook: dict, sources: dict[str, str]) -> dict:
-    """A copy of ``notebook`` whose ``%%exercise NAME`` cells hold ``sources[NAME]``: what a student hands in."""
+def half_solved_pieces(source: str, exercise: str) -> list[str]:
+    """The solution pieces of a solution file (``split_module``) with every other solution block of the whole
+    file (the 2nd, 4th, ...) left as its stub, and no markers: a partial answer, one string per solution cell."""
+    out, offset = [], 0
+    for kind, code in split_module(source, exercise)[1]:
+        if kind != "solution":
+            continue
+        parts = segments(code + "\n")
+        out.append(render(parts, lambda i, block, o=offset: block.body if (i + o) % 2 == 0 else block.stub(exercise)))
+        offset += sum(1 for part in parts if not isinstance(part, str))
+    return out
+
+
+def fill_exercises(notebook: dict, pieces: dict[str, list[str]]) -> dict:
+    """A copy of ``notebook`` whose solution cells ``%%exercise NAME`` hold ``pieces[NAME]``, one after the
+    other (the given cells are kept): what a student hands in."""
     notebook = json.loads(json.dumps(notebook))
+    left = {name: list(codes) for name, codes in pieces.items()}
     for cell in notebook["cells"]:
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         first = source.partition("\n")[0]
-        if cell["cell_type"] == "code" and first.startswith("%%exercise ") and first.split()[1] in sources:
-            cell["source"] = first + "\n" + sources[first.split()[1]]
+        words = first.split()
+        solution = cell.get("metadata", {}).get("nbgrader", {}).get("solution")
+        if cell["cell_type"] == "code" and words[:1] == ["%%exercise"] and solution and left.get(words[1]):
+            cell["source"] = first + "\n" + left[words[1]].pop(0).strip("\n")
     return notebook
 
 
@@ -487,7 +611,7 @@ def write_samples(course: Path, *, solutions: Path = SOLUTIONS) -> dict[str, Pat
     source = json.loads((course / "source" / ASSIGNMENT / NOTEBOOK).read_text())
     release = json.loads((course / "release" / ASSIGNMENT / NOTEBOOK).read_text())
     partial = {
-        path.stem: half_solved(path.read_text(), path.name.split("_", 1)[0])
+        path.stem: half_solved_pieces(path.read_text(), path.name.split("_", 1)[0])
         for path in sorted(solutions.glob("ex*_*.py"))
     }
     notebooks = {"reference": source, "untouched": release, "partial": fill_exercises(release, partial)}
@@ -564,6 +688,143 @@ def score_row(assignment: str, student: str, judged: dict, kernel: dict[str, tup
     return row
 
 
+# ----------------------------------------------------------------------------------------------------------
+# nbgrader preprocessors (made on first use, like the exporter: importing this module never imports nbgrader)
+# ----------------------------------------------------------------------------------------------------------
+
+TODO_LINE = re.compile(r"^\s*# TODO: (?P<todo>.+?)\s*$")
+REMOVED = "[hidden test text removed]"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+MIN_SECRET_CHARS = 13  # shorter lines ("return x", "import torch") say nothing of a hidden test
+
+
+def _public_lines(tests_dir: Path, repo: Path) -> set[str]:
+    files = [*tests_dir.glob("test_*.py"), *(repo / "exercises").glob("*.py"), *(repo / "llm_basics").rglob("*.py"),
+             tests_dir / "conftest.py"]
+    return {line.strip() for path in files if path.is_file() for line in path.read_text().splitlines()}
+
+
+def hidden_test_lines(tests_dir: Path = TESTS_DIR) -> set[str]:
+    """The lines (stripped) that only the hidden suites have: what feedback must never show. Their hints (the
+    first docstring line of each test) are left out: students are meant to see those."""
+    hidden = sorted((tests_dir / "hidden").glob("test_*.py"))
+    hints = set()
+    lines = set()
+    for path in hidden:
+        text = path.read_text()
+        lines |= {line.strip() for line in text.splitlines()}
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and ast.get_docstring(node):
+                hints.add(ast.get_docstring(node).strip().splitlines()[0].strip())
+    public = _public_lines(tests_dir, tests_dir.parent) | hints
+    return {line for line in lines - public if len(line) >= MIN_SECRET_CHARS}
+
+
+def redact(text: str, secrets: set[str]) -> str:
+    """``text`` with every line that holds one of ``secrets`` replaced by a marker (also when the line is HTML-
+    escaped or coloured with ANSI codes)."""
+    if not secrets or not text:
+        return text
+    out = []
+    for line in text.split("\n"):
+        plain = ANSI.sub("", html.unescape(line))
+        out.append(REMOVED if any(s in line or s in plain for s in secrets) else line)
+    return "\n".join(out)
+
+
+def _redact_value(value, secrets: set[str]):
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list):
+        return [_redact_value(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_value(v, secrets) for k, v in value.items()}
+    return value
+
+
+def redact_notebook(nb, secrets: set[str]):
+    """Every cell's source and outputs (streams, results, displays, errors) through ``redact``, in place."""
+    for cell in nb["cells"]:
+        cell["source"] = _redact_value(cell["source"], secrets)
+        for output in cell.get("outputs", []):
+            for key in ("text", "data", "evalue", "traceback"):
+                if key in output:
+                    output[key] = _redact_value(output[key], secrets)
+    return nb
+
+
+def _make_hide_hidden_tests():
+    from nbconvert.preprocessors import Preprocessor
+
+    class HideHiddenTests(Preprocessor):
+        """``generate_feedback``: no line of a hidden test reaches the feedback HTML. The hidden-test cells hold
+        none (they read the suites from the repository), and their output is hints and points; this catches the
+        rest: a line of a hidden suite in any cell's source or output becomes "[hidden test text removed]"."""
+
+        def preprocess(self, nb, resources):
+            return redact_notebook(nb, hidden_test_lines()), resources
+
+    return HideHiddenTests
+
+
+def _make_todo_stubs():
+    from nbgrader.preprocessors import ClearSolutions
+
+    class TodoStubs(ClearSolutions):
+        """``generate_assignment``: nbgrader's ClearSolutions, except that in an ``%%exercise exN_name`` cell a
+        solution block under a ``# TODO: x`` line becomes ``raise NotImplementedError("exN: x")``, the stub of
+        ``exercises/`` (grader.course.Block.stub), rather than one message for every block."""
+
+        def _replace_solution_region(self, cell, language):
+            words = cell.source.partition("\n")[0].split()
+            exercise = exercise_of(words[1]) if cell.cell_type == "code" and len(words) > 1 and \
+                words[0] == "%%exercise" else None
+            if exercise is None:
+                return super()._replace_solution_region(cell, language)
+            out, inside, replaced = [], False, False
+            for line in cell.source.split("\n"):
+                if self.begin_solution_delimeter in line:
+                    if inside:
+                        raise RuntimeError("encountered nested begin solution statements")
+                    indent = re.match(r"\s*", line).group(0)
+                    todo = TODO_LINE.match(out[-1]) if out else None
+                    if todo:
+                        out.append(Block(0, indent, todo.group("todo")).stub(exercise)[1].rstrip("\n"))
+                    else:
+                        out += [indent + stub for stub in self.code_stub[language].split("\n")]
+                    inside = replaced = True
+                elif self.end_solution_delimeter in line:
+                    inside = False
+                elif not inside:
+                    out.append(line)
+            if inside:
+                raise RuntimeError("no end solution statement found")
+            cell.source = "\n".join(out)
+            return replaced
+
+    return TodoStubs
+
+
+def _default_preprocessors(converter) -> list:
+    return list(converter.class_traits()["preprocessors"].default())
+
+
+def assignment_preprocessors() -> list:
+    """``nbgrader generate_assignment``'s preprocessors, with ClearSolutions replaced by TodoStubs."""
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.preprocessors import ClearSolutions
+
+    stubs = __getattr__("TodoStubs")
+    return [stubs if p is ClearSolutions else p for p in _default_preprocessors(GenerateAssignment)]
+
+
+def feedback_preprocessors() -> list:
+    """``nbgrader generate_feedback``'s preprocessors, then HideHiddenTests."""
+    from nbgrader.converters import GenerateFeedback
+
+    return [*_default_preprocessors(GenerateFeedback), __getattr__("HideHiddenTests")]
+
+
 def _make_exporter():
     from nbgrader.api import MissingEntry
     from nbgrader.coursedir import CourseDirectory
@@ -609,11 +870,15 @@ def _make_exporter():
     return ExerciseScoresExport
 
 
+_LAZY = {"ExerciseScoresExport": _make_exporter, "HideHiddenTests": _make_hide_hidden_tests,
+         "TodoStubs": _make_todo_stubs}
+
+
 def __getattr__(name: str):
-    # nbgrader finds the exporter by name (``--exporter grader.nbgrader_export.ExerciseScoresExport``); it is
-    # made on first use so that importing this module never imports nbgrader.
-    if name == "ExerciseScoresExport":
-        cls = _make_exporter()
+    # nbgrader finds the exporter by name (``--exporter grader.nbgrader_export.ExerciseScoresExport``); it and the
+    # preprocessors are made on first use so that importing this module never imports nbgrader.
+    if name in _LAZY:
+        cls = _LAZY[name]()
         globals()[name] = cls
         return cls
     raise AttributeError(name)

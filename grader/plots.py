@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from grader.course import TESTS_DIR, load_manifest
 from grader.plugin import resolve_target
 
-PLOTS = (
-    ("ex2_topk_attention", "save_heatmap", "ex2_topk_attention.png"),
-    ("ex4_scaling", "save_scaling_plot", "ex4_scaling.png"),
-)
+
+def plots(tests_dir: Path = TESTS_DIR) -> list[tuple[str, str, str]]:
+    """(module, drawing function, PNG name) for every exercise whose manifest entry has a ``plot``."""
+    return [(meta["name"], meta["plot"]["function"], meta["plot"]["file"])
+            for meta in load_manifest(tests_dir).values() if meta.get("plot")]
 
 
 def _load(folder: Path, name: str):
@@ -28,7 +30,7 @@ def make_plots(target: str, out: Path) -> list[tuple[str, Path | str]]:
     """Returns (exercise, path written or the reason it could not be drawn) for each plot."""
     folder = resolve_target(target)
     done = []
-    for name, function, filename in PLOTS:
+    for name, function, filename in plots():
         try:
             path = getattr(_load(folder, name), function)(out / filename)
             done.append((name, Path(path)))

@@ -19,20 +19,20 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EXERCISE_RE = re.compile(r"test_(ex\d+)")
+from grader.course import REPO_ROOT, exercise_of
+from grader.records import STRIKE_KINDS, Kind, TestRecord
+
 MAX_OUTPUT_CHARS = 2000
 MAX_REASON_CHARS = 300
 
 POINTS = pytest.StashKey[float]()
 REPORTS = pytest.StashKey[dict]()
-STRIKES = pytest.StashKey[dict]()
-PROTECTIONS = pytest.StashKey[dict]()  # exercise -> tests that timed out or crashed the process
+STRIKES = pytest.StashKey[dict]()  # exercise -> tests that timed out or crashed the worker
+PROTECTIONS = pytest.StashKey[dict]()  # the worker's confinement and count, last said in the event stream
 
 # With --grader-max-strikes N (N > 0), after N timeouts or crashes in one exercise its remaining tests are not
 # run: quick feedback for a student with an endless loop (`make grade` uses 2). Final grading leaves it at 0,
 # so every test is run and a loop in one function costs only the tests that call it.
-STRIKE_KINDS = ("timeout", "crash")
 
 
 class CutShort(Exception):
@@ -173,13 +173,12 @@ def student(pytestconfig: pytest.Config) -> Student:
 def describe_test(item: pytest.Item) -> dict:
     """What a report needs to know about a test, without running it."""
     path = Path(str(item.path))
-    match = EXERCISE_RE.match(path.name)
     doc = (getattr(item, "obj", None).__doc__ or "").strip() if getattr(item, "obj", None) else ""
     return {
         "nodeid": item.nodeid,
         "name": item.name,
         "function": getattr(item, "originalname", None) or item.name,
-        "exercise": match.group(1) if match else path.stem,
+        "exercise": exercise_of(path.name) or path.stem,
         "file": path.name,
         "hidden": path.parent.name == "hidden",  # tests/hidden/test_*.py; never judged by folders above tests/
         "hint": doc.splitlines()[0].strip() if doc else "",
@@ -235,10 +234,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
     result = yield
     reports = item.config.stash[REPORTS].pop(item.nodeid, [])
     record = _fold(item.nodeid, reports)
-    if record["kind"] in STRIKE_KINDS:
+    if record.kind in STRIKE_KINDS:
         exercise = describe_test(item)["exercise"]
         item.config.stash[STRIKES][exercise] = item.config.stash[STRIKES].get(exercise, 0) + 1
-    emit(item.config, record)
+    emit(item.config, record.to_event())
     client = item.config.stash[CLIENT]
     sandbox = {"protections": client.protections, "workers": client.generation}
     if client.generation and sandbox != item.config.stash.get(PROTECTIONS, None):
@@ -253,6 +252,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     exercise = describe_test(item)["exercise"]
     if limit and item.config.stash[STRIKES].get(exercise, 0) >= limit:
         raise CutShort(cut_short_reason(exercise, limit))
+
+
+def budget_reason(budget: float) -> str:
+    return (
+        f"not run: grading this submission used up its time budget ({budget:g} s) before this test; earlier"
+        " tests that timed out (an endless loop?) use it fastest"
+    )
+
+
+def not_run_record(nodeid: str, reason: str) -> dict:
+    """The result event of a test that was never started (grader.judge.serve: the submission's budget ran out)."""
+    return {"event": "result", "nodeid": nodeid, "outcome": "failed", "kind": "not_run", "reason": reason,
+            "longrepr": "", "output": "", "duration": 0.0, "backstop": False}
 
 
 def cut_short_reason(exercise: str, limit: int) -> str:
@@ -336,7 +348,7 @@ def _without_pytest_frames(text: str) -> str:
     return "\n".join(out)
 
 
-def _fold(nodeid: str, reports: list[pytest.TestReport]) -> dict:
+def _fold(nodeid: str, reports: list[pytest.TestReport]) -> TestRecord:
     """Fold the setup/call/teardown reports of one test into one record."""
     outcome, kind, reason, longrepr, backstop = "passed", "passed", "", "", False
     for rep in reports:
@@ -358,17 +370,8 @@ def _fold(nodeid: str, reports: list[pytest.TestReport]) -> dict:
     output = "".join(text for title, text in (reports[-1].sections if reports else []) if "Captured" in title)
     if len(output) > MAX_OUTPUT_CHARS:
         output = output[:MAX_OUTPUT_CHARS] + f"\n... output truncated ({len(output)} characters in all)"
-    return {
-        "event": "result",
-        "nodeid": nodeid,
-        "outcome": outcome,
-        "kind": kind,
-        "reason": reason,
-        "longrepr": longrepr[-4000:],
-        "output": output,
-        "duration": round(sum(rep.duration for rep in reports), 4),
-        "backstop": backstop,
-    }
+    return TestRecord(nodeid=nodeid, outcome=outcome, kind=Kind(kind), reason=reason, longrepr=longrepr[-4000:],
+                      output=output, duration=round(sum(rep.duration for rep in reports), 4), backstop=backstop)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from grader.course import REPO_ROOT, Block, segments
 
 # grader modules that `make grade` starts from; whatever they import from grader.* comes along
 STUDENT_ENTRY_MODULES = ("__init__", "__main__", "cli", "plugin", "runner", "grading", "results", "report")
@@ -178,14 +178,12 @@ def student_grader_files(grader_dir: Path) -> dict[str, str]:
 
 def split_solution(text: str) -> tuple[list[str], list[str]]:
     """(lines inside solution blocks, lines outside them) of one solution file; markers belong to neither."""
-    inside_lines, outside_lines, inside = [], [], False
-    for line in text.splitlines():
-        if re.match(r"^\s*# BEGIN SOLUTION", line):
-            inside = True
-        elif re.match(r"^\s*# END SOLUTION\s*$", line):
-            inside = False
+    inside_lines, outside_lines = [], []
+    for part in segments(text):
+        if isinstance(part, Block):
+            inside_lines += [line.rstrip("\r\n") for line in part.body]
         else:
-            (inside_lines if inside else outside_lines).append(line)
+            outside_lines.append(part.rstrip("\r\n"))
     return inside_lines, outside_lines
 
 

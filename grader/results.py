@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from grader.course import load_manifest
+from grader.records import ExerciseSummary, TestRecord
 from grader.runner import SessionResult
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "gradescope_results.schema.json"
 HIDDEN_VISIBILITY = "after_published"  # Gradescope shows these once grades are published
 
 
-def load_points(tests_dir: Path) -> dict:
-    """``tests/points.json``: per exercise, its module name, title, and visible and hidden points."""
-    return json.loads((tests_dir / "points.json").read_text())
+load_points = load_manifest  # the course manifest (grader.course): per exercise, name, title, points
 
 
 def _round(x: float) -> float:
@@ -42,9 +42,8 @@ def build(
         for ex in exercises
     }
     for number, info in enumerate(session.tests, start=1):
-        record = session.records.get(info["nodeid"], {})
-        passed = record.get("outcome") == "passed"
-        score = info["points"] if passed else 0.0
+        record = session.records.get(info["nodeid"]) or TestRecord(info["nodeid"])
+        score = info["points"] if record.passed else 0.0
         ex, hidden = info["exercise"], info["hidden"]
         bucket = per_ex.setdefault(
             ex, {"visible_score": 0.0, "visible_max": 0.0, "hidden_score": 0.0, "hidden_max": 0.0}
@@ -52,14 +51,14 @@ def build(
         side = "hidden" if hidden else "visible"
         bucket[f"{side}_score"] += score
         bucket[f"{side}_max"] += info["points"]
-        lines = [] if passed else [line for line in (info["hint"], record.get("reason", "")) if line]
+        lines = [] if record.passed else [line for line in (info["hint"], record.reason) if line]
         tests.append(
             {
                 "name": f"{points.get(ex, {}).get('name', ex)}: {info['name']}",
                 "number": f"{ex[2:]}.{number}",
                 "score": _round(score),
                 "max_score": _round(info["points"]),
-                "status": "passed" if passed else "failed",
+                "status": "passed" if record.passed else "failed",
                 "output": "\n".join(lines),
                 "visibility": HIDDEN_VISIBILITY if hidden else "visible",
                 "tags": [ex, side],
@@ -68,33 +67,28 @@ def build(
                     "exercise": ex,
                     "hidden": hidden,
                     "hint": info["hint"],
-                    "kind": record.get("kind", "not_run"),
-                    "reason": record.get("reason", ""),
-                    "details": record.get("longrepr", ""),
-                    "captured_output": record.get("output", ""),
-                    "duration": record.get("duration", 0.0),
-                    "backstop": bool(record.get("backstop")),
+                    "kind": record.kind.value,
+                    "reason": record.reason,
+                    "details": record.longrepr,
+                    "captured_output": record.output,
+                    "duration": record.duration,
+                    "backstop": record.backstop,
                 },
             }
         )
     summary = []
     for ex in exercises:
         b = per_ex[ex]
-        declared_hidden = float(points.get(ex, {}).get("hidden", 0))
-        summary.append(
-            {
-                "id": ex,
-                "name": points.get(ex, {}).get("name", ex),
-                "title": points.get(ex, {}).get("title", ex),
-                "score": round(b["visible_score"] + b["hidden_score"], 2),
-                "max_score": round(b["visible_max"] + b["hidden_max"], 2),
-                "visible_score": round(b["visible_score"], 2),
-                "visible_max": round(b["visible_max"], 2),
-                "hidden_score": round(b["hidden_score"], 2) if hidden_run else None,
-                "hidden_max": round(b["hidden_max"] if hidden_run else declared_hidden, 2),
-                "hidden_run": hidden_run,
-            }
-        )
+        meta = points.get(ex, {"name": ex, "title": ex})
+        summary.append(ExerciseSummary(
+            id=ex, name=meta.get("name", ex), title=meta.get("title", ex),
+            score=round(b["visible_score"] + b["hidden_score"], 2),
+            max_score=round(b["visible_max"] + b["hidden_max"], 2),
+            visible_score=round(b["visible_score"], 2), visible_max=round(b["visible_max"], 2),
+            hidden_score=round(b["hidden_score"], 2) if hidden_run else None,
+            hidden_max=round(b["hidden_max"] if hidden_run else float(meta.get("hidden", 0)), 2),
+            hidden_run=hidden_run,
+        ).to_dict())
     score = round(sum(e["score"] for e in summary), 2)
     max_score = round(sum(e["max_score"] for e in summary), 2)
     not_run = round(sum(e["hidden_max"] for e in summary if not e["hidden_run"]), 2)
@@ -142,13 +136,7 @@ def ungradable(reason: str, *, points: dict, exercises: list[str], execution_tim
             "target": "",
             "hidden_run": False,
             "hidden_points_not_run": 0,
-            "exercises": [
-                {"id": ex, "name": points[ex]["name"], "title": points[ex]["title"], "score": 0.0,
-                 "max_score": float(points[ex]["visible"] + points[ex]["hidden"]), "visible_score": 0.0,
-                 "visible_max": float(points[ex]["visible"]), "hidden_score": None,
-                 "hidden_max": float(points[ex]["hidden"]), "hidden_run": False}
-                for ex in exercises
-            ],
+            "exercises": [ExerciseSummary.empty(ex, points[ex], hidden_run=False).to_dict() for ex in exercises],
             "restarts": 0,
         },
     }

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.records import TestRecord
+
 
 GRADER_DIR = Path(__file__).resolve().parent
 PYTEST_INI = GRADER_DIR / "graded_pytest.ini"
@@ -44,12 +46,17 @@ class Limits:
     memory_bytes: int | None = 4 * 2**30
     output_bytes: int = OUTPUT_LIMIT
     max_strikes: int = 0  # > 0: skip an exercise's other tests after this many timeouts/crashes (quick feedback)
+    # Whole-submission budget, wall-clock seconds (None: none). Checked by the judge between tests: once it is used
+    # up, every test not yet run is recorded as not run (kind "not_run", the reason says why) and the results are written as usual. A
+    # platform that kills a slow grading outright (Gradescope, after 10 minutes) would otherwise record nothing.
+    # The test running when the budget runs out is not cut short: it still has its own limits above.
+    budget: float | None = None
 
 
 @dataclass
 class SessionResult:
     tests: list[dict] = field(default_factory=list)  # describe_test() dicts, in collection order
-    records: dict[str, dict] = field(default_factory=dict)  # nodeid -> folded record
+    records: dict[str, TestRecord] = field(default_factory=dict)  # nodeid -> what happened in that test
     log: str = ""  # what the child printed outside of tests (truncated)
     restarts: int = 0  # judge restarts: none since the judge runs no student code (kept in the document)
     protections: dict = field(default_factory=dict)  # which confinement the worker had (grader.judge.confine)
@@ -196,6 +203,7 @@ class JudgeServer:
             "op": "grade", "id": self.next_id, "target": str(target), "exercises": list(exercises),
             "events": str(events), "workdir": str(workdir), "cpu_seconds": limits.timeout,
             "wall_seconds": limits.wall, "memory_bytes": limits.memory_bytes or 0, "max_strikes": limits.max_strikes,
+            "budget_seconds": limits.budget or 0,
         }).encode()
         try:
             self.sock.send(request)
@@ -249,12 +257,20 @@ def run_session(
     extra_args: tuple[str, ...] = (),
     flop_counter: bool = False,
     on_progress=None,
+    server: JudgeServer | None = None,
 ) -> SessionResult:
-    """Grade ``target`` with the graded tests in ``test_paths``; returns every test's record."""
+    """Grade ``target`` with the graded tests in ``test_paths``; returns every test's record.
+
+    ``server``: a session that has already collected ``test_paths`` and stays open (``grader.watch`` keeps one
+    for all the saves of a sitting); by default a session is started for this one submission and closed."""
     preload(flop_counter=flop_counter)
     limits = limits or Limits()
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
         tmpdir = Path(tmp)
+        if server is not None:
+            events_path = tmpdir / "events.jsonl"
+            server.submit(target, exercises, events=events_path, workdir=tmpdir / "work", limits=limits)
+            return follow(server, events_path, limits, on_progress)
         server = JudgeServer(test_paths, rootdir=rootdir, tmpdir=tmpdir, limits=limits, extra_args=extra_args)
         try:
             events_path = tmpdir / "events.jsonl"
@@ -327,7 +343,7 @@ def absorb(result: SessionResult, events: list[dict]) -> None:
         if kind == "collected":
             result.tests = list(event["tests"])
         elif kind == "result":
-            result.records[event["nodeid"]] = event
+            result.records[event["nodeid"]] = TestRecord.from_event(event)
         elif kind == "sandbox":
             result.protections = dict(event["protections"])
             result.workers = max(result.workers, int(event.get("workers", 0)))

@@ -12,46 +12,17 @@ same indentation. Everything outside the blocks (signatures, docstrings, numbere
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SOLUTIONS = REPO_ROOT / "solutions"
-EXERCISES = REPO_ROOT / "exercises"
+from grader.course import EXERCISES, REPO_ROOT, SOLUTIONS, SolutionBlockError, render, segments  # noqa: F401
 
-BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?:\s+TODO:\s*(?P<todo>.*?))?\s*$")
-END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
 HEADER = '"""Reference solution'  # a solution file may open with a note that it is the reference
-
-
-class StubError(ValueError):
-    """A solution file whose markers do not pair up."""
+StubError = SolutionBlockError  # a solution file whose markers do not pair up
 
 
 def make_stub(source: str, exercise: str) -> str:
     """Return the stub text for one solution file's text."""
-    out: list[str] = []
-    inside = None  # (line number, indent, todo) of the open block
-    for number, line in enumerate(source.splitlines(keepends=True), start=1):
-        begin, end = BEGIN.match(line), END.match(line)
-        if begin:
-            if inside:
-                raise StubError(f"line {number}: BEGIN SOLUTION inside the block opened at line {inside[0]}")
-            todo = begin.group("todo") or "write this part"
-            inside = (number, begin.group("indent"), todo)
-        elif end:
-            if not inside:
-                raise StubError(f"line {number}: END SOLUTION without a BEGIN SOLUTION")
-            _, indent, todo = inside
-            message = f"{exercise}: {todo}".replace("\\", "\\\\").replace('"', '\\"')
-            out.append(f"{indent}# TODO: {todo}\n")
-            out.append(f'{indent}raise NotImplementedError("{message}")\n')
-            inside = None
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise StubError(f"line {inside[0]}: BEGIN SOLUTION is never closed")
-    return "".join(out)
+    return render(segments(source), lambda _, block: block.stub(exercise))
 
 
 def solution_files(solutions: Path = SOLUTIONS) -> list[Path]:

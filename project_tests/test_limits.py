@@ -7,7 +7,6 @@ import csv
 import json
 import shutil
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -61,22 +60,20 @@ def batch_rows(demo_tests: Path, tmp_path: Path, submission: Path, **limits) -> 
                                                                                           "deep-recursion"])
 def test_import_time_fault_costs_only_its_exercise_locally(demo_tests, make_submission, source):
     sub = make_submission(ex1_demo=textwrap.dedent(source))
-    start = time.monotonic()
     doc = grade(sub, tests_dir=demo_tests, hidden=True, limits=Limits(timeout=1.0, wall=20.0))
     assert exercise(doc, "ex2")["score"] == 2 and exercise(doc, "ex1")["score"] == 0
     reasons = {t["extra_data"]["reason"] for t in doc["tests"] if t["extra_data"]["exercise"] == "ex1"}
     assert len(reasons) == 1 and "importing it" in reasons.pop()  # one fault, remembered for every test
-    assert time.monotonic() - start < 15  # one exercise's limit (1 s of CPU), not one per test, not 600 s
+    assert doc["lesson"]["restarts"] == 1  # it cost one worker and one limit, not one per test
 
 
 @pytest.mark.parametrize("source", [IGNORES_SIGNALS_AND_LOOPS, RECURSES_AT_IMPORT], ids=["loop-ignoring-signals",
                                                                                           "deep-recursion"])
 def test_import_time_fault_costs_only_its_exercise_in_batch(demo_tests, make_submission, tmp_path, source):
     sub = make_submission(ex1_demo=textwrap.dedent(source))
-    start = time.monotonic()
-    row, _ = batch_rows(demo_tests, tmp_path, sub, test_timeout=1.0)
+    row, out = batch_rows(demo_tests, tmp_path, sub, test_timeout=1.0)
     assert (row["status"], row["ex1"], row["ex2"], row["total"]) == ("graded", "0", "2", "2")
-    assert time.monotonic() - start < 20
+    assert json.loads((out / "sub" / "results.json").read_text())["lesson"]["restarts"] == 1
 
 
 def test_a_cpu_loop_is_a_timeout_that_names_cpu_time(demo_tests, make_submission):

@@ -36,7 +36,7 @@ from grader.nbgrader_export import (
     score_row,
     write_samples,
 )
-from grader.stubs import BEGIN, END
+from grader.course import BEGIN, END
 
 POINTS = results.load_points(TESTS_DIR)
 
@@ -117,7 +117,7 @@ def test_half_solved_keeps_every_other_block():
     )
     got = half_solved(source, "ex9")
     assert "x0 = 0" in got and "x2 = 2" in got and "x1 = 1" not in got
-    assert "raise NotImplementedError('ex9: part 1')" in got
+    assert "raise NotImplementedError("ex9: part 1")" in got
     assert not any(BEGIN.match(line) or END.match(line) for line in got.splitlines())
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from pathlib import Path
 
 from grader import results
+from grader.records import ExerciseSummary
 
 REASON_CHARS = 200  # one exercise's part of a gradebook reason
 
@@ -34,11 +36,7 @@ def add_ungraded_exercises(doc: dict, problems: dict[str, str], points: dict) ->
             ordered.append(graded[ex])
         elif ex in problems:
             total = float(meta["visible"] + meta["hidden"])
-            ordered.append({
-                "id": ex, "name": meta["name"], "title": meta["title"], "score": 0.0, "max_score": total,
-                "visible_score": 0.0, "visible_max": float(meta["visible"]), "hidden_score": 0.0,
-                "hidden_max": float(meta["hidden"]), "hidden_run": True, "problem": problems[ex],
-            })
+            ordered.append(ExerciseSummary.empty(ex, meta, hidden_run=True, problem=problems[ex]).to_dict())
             doc["tests"].append({
                 "name": f"{meta['name']}: not graded", "number": f"{ex[2:]}.0", "score": 0.0,
                 "max_score": total, "status": "failed", "output": problems[ex], "visibility": "visible",
@@ -83,7 +81,8 @@ def common_failure(doc: dict, ex: str) -> str | None:
 def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
     lesson = doc["lesson"]
     status = lesson.get("status", "graded")
-    row = {"student": student, "max": _num(doc["max_score"]), "status": status}
+    row = {"student": student, "lms_id": str(lesson.get("lms_id") or ""), "max": _num(doc["max_score"]),
+           "status": status}
     by_id = {e["id"]: e for e in lesson.get("exercises", [])}
     if status == "graded":
         for ex in ex_ids:
@@ -112,31 +111,68 @@ def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
     return row
 
 
-class Gradebook:
-    """``OUT/grades.csv``: rows appended as they come (open, append, flush, close), sorted at the end."""
+PENDING_REASON = "not graded: the batch was stopped before this submission was graded; run the batch again"
 
-    def __init__(self, path: Path, ex_ids: list[str]) -> None:
+
+class Gradebook:
+    """``OUT/grades.csv``: one row per student, sorted by student id, replaced atomically (a temporary file, then a
+    rename) as rows come, at most every ``WRITE_EVERY`` seconds and at the end. So the file is always whole and
+    holds every row graded so far, earlier runs' included (``earlier``: the rows of sealed results documents)."""
+
+    WRITE_EVERY = 0.5  # seconds
+
+    def __init__(self, path: Path, ex_ids: list[str], earlier: dict[str, dict] | None = None) -> None:
         self.path = path
-        self.columns = ["student", *ex_ids, "total", "max", "status", "reason"]
-        self.rows: list[dict] = []
-        with open(path, "w", newline="") as f:
-            csv.DictWriter(f, self.columns).writeheader()
+        self.columns = ["student", "lms_id", *ex_ids, "total", "max", "status", "reason"]
+        self.by_student: dict[str, dict] = dict(earlier or {})
+        self.written, self.dirty = 0.0, False
+        self.write()
+
+    @property
+    def rows(self) -> list[dict]:
+        return [self.by_student[s] for s in sorted(self.by_student)]
 
     def add(self, row: dict) -> None:
-        self.rows.append(row)
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
-            f.flush()
+        self.by_student[row["student"]] = row
+        self.dirty = True
+        self.write_if_due()
 
-    def finish(self) -> list[dict]:
-        self.rows.sort(key=lambda r: r["student"])
+    def write_if_due(self) -> None:
+        if self.dirty and time.monotonic() - self.written >= self.WRITE_EVERY:
+            self.write()
+
+    def pending(self, student: str, lms_id: str = "") -> None:
+        """A row for a submission the batch did not get to (kept out of the way of an earlier run's row)."""
+        if student not in self.by_student:
+            self.by_student[student] = {"student": student, "lms_id": lms_id, "status": "pending",
+                                        "reason": PENDING_REASON}
+
+    def write(self) -> None:
         tmp = self.path.with_suffix(".csv.tmp")
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, self.columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(self.rows)
         tmp.replace(self.path)
+        self.written, self.dirty = time.monotonic(), False
+
+    def finish(self) -> list[dict]:
+        self.write()
         return self.rows
+
+
+def earlier_rows(out: Path, seals: "Seals", ex_ids: list[str]) -> dict[str, dict]:
+    """The rows of every results document in OUT that this grader sealed (earlier runs, interrupted or not)."""
+    rows = {}
+    for student in sorted(seals.seals):
+        if not seals.verify(student):
+            continue
+        try:
+            doc = json.loads((out / student / "results.json").read_text())
+            rows[student] = row_from_doc(student, doc, ex_ids)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return rows
 
 
 class Seals:

@@ -1,0 +1,241 @@
+"""The judge's side of the worker: only plain data crosses, student objects stay behind handles, callables
+stay in the judge, errors cross as built-in types, limits are the judge's, and the worker is confined."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from grader.judge import wire
+from grader.judge.client import RemoteObject, StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout
+from grader.plugin import worker_read_paths
+from llm_basics.model import ModelConfig, TinyLM, TransformerBlock
+from llm_basics.tokenizer import BPETokenizer
+
+REPO = Path(__file__).resolve().parent.parent
+
+STUDENT = '''
+import os
+import torch
+
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+
+class Agreeable(torch.Tensor):
+    pass
+
+
+def always_equal():
+    return AlwaysEqual()
+
+
+def agreeable():
+    return torch.ones(2).as_subclass(Agreeable)
+
+
+def echo(x):
+    return x
+
+
+def raises(kind):
+    raise {"value": ValueError, "key": KeyError, "custom": type("Mine", (LookupError,), {})}[kind]("no")
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters()), type(model).__name__, next(model.parameters()).device.type
+
+
+def merges(tok):
+    return len(tok.merges), tok.encode("hi")
+
+
+def call_clock(clock, n):
+    with torch.no_grad():
+        return [clock() for _ in range(n)]
+
+
+def square_sum(x):
+    return (x * x).sum()
+
+
+def spin():
+    while True:
+        pass
+
+
+def nap():
+    import time
+    time.sleep(30)
+
+
+def leave():
+    os._exit(4)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def write(path):
+    with open(path, "w") as f:
+        f.write("x")
+    return "written"
+
+
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def bump(self):
+        self.n += 1
+        return self.n
+'''
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    root = tmp_path_factory.mktemp("judge")
+    target = root / "submission"
+    target.mkdir()
+    (target / "ex9_probe.py").write_text(textwrap.dedent(STUDENT))
+    c = WorkerClient(target, root / "work", limits=WorkerLimits(cpu_seconds=1.0, wall_seconds=20.0),
+                     read_paths=worker_read_paths(target))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def ex(client):
+    client.begin_test()
+    return client.module("ex9_probe")
+
+
+def test_values_come_back_as_plain_data(ex):
+    got = ex.always_equal()
+    assert isinstance(got, RemoteObject) and got != 1  # an object of the student's is a handle, never equal
+    t = ex.agreeable()
+    assert type(t) is torch.Tensor and torch.equal(t, torch.ones(2))  # a subclass comes back a plain tensor
+    value = {"a": [1, 2.5, None, True], (1, 2): b"\x00", "t": torch.arange(6, dtype=torch.int16).reshape(2, 3)}
+    back = ex.echo(value)
+    assert back.keys() == value.keys() and back["a"] == value["a"] and back[(1, 2)] == b"\x00"
+    assert torch.equal(back["t"], value["t"]) and back["t"].dtype == torch.int16
+    for dtype in (torch.bfloat16, torch.bool, torch.float64, torch.complex64):
+        x = torch.ones(3, dtype=dtype)
+        assert torch.equal(ex.echo(x), x) and ex.echo(x).dtype == dtype
+    assert ex.echo(torch.empty(0, 4)).shape == (0, 4)
+
+
+def test_errors_cross_as_builtin_types_with_the_students_frames(ex):
+    with pytest.raises(ValueError) as info:
+        ex.raises("value")
+    assert isinstance(info.value, StudentError) and info.value.where().startswith(" (ex9_probe.py line")
+    with pytest.raises(KeyError):
+        ex.raises("key")
+    with pytest.raises(LookupError) as info:  # a class of the student's: its nearest built-in base
+        ex.raises("custom")
+    assert info.value.student_type == "Mine"
+
+
+def test_lesson_objects_are_rebuilt_in_the_worker(ex):
+    cfg = ModelConfig(vocab_size=30, context_length=8, d_model=8, n_heads=2, n_layers=2)
+    assert ex.count_params(TinyLM(cfg)) == (sum(p.numel() for p in TinyLM(cfg).parameters()), "TinyLM", "cpu")
+    with torch.device("meta"):
+        block = TransformerBlock(cfg)
+    assert ex.count_params(block)[1:] == ("TransformerBlock", "meta")
+    tok = BPETokenizer.train("hi hi hi there", vocab_size=260)
+    assert ex.merges(tok) == (len(tok.merges), tok.encode("hi"))
+
+
+def test_callables_stay_in_the_judge_with_the_workers_grad_mode(ex):
+    seen = []
+
+    def clock():
+        seen.append(torch.is_grad_enabled())
+        return float(len(seen))
+
+    assert ex.call_clock(clock, 3) == [1.0, 2.0, 3.0] and seen == [False, False, False]
+
+
+def test_gradients_are_computed_where_the_function_runs(ex):
+    x = torch.tensor([1.0, -2.0, 3.0])
+    (grad,) = ex.square_sum.backward((x,), weights=[torch.tensor(1.0)])
+    assert torch.equal(grad, 2 * x)
+
+
+def test_objects_of_the_student_stay_in_the_worker(ex):
+    counter = ex.Counter()
+    assert (counter.bump(), counter.bump(), counter.n) == (1, 2, 2)
+    with pytest.raises(AttributeError):
+        counter.n = 5
+
+
+def test_limits_cost_the_test_and_a_new_worker_serves_the_next(client, ex):
+    with pytest.raises(WorkerTimeout, match="CPU"):  # its own CPU time, however busy the machine is
+        ex.spin()
+    with pytest.raises(WorkerTimeout, match="CPU"):  # the rest of the test fails the same way
+        ex.echo(1)
+    client.begin_test()
+    ex = client.module("ex9_probe")
+    client.limits.wall_seconds = 1.0  # sleeping uses no CPU: only the backstop stops it
+    try:
+        with pytest.raises(WorkerTimeout, match="wall-clock") as info:
+            ex.nap()
+    finally:
+        client.limits.wall_seconds = 20.0
+    assert info.value.backstop
+    client.begin_test()
+    ex = client.module("ex9_probe")
+    with pytest.raises(WorkerLost, match="exit code 4"):
+        ex.leave()
+    client.begin_test()
+    assert client.module("ex9_probe").echo(7) == 7
+
+
+def test_the_worker_is_confined(client, ex, tmp_path):
+    protections = client.protections
+    if not protections.get("filesystem"):
+        pytest.skip(f"Landlock is not available here: {protections}")
+    with pytest.raises(PermissionError):
+        ex.read(str(REPO / "tests" / "points.json"))
+    with pytest.raises(PermissionError):
+        ex.write(str(tmp_path / "outside.txt"))
+    assert ex.write(str(client.private / "inside.txt")) == "written"
+    assert protections.get("pid_namespace") and protections.get("network")
+
+
+@pytest.mark.parametrize("header", [
+    ["X", "float32", [2], 0, "cpu"],          # 4 bytes of data for 2 floats
+    ["X", "object", [1], 0, "cpu"],           # not a dtype
+    ["Q", 1],                                 # not a tag
+    ["D", "a"],                               # half a dict
+    ["H", 1],                                 # a handle is the judge's to accept, not the decoder's
+])
+def test_the_decoder_refuses_what_is_not_plain_data(header):
+    with pytest.raises(wire.WireError):
+        wire.Decoder([bytearray(4)]).decode(header)
+
+
+def test_a_deep_value_is_refused():
+    deep: list = []
+    for _ in range(wire.MAX_DEPTH + 5):
+        deep = ["L", deep]
+    with pytest.raises(wire.WireError):
+        wire.Decoder([]).decode(deep)
+
+
+def test_no_descriptor_of_the_judge_reaches_the_worker(ex, tmp_path):
+    secret = os.open(tmp_path / "judge-only.txt", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        # the worker was forked before this descriptor existed, and forks close what they inherit anyway
+        with pytest.raises(OSError):
+            ex.read(f"/proc/self/fd/{secret}")
+    finally:
+        os.close(secret)

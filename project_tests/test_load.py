@@ -1,0 +1,80 @@
+"""The same grade on a starved machine: the reference scores 100 (hidden tests included) while CPU-bound
+processes compete for every core, locally, in a batch and through the Gradescope entry point, and 20 gradings
+under that load give the same results documents apart from durations.
+
+A cgroup CPU quota would be the cleaner way to give grading half a CPU, but the cgroup controllers of these
+machines do not throttle (measured: a quota of 0.5 CPU left a busy loop unthrottled), so the load is made the
+other way the issue allows: 4 CPU-bound competitors per core for the whole run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader import gradescope
+from grader.batch import batch_grade
+from grader.grading import grade
+
+REPO = Path(__file__).resolve().parent.parent
+VOLATILE = {"duration", "execution_time"}
+
+
+@pytest.fixture
+def starved():
+    """4 busy loops per core, for the duration of the test."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4 * (os.cpu_count() or 1))]
+    try:
+        yield len(hogs)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def reference(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for path in (REPO / "solutions").glob("ex*_*.py"):
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def stable(doc):
+    """The document without what measures time."""
+    if isinstance(doc, dict):
+        return {k: stable(v) for k, v in doc.items() if k not in VOLATILE}
+    if isinstance(doc, list):
+        return [stable(v) for v in doc]
+    return doc
+
+
+@pytest.mark.slow
+def test_reference_scores_full_marks_when_starved(starved, tmp_path):
+    doc = grade(reference(tmp_path / "ref"), hidden=True)
+    assert (doc["score"], doc["max_score"]) == (100, 100), [t["extra_data"]["reason"] for t in doc["tests"]
+                                                            if t["status"] != "passed"]
+    gs = gradescope.run(reference(tmp_path / "gs" / "submission"), tmp_path / "gs" / "results.json")
+    assert (gs["score"], gs["max_score"]) == (100, 100)
+
+
+@pytest.mark.slow
+def test_twenty_gradings_under_load_are_identical(starved, tmp_path):
+    subs = tmp_path / "subs"
+    for i in range(20):
+        reference(subs / f"copy{i:02d}")
+    rows = batch_grade(subs, tmp_path / "out", jobs=2, progress=None)
+    assert {row["total"] for row in rows} == {"100"}
+    docs = [stable(json.loads((tmp_path / "out" / row["student"] / "results.json").read_text())) for row in rows]
+    for doc in docs:
+        for key in ("target", "student", "entry", "sources", "submission_hash"):
+            doc["lesson"].pop(key, None)
+    assert all(doc == docs[0] for doc in docs[1:])
+    with open(tmp_path / "out" / "grades.csv", newline="") as f:
+        assert all(row["status"] == "graded" and not row["reason"] for row in csv.DictReader(f))
