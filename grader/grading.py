@@ -8,7 +8,7 @@ from pathlib import Path
 from grader import results
 from grader.runner import GradingError, Limits, run_session
 
-from grader.course import REPO_ROOT, TESTS_DIR  # noqa: F401 - REPO_ROOT is part of this module's interface
+from grader.course import REPO_ROOT, TESTS_DIR  # noqa: F401 - REPO_ROOT: imported from here by project tests
 
 
 def exercise_ids(tests_dir: Path = TESTS_DIR) -> list[str]:

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.processes import describe_status, kill, run_child  # noqa: F401 - describe_status is re-exported
 from grader.records import TestRecord
 
 
@@ -109,14 +110,13 @@ def preload(*, flop_counter: bool = False) -> None:
 
 
 def _child(args: list[str], log_path: Path, workdir: Path, limits: Limits) -> None:
-    """Runs in the forked child: never returns."""
-    code = 70
-    try:
-        os.setpgid(0, 0)  # own process group: the parent can kill everything the student code spawned
+    """Runs in the forked judge session: never returns."""
+
+    def session() -> int:
+        os.setpgid(0, 0)  # own process group
         faulthandler.disable()  # a parent's faulthandler (pytest's) would dump our crashes onto its stderr
         os.chdir(workdir)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
@@ -129,31 +129,9 @@ def _child(args: list[str], log_path: Path, workdir: Path, limits: Limits) -> No
         sys.dont_write_bytecode = True  # the judge never leaves compiled tests behind
         import pytest
 
-        code = pytest.main(args)
-    except BaseException:  # noqa: BLE001 - report anything, then leave without running the parent's cleanup
-        try:
-            import traceback
+        return int(pytest.main(args))
 
-            traceback.print_exc()
-        except BaseException:
-            pass
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(int(code) if isinstance(code, int) else 70)
-
-
-def describe_status(status: int) -> str:
-    """A wait status in words: 'exit code 3' or 'killed by signal SIGSEGV'."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            return f"killed by signal {signal.Signals(sig).name}"
-        except ValueError:
-            return f"killed by signal {sig}"
-    return f"exit code {os.waitstatus_to_exitcode(status)}"
+    run_child(session)
 
 
 class JudgeServer:
@@ -238,7 +216,7 @@ class JudgeServer:
             self.sock.close()  # the session ends when its request socket closes
             if self.pid is not None:
                 if select.select([self.pidfd], [], [], 5.0)[0] == []:
-                    os.kill(self.pid, signal.SIGKILL)
+                    kill(self.pid)
                 os.waitpid(self.pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
@@ -298,7 +276,7 @@ def follow(server: JudgeServer, events_path: Path, limits: Limits, on_progress=N
                 _report_progress(events, on_progress)
         elif judge_pid and time.monotonic() - last_event > limits.wall + HARD_GRACE:
             # the judge bounds every wait on student code, so only a bug of ours gets here
-            os.kill(judge_pid, signal.SIGKILL)
+            kill(judge_pid)
             last_event = time.monotonic()
     read_events(events_path, offset, events)
     absorb(result, events)

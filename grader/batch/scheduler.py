@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import feedback, results, sandbox
-from grader.batch.gradebook import (Gradebook, Seals, add_ungraded_exercises, empty_doc, row_from_doc,
+from grader.batch.gradebook import (Gradebook, Seals, add_ungraded_exercises, earlier_rows, empty_doc, row_from_doc,
                                     ungradable_doc)
+from grader.batch.intake import NOT_A_SUBMISSION, Entry, scan
+from grader.batch.lifecycle import Interrupted, ProcessTree, StopSignals
 from grader.grading import TESTS_DIR, suite_files
+from grader.processes import kill
 from grader.report import Display
 from grader.runner import (DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeServer, Limits, SessionResult, absorb,
                            describe_status, preload, read_events)
@@ -33,13 +36,14 @@ DEFAULT_MEMORY_MB = 2048  # address space a submission's worker may add on top o
 SANDBOX = ".sandbox"
 CSV_NAME = "grades.csv"
 SKIPPED_NAME = "skipped.txt"
-NOT_A_SUBMISSION = "not a folder or a supported archive (.zip, .tar.gz, .tgz)"
+__all__ = ["NOT_A_SUBMISSION", "Batch", "Options", "batch_grade", "scan"]
 
 
 @dataclass
 class Job:
     student: str
     entry: str  # entry name(s) in the submissions folder, for messages
+    meta: dict = field(default_factory=dict)  # where the submission came from (student, entry, LMS id), kept in results
     sub: Submission | None = None
     digest: str = ""
     judge_pid: int = 0  # the judge forked for this submission (reported by the judge session)
@@ -47,6 +51,19 @@ class Job:
     stopping: bool = False
     sandbox: Path | None = None
     exercises: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """How one submission's grading ended, wherever it ran (here, or on a Dask worker: grader.batch.dask_pool):
+    the judge's wait status and event stream, from which ``Batch.finish`` builds the results document."""
+
+    status: int = 0  # the judge's wait status (0: it ran every test)
+    events: list[dict] = field(default_factory=list)
+    elapsed: float = 0.0  # seconds of grading
+    stopped: bool = False  # stopped at --timeout-per-submission
+    lost: str = ""  # never graded, and why (an ungradable row): it stopped every grading machine it ran on
+    error: str = ""  # the grading machinery failed, and why (an error row, graded again by the next run)
 
 
 @dataclass
@@ -69,22 +86,6 @@ class Options:
                 "timeout_per_submission": self.timeout_per_submission}
 
 
-def scan(submissions: Path, out: Path, skipped: dict[str, str] | None = None) -> dict[str, list[Path]]:
-    """Student id -> entries with that id (more than one is a duplicate); skips dot-names and OUT itself. A
-    regular file that is not a supported archive is no submission: it goes to ``skipped`` (name -> reason)."""
-    out_resolved = out.resolve()
-    found: dict[str, list[Path]] = {}
-    for entry in sorted(submissions.iterdir()):
-        if entry.name.startswith(".") or entry.resolve() == out_resolved:
-            continue
-        if not entry.is_symlink() and entry.is_file() and sandbox.entry_kind(entry) == "unsupported":
-            if skipped is not None:
-                skipped[entry.name] = NOT_A_SUBMISSION
-            continue
-        found.setdefault(sandbox.student_id(entry), []).append(entry)
-    return found
-
-
 def _report_skipped(skipped: dict[str, str], out: Path, stream) -> None:
     """``OUT/skipped.txt`` lists the entries that got no row (removed when there are none); one warning each."""
     path = out / SKIPPED_NAME
@@ -96,10 +97,6 @@ def _report_skipped(skipped: dict[str, str], out: Path, stream) -> None:
     for name, reason in sorted(skipped.items()):
         stream.write(f"warning: skipped {name}: {reason} (listed in {path})\n")
     stream.flush()
-
-
-def _entry_label(path: Path) -> str:
-    return path.name + ("/" if path.is_dir() and not path.is_symlink() else "")
 
 
 class Batch:
@@ -114,14 +111,17 @@ class Batch:
         self.skipped = skipped
         _report_skipped(skipped, out, stream)
         self.tests, self.code = sandbox.tests_digest(tests_dir), sandbox.code_digest()
-        self.book = Gradebook(out / CSV_NAME, list(self.points))
         self.seals = Seals(out)
+        # the gradebook starts with every row an earlier run graded: an interrupted run loses nothing
+        self.book = Gradebook(out / CSV_NAME, list(self.points), earlier_rows(out, self.seals, list(self.points)))
         self.display = Display(len(self.entries), progress, stream)
         self.box_root = out / SANDBOX
         self.counts = {"graded": 0, "ungradable": 0, "error": 0, "skipped": 0}
         self.server: JudgeServer | None = None
         self.running: dict[int, Job] = {}  # request id -> job
         self.queue: deque[Job] = deque()
+        self.unprepared = dict(self.entries)  # students not read yet (the rows an interruption leaves pending)
+        self.signals = StopSignals()
         self.start = time.monotonic()
 
     # -- rows -------------------------------------------------------------------------------------------------
@@ -138,28 +138,29 @@ class Batch:
         self.counts["skipped"] += seconds is None
         self.display.finished(row, seconds)
 
-    def prepare(self, student: str, paths: list[Path]) -> Job | None:
+    def prepare(self, student: str, entries: list[Entry]) -> Job | None:
         """Everything that needs no grading is recorded here; returns a Job to run otherwise."""
-        label = ", ".join(_entry_label(p) for p in paths)
-        if len(paths) > 1:
+        meta = entries[0].meta()
+        if len(entries) > 1:
+            label = ", ".join(e.label for e in entries)
             self.record(student, ungradable_doc(f"duplicate student id: {label} (keep one entry)", self.points,
-                                                student=student, entry=label), 0.0, write=True)
+                                                **{**meta, "entry": label}), 0.0, write=True)
             return None
-        wanted = {ex: meta["name"] for ex, meta in self.points.items()}
+        wanted = {ex: m["name"] for ex, m in self.points.items()}
+        entry = entries[0]
         try:
-            sub = sandbox.collect(paths[0], wanted, self.opts.caps)
+            sub = sandbox.collect(entry.path, wanted, self.opts.caps, parts=entry.parts, student=student)
         except Exception as exc:  # noqa: BLE001 - e.g. a file we may not read: this row, not the batch
-            sub = Submission(student=student, entry=paths[0], error=f"could not read the submission ({exc})")
+            sub = Submission(student=student, entry=entry.path, error=f"could not read the submission ({exc})")
         if sub.error:
-            self.record(student, ungradable_doc(sub.error, self.points, student=student, entry=label), 0.0,
-                        write=True)
+            self.record(student, ungradable_doc(sub.error, self.points, **meta), 0.0, write=True)
             return None
         digest = sandbox.submission_hash(sub, tests=self.tests, settings=self.opts.settings(), code=self.code)
         old = self._unchanged(student, digest)
         if old is not None:
             self.record(student, old, None, write=False)
             return None
-        return Job(student=student, entry=label, sub=sub, digest=digest)
+        return Job(student=student, entry=entry.label, meta=meta, sub=sub, digest=digest)
 
     def _unchanged(self, student: str, digest: str) -> dict | None:
         """The earlier results document, if this grader wrote it (its seal), for the same submission, and final."""
@@ -191,14 +192,17 @@ class Batch:
                                       limits=self.opts.limits())
         return self.server
 
-    def launch(self, job: Job) -> None:
-        folder = self.out / job.student
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ("results.json", "feedback.md"):
-            (folder / name).unlink(missing_ok=True)
+    def begin(self, job: Job) -> bool:
+        """What every grading starts with, local or on Dask; False when no exercise is left to grade (recorded)."""
+        # an earlier results.json stays until this grading replaces it: until then the gradebook keeps its row
+        (self.out / job.student).mkdir(parents=True, exist_ok=True)
         job.exercises = [ex for ex, meta in self.points.items() if f"{meta['name']}.py" in job.sub.files]
         if not job.exercises:
             self.finish(job, None)
+        return bool(job.exercises)
+
+    def launch(self, job: Job) -> None:
+        if not self.begin(job):
             return
         server = self._server()
         job.sandbox = self.box_root / job.student
@@ -212,12 +216,13 @@ class Batch:
                             workdir=job.sandbox / "work")
         self.running[rid] = job
 
-    def finish(self, job: Job, status: int | None) -> None:
-        """Build the submission's results document from its judge's events (here, in the trusted parent)."""
-        elapsed = time.monotonic() - job.started if job.started else 0.0
-        meta = {"student": job.student, "entry": job.entry, "sources": job.sub.sources,
-                "submission_hash": job.digest, "review": sandbox.suspicious(job.sub.files)}
-        doc = empty_doc(job.entry) if status is None else self._document(job, status, elapsed, meta)
+    def finish(self, job: Job, outcome: Outcome | None) -> None:
+        """Build the submission's results document from its judge's events (here, in the trusted parent), for a
+        local batch and a Dask one alike; ``None``: it had no exercise to grade."""
+        elapsed = outcome.elapsed if outcome is not None else 0.0
+        meta = {**job.meta, "sources": job.sub.sources, "submission_hash": job.digest,
+                "review": sandbox.suspicious(job.sub.files)}
+        doc = empty_doc(job.entry) if outcome is None else self._document(job, outcome, meta)
         if doc["lesson"].get("status", "graded") == "graded":
             doc = add_ungraded_exercises(doc, job.sub.problems, self.points)
             doc["output"] += "\n" + job.sub.summary()  # the same "Files graded / Not graded" block as on Gradescope
@@ -227,11 +232,17 @@ class Batch:
         if job.sandbox is not None:
             shutil.rmtree(job.sandbox, ignore_errors=True)
 
-    def _document(self, job: Job, status: int, elapsed: float, meta: dict) -> dict:
+    def _document(self, job: Job, outcome: Outcome, meta: dict) -> dict:
+        if outcome.lost:
+            return ungradable_doc(outcome.lost, self.points, **meta)
+        if outcome.error:
+            return ungradable_doc(f"grading failed (not the student's fault): {outcome.error}", self.points,
+                                  status="error", **meta)
+        status = outcome.status
         session = SessionResult()
-        absorb(session, _events(job.sandbox / "events.jsonl"))
+        absorb(session, outcome.events)
         missing = [t for t in session.tests if t["nodeid"] not in session.records]
-        if job.stopping:
+        if outcome.stopped:
             return ungradable_doc(f"timed out after {self.opts.timeout_per_submission:g} s (the whole submission)",
                                   self.points, **meta)
         if status != 0 or not session.tests or missing:
@@ -239,12 +250,12 @@ class Batch:
             return ungradable_doc(f"grading failed (not the student's fault): {why}", self.points, status="error",
                                   **meta)
         return results.build(session, points=self.points, target=job.entry, hidden_run=True,
-                             exercises=job.exercises, execution_time=elapsed)
+                             exercises=job.exercises, execution_time=outcome.elapsed)
 
     def abandon(self, exc: GradingError) -> None:
         """The judge session itself failed (the suites do not collect, say): every row left says so."""
         for job in [*self.running.values(), *self.queue]:
-            meta = {"student": job.student, "entry": job.entry, "submission_hash": job.digest}
+            meta = {**job.meta, "submission_hash": job.digest}
             self.record(job.student, ungradable_doc(f"grading failed (not the student's fault): {_first_line(exc)}",
                                                     self.points, status="error", **meta), 0.0, write=True)
         self.running.clear()
@@ -253,24 +264,42 @@ class Batch:
     # -- the loop ---------------------------------------------------------------------------------------------
 
     def run(self) -> list[dict]:
-        # every submission is read before any student code runs: code graded early cannot change a later one
-        jobs = (self.prepare(student, paths) for student, paths in sorted(self.entries.items()))
-        self.queue = deque(job for job in jobs if job)
-        try:
-            while self.queue or self.running:
-                try:
-                    while self.queue and len(self.running) < self.opts.jobs:
-                        self.launch(self.queue.popleft())
-                    replies = self.server.replies(0.2) if self.running else []
-                except GradingError as exc:
-                    self.abandon(exc)
-                    break
-                self._take(replies)
-                self._stop_late()
-                self.display.tick()
-        finally:
-            self.close()
+        """Grade, then close (always: on SIGINT/SIGTERM too); ``Interrupted`` after closing if a signal came."""
+        with StopSignals() as self.signals:
+            try:
+                self._prepare_all()
+                self._loop()
+            finally:
+                self.signals.stopping = True
+                self.close()
+        if self.signals.signum:
+            raise Interrupted(self.signals.signum)
         return self.book.rows
+
+    def _prepare_all(self) -> None:
+        # every submission is read before any student code runs: code graded early cannot change a later one
+        for student, entries in self.entries.items():
+            if self.signals.signum:
+                break
+            self.unprepared.pop(student, None)
+            job = self.prepare(student, entries)
+            if job:
+                self.queue.append(job)
+        self.book.write()
+
+    def _loop(self) -> None:
+        while (self.queue or self.running) and not self.signals.signum:
+            try:
+                while self.queue and len(self.running) < self.opts.jobs and not self.signals.signum:
+                    self.launch(self.queue.popleft())
+                replies = self.server.replies(0.2) if self.running else []
+            except GradingError as exc:
+                self.abandon(exc)
+                break
+            self._take(replies)
+            self._stop_late()
+            self.book.write_if_due()
+            self.display.tick()
 
     def _take(self, replies: list[dict]) -> None:
         for reply in replies:
@@ -282,32 +311,51 @@ class Batch:
                 job.judge_pid = reply["pid"]
             else:
                 del self.running[rid]
-                self.finish(job, reply["status"])
+                self.finish(job, Outcome(status=reply["status"], events=_events(job.sandbox / "events.jsonl"),
+                                         elapsed=time.monotonic() - job.started, stopped=job.stopping))
 
     def _stop_late(self) -> None:
         now = time.monotonic()
         for job in self.running.values():
             if now - job.started > self.opts.timeout_per_submission and job.judge_pid and not job.stopping:
                 job.stopping = True
-                _kill(job.judge_pid)  # its worker's launcher sees the judge go and kills the worker
+                kill(job.judge_pid)  # its worker's launcher sees the judge go and kills the worker
 
     def close(self) -> None:
-        for job in self.running.values():  # interrupted: nothing of a stopped submission keeps running
+        """Stop what still runs (an interrupted batch), wait until every process the batch started has gone, then
+        write the gradebook (submissions not graded get a "pending" row) and remove the sandboxes."""
+        tree = ProcessTree(self.server.pid if self.server is not None else None)  # before anything is killed
+        for job in self.running.values():
             if job.judge_pid:
-                _kill(job.judge_pid)
+                kill(job.judge_pid)  # its worker's launcher sees the judge go and kills the worker
         if self.server is not None:
             self.server.close()
+        tree.reap()
+        left = [(job.student, job.meta.get("lms_id", "")) for job in [*self.running.values(), *self.queue]]
+        left += [(student, entries[0].lms_id) for student, entries in self.unprepared.items()]
+        for student, lms_id in left:
+            self.book.pending(student, lms_id)
         self.running.clear()
+        self.queue.clear()
         rows = self.book.finish()
         shutil.rmtree(self.box_root, ignore_errors=True)  # every sandbox is finished by now
-        c = self.counts
-        summary = (f"{len(rows)} submissions: {c['graded']} graded, {c['ungradable']} ungradable, "
-                   f"{c['error']} errors, {c['skipped']} unchanged (skipped) in "
-                   f"{time.monotonic() - self.start:.1f} s -> {self.out / CSV_NAME}")
+        self.display.close(self._summary(rows, len(left)))
+
+    def _summary(self, rows: list[dict], left: int) -> str:
+        c, n = self.counts, len(self.entries)
+        summary = (f"{n} submission{'s' if n != 1 else ''}: {c['graded']} graded, {c['ungradable']} ungradable, "
+                   f"{c['error']} errors, {c['skipped']} unchanged (skipped)")
+        if left:
+            name = signal.Signals(self.signals.signum).name if self.signals.signum else "an error"
+            summary += f", {left} not graded (stopped by {name}: run the batch again to grade them)"
+        summary += f" in {time.monotonic() - self.start:.1f} s -> {self.out / CSV_NAME}"
+        earlier = len(rows) - n
+        if earlier > 0:
+            summary += f" (with {earlier} row{'s' if earlier != 1 else ''} of earlier runs)"
         if self.skipped:
-            n = len(self.skipped)
-            summary += f" ({n} other entr{'y' if n == 1 else 'ies'} skipped: {self.out / SKIPPED_NAME})"
-        self.display.close(summary)
+            k = len(self.skipped)
+            summary += f" ({k} other entr{'y' if k == 1 else 'ies'} skipped: {self.out / SKIPPED_NAME})"
+        return summary
 
 
 def batch_grade(
@@ -324,8 +372,11 @@ def batch_grade(
     caps: Caps = Caps(),
     progress: str | None = "auto",
     stream=None,
+    scheduler: str | None = None,
 ) -> list[dict]:
-    """Grade every entry of ``submissions`` into ``out``; returns the gradebook rows sorted by student id."""
+    """Grade every entry of ``submissions`` into ``out``; returns the gradebook rows sorted by student id.
+    ``scheduler``: grade on that Dask cluster (``tcp://host:port``, or ``local:N`` to start one here) instead of
+    ``jobs`` at a time in this machine's judge session (grader.batch.dask_pool)."""
     submissions, out, tests_dir = Path(submissions), Path(out), Path(tests_dir)
     if not submissions.is_dir():
         raise GradingError(f"no such folder: {submissions}")
@@ -333,14 +384,11 @@ def batch_grade(
         raise GradingError("--jobs must be at least 1")
     opts = Options(jobs=jobs, force=force, timeout_per_submission=timeout_per_submission, memory_mb=memory_mb,
                    test_timeout=test_timeout, wall_timeout=wall_timeout, caps=caps)
+    if scheduler:
+        from grader.batch.dask_pool import DaskBatch  # Dask is an optional dependency
+
+        return DaskBatch(submissions, out, tests_dir, opts, progress, stream, scheduler=scheduler).run()
     return Batch(submissions, out, tests_dir, opts, progress, stream).run()
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _first_line(exc: Exception) -> str:

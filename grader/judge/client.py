@@ -26,6 +26,7 @@ import torch
 from grader.judge import rebuild, wire
 from grader.runner import GradingError
 from grader.judge.worker import start_zygote
+from grader.processes import kill
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MAX_OUTPUT_CHARS = 2000  # printed output kept per test
@@ -261,12 +262,7 @@ class WorkerClient:
 
     def kill(self) -> None:
         """Stop the current worker and everything it started."""
-        if self.pid is not None:
-            for kill in (os.kill, os.killpg):
-                try:
-                    kill(self.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        kill(self.pid, group=True)  # the process group too, for platforms without a PID namespace
         if self.sock is not None:
             self.sock.close()
         if self._output is not None:

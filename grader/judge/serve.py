@@ -10,7 +10,7 @@ not once per submission, and a single ``make grade`` goes through exactly the sa
 Requests and replies::
 
     -> {"op": "grade", "id": 7, "target": ..., "workdir": ..., "events": ..., "exercises": [...],
-        "cpu_seconds": 10, "wall_seconds": 60, "memory_bytes": ..., "max_strikes": 0}
+        "cpu_seconds": 10, "wall_seconds": 60, "memory_bytes": ..., "max_strikes": 0, "budget_seconds": 0}
     <- {"started": 7, "pid": 1234}             the child judge (the caller may kill it at its own time limit)
     <- {"done": 7, "status": 0}                its wait status
     -> {"op": "stop"}                           (or the socket closed): the session ends
@@ -18,7 +18,6 @@ Requests and replies::
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import os
@@ -26,11 +25,12 @@ import select
 import signal
 import socket
 import sys
-import traceback
+import time
 
 import pytest
 
-PR_SET_PDEATHSIG = 1
+from grader.processes import die_with_parent, kill, run_child
+
 
 
 def serve(session: pytest.Session, fd: int) -> None:
@@ -66,8 +66,8 @@ def serve(session: pytest.Session, fd: int) -> None:
                 requests.send(json.dumps({"done": rid, "status": status}).encode())
     finally:
         for pidfd, (_, pid) in running.items():
+            kill(pid)
             try:
-                os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
@@ -78,10 +78,10 @@ def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
     """Runs in the forked child judge: grade one submission, never return."""
     from grader import plugin
 
-    code = 0
     config = session.config
-    try:
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # no judge outlives its session
+
+    def judge() -> None:
+        die_with_parent()  # no judge outlives its session
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         config._grader_events_fd = os.open(msg["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         config.stash[plugin.CLIENT] = plugin.make_client(
@@ -93,18 +93,15 @@ def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
         wanted = set(msg["exercises"])
         items = [item for item in session.items if infos[item.nodeid]["exercise"] in wanted]
         plugin.emit(config, {"event": "collected", "tests": [infos[item.nodeid] for item in items]})
+        budget = float(msg.get("budget_seconds") or 0)  # whole-submission budget (grader.runner.Limits.budget)
+        start = time.monotonic()
         for i, item in enumerate(items):
+            if budget and time.monotonic() - start > budget:
+                # out of time: the tests left are recorded as not run, so that the results are still complete
+                for rest in items[i:]:
+                    plugin.emit(config, plugin.not_run_record(rest.nodeid, plugin.budget_reason(budget)))
+                break
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
         config.stash[plugin.CLIENT].close()
-    except BaseException:  # noqa: BLE001 - a bug of ours: the log says what, the caller reports "grading failed"
-        code = 70
-        try:
-            traceback.print_exc()
-        except BaseException:  # noqa: BLE001
-            pass
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+
+    run_child(judge)  # a bug of ours: the log says what, the caller reports "grading failed"

@@ -17,7 +17,6 @@ Each process asks to be killed when its parent dies (PR_SET_PDEATHSIG), so nothi
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import json
 import os
@@ -33,15 +32,10 @@ import numpy as np
 import torch
 
 from grader.judge import confine, rebuild, wire
+from grader.processes import die_with_parent, run_child
 
-PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 MAX_MESSAGE_CHARS = 2000
 MAX_FRAMES = 12
-
-
-def _die_with_parent() -> None:
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -62,7 +56,7 @@ def start_zygote() -> tuple[int, socket.socket]:
         code = 0
         try:
             _close_fds_except(theirs.fileno())  # the judge's files (its event stream, say) are not ours to hold
-            _die_with_parent()
+            die_with_parent()
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the judge's to handle
             signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # launchers are reaped by the kernel
             _zygote_loop(theirs)
@@ -109,7 +103,7 @@ def _launcher(sock: socket.socket, status_fd: int, config: dict) -> None:
     time limit, or Ctrl-C), the worker is killed at once, even in the middle of an endless loop."""
     code = 0
     try:
-        _die_with_parent()
+        die_with_parent()
         judge = os.pidfd_open(config["judge_pid"])  # before the namespaces: the judge's pid is ours to see now
         namespaces = confine.enter_namespaces() if config.get("namespaces", True) else {}
         pid = os.fork()
@@ -141,9 +135,11 @@ def _outer_pid() -> int:
 
 
 def _worker_main(sock: socket.socket, config: dict, namespaces: dict) -> None:
-    code = 0
-    try:
-        _die_with_parent()
+    """Set up and confine the worker, then serve; never returns. A failure of ours is printed on the worker's
+    output, which the judge reads."""
+
+    def worker() -> None:
+        die_with_parent()
         _close_fds_except(sock.fileno())
         os.setpgid(0, 0)  # without a PID namespace the judge still kills everything in this group
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -161,9 +157,6 @@ def _worker_main(sock: socket.socket, config: dict, namespaces: dict) -> None:
 
         tempfile.tempdir = str(private)
         sys.dont_write_bytecode = True
-        # the repository is not on the path: llm_basics is already imported, and the folder of the tests must
-        # not even be listed
-        sys.path[:] = [p for p in sys.path if p and Path(p).resolve() not in config.get("hide", [])]
         pid = _outer_pid()
         protections = dict(namespaces)
         _limits(config)  # before confinement: it reads /proc/self/statm
@@ -171,18 +164,8 @@ def _worker_main(sock: socket.socket, config: dict, namespaces: dict) -> None:
             protections.update(confine.restrict(read=config["read"], write=[str(private)]))
         wire.send(sock, {"r": "hello", "pid": pid, "protections": protections})
         Worker(sock, Path(config["target"])).serve()
-    except BaseException:  # noqa: BLE001 - our own failure: say why on the worker's output, which the judge reads
-        code = 72
-        try:
-            traceback.print_exc()
-        except BaseException:  # noqa: BLE001
-            pass
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+
+    run_child(worker, error_code=72)
 
 
 def _address_space_in_use() -> int:

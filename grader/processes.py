@@ -1,0 +1,61 @@
+"""Process control shared by the runner, the judge, the worker and the batch: children that never return into
+their parent's code, that die with their parent, and wait statuses in words."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import traceback
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies: nothing we fork outlives its parent."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def run_child(body, *, error_code: int = 70):
+    """Run ``body()`` in a forked child and leave with its exit code (an int it returns, else 0); a failure is
+    printed to this child's stderr and leaves with ``error_code``. Never returns: a forked child must not run
+    its parent's clean-up (pytest's, say) on the way out."""
+    code = error_code
+    try:
+        result = body()
+        code = result if isinstance(result, int) and not isinstance(result, bool) else 0
+    except BaseException:  # noqa: BLE001 - report anything, then leave
+        try:
+            traceback.print_exc()
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def kill(pid: int | None, *, group: bool = False) -> None:
+    """SIGKILL ``pid`` (and its process group), ignoring a process that is already gone."""
+    if not pid:
+        return
+    for send in (os.kill, os.killpg) if group else (os.kill,):
+        try:
+            send(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def describe_status(status: int) -> str:
+    """A wait status in words: 'exit code 3' or 'killed by signal SIGSEGV'."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            return f"killed by signal {signal.Signals(sig).name}"
+        except ValueError:
+            return f"killed by signal {sig}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
