@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup grade test walkthrough plots clean
 # BEGIN instructor-only
-.PHONY: check stubs bench release batch gradescope nbgrader
+.PHONY: check stubs bench release batch gradescope nbgrader mutation
 DEV         := $(VENV)/.installed-dev
 TEST_SETUP  := $(DEV)
 SUBMISSIONS ?= submissions
@@ -57,7 +57,7 @@ clean: ## remove generated folders (keeps .venv)
 $(DEV): $(STAMP)
 	@echo "Adding the instructor and test tools (jsonschema, nbgrader)..."
 	@$(PIP_INSTALL) -e ".[dev]" $(QUIET_PIP)
-	@$(PY) -c "import jsonschema, nbgrader" || { echo "setup failed: see the pip output above"; exit 1; }
+	@$(PY) -c "import jsonschema, nbgrader, mutmut.mutation.mutators" || { echo "setup failed: see the pip output above"; exit 1; }
 	@touch $(DEV)
 
 check: $(DEV) ## reference must score 100 and the untouched stubs 0 (hidden tests included)
@@ -81,4 +81,7 @@ gradescope: $(DEV) ## write dist/gradescope/autograder.zip
 
 nbgrader: $(DEV) ## write the nbgrader course to dist/nbgrader/
 	@$(PY) -m grader nbgrader --out dist/nbgrader
+
+mutation: $(DEV) ## grade generated mutants of the solutions; fails on an untriaged survivor (several minutes)
+	@$(PY) -m grader mutation --jobs $(JOBS)
 # END instructor-only

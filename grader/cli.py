@@ -73,6 +73,7 @@ _OPTIONAL_COMMANDS = (
     ("grader.gradescope", "add_gradescope_parser"),
     ("grader.batch", "add_batch_parser"),
     ("grader.nbgrader_export", "add_nbgrader_parser"),
+    ("grader.mutation", "add_mutation_parser"),
 )
 
 

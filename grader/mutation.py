@@ -1,0 +1,497 @@
+"""``python -m grader mutation``: generated mutants of the reference solutions, graded, counted and triaged.
+
+The hand-written mutants in ``project_tests/test_exN_variants.py`` are the mistakes someone thought of. This
+module makes mutants systematically, only inside the solution blocks (``# BEGIN SOLUTION`` ... ``# END
+SOLUTION``) of ``solutions/exN_*.py``, with mutmut's operator set (``mutmut.mutation.mutators``: constants +1,
+``<`` <-> ``<=``, ``+`` <-> ``-``, ``and`` <-> ``or``, ``in`` <-> ``not in``, ``not x`` -> ``x``, True <-> False,
+an argument replaced by None or dropped, an assignment's value replaced by None, strings changed) plus a few of
+our own that mutmut lacks: a statement removed (a dropped check, a forgotten step), two positional arguments
+swapped, an integer constant -1, and an off-by-one on a slice bound.
+
+Each mutant is one exercise file; the other exercises are left out of its submission, so the batch grader
+(``grader.batch.batch_grade``: suites collected once, a judge forked per submission) grades that exercise
+alone. A mutant is *killed* when it scores less than the reference on its exercise. A survivor must be
+triaged in ``project_tests/mutation_triage.toml``:
+
+* ``[[equivalent]]``: the mutant behaves like the reference for every input the docstring allows (``why``
+  says why in one line; ``ids = [...]`` groups mutants that share the argument, such as a dropped error
+  message); it does not count against the kill rate;
+* ``[[killed]]``: a survivor of an earlier run that a new or sharper test now kills (``test`` names it); the
+  run checks that it is still killed.
+
+``make mutation`` (``python -m grader mutation``) prints, per exercise, the mutants generated, killed,
+equivalent and surviving, and fails when a survivor is untriaged, a ``[[killed]]`` entry survives, an
+``[[equivalent]]`` entry is killed (then it was not equivalent: drop the entry), or fewer than 95% of the
+non-equivalent mutants of an exercise are killed. Untriaged survivors are printed as TOML stanzas to paste.
+
+Mutant ids are stable across unrelated edits: ``exN-<hash>`` of the enclosing function, the changed source
+line(s) before and after, and an occurrence number. Graded results are kept in ``out/mutation/`` and reused
+while the mutant, the suites and the grading code are unchanged (the batch grader's own re-run rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import hashlib
+import shutil
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from grader.grading import REPO_ROOT, TESTS_DIR
+from grader import results
+
+SOLUTIONS = REPO_ROOT / "solutions"
+TRIAGE_FILE = REPO_ROOT / "project_tests" / "mutation_triage.toml"
+DEFAULT_OUT = REPO_ROOT / "out" / "mutation"
+TARGET_KILL_RATE = 0.95
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str  # exN-<8 hex>
+    exercise: str  # exN
+    module: str  # exN_name
+    function: str  # qualified name of the enclosing function, e.g. SpecialTokenizer.encode
+    operator: str  # which operator made it
+    line: int  # first changed line in the reference
+    before: str  # the changed line(s) of the reference
+    after: str  # the same line(s) in the mutant
+    source: str  # the whole mutated file
+
+    @property
+    def change(self) -> str:
+        return f"{self.before}  ->  {self.after}"
+
+
+@dataclass
+class Verdict:
+    mutant: Mutant
+    score: float | None
+    max_score: float
+    status: str  # killed | survived | equivalent | killed (was a survivor)
+    reason: str = ""
+
+
+@dataclass
+class Triage:
+    equivalent: dict[str, dict] = field(default_factory=dict)
+    killed: dict[str, dict] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Generating mutants
+# ----------------------------------------------------------------------------------------------------------
+
+
+def solution_block_lines(text: str) -> set[int]:
+    """1-based line numbers strictly inside a solution block (the markers themselves excluded)."""
+    from grader.course import Block, segments
+
+    return {block.line + 1 + i for block in segments(text) if isinstance(block, Block) for i in range(len(block.body))}
+
+
+def _extra_operators():
+    """Operators mutmut does not have: statement removal, argument swap, integer - 1, slice off-by-one."""
+    import libcst as cst
+
+    def remove_statement(node):
+        yield cst.SimpleStatementLine(body=[cst.Pass()], leading_lines=node.leading_lines)
+
+    def swap_arguments(node):
+        args = list(node.args)
+        positional = [i for i, a in enumerate(args) if a.keyword is None and not a.star]
+        for i, j in zip(positional, positional[1:]):
+            swapped = list(args)
+            swapped[i] = args[i].with_changes(value=args[j].value)
+            swapped[j] = args[j].with_changes(value=args[i].value)
+            yield node.with_changes(args=swapped)
+
+    def integer_minus_one(node):
+        value = node.evaluated_value
+        if isinstance(value, int) and value > 0:
+            yield node.with_changes(value=str(value - 1))
+
+    def slice_off_by_one(node):
+        for part in ("lower", "upper"):
+            bound = getattr(node, part)
+            if bound is None or isinstance(bound, cst.Integer):
+                continue  # integers already get +1 and -1
+            for op in (cst.Add(), cst.Subtract()):
+                yield node.with_changes(**{part: cst.BinaryOperation(bound, op, cst.Integer("1"))})
+
+    return [
+        ("remove statement", (cst.SimpleStatementLine, cst.If, cst.For, cst.With, cst.Try), remove_statement),
+        ("swap arguments", (cst.Call,), swap_arguments),
+        ("integer - 1", (cst.Integer,), integer_minus_one),
+        ("slice off by one", (cst.Slice,), slice_off_by_one),
+    ]
+
+
+def _operators():
+    from mutmut.mutation.mutators import mutation_operators
+
+    ops = [(f"mutmut {fn.__name__.removeprefix('operator_')}", (node_type,), fn) for node_type, fn in mutation_operators]
+    return ops + _extra_operators()
+
+
+def _skip(node, parents) -> bool:
+    """Nodes whose mutants say nothing about the tests: docstrings, error message strings, annotations."""
+    import libcst as cst
+
+    in_raise = any(isinstance(p, cst.Raise) for p in parents)
+    if in_raise and (isinstance(node, cst.BaseString) or any(isinstance(p, cst.BaseString) for p in parents)):
+        return True  # the wording of an error message (a whole message dropped is still a mutant)
+    if isinstance(node, cst.BaseString) and parents and isinstance(parents[-1], cst.Expr):
+        return True  # a bare string statement (a docstring)
+    return any(isinstance(p, cst.Annotation) for p in parents)
+
+
+def generate(module: str, text: str | None = None) -> list[Mutant]:
+    """Every mutant of the solution blocks of ``solutions/<module>.py`` (or of ``text``), deduplicated."""
+    import libcst as cst
+    from libcst.metadata import MetadataWrapper, PositionProvider, WhitespaceInclusivePositionProvider
+
+    text = (SOLUTIONS / f"{module}.py").read_text(encoding="utf-8") if text is None else text
+    exercise = module.split("_", 1)[0]
+    block = solution_block_lines(text)
+    wrapper = MetadataWrapper(cst.parse_module(text))
+    tree = wrapper.module
+    positions = wrapper.resolve(PositionProvider)
+    spans = wrapper.resolve(WhitespaceInclusivePositionProvider)
+    operators = _operators()
+    original_lines = text.splitlines(keepends=True)
+    starts = [0]
+    for line in original_lines:
+        starts.append(starts[-1] + len(line))
+    seen_sources: set[str] = {text}
+    ids: dict[str, int] = {}
+    mutants: list[Mutant] = []
+
+    def walk(node, parents: list, qualname: list[str]) -> Iterator[tuple]:
+        yield node, parents, qualname
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            qualname = [*qualname, node.name.value]
+        for child in node.children:
+            yield from walk(child, [*parents, node], qualname)
+
+    def splice(node, new, parents) -> str:
+        """The file with ``node`` replaced by ``new``: text surgery at the node's span (no tree re-render)."""
+        if isinstance(new, cst.SimpleStatementLine) and isinstance(new.body[0], cst.Pass):
+            first, last = positions[node].start.line, positions[node].end.line
+            indent = original_lines[first - 1][: len(original_lines[first - 1]) - len(original_lines[first - 1].lstrip())]
+            return "".join(original_lines[: first - 1]) + indent + "pass\n" + "".join(original_lines[last:])
+        span = spans[node]
+        start = starts[span.start.line - 1] + span.start.column
+        end = starts[span.end.line - 1] + span.end.column
+        return text[:start] + tree.code_for_node(new) + text[end:]
+
+    for node, parents, qualname in walk(tree, [], []):
+        pos = positions.get(node)
+        if pos is None or not all(line in block for line in range(pos.start.line, pos.end.line + 1)):
+            continue
+        if _skip(node, parents):
+            continue
+        if parents and isinstance(node, cst.If) and isinstance(parents[-1], cst.If):
+            continue  # an elif: removing the whole if statement covers it
+        for name, types, fn in operators:
+            if not isinstance(node, types):
+                continue
+            for new in fn(node):
+                if new is node or new.deep_equals(node):
+                    continue
+                source = splice(node, new, parents)
+                if source in seen_sources:
+                    continue
+                seen_sources.add(source)
+                try:
+                    compile(source, f"{module}.py", "exec")
+                except SyntaxError:
+                    continue
+                before, after, line = _changed_lines(text.splitlines(), source.splitlines())
+                function = ".".join(qualname) or "<module>"
+                key = hashlib.sha1(f"{module}\0{function}\0{before}\0{after}".encode()).hexdigest()[:8]
+                n = ids.get(key, 0)
+                ids[key] = n + 1
+                mutant_id = f"{exercise}-{key}" + (f"-{n + 1}" if n else "")
+                mutants.append(Mutant(mutant_id, exercise, module, function, name, line, before, after, source))
+    return mutants
+
+
+def _changed_lines(old: list[str], new: list[str]) -> tuple[str, str, int]:
+    """The lines that differ (stripped, joined with ' / ') before and after, and the first one's number."""
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    a_lines, b_lines, first = [], [], 0
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            first = first or i1 + 1
+            a_lines += [line.strip() for line in old[i1:i2]]
+            b_lines += [line.strip() for line in new[j1:j2]]
+    return " / ".join(a_lines), " / ".join(b_lines), first
+
+
+def exercise_modules(exercises: Iterable[str] | None = None, tests_dir: Path = TESTS_DIR) -> dict[str, str]:
+    points = results.load_points(tests_dir)
+    chosen = list(exercises) if exercises else list(points)
+    return {ex: points[ex]["name"] for ex in chosen}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Triage file
+# ----------------------------------------------------------------------------------------------------------
+
+
+def load_triage(path: Path = TRIAGE_FILE) -> Triage:
+    triage = Triage()
+    if not path.is_file():
+        return triage
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    for kind in ("equivalent", "killed"):
+        for entry in data.get(kind, []):
+            ids = [entry["id"]] if "id" in entry else list(entry.get("ids", []))
+            if not ids:
+                raise ValueError(f"{path}: an [[{kind}]] entry has no id (or ids): {entry}")
+            need = "why" if kind == "equivalent" else "test"
+            if not str(entry.get(need, "")).strip():
+                raise ValueError(f"{path}: [[{kind}]] {ids[0]} needs a '{need}'")
+            for mutant_id in ids:
+                if mutant_id in getattr(triage, kind):
+                    raise ValueError(f"{path}: {mutant_id} is listed twice under [[{kind}]]")
+                getattr(triage, kind)[mutant_id] = entry
+    both = set(triage.equivalent) & set(triage.killed)
+    if both:
+        raise ValueError(f"{path}: listed as both equivalent and killed: {', '.join(sorted(both))}")
+    return triage
+
+
+def _toml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def stanza(m: Mutant, kind: str = "equivalent") -> str:
+    """A triage entry for ``m`` to paste into the triage file (fill in why / test)."""
+    lines = [
+        f"[[{kind}]]",
+        f"id = {_toml_str(m.id)}",
+        f"where = {_toml_str(m.function)}",
+        f"change = {_toml_str(m.change)}",
+        ('why = ""' if kind == "equivalent" else 'test = ""'),
+    ]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Grading
+# ----------------------------------------------------------------------------------------------------------
+
+
+def write_submissions(mutants: list[Mutant], folder: Path, *, reference: bool = True) -> None:
+    """One folder per mutant holding only its exercise file, plus ``reference/`` with every solution."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for m in mutants:
+        sub = folder / m.id
+        sub.mkdir()
+        (sub / f"{m.module}.py").write_text(m.source, encoding="utf-8")
+    if reference:
+        ref = folder / "reference"
+        ref.mkdir()
+        for module in sorted({m.module for m in mutants}):
+            shutil.copy(SOLUTIONS / f"{module}.py", ref / f"{module}.py")
+
+
+def grade_mutants(
+    mutants: list[Mutant],
+    *,
+    out: Path = DEFAULT_OUT,
+    jobs: int = 2,
+    tests_dir: Path = TESTS_DIR,
+    test_timeout: float = 5.0,
+    force: bool = False,
+    progress: str | None = "auto",
+) -> dict[str, float | None]:
+    """Grade every mutant with the batch grader; returns mutant id -> its exercise's score (None: not graded).
+
+    The reference is graded in the same batch and must score full marks on every exercise, else ValueError."""
+    from grader.batch import batch_grade
+
+    out = Path(out)
+    submissions = out / "submissions"
+    write_submissions(mutants, submissions)
+    rows = batch_grade(submissions, out / "graded", jobs=jobs, tests_dir=tests_dir, force=force,
+                       test_timeout=test_timeout, timeout_per_submission=300.0, progress=progress)
+    by_student = {row["student"]: row for row in rows}
+    points = results.load_points(tests_dir)
+    ref = by_student.get("reference", {})
+    for ex in {m.exercise for m in mutants}:
+        full = points[ex]["visible"] + points[ex]["hidden"]
+        got = ref.get(ex, "")
+        if got == "" or float(got) != full:
+            raise ValueError(f"the reference scored {got or 'nothing'} on {ex}, expected {full}: "
+                             f"{ref.get('reason', '')}")
+    scores: dict[str, float | None] = {}
+    for m in mutants:
+        row = by_student.get(m.id, {})
+        value = row.get(m.exercise, "")
+        scores[m.id] = float(value) if row.get("status") == "graded" and value != "" else None
+    return scores
+
+
+def judge(mutants: list[Mutant], scores: dict[str, float | None], triage: Triage,
+          tests_dir: Path = TESTS_DIR) -> list[Verdict]:
+    points = results.load_points(tests_dir)
+    verdicts = []
+    for m in mutants:
+        full = float(points[m.exercise]["visible"] + points[m.exercise]["hidden"])
+        score = scores.get(m.id)
+        killed = score is None or score < full  # not graded at all (a hang, a crash of the judge) loses points too
+        if m.id in triage.equivalent:
+            status = "killed, but triaged equivalent" if killed else "equivalent"
+        elif killed:
+            status = "killed"
+        else:
+            status = "survived, but triaged killed" if m.id in triage.killed else "survived"
+        verdicts.append(Verdict(m, score, full, status))
+    return verdicts
+
+
+@dataclass
+class Summary:
+    exercise: str
+    generated: int = 0
+    killed: int = 0
+    equivalent: int = 0
+    survived: int = 0
+
+    @property
+    def rate(self) -> float:
+        live = self.generated - self.equivalent
+        return self.killed / live if live else 1.0
+
+
+def summarise(verdicts: list[Verdict]) -> dict[str, Summary]:
+    out: dict[str, Summary] = {}
+    for v in verdicts:
+        s = out.setdefault(v.mutant.exercise, Summary(v.mutant.exercise))
+        s.generated += 1
+        if v.status == "equivalent":
+            s.equivalent += 1
+        elif v.status.startswith("killed"):
+            s.killed += 1
+        else:
+            s.survived += 1
+    return dict(sorted(out.items()))
+
+
+def problems(verdicts: list[Verdict], triage: Triage, *, complete: bool = True) -> list[str]:
+    """What makes the run fail. ``complete``: every exercise's mutants were generated (so a triage entry that
+    matches no mutant is stale)."""
+    found = []
+    for v in verdicts:
+        m = v.mutant
+        if v.status == "survived":
+            found.append(f"untriaged survivor {m.id} in {m.function} (line {m.line}): {m.change}")
+        elif v.status == "survived, but triaged killed":
+            found.append(f"{m.id} is triaged as killed by {triage.killed[m.id]['test']} but survives: {m.change}")
+        elif v.status == "killed, but triaged equivalent":
+            found.append(f"{m.id} is triaged as equivalent but a test kills it (drop the entry): {m.change}")
+    if complete:
+        ids = {v.mutant.id for v in verdicts}
+        for kind in ("equivalent", "killed"):
+            for stale in sorted(set(getattr(triage, kind)) - ids):
+                found.append(f"triage entry {stale} ([[{kind}]]) matches no mutant any more: drop it")
+    for s in summarise(verdicts).values():
+        if s.rate < TARGET_KILL_RATE:
+            found.append(f"{s.exercise}: {s.rate:.1%} of the non-equivalent mutants are killed, "
+                         f"below {TARGET_KILL_RATE:.0%}")
+    return found
+
+
+def format_summary(summaries: dict[str, Summary]) -> str:
+    head = f"{'exercise':<9}{'generated':>10}{'killed':>8}{'equivalent':>11}{'survived':>9}{'killed %':>10}"
+    lines = [head]
+    total = Summary("total")
+    for s in summaries.values():
+        lines.append(f"{s.exercise:<9}{s.generated:>10}{s.killed:>8}{s.equivalent:>11}{s.survived:>9}{s.rate:>10.1%}")
+        total.generated += s.generated
+        total.killed += s.killed
+        total.equivalent += s.equivalent
+        total.survived += s.survived
+    lines.append(f"{'total':<9}{total.generated:>10}{total.killed:>8}{total.equivalent:>11}{total.survived:>9}"
+                 f"{total.rate:>10.1%}")
+    lines.append("(killed % = killed / (generated - equivalent))")
+    return "\n".join(lines)
+
+
+def run(
+    exercises: Iterable[str] | None = None,
+    *,
+    select: Callable[[Mutant], bool] | None = None,
+    out: Path = DEFAULT_OUT,
+    jobs: int = 2,
+    tests_dir: Path = TESTS_DIR,
+    triage_path: Path = TRIAGE_FILE,
+    force: bool = False,
+    progress: str | None = "auto",
+) -> tuple[list[Verdict], list[str]]:
+    """Generate, grade and judge the mutants of ``exercises`` (all by default); returns (verdicts, problems)."""
+    modules = exercise_modules(exercises, tests_dir)
+    mutants = [m for module in modules.values() for m in generate(module)]
+    if select is not None:
+        mutants = [m for m in mutants if select(m)]
+    triage = load_triage(triage_path)
+    scores = grade_mutants(mutants, out=out, jobs=jobs, tests_dir=tests_dir, force=force, progress=progress)
+    verdicts = judge(mutants, scores, triage, tests_dir)
+    complete = select is None and exercises is None
+    return verdicts, problems(verdicts, triage, complete=complete)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------
+
+
+def cmd_mutation(args: argparse.Namespace) -> int:
+    from grader.grading import normalise_exercise
+
+    exercises = [normalise_exercise(e) for e in args.exercise] if args.exercise else None
+    if args.list:
+        for module in exercise_modules(exercises).values():
+            for m in generate(module):
+                print(f"{m.id}  {m.function}:{m.line}  [{m.operator}]  {m.change}")
+        return 0
+    verdicts, found = run(exercises, out=Path(args.out), jobs=args.jobs, force=args.force)
+    print(format_summary(summarise(verdicts)))
+    survivors = [v.mutant for v in verdicts if v.status == "survived"]
+    if survivors and args.verbose:
+        print(f"\n{len(survivors)} untriaged survivor(s); triage each in {TRIAGE_FILE.relative_to(REPO_ROOT)}:\n")
+        for m in survivors:
+            print(stanza(m) + "\n")
+    for problem in found:
+        print(f"FAIL {problem}")
+    if not found:
+        print("ok   every surviving mutant is triaged, and every exercise kills at least "
+              f"{TARGET_KILL_RATE:.0%} of its non-equivalent mutants")
+    return 1 if found else 0
+
+
+def add_mutation_parser(sub) -> None:
+    p = sub.add_parser("mutation", help="grade generated mutants of the reference solutions (instructors)")
+    p.add_argument("--exercise", "-e", action="append", help="only this exercise (ex2, 2, ex2_topk_attention)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"working folder (default {DEFAULT_OUT.relative_to(REPO_ROOT)})")
+    p.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
+    p.add_argument("--force", action="store_true", help="grade every mutant again (default: reuse unchanged results)")
+    p.add_argument("--list", action="store_true", help="only list the mutants, grade nothing")
+    p.add_argument("-q", "--quiet", dest="verbose", action="store_false",
+                   help="do not print the triage stanzas of untriaged survivors")
+    p.set_defaults(func=cmd_mutation)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from grader.cli import build_parser
+
+    sys.exit(cmd_mutation(build_parser().parse_args(["mutation", *sys.argv[1:]])))
