@@ -1,24 +1,24 @@
 """Take the exercise files out of one submission, safely, and lay out a fresh grading sandbox for them.
 
-A submission is a folder (a clone of the student release, or just the exercise files) or an archive
-(``.zip``, ``.tar.gz``, ``.tgz``). Only the expected exercise files are taken, into memory; nothing else in
+A submission is a folder (a clone of the student release, or just the exercise files), an archive (``.zip``,
+``.tar.gz``, ``.tgz``), or several loose files and folders of one student in an LMS download (``parts``, see
+``grader.batch.intake``). ``grader.archives`` reads it as a list of files, never extracting anything to disk and
+opening the archives found inside it; only the expected exercise files are taken, into memory. Nothing else in
 the submission (``conftest.py``, ``pytest.ini``, ``sitecustomize.py``, ``.pth`` files, edited tests) ever
-reaches the grading run, and an archive is never extracted to disk.
+reaches the grading run.
 
 Search rule, for each exercise file ``<name>.py`` (names from ``tests/points.json``):
 
 1. candidates are the files called ``<name>.py`` at depth <= 3 (``x.py`` is depth 1, ``exercises/x.py`` depth 2,
    ``repo-main/exercises/x.py`` depth 3), outside hidden folders, ``__MACOSX``, ``__pycache__`` and
-   ``site-packages``;
-2. if some candidates sit in a folder called ``exercises``, only those count;
+   ``site-packages``; inside an archive of the submission, depth counts from the archive's own root;
+2. candidates outside the archives of the submission win over those inside them; then, if some candidates sit in
+   a folder called ``exercises``, only those count;
 3. exactly one candidate left: it is taken. None: the exercise is *missing*. More than one: it is *ambiguous*
    (scored 0, the reason lists the paths) -- the grader never guesses which file the student meant.
-4. a missing exercise's reason names near matches (same name in another case, a name that starts with the module
-   name such as ``<name> (1).py`` or ``<name>.py.txt``, or ``exN_*.py``) and asks for a rename: they are never taken.
-
-Archives are checked before anything is read: member count, total declared uncompressed size, and every
-member's path and type. A member with an absolute path or ``..``, a symlink, a hard link or a device makes the
-whole submission ungradable (the reason names the member), as does a corrupt or over-large archive.
+4. a missing exercise's reason says what was found instead, and is never taken: a near match (same name in
+   another case, a name that starts with the module name such as ``<name> (1).py`` or ``<name>.py.txt``, or
+   ``exN_*.py``: rename it), the right file too deep (move it up), or an archive that could not be opened.
 
 A taken file larger than ``Caps.max_file_bytes``, or one Python cannot decode (not UTF-8 and no PEP 263
 coding line), is not graded: that exercise scores 0 with the reason, the other exercises are graded.
@@ -26,33 +26,25 @@ coding line), is not graded: that exercise scores 0 with the reason, the other e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
-import stat
-import tarfile
 import tokenize
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
-MAX_DEPTH = 3
-SKIPPED_DIRS = {"__MACOSX", "__pycache__", "site-packages", "node_modules"}
+from grader.archives import (ARCHIVE_SUFFIXES, MAX_DEPTH, SCAN_DEPTH, SKIPPED_DIRS, Caps, Member, Part,
+                             SubmissionError, Tree, archive_suffix, read_entry, read_parts, searchable)
+
+__all__ = ["ARCHIVE_SUFFIXES", "MAX_DEPTH", "SKIPPED_DIRS", "Caps", "Part", "Submission", "SubmissionError",
+           "archive_suffix", "build_sandbox", "code_digest", "collect", "entry_kind", "student_id",
+           "submission_hash", "suspicious", "tests_digest"]
+
 TESTS_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
-
-
-@dataclass(frozen=True)
-class Caps:
-    """Limits on what a submission may hold."""
-
-    max_file_bytes: int = 1_000_000  # one exercise file
-    max_archive_bytes: int = 50 * 1024 * 1024  # total declared uncompressed size of an archive
-    max_archive_file_bytes: int = 200 * 1024 * 1024  # the archive file itself, compressed
-    max_members: int = 10_000
+LISTED = 3  # paths named in one reason
 
 
 @dataclass
@@ -80,18 +72,9 @@ class Submission:
         return "\n".join(lines)
 
 
-class SubmissionError(Exception):
-    """The submission as a whole cannot be graded; the message is the reason shown in the gradebook."""
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Entries and student ids
 # ----------------------------------------------------------------------------------------------------------
-
-
-def archive_suffix(name: str) -> str | None:
-    lower = name.lower()
-    return next((s for s in ARCHIVE_SUFFIXES if lower.endswith(s) and len(lower) > len(s)), None)
 
 
 def student_id(entry: Path) -> str:
@@ -116,51 +99,82 @@ def entry_kind(entry: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Taking the exercise files
+# The search rule
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _searchable(parts: tuple[str, ...]) -> bool:
-    if not parts or len(parts) > MAX_DEPTH:
-        return False
-    return not any(p.startswith(".") or p in SKIPPED_DIRS for p in parts[:-1])
+def _listed(members: list[Member]) -> str:
+    more = f" (and {len(members) - LISTED} more)" if len(members) > LISTED else ""
+    return ", ".join(f'"{m.label}"' for m in members[:LISTED]) + more
 
 
-def _choose(paths: list[PurePosixPath]) -> tuple[PurePosixPath | None, str | None]:
+def _choose(pool: list[Member]) -> tuple[Member | None, str | None]:
     """Apply the search rule to the candidates of one file name: (chosen, problem)."""
-    preferred = [p for p in paths if p.parent.name == "exercises"]
-    pool = sorted(preferred or paths)
+    preferred = [m for m in pool if m.path.parent.name == "exercises"]
+    pool = sorted(preferred or pool, key=lambda m: m.label)
     if len(pool) == 1:
         return pool[0], None
     if not pool:
         return None, None
-    listed = ", ".join(str(p) for p in pool[:5])
+    listed = ", ".join(m.label for m in pool[:5])
     return None, f"ambiguous: {len(pool)} files with this name ({listed}); keep only one"
 
 
-def _near_matches(module: str, paths) -> list[PurePosixPath]:
+def _near_matches(module: str, tree: Tree) -> list[Member]:
     """Files that look like a misnamed ``<module>.py``: same name in another case, a name that starts with the
     module name (``<module> (1).py``, ``<module>.py.txt``), or the ``exN_`` prefix with a ``.py`` suffix."""
     target = f"{module}.py".lower()
     prefix = module.split("_", 1)[0].lower() + "_"
     found = []
-    for path in paths:
-        lower = path.name.lower()
-        if path.name == f"{module}.py" or lower.endswith(".pyc") or not _searchable(path.parts):
+    for m in tree.members:
+        lower = m.path.name.lower()
+        if m.path.name == f"{module}.py" or lower.endswith(".pyc") or not searchable(m.path.parts):
             continue
         if lower == target or lower.startswith(module.lower()) or (lower.startswith(prefix) and lower.endswith(".py")):
-            found.append(path)
-    return sorted(found)
+            found.append(m)
+    return sorted(found, key=lambda m: m.label)
 
 
-def _missing(module: str, paths) -> str:
-    """Why ``<module>.py`` is missing, naming near matches (never taken: the rule stays exact)."""
+def _too_deep(name: str, tree: Tree) -> list[Member]:
+    """The right file, below the search depth (named in the reason, never taken)."""
+    return sorted((m for m in tree.members if m.path.name == name and not searchable(m.path.parts)
+                   and searchable(m.path.parts, SCAN_DEPTH)), key=lambda m: (len(m.path.parts), m.label))
+
+
+def _finding(module: str, tree: Tree) -> str | None:
+    """What was found instead of ``<module>.py``, if anything: a misnamed file, or the file too deep."""
     name = f"{module}.py"
-    near = _near_matches(module, paths)
-    if not near:
-        return f"missing: no {name} in the submission"
-    listed = ", ".join(f'"{p}"' for p in near[:3]) + (f" (and {len(near) - 3} more)" if len(near) > 3 else "")
-    return f"missing: found {listed}, not taken: rename {'it' if len(near) == 1 else 'one'} to {name}"
+    near = _near_matches(module, tree)
+    if near:
+        return f"found {_listed(near)}, not taken: rename {'it' if len(near) == 1 else 'one'} to {name}"
+    deep = _too_deep(name, tree)
+    if deep:
+        folders = len(deep[0].path.parts) - 1
+        return (f"found {_listed(deep)}, {folders} folders deep, not taken: the grader looks at most "
+                f"{MAX_DEPTH - 1} folders deep (as in repo/exercises/{name}): move it up")
+    return None
+
+
+def _missing(module: str, tree: Tree) -> str:
+    """Why ``<module>.py`` is missing, naming what was found instead (never taken: the rule stays exact)."""
+    finding = _finding(module, tree)
+    if finding:
+        return f"missing: {finding}"
+    if tree.unopened:
+        return f"missing: no {module}.py found; not opened: {'; '.join(tree.unopened[:LISTED])}"
+    return f"missing: no {module}.py in the submission"
+
+
+def _nothing_found(tree: Tree, wanted: dict[str, str]) -> str:
+    """The reason for a submission with no exercise file at all: what it holds instead, exactly."""
+    expected = ", ".join(f"{m}.py" for m in wanted.values())
+    details = [f"{ex}: {f}" for ex, module in wanted.items() if (f := _finding(module, tree))]
+    if tree.unopened:
+        details.append("not opened: " + "; ".join(tree.unopened[:LISTED]))
+    if not details:
+        shown = [m for m in tree.members if searchable(m.path.parts, SCAN_DEPTH)]
+        details.append(f"it holds {_listed(shown)}" if shown else "it is empty")
+    return f"no exercise files found (expected {expected}): " + "; ".join(details)
 
 
 def _check_content(name: str, data: bytes, caps: Caps) -> str | None:
@@ -182,30 +196,22 @@ def _check_content(name: str, data: bytes, caps: Caps) -> str | None:
     return None
 
 
-def collect(entry: Path, wanted: dict[str, str], caps: Caps = Caps()) -> Submission:
-    """Take the files for ``wanted`` (exercise id -> module name) from one entry of the submissions folder."""
-    sub = Submission(student=student_id(entry), entry=entry)
-    kind = entry_kind(entry)
-    try:
-        if kind == "folder":
-            _collect_folder(entry, wanted, caps, sub)
-        elif kind == "zip":
-            _collect_zip(entry, wanted, caps, sub)
-        elif kind == "tar":
-            _collect_tar(entry, wanted, caps, sub)
-        else:
-            raise SubmissionError("not a folder or a supported archive (.zip, .tar.gz, .tgz)")
-    except SubmissionError as exc:
-        sub.error = str(exc)
-        sub.files.clear()
-        return sub
-    if not sub.found_any:
-        sub.error = "no exercise files found (expected " + ", ".join(f"{m}.py" for m in wanted.values()) + ")"
-    return sub
-
-
-def _take(sub: Submission, ex: str, name: str, where: str, data: bytes, caps: Caps) -> None:
-    sub.sources[name] = where
+def _take(tree: Tree, ex: str, module: str, caps: Caps, sub: Submission) -> None:
+    """Apply the search rule for one exercise and take its file into ``sub`` (or say why not)."""
+    name = f"{module}.py"
+    exact = [m for m in tree.members if m.path.name == name and searchable(m.path.parts)]
+    chosen, problem = _choose([m for m in exact if m.level == 0] or exact)  # outside archives first
+    if chosen is None:
+        sub.problems[ex] = problem or _missing(module, tree)
+        return
+    sub.sources[name] = chosen.label
+    if chosen.refused:
+        sub.problems[ex] = f"{chosen.label} is {chosen.refused}"
+        return
+    if chosen.size > caps.max_file_bytes:
+        sub.problems[ex] = f"{name} is too large ({chosen.size:,} bytes, limit {caps.max_file_bytes:,})"
+        return
+    data = chosen.read(caps.max_file_bytes + 1)
     problem = _check_content(name, data, caps)
     if problem:
         sub.problems[ex] = problem
@@ -213,157 +219,28 @@ def _take(sub: Submission, ex: str, name: str, where: str, data: bytes, caps: Ca
         sub.files[name] = data
 
 
-def _collect_folder(root: Path, wanted: dict[str, str], caps: Caps, sub: Submission) -> None:
-    names = {f"{module}.py" for module in wanted.values()}
-    found: dict[str, list[PurePosixPath]] = {n: [] for n in names}
-    others: list[PurePosixPath] = []  # every other file within reach, for near matches
-    stack = [(root, ())]
-    while stack:
-        folder, parts = stack.pop()
-        try:
-            children = list(os.scandir(folder))
-        except OSError:
-            continue
-        for child in children:
-            here = (*parts, child.name)
-            if child.is_dir(follow_symlinks=False):
-                if len(here) < MAX_DEPTH and _searchable((*here, "x")):
-                    stack.append((Path(child.path), here))
-            elif child.name in names and _searchable(here):
-                found[child.name].append(PurePosixPath(*here))
-            elif _searchable(here) and len(others) < 10_000:
-                others.append(PurePosixPath(*here))
-    for ex, module in wanted.items():
-        name = f"{module}.py"
-        chosen, problem = _choose(found[name])
-        if chosen is None:
-            sub.problems[ex] = problem or _missing(module, others)
-            continue
-        path = root.joinpath(*chosen.parts)
-        info = path.lstat()
-        if not stat.S_ISREG(info.st_mode):
-            sub.sources[name] = str(chosen)
-            sub.problems[ex] = f"{chosen} is a symlink or special file (refused)"
-            continue
-        if info.st_size > caps.max_file_bytes:
-            sub.sources[name] = str(chosen)
-            sub.problems[ex] = f"{name} is too large ({info.st_size:,} bytes, limit {caps.max_file_bytes:,})"
-            continue
-        with open(path, "rb") as f:
-            data = f.read(caps.max_file_bytes + 1)
-        _take(sub, ex, name, str(chosen), data, caps)
-
-
-def _member_path(raw: str) -> PurePosixPath:
-    """Check one archive member's name; refuse absolute paths and '..'."""
-    name = raw.replace("\\", "/")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise SubmissionError(f"unsafe archive member {raw!r}: absolute path (refused)")
-    path = PurePosixPath(name)
-    if ".." in path.parts:
-        raise SubmissionError(f"unsafe archive member {raw!r}: path leaves the archive (refused)")
-    return path
-
-
-def _mb(n: int) -> str:
-    return f"{n / 2**20:,.1f} MB"
-
-
-def _check_archive_file(path: Path, caps: Caps) -> None:
-    size = path.stat().st_size
-    if size > caps.max_archive_file_bytes:
-        raise SubmissionError(f"archive too large ({_mb(size)}, limit {_mb(caps.max_archive_file_bytes)})")
-
-
-def _select(members: dict[PurePosixPath, object], wanted: dict[str, str], sub: Submission):
-    """Yield (ex, file name, path, member) for each exercise whose file the search rule picks."""
-    for ex, module in wanted.items():
-        name = f"{module}.py"
-        paths = [p for p in members if p.name == name and _searchable(p.parts)]
-        chosen, problem = _choose(paths)
-        if chosen is None:
-            sub.problems[ex] = problem or _missing(module, members)
-            continue
-        yield ex, name, chosen, members[chosen]
-
-
-def _collect_zip(path: Path, wanted: dict[str, str], caps: Caps, sub: Submission) -> None:
-    _check_archive_file(path, caps)
+def collect(entry: Path, wanted: dict[str, str], caps: Caps = Caps(), *, parts: list[Part] | None = None,
+            student: str | None = None) -> Submission:
+    """Take the files for ``wanted`` (exercise id -> module name) from one entry of the submissions folder, or
+    from ``parts`` (one student's files in an LMS download; ``entry`` is then only where they are)."""
+    sub = Submission(student=student or student_id(entry), entry=entry)
     try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            if len(infos) > caps.max_members:
-                raise SubmissionError(f"archive has too many members ({len(infos):,}, limit {caps.max_members:,})")
-            total = sum(i.file_size for i in infos)
-            if total > caps.max_archive_bytes:
-                raise SubmissionError(
-                    f"archive too large when unpacked ({_mb(total)}, limit {_mb(caps.max_archive_bytes)})"
-                )
-            members: dict[PurePosixPath, zipfile.ZipInfo] = {}
-            for info in infos:
-                member = _member_path(info.filename)
-                kind = stat.S_IFMT(info.external_attr >> 16) if info.create_system == 3 else 0
-                if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):  # 0: no type recorded, a plain file
-                    what = "symlink" if kind == stat.S_IFLNK else "device or special file"
-                    raise SubmissionError(f"unsafe archive member {info.filename!r}: {what} (refused)")
-                if not info.is_dir():
-                    members[member] = info
-            for ex, name, chosen, info in _select(members, wanted, sub):
-                if info.flag_bits & 0x1:
-                    raise SubmissionError(f"archive member {info.filename!r} is encrypted")
-                if info.file_size > caps.max_file_bytes:
-                    sub.sources[name] = str(chosen)
-                    sub.problems[ex] = f"{name} is too large ({info.file_size:,} bytes, limit {caps.max_file_bytes:,})"
-                    continue
-                with zf.open(info) as f:
-                    data = f.read(caps.max_file_bytes + 1)
-                _take(sub, ex, name, str(chosen), data, caps)
-    except SubmissionError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, RuntimeError,
-            NotImplementedError) as exc:
-        raise SubmissionError(f"corrupt archive ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # zlib.error, lzma errors...: any failure to read is a corrupt archive
-        raise SubmissionError(f"corrupt archive ({type(exc).__name__}: {exc})") from None
-
-
-def _collect_tar(path: Path, wanted: dict[str, str], caps: Caps, sub: Submission) -> None:
-    _check_archive_file(path, caps)
-    try:
-        with tarfile.open(path, "r:*") as tf:
-            members: dict[PurePosixPath, tarfile.TarInfo] = {}
-            count = total = 0
-            # Headers are read one at a time, so a bomb is refused at the header that crosses a limit,
-            # before its data is ever decompressed.
-            while (info := tf.next()) is not None:
-                count += 1
-                total += max(info.size, 0)
-                if count > caps.max_members:
-                    raise SubmissionError(f"archive has too many members (more than {caps.max_members:,})")
-                if total > caps.max_archive_bytes:
-                    raise SubmissionError(
-                        f"archive too large when unpacked (more than {_mb(caps.max_archive_bytes)})"
-                    )
-                member = _member_path(info.name)
-                if info.issym() or info.islnk():
-                    what = "symlink" if info.issym() else "hard link"
-                    raise SubmissionError(f"unsafe archive member {info.name!r}: {what} (refused)")
-                if not (info.isreg() or info.isdir()):
-                    raise SubmissionError(f"unsafe archive member {info.name!r}: device or special file (refused)")
-                if info.isreg():
-                    members[member] = info
-            for ex, name, chosen, info in _select(members, wanted, sub):
-                if info.size > caps.max_file_bytes:
-                    sub.sources[name] = str(chosen)
-                    sub.problems[ex] = f"{name} is too large ({info.size:,} bytes, limit {caps.max_file_bytes:,})"
-                    continue
-                f = tf.extractfile(info)
-                data = f.read(caps.max_file_bytes + 1) if f else b""
-                _take(sub, ex, name, str(chosen), data, caps)
-    except SubmissionError:
-        raise
-    except Exception as exc:  # tarfile.ReadError, EOFError, zlib.error, gzip.BadGzipFile, OSError...
-        raise SubmissionError(f"corrupt archive ({type(exc).__name__}: {exc})") from None
+        with contextlib.ExitStack() as stack:
+            if parts is not None:
+                tree = read_parts(parts, caps, stack)
+            elif (kind := entry_kind(entry)) != "unsupported":
+                tree = read_entry(entry, caps, stack, kind)
+            else:
+                raise SubmissionError("not a folder or a supported archive (.zip, .tar.gz, .tgz)")
+            for ex, module in wanted.items():
+                _take(tree, ex, module, caps, sub)
+    except SubmissionError as exc:
+        sub.error = str(exc)
+        sub.files.clear()
+        return sub
+    if not sub.found_any:
+        sub.error = _nothing_found(tree, wanted)
+    return sub
 
 
 # ----------------------------------------------------------------------------------------------------------

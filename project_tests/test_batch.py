@@ -460,7 +460,7 @@ def test_rich_progress_runs_without_a_terminal(suite, tmp_path, private_tmp):
     log = io.StringIO()
     batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "rich"}, stream=log)
     text = log.getvalue()
-    assert "warning: skipped junk.txt" in text and "1 submissions: 1 graded, 0 ungradable" in text
+    assert "warning: skipped junk.txt" in text and "1 submission: 1 graded, 0 ungradable" in text
 
 
 # ----------------------------------------------------------------------------------------------------------
