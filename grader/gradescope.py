@@ -3,20 +3,36 @@
 ``python -m grader gradescope --out dist/gradescope`` writes ``dist/gradescope/autograder.zip``. Gradescope
 unpacks it into ``/autograder/source``, so the zip's top level is that folder::
 
-    setup.sh          run once when Gradescope builds the image: Python, then pip install -r requirements.txt
+    setup.sh          run once when Gradescope builds the image: a Python >= 3.11 venv with requirements.txt
     requirements.txt  the project's dependencies (torch pinned), with PyTorch's CPU wheel index
     run_autograder    run for every submission: grades /autograder/submission into /autograder/results/results.json
     llm_basics/  grader/  resources/  tests/ (hidden suites included)
 
-``run_autograder`` calls ``python3 -m grader gradescope-run``, which takes only the expected exercise files out
+Any Ubuntu base image works. The grader needs Python 3.11 or newer, because hypothesis is pinned (6.170.17, which
+needs 3.11) so that a grade never changes with its version; where the image's ``python3`` is older (Ubuntu
+22.04: 3.10), ``setup.sh`` installs Ubuntu's own ``python3.11`` package beside it. Everything then runs in the
+venv ``/autograder/venv``, whatever the image's ``python3`` is.
+
+``run_autograder`` calls ``python -m grader gradescope-run``, which takes only the expected exercise files out
 of the submission (``grader.sandbox``: at most three folders deep, ``exercises/<name>.py`` preferred), grades them
-with the visible and hidden suites, and writes the results document (hidden tests are ``after_published``).
+with the visible and hidden suites within a whole-submission time budget (``--budget``: Gradescope records
+nothing at all for a run it stops at its own limit), and writes Gradescope's ``results.json`` (``render``):
+
+* one box per test function: the cases of a parametrized test are added up into one box whose output names the
+  failing cases (students saw ~150 boxes otherwise); the instructor's full document keeps every case;
+* hidden tests as counts only by default (one "hidden tests" box per exercise, ``--hidden-detail counts``), or a
+  box per hidden test with its hint and points (``--hidden-detail tests``), never its name, reason or output;
+  ``--hidden-visibility`` says when students see those boxes (``after_published`` by default);
+* everything that is not one of Gradescope's own keys (``max_score``, the ``lesson`` record) under
+  ``extra_data``.
+
 A submission that cannot be graded still gets a results.json: score 0 and an output that says why.
 ``AUTOGRADER_ROOT`` replaces ``/autograder`` (for local tests).
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 import tempfile
 import time
@@ -29,23 +45,42 @@ SHIPPED_FOLDERS = ("llm_basics", "grader", "resources", "tests")
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis"}
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed, so the same sources always give the same zip
 CPU_WHEELS = "https://download.pytorch.org/whl/cpu"
+MIN_PYTHON = (3, 11)  # hypothesis 6.170.17 (pinned: derandomized examples, and so grades, depend on it) needs 3.11
+
+# Gradescope stops a run after 10 minutes by default and then records 0 and no test at all: the tests stop
+# well before that, and the ones left are recorded as not run. One test may still overrun the budget by its own
+# limits (10 s of CPU, 60 s wall-clock), and starting the grader costs a few seconds.
+DEFAULT_BUDGET = 300.0
+VISIBILITIES = ("hidden", "after_due_date", "after_published")
+HIDDEN_DETAILS = ("counts", "tests")
+DEFAULT_HIDDEN_VISIBILITY = "after_published"
+DEFAULT_HIDDEN_DETAIL = "counts"
+MAX_CASES_LISTED = 5  # failing cases of one parametrized test named in its box
 
 SETUP_SH = """\
 #!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder image.
-# Choose the Ubuntu 24.04 base image in the assignment settings: the project needs Python >= 3.11.
+# Gradescope runs this once, as root, when it builds the autograder image. Any Ubuntu base image works (22.04 or
+# newer): the grader runs in its own venv with Python >= 3.11. AUTOGRADER_ROOT replaces /autograder (local tests).
 set -euxo pipefail
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+VENV="$ROOT/venv"
 apt-get update
-apt-get install -y --no-install-recommends python3 python3-pip
-# fail now, with a message that says what to do, if the base image's Python is too old
-python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: choose Ubuntu 24.04 in the Gradescope autograder settings")'
-# The image exists only to grade, so install system-wide (Ubuntu 24.04 marks its Python "externally managed").
-export PIP_BREAK_SYSTEM_PACKAGES=1
+apt-get install -y --no-install-recommends python3 python3-venv
+# Python >= 3.11 is needed: hypothesis is pinned (6.170.17, so that grades never change with its version) and
+# needs it. Ubuntu 22.04's python3 is 3.10: there, take Ubuntu's own python3.11 package (universe) beside it.
+PYTHON=python3
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    apt-get install -y --no-install-recommends python3.11 python3.11-venv
+    PYTHON=python3.11
+fi
+# fail now, with a message that says what to do, if there is still no suitable Python
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed and could not be installed: choose a newer Ubuntu base image in the Gradescope autograder settings")'
+"$PYTHON" -m venv "$VENV"
 # requirements.txt pins torch==2.13.0 and adds PyTorch's CPU wheel index, so pip takes the small CPU-only
 # build (2.13.0+cpu) instead of PyPI's CUDA build (several GB, and the autograder has no GPU).
-pip3 install --no-cache-dir -r /autograder/source/requirements.txt
+"$VENV/bin/python" -m pip install --no-cache-dir -r "$ROOT/source/requirements.txt"
 # fail the image build now, not at the first submission, if something is missing
-cd /autograder/source && python3 -c "import torch, pytest, hypothesis, grader.plugin, llm_basics"
+cd "$ROOT/source" && "$VENV/bin/python" -c "import torch, pytest, hypothesis, grader.plugin, llm_basics"
 """
 
 RUN_AUTOGRADER = """\
@@ -55,10 +90,12 @@ RUN_AUTOGRADER = """\
 set -uo pipefail
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 RESULTS="$ROOT/results/results.json"
+PYTHON="$ROOT/venv/bin/python"  # made by setup.sh
+[ -x "$PYTHON" ] || PYTHON=python3
 mkdir -p "$ROOT/results"
 rm -f "$RESULTS"
 if cd "$ROOT/source"; then
-    python3 -m grader gradescope-run --submission "$ROOT/submission" --results "$RESULTS"
+    "$PYTHON" -m grader gradescope-run --submission "$ROOT/submission" --results "$RESULTS" {options}
     status=$?
 else
     status=1
@@ -70,6 +107,15 @@ if [ ! -s "$RESULTS" ]; then
 fi
 exit 0
 """
+
+
+def run_autograder_script(*, budget: float = DEFAULT_BUDGET, hidden_visibility: str = DEFAULT_HIDDEN_VISIBILITY,
+                          hidden_detail: str = DEFAULT_HIDDEN_DETAIL, timeout: float | None = None) -> str:
+    """``run_autograder`` with the grading options chosen when the zip was built."""
+    options = ["--budget", f"{budget:g}", "--hidden-visibility", hidden_visibility, "--hidden-detail", hidden_detail]
+    if timeout is not None:
+        options += ["--timeout", f"{timeout:g}"]
+    return RUN_AUTOGRADER.replace("{options}", " ".join(shlex.quote(o) for o in options))
 
 
 class GradescopeError(RuntimeError):
@@ -115,8 +161,12 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes, *, executable: bool = Fals
     zf.writestr(info, data)
 
 
-def build_autograder(out: Path, *, repo: Path = REPO_ROOT) -> Path:
-    """Write ``out/autograder.zip`` and return its path."""
+def build_autograder(out: Path, *, repo: Path = REPO_ROOT, budget: float = DEFAULT_BUDGET,
+                     hidden_visibility: str = DEFAULT_HIDDEN_VISIBILITY, hidden_detail: str = DEFAULT_HIDDEN_DETAIL,
+                     timeout: float | None = None) -> Path:
+    """Write ``out/autograder.zip`` and return its path; the grading options go into its ``run_autograder``."""
+    if hidden_visibility not in VISIBILITIES or hidden_detail not in HIDDEN_DETAILS:
+        raise GradescopeError(f"hidden tests: visibility one of {VISIBILITIES}, detail one of {HIDDEN_DETAILS}")
     repo = Path(repo).resolve()
     if not (repo / "tests" / "hidden").is_dir():
         raise GradescopeError(f"{repo / 'tests' / 'hidden'} is missing: build the autograder from the instructor copy")
@@ -126,7 +176,9 @@ def build_autograder(out: Path, *, repo: Path = REPO_ROOT) -> Path:
     tmp = target.with_suffix(".zip.tmp")
     with zipfile.ZipFile(tmp, "w") as zf:
         _add(zf, "setup.sh", SETUP_SH.encode(), executable=True)
-        _add(zf, "run_autograder", RUN_AUTOGRADER.encode(), executable=True)
+        script = run_autograder_script(budget=budget, hidden_visibility=hidden_visibility,
+                                       hidden_detail=hidden_detail, timeout=timeout)
+        _add(zf, "run_autograder", script.encode(), executable=True)
         _add(zf, "requirements.txt", requirements_txt(repo).encode())
         for name, path in _files(repo):
             _add(zf, name, path.read_bytes())
@@ -176,6 +228,9 @@ def grade_submission(submission: Path, *, tests_dir: Path | None = None, limits=
             exercises_dir, tests = sandbox.build_sandbox(Path(tmp), sub.files, tests_dir)
             doc = grade(exercises_dir, hidden=True, tests_dir=tests, limits=limits)
         _note_problems(doc, sub)
+        budget = getattr(limits, "budget", None)
+        doc["lesson"]["budget"] = {"seconds": budget, "not_run": sum(
+            1 for t in doc["tests"] if t["extra_data"].get("kind") == "not_run")}
         return doc
     except GradingError as exc:
         return ungradable(str(exc))
@@ -183,12 +238,155 @@ def grade_submission(submission: Path, *, tests_dir: Path | None = None, limits=
         return ungradable(f"the grader failed ({type(exc).__name__}: {exc}); please tell your instructor")
 
 
-def run(submission: Path, results_path: Path, *, tests_dir: Path | None = None, limits=None) -> dict:
-    """Grade ``submission`` and write Gradescope's results.json to ``results_path``."""
+# ----------------------------------------------------------------------------------------------------------
+# Gradescope's results.json, rendered from the results document
+# ----------------------------------------------------------------------------------------------------------
+
+GRADESCOPE_KEYS = ("score", "execution_time", "output", "output_format", "test_output_format", "test_name_format",
+                   "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard")
+
+
+def _function_of(test: dict) -> str:
+    """The test function a case belongs to: its node id without the parameters."""
+    return test["extra_data"]["nodeid"].split("[", 1)[0]
+
+
+def _case_of(test: dict) -> str:
+    nodeid = test["extra_data"]["nodeid"]
+    return nodeid[nodeid.index("["):] if "[" in nodeid else ""
+
+
+def _grouped(tests: list[dict]) -> list[list[dict]]:
+    """Tests grouped by test function, in the order of their first case."""
+    groups: dict[str, list[dict]] = {}
+    for test in tests:
+        groups.setdefault(_function_of(test), []).append(test)
+    return list(groups.values())
+
+
+def _points(x: float) -> float:
+    """A box's points: a sum of cases rounded to 4 decimals each, shown to 2 (Gradescope's total is ``score``)."""
+    return round(x + 0.0, 2)
+
+
+def _visible_box(cases: list[dict], number: str) -> dict:
+    """One box for the cases of one visible test function: points added up, the failing cases named."""
+    first = cases[0]
+    extra = first["extra_data"]
+    failed = [c for c in cases if c["status"] != "passed"]
+    lines = []
+    if failed:
+        hint = extra.get("hint", "")
+        if len(cases) == 1:
+            lines = [first["output"]] if first.get("output") else [hint]
+        else:
+            lines = [hint] if hint else []
+            reasons = [case["extra_data"].get("reason") or case["output"] or "failed" for case in failed]
+            if len(set(reasons)) == 1:  # one reason for every failing case (not run, a syntax error...): say it once
+                lines.append(f"{len(failed)} of {len(cases)} cases failed: {reasons[0]}")
+            else:
+                lines.append(f"{len(failed)} of {len(cases)} cases failed:")
+                for case, reason in list(zip(failed, reasons))[:MAX_CASES_LISTED]:
+                    lines.append(f"  {_case_of(case)}: {reason}")
+                if len(failed) > MAX_CASES_LISTED:
+                    lines.append(f"  ... and {len(failed) - MAX_CASES_LISTED} more")
+    return {
+        "name": first["name"].split("[", 1)[0],
+        "number": number,
+        "score": _points(sum(c["score"] for c in cases)),
+        "max_score": _points(sum(c["max_score"] for c in cases)),
+        "status": "failed" if failed else "passed",
+        "output": "\n".join(line for line in lines if line),
+        "visibility": "visible",
+        "tags": [extra["exercise"], "visible"],
+        "extra_data": {"exercise": extra["exercise"], "hidden": False, "cases": len(cases),
+                       "failed_cases": len(failed), "kinds": sorted({c["extra_data"]["kind"] for c in failed})},
+    }
+
+
+def _hidden_boxes(ex: str, module: str, functions: list[list[dict]], *, visibility: str, detail: str,
+                  number: str) -> list[dict]:
+    """The hidden tests of one exercise: one box with the counts, or one box per test function with its hint.
+    Never a hidden test's name, node id, reason or output: its parameters and messages can hold its literals."""
+    extra = {"exercise": ex, "hidden": True}
+    if detail == "counts":
+        passed = sum(all(c["status"] == "passed" for c in cases) for cases in functions)
+        score = sum(c["score"] for cases in functions for c in cases)
+        top = sum(c["max_score"] for cases in functions for c in cases)
+        return [{
+            "name": f"{module}: hidden tests",
+            "number": f"{number}.h",
+            "score": _points(score),
+            "max_score": _points(top),
+            "status": "passed" if passed == len(functions) else "failed",
+            "output": f"{passed} of {len(functions)} hidden tests passed ({score:.4g} of {top:.4g} points).",
+            "visibility": visibility,
+            "tags": [ex, "hidden"],
+            "extra_data": {**extra, "tests": len(functions), "passed": passed},
+        }]
+    boxes = []
+    for i, cases in enumerate(functions, start=1):
+        hint = cases[0]["extra_data"].get("hint", "")
+        ok = all(c["status"] == "passed" for c in cases)
+        boxes.append({
+            "name": f"{module}: hidden test {i}",
+            "number": f"{number}.h{i}",
+            "score": _points(sum(c["score"] for c in cases)),
+            "max_score": _points(sum(c["max_score"] for c in cases)),
+            "status": "passed" if ok else "failed",
+            "output": "" if ok else hint,
+            "visibility": visibility,
+            "tags": [ex, "hidden"],
+            "extra_data": {**extra, "hint": hint},
+        })
+    return boxes
+
+
+def render(doc: dict, *, hidden_visibility: str = DEFAULT_HIDDEN_VISIBILITY,
+           hidden_detail: str = DEFAULT_HIDDEN_DETAIL) -> dict:
+    """Gradescope's ``results.json`` for a results document: Gradescope's keys only at the top level (the rest
+    under ``extra_data``), one box per test function, hidden tests as counts or hints (see the module docstring).
+    The document itself (every case, every reason) is the instructor's record and is printed to stdout."""
+    if hidden_visibility not in VISIBILITIES or hidden_detail not in HIDDEN_DETAILS:
+        raise ValueError(f"hidden tests: visibility one of {VISIBILITIES}, detail one of {HIDDEN_DETAILS}")
+    lesson = doc.get("lesson", {})
+    modules = {e["id"]: e.get("name", e["id"]) for e in lesson.get("exercises", [])}
+    tests = []
+    order = list(modules) + [t["extra_data"]["exercise"] for t in doc["tests"] if t["extra_data"]["exercise"] not in modules]
+    for ex in dict.fromkeys(order):
+        mine = [t for t in doc["tests"] if t["extra_data"]["exercise"] == ex]
+        number = ex[2:] if ex.startswith("ex") else ex
+        visible = _grouped([t for t in mine if not t["extra_data"].get("hidden")])
+        tests += [_visible_box(cases, f"{number}.{i}") for i, cases in enumerate(visible, start=1)]
+        hidden = _grouped([t for t in mine if t["extra_data"].get("hidden")])
+        if hidden:
+            tests += _hidden_boxes(ex, modules.get(ex, ex), hidden, visibility=hidden_visibility,
+                                   detail=hidden_detail, number=number)
+    output = doc.get("output", "")
+    not_run = [t for t in doc["tests"] if t["extra_data"].get("kind") == "not_run"]
+    if not_run:
+        budget = (lesson.get("budget") or {}).get("seconds")
+        output += (f"\n{len(not_run)} tests were not run: grading stopped at its time budget"
+                   + (f" ({budget:g} s)" if budget else "") + ". Look for an endless loop in the tests that timed out.")
+    return {
+        "score": doc["score"],
+        "execution_time": doc.get("execution_time", 0.0),
+        "output": output,
+        "visibility": doc.get("visibility", "visible"),
+        "stdout_visibility": doc.get("stdout_visibility", "hidden"),
+        "tests": tests,
+        "extra_data": {"max_score": doc.get("max_score"), "lesson": lesson,
+                       "hidden_tests": {"visibility": hidden_visibility, "detail": hidden_detail}},
+    }
+
+
+def run(submission: Path, results_path: Path, *, tests_dir: Path | None = None, limits=None,
+        hidden_visibility: str = DEFAULT_HIDDEN_VISIBILITY, hidden_detail: str = DEFAULT_HIDDEN_DETAIL) -> dict:
+    """Grade ``submission`` and write Gradescope's results.json to ``results_path``; returns the full document."""
     from grader import report, results
 
     doc = grade_submission(submission, tests_dir=tests_dir, limits=limits)
-    results.write(results.for_students(doc), Path(results_path))  # students see hidden tests as hints only
+    results.write(render(doc, hidden_visibility=hidden_visibility, hidden_detail=hidden_detail), Path(results_path))
     report.print_report(doc, stream=sys.stdout)  # Gradescope keeps stdout for the instructor (stdout_visibility)
     return doc
 
@@ -198,33 +396,50 @@ def run(submission: Path, results_path: Path, *, tests_dir: Path | None = None, 
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _add_options(p, *, timeout_default) -> None:
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="S",
+                   help=f"wall-clock seconds for all the tests of a submission; the tests left then are recorded as"
+                        f" not run (default {DEFAULT_BUDGET:g}: Gradescope's own limit is 10 minutes, after which it"
+                        f" records nothing)")
+    p.add_argument("--hidden-visibility", choices=VISIBILITIES, default=DEFAULT_HIDDEN_VISIBILITY,
+                   help=f"when students see the hidden-test boxes (default {DEFAULT_HIDDEN_VISIBILITY})")
+    p.add_argument("--hidden-detail", choices=HIDDEN_DETAILS, default=DEFAULT_HIDDEN_DETAIL,
+                   help="counts: one box per exercise with the hidden points earned (default); tests: one box per"
+                        " hidden test with its hint and points")
+    p.add_argument("--timeout", type=float, default=timeout_default, help="CPU seconds allowed per test")
+
+
 def add_gradescope_parser(sub) -> None:
     from grader.runner import DEFAULT_TIMEOUT
 
     p = sub.add_parser("gradescope", help="write autograder.zip for a Gradescope programming assignment")
     p.add_argument("--out", default="dist/gradescope", help="folder for autograder.zip (default dist/gradescope)")
+    _add_options(p, timeout_default=None)
     p.set_defaults(func=_cmd_build)
 
     r = sub.add_parser("gradescope-run", help="grade one submission inside Gradescope (used by run_autograder)")
     r.add_argument("--submission", default="/autograder/submission", help="folder holding the student's files")
     r.add_argument("--results", default="/autograder/results/results.json", help="where to write results.json")
-    r.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds allowed per test")
+    _add_options(r, timeout_default=DEFAULT_TIMEOUT)
     r.set_defaults(func=_cmd_run)
 
 
 def _cmd_build(args) -> int:
     try:
-        path = build_autograder(Path(args.out))
+        path = build_autograder(Path(args.out), budget=args.budget, hidden_visibility=args.hidden_visibility,
+                                hidden_detail=args.hidden_detail, timeout=args.timeout)
     except GradescopeError as exc:
         print(f"gradescope: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {path}: upload it as the autograder of a Gradescope programming assignment, and choose the "
-          "Ubuntu 24.04 base image in the autograder settings (setup.sh needs Python 3.11 or newer)")
+    print(f"wrote {path}: upload it as the autograder of a Gradescope programming assignment (any Ubuntu base "
+          f"image: setup.sh brings Python 3.11 where the image's is older). Each submission's tests stop after "
+          f"{args.budget:g} s; keep Gradescope's autograder timeout above {args.budget + 120:g} s.")
     return 0
 
 
 def _cmd_run(args) -> int:
     from grader.runner import Limits
 
-    run(Path(args.submission), Path(args.results), limits=Limits(timeout=args.timeout))
+    run(Path(args.submission), Path(args.results), limits=Limits(timeout=args.timeout, budget=args.budget or None),
+        hidden_visibility=args.hidden_visibility, hidden_detail=args.hidden_detail)
     return 0

@@ -1,5 +1,6 @@
 """The Gradescope autograder end to end: build autograder.zip, unpack it the way Gradescope does, and run
-``run_autograder`` on the reference, the stubs, a broken and an empty submission."""
+``run_autograder`` on the reference, the stubs, a broken, a looping and an empty submission; ``setup.sh`` on an
+image whose python3 is 3.10 (Ubuntu 22.04), with the Python 3.10 of pyenv where this machine has one."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from grader import gradescope
 from grader.results import SCHEMA_PATH, load_points
+from grader.runner import Limits
 from grader.stubs import expected_stubs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,14 +55,32 @@ def autograder(tmp_path, autograder_zip):
             [str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True, timeout=900
         )
         doc = json.loads((root / "results" / "results.json").read_text())
-        jsonschema.validate(doc, SCHEMA)
+        check_gradescope_format(doc)
         return doc, proc
 
     return run
 
 
+def check_gradescope_format(doc: dict) -> None:
+    """Gradescope's results.json: its schema, and nothing but Gradescope's own keys at the top level."""
+    jsonschema.validate(doc, SCHEMA)
+    extra = set(doc) - set(gradescope.GRADESCOPE_KEYS)
+    assert not extra, f"keys Gradescope does not know belong under extra_data: {sorted(extra)}"
+
+
+def lesson(doc: dict) -> dict:
+    return doc["extra_data"]["lesson"]
+
+
 def by_exercise(doc: dict) -> dict[str, dict]:
-    return {e["id"]: e for e in doc["lesson"]["exercises"]}
+    return {e["id"]: e for e in lesson(doc)["exercises"]}
+
+
+def function_counts(hidden: bool) -> dict[str, int]:
+    """exN -> number of test functions (not cases) in its visible or hidden suite."""
+    folder = REPO / "tests" / ("hidden" if hidden else "")
+    return {ex: sum(line.startswith("def test_") for p in folder.glob(f"test_{ex}_*.py")
+                    for line in p.read_text().splitlines()) for ex in POINTS}
 
 
 def reference() -> dict[str, str]:
@@ -91,9 +111,9 @@ def test_zip_is_reproducible(autograder_zip, tmp_path):
 
 def test_empty_submission_is_ungradable_with_a_reason(autograder):
     doc, _ = autograder({"notes.txt": "I ran out of time"}, folder=".")
-    assert doc["score"] == 0 and doc["lesson"]["status"] == "ungradable"
+    assert doc["score"] == 0 and lesson(doc)["status"] == "ungradable"
     assert doc["output"].startswith("Ungradable: no exercise files found")
-    assert doc["max_score"] == sum(p["visible"] + p["hidden"] for p in POINTS.values())
+    assert doc["extra_data"]["max_score"] == sum(p["visible"] + p["hidden"] for p in POINTS.values())
 
 
 def test_a_grader_that_cannot_start_still_writes_results(autograder):
@@ -105,17 +125,28 @@ def test_a_grader_that_cannot_start_still_writes_results(autograder):
 def test_reference_scores_full_marks(autograder):
     doc, proc = autograder(reference())
     assert proc.returncode == 0
-    assert (doc["score"], doc["max_score"]) == (100, 100), doc["output"]
+    assert (doc["score"], doc["extra_data"]["max_score"]) == (100, 100), doc["output"]
+    # one box per test function, and by default one box of hidden counts per exercise, shown once published
+    visible = [t for t in doc["tests"] if not t["extra_data"]["hidden"]]
     hidden = [t for t in doc["tests"] if t["extra_data"]["hidden"]]
-    assert hidden and all(t["visibility"] == "after_published" for t in hidden)
-    assert all(t["visibility"] == "visible" for t in doc["tests"] if not t["extra_data"]["hidden"])
+    assert len(visible) == sum(function_counts(hidden=False).values())
+    assert [t["extra_data"]["exercise"] for t in hidden] == list(POINTS)
+    assert all(t["visibility"] == "after_published" for t in hidden)
+    assert all(t["visibility"] == "visible" for t in visible)
+    assert len(doc["tests"]) < 50, "students see about 40 boxes, not one per parametrized case"
+    for t in hidden:
+        ex = t["extra_data"]["exercise"]
+        functions = function_counts(hidden=True)[ex]
+        assert t["output"] == f"{functions} of {functions} hidden tests passed (10 of 10 points)."
+        assert (t["score"], t["max_score"]) == (POINTS[ex]["hidden"], POINTS[ex]["hidden"])
 
 
 @pytest.mark.slow
 def test_stubs_score_zero(autograder):
     doc, _ = autograder(expected_stubs(), folder="my-repo/exercises")
-    assert doc["score"] == 0 and doc["lesson"]["status"] == "graded"
-    assert all(t["extra_data"]["kind"] == "not_implemented" for t in doc["tests"])
+    assert doc["score"] == 0 and lesson(doc)["status"] == "graded"
+    visible = [t for t in doc["tests"] if not t["extra_data"]["hidden"]]
+    assert all(t["extra_data"]["kinds"] == ["not_implemented"] for t in visible)
     assert "my-repo/exercises/" in doc["output"]
 
 
@@ -140,49 +171,232 @@ def test_broken_submission_costs_only_the_broken_exercises(autograder):
     assert syntax and all(f"{first}.py line {bad_line}: SyntaxError" in out for out in syntax)
     gone = [t["output"] for t in visible if t["extra_data"]["exercise"] == missing_ex]
     assert gone and all(f"no {missing}.py in the submission" in out for out in gone)
-    # hidden tests reach students as their hint and points only, never a reason or a name
-    hidden = [t for t in doc["tests"] if t["extra_data"]["hidden"]]
-    assert hidden and all(t["output"] == t["extra_data"]["hint"] for t in hidden if t["status"] != "passed")
-    assert all(set(t["extra_data"]) == {"exercise", "hidden", "hint", "kind"} for t in hidden)
+    # hidden tests reach students as counts only
+    hidden = {t["extra_data"]["exercise"]: t for t in doc["tests"] if t["extra_data"]["hidden"]}
+    assert hidden[first_ex]["output"].startswith("0 of ") and hidden[first_ex]["score"] == 0
+    assert all(set(t["extra_data"]) == {"exercise", "hidden", "tests", "passed"} for t in hidden.values())
     assert f"{missing_ex}: missing" in doc["output"]
 
 
-def _python_check(autograder_zip) -> str:
+def _setup_lines(autograder_zip, first: str, last: str) -> str:
+    """The lines of setup.sh from the one starting with ``first`` to the one starting with ``last``."""
     with zipfile.ZipFile(autograder_zip) as zf:
-        setup = zf.read("setup.sh").decode()
-    lines = setup.splitlines()
-    [check] = [line for line in lines if "sys.version_info" in line]
-    install = next(i for i, line in enumerate(lines) if line.startswith("pip3 install"))
-    assert lines.index(check) < install, "the Python check must come before the (long) pip install"
-    return check
+        lines = zf.read("setup.sh").decode().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(first))
+    end = next(i for i, line in enumerate(lines) if i >= start and line.startswith(last))
+    install = next(i for i, line in enumerate(lines) if "pip install" in line)
+    assert end < install, "the Python is chosen before the (long) pip install"
+    return "\n".join(lines[start:end + 1])
 
 
-def test_setup_fails_early_on_an_old_python(autograder_zip, tmp_path):
-    check = _python_check(autograder_zip)
+def _fake_image(tmp_path: Path, python3: str) -> tuple[Path, dict]:
+    """A bin folder whose python3 is ``python3`` and whose apt-get only logs what it was asked for, except that
+    installing python3.11 puts pyenv's 3.11 (or this interpreter) on PATH as Ubuntu's package would."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    python3 = bin_dir / "python3"
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-
-    def run(version: tuple) -> subprocess.CompletedProcess:
-        # a python3 that reports `version`: the check line runs unchanged, as setup.sh runs it
-        python3.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c '
-                           f'"import sys; sys.version_info = {version!r}; exec(sys.argv[2])" "$@"\n')
-        python3.chmod(0o755)
-        return subprocess.run(["bash", "-euo", "pipefail", "-c", check], env=env, capture_output=True, text=True)
-
-    old = run((3, 10, 12))
-    assert old.returncode != 0
-    assert "Python 3.11 or newer is needed: choose Ubuntu 24.04 in the Gradescope autograder settings" in old.stderr
-    assert run((3, 11, 0)).returncode == 0 and run((3, 12, 3)).returncode == 0
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{python3}" "$@"\n')
+    python311 = _pyenv_python("3.11") or sys.executable
+    (bin_dir / "apt-get").write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> "{tmp_path}/apt.log"\n'
+        f'case "$*" in *python3.11*) printf \'#!/bin/sh\\nexec "{python311}" "$@"\\n\' > "{bin_dir}/python3.11";'
+        f' chmod +x "{bin_dir}/python3.11";; esac\n'
+    )
+    for name in ("python3", "apt-get"):
+        (bin_dir / name).chmod(0o755)
+    return bin_dir, {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
-def test_build_message_names_the_ubuntu_image(tmp_path, capsys):
-    import argparse
+def _pyenv_python(version: str) -> str | None:
+    """The newest pyenv interpreter of ``version`` (3.10, 3.11...) on this machine, or None."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = sorted(root.glob(f"{version}.*/bin/python{version}"), key=lambda p: [int(x) for x in
+                   p.parts[-3].split(".") if x.isdigit()])
+    return str(found[-1]) if found else None
 
-    assert gradescope._cmd_build(argparse.Namespace(out=str(tmp_path))) == 0
+
+def _fake_python(tmp_path: Path, version: tuple) -> str:
+    """An interpreter that reports ``version`` and is otherwise this one."""
+    path = tmp_path / f"python{'.'.join(map(str, version))}"
+    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "import sys; sys.version_info = {version!r}; '
+                    f'exec(sys.argv[2])" "$@"\n')
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("version, installs", [((3, 10, 12), True), ((3, 11, 0), False), ((3, 12, 3), False)])
+def test_setup_brings_python_3_11_where_the_image_has_an_older_one(autograder_zip, tmp_path, version, installs):
+    """Ubuntu 22.04's python3 is 3.10: setup.sh installs Ubuntu's python3.11 beside it; newer images keep theirs."""
+    choose = _setup_lines(autograder_zip, "PYTHON=python3", "fi")
+    _, env = _fake_image(tmp_path, _fake_python(tmp_path, version))
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", choose + '\necho "chose $PYTHON"'], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    log = (tmp_path / "apt.log").read_text() if (tmp_path / "apt.log").exists() else ""
+    assert ("python3.11 python3.11-venv" in log) == installs, log
+    assert proc.stdout.strip() == ("chose python3.11" if installs else "chose python3")
+
+
+def test_setup_fails_early_without_a_suitable_python(autograder_zip, tmp_path):
+    check = _setup_lines(autograder_zip, '"$PYTHON" -c', '"$PYTHON" -c')
+    _, env = _fake_image(tmp_path, _fake_python(tmp_path, (3, 10, 12)))
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", "PYTHON=python3\n" + check], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "Python 3.11 or newer is needed" in proc.stderr
+
+
+PY310 = _pyenv_python("3.10")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PY310 is None, reason="no Python 3.10 here (pyenv's /root/.pyenv/versions/3.10.*): the "
+                                          "Ubuntu 22.04 simulation needs a real 3.10 as python3")
+def test_ubuntu_22_04_image_installs_and_grades(autograder_zip, tmp_path):
+    """Gradescope's newest base image, simulated: python3 is a real Python 3.10, apt-get only hands over a Python
+    3.11 as Ubuntu's python3.11 package would. setup.sh runs unchanged (venv, pip install of requirements.txt,
+    import check), then run_autograder grades the reference with that venv while python3 is still 3.10.
+
+    Not simulated: apt itself, and PyTorch's CPU wheel index (not reachable here): the index line is taken out
+    of requirements.txt, and pip finds torch 2.13.0+cpu on this machine's wheel folder instead."""
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(autograder_zip) as zf:
+        zf.extractall(root / "source")
+        for info in zf.infolist():
+            os.chmod(root / "source" / info.filename, (info.external_attr >> 16) & 0o777)
+    requirements = root / "source" / "requirements.txt"
+    requirements.write_text("".join(line for line in requirements.read_text().splitlines(keepends=True)
+                                    if not line.startswith("--extra-index-url")))
+    _, env = _fake_image(tmp_path, PY310)
+    env.update(AUTOGRADER_ROOT=str(root), PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_PROGRESS_BAR="off")
+    assert subprocess.run([PY310, "-c", "import sys; assert sys.version_info[:2] == (3, 10)"]).returncode == 0
+    setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], env=env, capture_output=True, text=True,
+                           timeout=1500)
+    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+    assert "python3.11 python3.11-venv" in (tmp_path / "apt.log").read_text()
+    venv_python = root / "venv" / "bin" / "python"
+    version = subprocess.run([str(venv_python), "-c", "import sys; print(sys.version_info[:2])"],
+                             capture_output=True, text=True).stdout
+    assert version.strip() == "(3, 11)"
+    where = root / "submission" / "exercises"
+    where.mkdir(parents=True)
+    for name, text in reference().items():
+        (where / name).write_text(text)
+    subprocess.run([str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True, timeout=900)
+    doc = json.loads((root / "results" / "results.json").read_text())
+    check_gradescope_format(doc)
+    assert doc["score"] == 100, doc["output"]
+
+
+def test_build_message_says_any_ubuntu_image_and_the_budget(tmp_path, capsys):
+    parser = __import__("grader.cli", fromlist=["build_parser"]).build_parser()
+    args = parser.parse_args(["gradescope", "--out", str(tmp_path), "--budget", "240"])
+    assert args.func(args) == 0
     printed = capsys.readouterr().out
-    assert "Ubuntu 24.04" in printed and "Python 3.11" in printed
+    assert "any Ubuntu base image" in printed and "240 s" in printed
+
+
+def test_grading_options_go_into_run_autograder(tmp_path):
+    """--budget, --hidden-visibility and --hidden-detail given when the zip is built are what each run uses."""
+    path = gradescope.build_autograder(tmp_path, budget=120, hidden_visibility="after_due_date", hidden_detail="tests")
+    with zipfile.ZipFile(path) as zf:
+        script = zf.read("run_autograder").decode()
+    assert "--budget 120 --hidden-visibility after_due_date --hidden-detail tests" in script
+    with pytest.raises(gradescope.GradescopeError):
+        gradescope.build_autograder(tmp_path, hidden_visibility="visible")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# results.json: one box per test function, hidden tests as counts or hints, extras under extra_data
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _case(ex: str, nodeid: str, score: float, top: float, *, hidden=False, kind="passed", reason="", hint="h"):
+    status = "passed" if kind == "passed" else "failed"
+    name = nodeid.split("::")[-1]
+    return {"name": f"{ex}_mod: {name}", "number": "", "score": score, "max_score": top, "status": status,
+            "output": "" if status == "passed" else f"{hint}\n{reason}", "visibility": "visible", "tags": [],
+            "extra_data": {"nodeid": nodeid, "exercise": ex, "hidden": hidden, "hint": hint, "kind": kind,
+                           "reason": reason, "details": "secret traceback", "captured_output": "secret output"}}
+
+
+def _doc(tests: list[dict]) -> dict:
+    return {"score": sum(t["score"] for t in tests), "max_score": 10.0, "execution_time": 1.0, "output": "Score",
+            "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
+            "lesson": {"status": "graded", "exercises": [{"id": "ex1", "name": "ex1_mod"}]}}
+
+
+SECRET = "tests/hidden/test_ex1_mod_hidden.py::test_secret_edge[literal-42]"
+DOC = _doc([
+    _case("ex1", "tests/test_ex1_mod.py::test_one", 1.0, 1.0),
+    _case("ex1", "tests/test_ex1_mod.py::test_cases[a]", 0.5, 0.5),
+    _case("ex1", "tests/test_ex1_mod.py::test_cases[b]", 0.0, 0.5, kind="failed", reason="expected 1, got 2"),
+    _case("ex1", "tests/test_ex1_mod.py::test_cases[c]", 0.0, 0.5, kind="timeout", reason="timed out"),
+    _case("ex1", SECRET, 0.0, 2.0, hidden=True, kind="failed", reason="expected 42", hint="edge cases"),
+    _case("ex1", "tests/hidden/test_ex1_mod_hidden.py::test_other", 1.0, 1.0, hidden=True),
+])
+
+
+def test_parametrized_cases_fold_into_one_box_that_names_the_failing_ones():
+    out = gradescope.render(DOC)
+    check_gradescope_format(out)
+    cases = next(t for t in out["tests"] if t["name"] == "ex1_mod: test_cases")
+    assert (cases["score"], cases["max_score"], cases["status"]) == (0.5, 1.5, "failed")
+    assert cases["output"].splitlines() == ["h", "2 of 3 cases failed:", "  [b]: expected 1, got 2", "  [c]: timed out"]
+    assert cases["extra_data"]["kinds"] == ["failed", "timeout"]
+    assert [t["name"] for t in out["tests"] if not t["extra_data"]["hidden"]] == ["ex1_mod: test_one",
+                                                                                "ex1_mod: test_cases"]
+
+
+def test_extras_live_under_extra_data():
+    out = gradescope.render(DOC)
+    assert out["extra_data"]["max_score"] == 10.0 and out["extra_data"]["lesson"]["status"] == "graded"
+    assert "lesson" not in out and "max_score" not in out
+
+
+@pytest.mark.parametrize("detail", gradescope.HIDDEN_DETAILS)
+@pytest.mark.parametrize("visibility", gradescope.VISIBILITIES)
+def test_hidden_tests_show_counts_or_hints_never_their_text(detail, visibility):
+    out = gradescope.render(DOC, hidden_visibility=visibility, hidden_detail=detail)
+    hidden = [t for t in out["tests"] if t["extra_data"]["hidden"]]
+    assert hidden and all(t["visibility"] == visibility for t in hidden)
+    text = json.dumps(hidden)
+    for secret in ("test_secret_edge", "literal-42", "expected 42", "secret traceback", "secret output"):
+        assert secret not in text
+    if detail == "counts":
+        [box] = hidden
+        assert box["output"] == "1 of 2 hidden tests passed (1 of 3 points)." and box["score"] == 1.0
+        assert "edge cases" not in text
+    else:
+        assert [t["output"] for t in hidden] == ["edge cases", ""]
+        assert [t["name"] for t in hidden] == ["ex1_mod: hidden test 1", "ex1_mod: hidden test 2"]
+
+
+def test_default_hidden_tests_are_counts_shown_once_published():
+    [box] = [t for t in gradescope.render(DOC)["tests"] if t["extra_data"]["hidden"]]
+    assert box["visibility"] == "after_published" and box["name"] == "ex1_mod: hidden tests"
+
+
+def test_a_looping_submission_stops_at_the_budget_and_still_writes_results(demo_tests, make_submission, tmp_path):
+    """Every test loops: a few time out, the budget runs out, the tests left are recorded as not run, and
+    results.json is still written with every test in it."""
+    loop = "def add(a, b):\n    while True:\n        pass\n\ndef work(n):\n    while True:\n        pass\n"
+    folder = make_submission(ex1_demo=loop)
+    results_path = tmp_path / "results.json"
+    doc = gradescope.run(folder, results_path, tests_dir=demo_tests, limits=Limits(timeout=0.5, budget=0.2))
+    kinds = [t["extra_data"]["kind"] for t in doc["tests"]]
+    assert kinds[0] == "timeout" and "not_run" in kinds, kinds
+    assert kinds[kinds.index("not_run"):] == ["not_run"] * (len(kinds) - kinds.index("not_run"))
+    assert doc["lesson"]["budget"] == {"seconds": 0.2, "not_run": kinds.count("not_run")}
+    written = json.loads(results_path.read_text())
+    check_gradescope_format(written)
+    ex2 = next(t for t in written["tests"] if t["extra_data"]["exercise"] == "ex2")
+    assert ex2["score"] == 0 and "time budget (0.2 s)" in ex2["output"], "good code after the budget is not run"
+    assert "tests were not run: grading stopped at its time budget (0.2 s)" in written["output"]
+
+
+def test_no_budget_runs_every_test(demo_tests, make_submission, tmp_path):
+    doc = gradescope.run(make_submission(), tmp_path / "results.json", tests_dir=demo_tests, limits=Limits(budget=None))
+    assert doc["score"] == doc["max_score"] and doc["lesson"]["budget"]["not_run"] == 0
 
 
 def test_output_block_is_the_submission_summary(tmp_path, monkeypatch):
