@@ -72,6 +72,8 @@ _OPTIONAL_COMMANDS = (
     ("grader.release", "add_release_parser"),
     ("grader.gradescope", "add_gradescope_parser"),
     ("grader.batch", "add_batch_parser"),
+    ("grader.batch", "add_export_parser"),
+    ("grader.batch", "add_analyze_parser"),
     ("grader.nbgrader_export", "add_nbgrader_parser"),
     ("grader.mutation", "add_mutation_parser"),
 )

@@ -55,7 +55,9 @@ def render(doc: dict, *, student: str | None = None) -> str:
         lines = []
         if ex.get("problem"):
             lines.append(f"- Not graded: {_line(ex['problem'])}")
-        tests = [t for t in lost.get(ex["id"], []) if "nodeid" in t.get("extra_data", {})]
+        # a missing or refused file is said once, by the "Not graded" line (its placeholder test holds the same)
+        tests = [t for t in lost.get(ex["id"], []) if "nodeid" in t.get("extra_data", {})
+                 and t["extra_data"].get("kind") != "not_graded"]
         visible = [t for t in tests if not t["extra_data"]["hidden"]]
         hidden = [t for t in tests if t["extra_data"]["hidden"]]
         if visible and all(t["extra_data"]["kind"] == "not_implemented" for t in visible):
@@ -71,7 +73,8 @@ def render(doc: dict, *, student: str | None = None) -> str:
                     lines.append(f"  - {_line(extra['reason'])}")
         if hidden:
             points = round(sum(t["max_score"] for t in hidden), 2)
-            lines.append(f"- {len(hidden)} hidden test{'s' if len(hidden) != 1 else ''} failed ({_fmt(points)} points).")
+            lines.append(f"- {len(hidden)} hidden test{'s' if len(hidden) != 1 else ''} failed "
+                         f"({_fmt(points)} point{'' if points == 1 else 's'}).")
         if lines:
             sections += [f"### {ex['id']} {ex['title']} ({ex['name']}.py)", "", *lines, ""]
     if sections:

@@ -328,7 +328,7 @@ def test_hostile_batch_every_submission_gets_a_row(suite, tmp_path, private_tmp)
     memhog = json.loads((out / "memhog" / "results.json").read_text())
     assert any("MemoryError" in t["extra_data"]["reason"] for t in memhog["tests"])
     text = (out / "stubs" / "feedback.md").read_text()
-    assert "Not started" in text and "1 hidden test failed (1 points)" in text and "SECRET" not in text
+    assert "Not started" in text and "1 hidden test failed (1 point)" in text and "SECRET" not in text
     assert "could not be graded" in (out / "corrupt" / "feedback.md").read_text()
     assert os.environ.get("PWNED") is None
 

@@ -30,5 +30,19 @@ from grader.batch.cli import add_batch_parser, cmd_batch
 from grader.batch.gradebook import empty_doc, row_from_doc, ungradable_doc
 from grader.batch.scheduler import Options, batch_grade, scan
 
-__all__ = ["Options", "add_batch_parser", "batch_grade", "cmd_batch", "empty_doc", "row_from_doc", "scan",
-           "ungradable_doc"]
+__all__ = ["Options", "add_analyze_parser", "add_batch_parser", "add_export_parser", "batch_grade", "cmd_batch",
+           "empty_doc", "row_from_doc", "scan", "ungradable_doc"]
+
+
+def add_export_parser(sub) -> None:
+    """``python -m grader export canvas|moodle`` (grader.batch.lms)."""
+    from grader.batch.lms import add_export_parser as add
+
+    add(sub)
+
+
+def add_analyze_parser(sub) -> None:
+    """``python -m grader analyze`` (grader.batch.analysis)."""
+    from grader.batch.analysis import add_analyze_parser as add
+
+    add(sub)
