@@ -23,6 +23,7 @@ TEST_SETUP  := $(DEV)
 SUBMISSIONS ?= submissions
 OUT         ?= out/batch
 JOBS        ?= 2
+SCHEDULER   ?=
 # END instructor-only
 TEST_SETUP ?= $(STAMP)
 
@@ -55,9 +56,9 @@ clean: ## remove generated folders (keeps .venv)
 # BEGIN instructor-only
 
 $(DEV): $(STAMP)
-	@echo "Adding the instructor and test tools (jsonschema, nbgrader)..."
-	@$(PIP_INSTALL) -e ".[dev]" $(QUIET_PIP)
-	@$(PY) -c "import jsonschema, nbgrader, mutmut.mutation.mutators" || { echo "setup failed: see the pip output above"; exit 1; }
+	@echo "Adding the instructor and test tools (jsonschema, nbgrader, Dask)..."
+	@$(PIP_INSTALL) -e ".[dev,dask]" $(QUIET_PIP)
+	@$(PY) -c "import jsonschema, nbgrader, mutmut.mutation.mutators, distributed" || { echo "setup failed: see the pip output above"; exit 1; }
 	@touch $(DEV)
 
 check: $(DEV) ## reference must score 100 and the untouched stubs 0 (hidden tests included)
@@ -66,15 +67,15 @@ check: $(DEV) ## reference must score 100 and the untouched stubs 0 (hidden test
 stubs: $(STAMP) ## regenerate exercises/ from solutions/
 	@$(PY) -m grader stubs
 
-bench: $(DEV) ## run the benchmarks (tokenizer, block, grade, batch, nbgrader); prints figures, never fails on speed
+bench: $(DEV) ## run the benchmarks (tokenizer, block, grade, batch, Dask, nbgrader); prints figures, never fails on speed
 	@$(PIP_INSTALL) -e ".[dev,bench]" $(QUIET_PIP)
-	@for b in bench/bench_tokenizer.py bench/bench_block.py bench/bench_grade.py bench/bench_batch.py bench/bench_nbgrader.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/bench_tokenizer.py bench/bench_block.py bench/bench_grade.py bench/bench_batch.py bench/bench_dask.py bench/bench_nbgrader.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 release: $(DEV) ## write the student release to dist/student/
 	@$(PY) -m grader release --out dist/student
 
-batch: $(DEV) ## grade every submission in SUBMISSIONS= into OUT= (JOBS=2)
-	@$(PY) -m grader batch $(SUBMISSIONS) --out $(OUT) --jobs $(JOBS)
+batch: $(DEV) ## grade every submission in SUBMISSIONS= into OUT= (JOBS=2, or SCHEDULER=tcp://host:8786 or local:N)
+	@$(PY) -m grader batch $(SUBMISSIONS) --out $(OUT) $(if $(SCHEDULER),--scheduler $(SCHEDULER),--jobs $(JOBS))
 
 gradescope: $(DEV) ## write dist/gradescope/autograder.zip
 	@$(PY) -m grader gradescope --out dist/gradescope

@@ -64,9 +64,10 @@ def _analyze(args: argparse.Namespace) -> None:
 
 def _grade(args: argparse.Namespace) -> list[dict]:
     return batch_grade(
-        Path(args.submissions), Path(args.out), jobs=args.jobs, force=args.force,
+        Path(args.submissions), Path(args.out), jobs=DEFAULT_JOBS if args.jobs is None else args.jobs,
+        force=args.force,
         timeout_per_submission=args.timeout_per_submission, memory_mb=args.memory_mb or None,
-        test_timeout=args.timeout, wall_timeout=args.wall_timeout,
+        test_timeout=args.timeout, wall_timeout=args.wall_timeout, scheduler=args.scheduler,
     )
 
 
@@ -75,8 +76,12 @@ def add_batch_parser(sub) -> argparse.ArgumentParser:
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("submissions", help="folder of submissions: plain entries, or a Canvas or Moodle download, unzipped")
     b.add_argument("--out", required=True, help="where to write grades.csv and <student>/results.json, feedback.md")
-    b.add_argument("--jobs", "-j", type=int, default=DEFAULT_JOBS,
-                   help=f"submissions graded at the same time (default {DEFAULT_JOBS})")
+    where = b.add_mutually_exclusive_group()
+    where.add_argument("--jobs", "-j", type=int,  # no default here: argparse would not see "--jobs 2" given
+                       help=f"submissions graded at the same time on this machine (default {DEFAULT_JOBS})")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on a Dask cluster instead: its scheduler (tcp://HOST:PORT), or local:N to start"
+                            " N worker processes here (needs the dask extra: pip install -e '.[dask]')")
     b.add_argument("--force", action="store_true", help="grade again even submissions that have not changed")
     b.add_argument("--no-analysis", action="store_true",
                    help="skip the item analysis and the similarity report written at the end")

@@ -1,0 +1,256 @@
+"""The Dask worker's side of a Dask batch (grader.batch.dask_pool): one warm judge session per worker process, and
+the task that grades one submission with it.
+
+A Dask worker grades exactly as a local batch does: the same judge session (grader.runner.JudgeServer: pytest
+with the grading plugin, the suites collected once, a judge forked per submission, the student code only in the
+judge's confined worker), the same limits, the same event stream. Only the transport differs: the submission's
+taken files come in the task (a few KB, never a path on a shared disk), and the judge's events go back in its
+result, to the client, which alone builds the results document and writes OUT.
+
+What a worker keeps between tasks (``Host``, one per worker process): torch imported and set to one thread, the
+suites written to the worker's scratch folder and collected by the judge session. The first task on a worker
+pays for that (a few seconds); every later one costs what a submission costs locally.
+
+The suites are shipped, not read from the worker's checkout: the client sends its own ``tests/`` once per worker
+(``GraderSetup``, a worker plugin that the scheduler also hands to workers that join or restart later), so a
+worker grades with exactly the tests the client hashed into every row's ``submission_hash``, and the hidden tests
+need no copy on every machine's disk. The grading code cannot be shipped that way (it is imported before any
+task: torch, the plugin, ``llm_basics``), so each worker compares its own with the client's (``environment()``:
+the code digest and the versions that could change a verdict) and refuses to grade when they differ.
+
+Fork safety: a Dask worker process has threads (its event loop, the task threads). The judge session is forked
+from it once, after ``preload`` has set torch to one thread (a child forked after a multi-threaded torch op can
+deadlock in its first matmul); every later fork (a judge, its zygote, the worker) happens in that single-threaded
+session, never in the Dask worker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from grader import sandbox
+from grader.grading import suite_files
+from grader.runner import GradingError, JudgeServer, Limits, preload, read_events
+
+try:  # the client side imports this module too; a worker always has distributed
+    from distributed import WorkerPlugin, get_worker
+except ImportError:  # pragma: no cover - only without Dask, where nothing here is used
+    WorkerPlugin, get_worker = object, None
+
+PLUGIN_NAME = "lesson-grader"
+START_TOPIC = "lesson-grader-start"  # a task tells the client where and when it started (grader.batch.dask_pool)
+PACKAGES = ("torch", "numpy", "pytest", "hypothesis")  # versions that could change a verdict
+SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis"}
+
+
+def environment() -> dict[str, str]:
+    """What must be the same on the client and every worker for a verdict to be the same."""
+    env = {"python": f"{sys.version_info[0]}.{sys.version_info[1]}", "grading code": sandbox.code_digest()}
+    for name in PACKAGES:
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = "not installed"
+    return env
+
+
+def differences(mine: dict, theirs: dict) -> str:
+    """'torch 2.13.0 here, 2.5.1 on the client; ...' or '' when they match."""
+    return "; ".join(f"{k} {mine.get(k)!s:.12} here, {theirs.get(k)!s:.12} on the client"
+                     for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k))
+
+
+@dataclass(frozen=True)
+class Suite:
+    """What a worker needs for a batch, sent once per worker: the graded suites' files and digest, and the
+    client's environment to compare with."""
+
+    digest: str  # sandbox.tests_digest() of the client's tests/ (part of every submission_hash)
+    dirname: str  # the tests folder's name: test node ids ("tests/test_ex1_x.py::test_y") read the same
+    files: dict  # relative POSIX path -> bytes
+    exercises: tuple  # every exercise id of the course manifest, in order
+    warm_dynamo: bool  # an exercise needs torch._dynamo warmed before the fork (points.json)
+    environment: dict
+
+    @classmethod
+    def read(cls, tests_dir: Path, points: dict) -> "Suite":
+        files = {}
+        for path in sorted(p for p in tests_dir.rglob("*") if p.is_file()):
+            rel = path.relative_to(tests_dir)
+            if SKIPPED_PARTS.isdisjoint(rel.parts) and rel.suffix != ".pyc":
+                files[rel.as_posix()] = path.read_bytes()
+        return cls(digest=sandbox.tests_digest(tests_dir), dirname=tests_dir.name, files=files,
+                   exercises=tuple(points), environment=environment(),
+                   warm_dynamo=any(meta.get("warm_torch_dynamo") for meta in points.values()))
+
+
+class Host:
+    """This worker process's judge session for one suite: started by the first task, used by every later one.
+
+    Several task threads (a worker with ``--nthreads`` > 1) share it: the session grades their submissions side by
+    side, and one thread at a time reads its replies and hands each to the thread that waits for it."""
+
+    def __init__(self, suite: Suite, root: Path) -> None:
+        self.digest = suite.digest
+        self.root = root
+        self.lock = threading.Lock()
+        self.inbox: dict[int, list[dict]] = {}
+        shutil.rmtree(root, ignore_errors=True)
+        tests = root / "suite" / suite.dirname
+        for rel, data in suite.files.items():
+            (tests / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tests / rel).write_bytes(data)
+        if sandbox.tests_digest(tests) != suite.digest:
+            raise GradingError("the suites written on this worker do not hash like the client's")
+        saved, tempfile.tempdir = tempfile.tempdir, str(root)  # torch's warm-up writes a cache folder
+        try:
+            preload(flop_counter=suite.warm_dynamo)
+        finally:
+            tempfile.tempdir = saved
+        files = suite_files(list(suite.exercises), hidden=True, tests_dir=tests)
+        self.server = JudgeServer(files, rootdir=tests.parent, tmpdir=root, limits=Limits())
+        self.probe()
+
+    def probe(self) -> None:
+        """A request with no exercise: returns once the session has collected every suite (a collection error
+        is a GradingError here, before any submission is at stake), and pays the first fork."""
+        box = Path(tempfile.mkdtemp(prefix="probe-", dir=self.root))
+        try:
+            rid = self.server.submit(box / "none", [], events=box / "events.jsonl", workdir=box / "work")
+            while not any("status" in reply for reply in self._replies(rid)):
+                pass
+        finally:
+            shutil.rmtree(box, ignore_errors=True)
+
+    def _replies(self, rid: int) -> list[dict]:
+        with self.lock:
+            for reply in self.server.replies(0.1):
+                self.inbox.setdefault(reply.get("started") or reply.get("done"), []).append(reply)
+            return self.inbox.pop(rid, [])
+
+    def grade(self, files: dict[str, bytes], exercises: list[str], limits: Limits, timeout: float) -> dict:
+        """Grade one submission (its taken files); the judge's events and wait status, as plain data."""
+        box = Path(tempfile.mkdtemp(prefix="sub-", dir=self.root))
+        try:
+            target = box / "exercises"
+            target.mkdir()
+            for name, data in files.items():
+                (target / Path(name).name).write_bytes(data)
+            started = time.monotonic()
+            with self.lock:
+                rid = self.server.submit(target, exercises, events=box / "events.jsonl", workdir=box / "work",
+                                         limits=limits)
+            pid = status = None
+            stopped = False
+            while status is None:
+                for reply in self._replies(rid):
+                    pid = reply.get("pid", pid)
+                    status = reply.get("status", status)
+                if pid and not stopped and time.monotonic() - started > timeout:
+                    stopped = True  # --timeout-per-submission, enforced here: the client cannot reach this pid
+                    _kill(pid)  # its worker's launcher sees the judge go and kills the worker
+            elapsed = time.monotonic() - started
+            events: list[dict] = []
+            read_events(box / "events.jsonl", 0, events)
+            return {"status": status, "events": events, "elapsed": elapsed, "stopped": stopped}
+        finally:
+            shutil.rmtree(box, ignore_errors=True)
+
+    def close(self) -> None:
+        try:
+            self.server.close()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+# One Host per worker process, for the suite of the plugin registered last.
+_lock = threading.Lock()
+_state: dict = {"suite": None, "root": None, "host": None, "broken": ""}
+
+
+class GraderSetup(WorkerPlugin):
+    """Gives each worker (those there now, and any that joins or restarts later) the batch's suites. Cheap: the
+    judge session starts with the first task. Registering the same suite again keeps a warm session."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self, suite: Suite) -> None:
+        self.suite = suite
+
+    def setup(self, worker) -> None:
+        with _lock:
+            host = _state["host"]
+            if host is not None and host.digest != self.suite.digest:
+                _state["host"] = None
+                host.close()
+            if _state["suite"] is None or _state["suite"].digest != self.suite.digest:
+                _state["broken"] = ""
+            _state["suite"] = self.suite
+            _state["root"] = Path(worker.local_directory) / PLUGIN_NAME
+
+    def teardown(self, worker) -> None:
+        """Nothing: a re-registration of the same suite keeps the session; the session ends with its worker."""
+
+
+def _host(digest: str) -> tuple[Host, float]:
+    """This worker's warm Host for ``digest`` (started now if needed) and the seconds spent starting it."""
+    with _lock:
+        suite, host = _state["suite"], _state["host"]
+        if suite is None or suite.digest != digest:
+            raise GradingError("this worker has not received the batch's suites (another batch replaced them?)")
+        if _state["broken"]:
+            raise GradingError(_state["broken"])
+        if host is not None:
+            return host, 0.0
+        mismatch = differences(environment(), suite.environment)
+        if mismatch:
+            _state["broken"] = f"worker {socket.gethostname()} grades with other code or packages: {mismatch}"
+            raise GradingError(_state["broken"])
+        started = time.monotonic()
+        try:
+            host = Host(suite, _state["root"])
+        except GradingError as exc:  # the suites do not collect: the same on every try, so remember it
+            _state["broken"] = str(exc)
+            raise
+        _state["host"] = host
+        return host, time.monotonic() - started
+
+
+def _drop(host: Host) -> None:
+    with _lock:
+        if _state["host"] is host:
+            _state["host"] = None
+    host.close()
+
+
+def grade_submission(files: dict[str, bytes], exercises: list[str], limits: dict, timeout: float,
+                     digest: str) -> dict:
+    """The Dask task: grade one submission's taken files on this worker. Returns plain data: the judge's events,
+    its wait status, the seconds of grading, whether it was stopped at ``timeout``, and where it ran."""
+    worker = get_worker()
+    worker.log_event(START_TOPIC, {"key": str(worker.get_current_task()), "worker": worker.address})
+    host, warmup = _host(digest)
+    try:
+        reply = host.grade(files, exercises, Limits(**limits), timeout)
+    except GradingError:  # the session itself ended: the next task (or Dask's retry of this one) starts another
+        _drop(host)
+        raise
+    reply.update(worker=worker.address, host=socket.gethostname(), warmup=warmup)
+    return reply
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
