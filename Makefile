@@ -77,8 +77,8 @@ release: $(DEV) ## write the student release to dist/student/
 batch: $(DEV) ## grade every submission in SUBMISSIONS= into OUT= (JOBS=2, or SCHEDULER=tcp://host:8786 or local:N)
 	@$(PY) -m grader batch $(SUBMISSIONS) --out $(OUT) $(if $(SCHEDULER),--scheduler $(SCHEDULER),--jobs $(JOBS))
 
-gradescope: $(DEV) ## write dist/gradescope/autograder.zip
-	@$(PY) -m grader gradescope --out dist/gradescope
+gradescope: $(DEV) ## write dist/gradescope/autograder.zip (GRADESCOPE_ARGS="--budget 240 --hidden-detail tests")
+	@$(PY) -m grader gradescope --out dist/gradescope $(GRADESCOPE_ARGS)
 
 nbgrader: $(DEV) ## write the nbgrader course to dist/nbgrader/
 	@$(PY) -m grader nbgrader --out dist/nbgrader

@@ -202,19 +202,27 @@ def cell_value(earned: float, cap: float) -> float:
 
 
 def feedback(doc: dict, earned: float, cap: float) -> str:
-    """A few lines for the student: the score, then every lost point with its hint and reason. A hidden test is
-    its hint and points only: its name, reason and output can hold its literals."""
+    """A few lines for the student: the score, then the points lost per test function (the cases of a
+    parametrized test together) with its hint and the first reason. A hidden test is its hint and points only:
+    its name, reason and output can hold its literals."""
     hidden = doc["lesson"]["hidden_run"]
     lines = [f"{'hidden' if hidden else 'visible'} tests: {earned:g} / {cap:g} points"]
+    groups: dict[str, list[dict]] = {}
     for test in doc["tests"]:
-        if test["status"] != "passed":
-            extra = test["extra_data"]
-            if hidden:
-                lines.append(f"  lost {test['max_score']:g}: {extra['hint'] or 'a hidden test failed'}")
-                continue
-            name = test["name"].split(": ", 1)[-1]
-            why = " - ".join(x for x in (extra["hint"], extra["reason"]) if x)
-            lines.append(f"  lost {test['max_score']:g}: {name}: {why}")
+        groups.setdefault(test["extra_data"]["nodeid"].split("[", 1)[0], []).append(test)
+    for cases in groups.values():
+        failed = [t for t in cases if t["status"] != "passed"]
+        if not failed:
+            continue
+        lost = round(sum(t["max_score"] for t in failed), 2)
+        extra = failed[0]["extra_data"]
+        if hidden:
+            lines.append(f"  lost {lost:g}: {extra['hint'] or 'a hidden test failed'}")
+            continue
+        name = failed[0]["name"].split(": ", 1)[-1].split("[", 1)[0]
+        count = f" ({len(failed)} of {len(cases)} cases)" if len(cases) > 1 else ""
+        why = " - ".join(x for x in (extra["hint"], extra["reason"]) if x)
+        lines.append(f"  lost {lost:g}: {name}{count}: {why}")
     return "\n".join(lines)
 
 
@@ -295,12 +303,23 @@ def _walkthrough_magic(line: str, cell: str):
     return None
 
 
+def private_hypothesis_home() -> None:
+    """Hypothesis keeps a cache of the literals of every local module it saw (``.hypothesis/constants``) in the
+    folder it was imported from: the notebook's, which nbgrader copies into the feedback. Keep it in a folder
+    private to this kernel instead."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(submission_folder().with_name(submission_folder().name + "-hypothesis"))
+    atexit.register(shutil.rmtree, submission_folder().with_name(submission_folder().name + "-hypothesis"), True)
+
+
 def load_ipython_extension(ipython) -> None:
     """``%load_ext grader.nbgrader_cell``: register the magics and import the heavy modules once."""
     from grader.runner import preload
 
     with silenced():
         preload()  # torch, pytest, hypothesis: imported once, so each graded cell forks in milliseconds
+    private_hypothesis_home()
     ipython.register_magic_function(_exercise_magic, "cell", "exercise")
     ipython.register_magic_function(_graded_tests_magic, "cell", "graded_tests")
     ipython.register_magic_function(_walkthrough_magic, "cell", "walkthrough")

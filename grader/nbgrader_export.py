@@ -403,6 +403,10 @@ c.ClearSolutions.code_stub = {{"python": {CODE_STUB!r}}}
 # limit; the cell limit only has to stop a runaway cell that the student added.
 c.Execute.timeout = {CELL_TIMEOUT}
 
+# Never copy a hypothesis cache from one step to the next (generate_feedback copies every file of the autograded
+# folder): it holds literals of the modules a kernel imported. (The test cells keep theirs in a private folder.)
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".hypothesis"]
+
 # nbgrader's own preprocessor lists, with one class swapped or added (grader.nbgrader_export):
 # generate_assignment writes the stubs of exercises/ (TodoStubs instead of ClearSolutions), and
 # generate_feedback removes every line of a hidden test that a notebook's outputs could carry (HideHiddenTests).
@@ -755,11 +759,14 @@ def redact_notebook(nb, secrets: set[str]):
 
 def _make_hide_hidden_tests():
     from nbconvert.preprocessors import Preprocessor
+    from traitlets import Bool
 
     class HideHiddenTests(Preprocessor):
         """``generate_feedback``: no line of a hidden test reaches the feedback HTML. The hidden-test cells hold
         none (they read the suites from the repository), and their output is hints and points; this catches the
         rest: a line of a hidden suite in any cell's source or output becomes "[hidden test text removed]"."""
+
+        enabled = Bool(True)  # nbconvert's preprocessors are off unless enabled
 
         def preprocess(self, nb, resources):
             return redact_notebook(nb, hidden_test_lines()), resources

@@ -9,10 +9,13 @@ with ``python -m grader grade --hidden`` on the same code written as ``.py`` fil
 
 from __future__ import annotations
 
+import ast
 import csv
+import html
 import json
 import os
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -23,13 +26,19 @@ from grader.nbgrader_export import (
     ASSIGNMENT,
     EXERCISE_CSV,
     NOTEBOOK,
+    REMOVED,
     SOLUTIONS,
     TESTS_DIR,
     CourseError,
     build_course,
     REVIEW_DIFFERS,
+    SAMPLE_STUDENTS,
     build_notebook,
+    docstring_markdown,
+    exercise_sources,
     extract_submission,
+    hidden_test_lines,
+    redact_notebook,
     half_solved,
     nbgrader,
     nbgrader_solution,
@@ -39,6 +48,7 @@ from grader.nbgrader_export import (
 from grader.course import BEGIN, END
 
 POINTS = results.load_points(TESTS_DIR)
+REPO = TESTS_DIR.parent
 
 
 def _source(cell: dict) -> str:
@@ -70,18 +80,23 @@ def test_nbgrader_delimiter_inside_code_is_rejected():
         nbgrader_solution('x = "### BEGIN HIDDEN TESTS"\n')
 
 
-def test_course_has_config_and_one_notebook_and_no_python_files(tmp_path):
-    """The assignment folder holds the notebook only: nbgrader would release a .py file verbatim."""
+def test_course_ships_the_notebook_and_the_visible_suites_only(tmp_path):
+    """The assignment is the notebook and tests/ with the visible suites (no solution, no hidden test): nbgrader
+    releases every file of the folder verbatim."""
     course = build_course(tmp_path / "course")
     assert (course / "nbgrader_config.py").is_file()
-    files = sorted(p.name for p in (course / "source" / ASSIGNMENT).iterdir())
-    assert files == [NOTEBOOK], f"expected only {NOTEBOOK}, got {files}"
+    assignment = course / "source" / ASSIGNMENT
+    files = sorted(p.relative_to(assignment).as_posix() for p in assignment.rglob("*") if p.is_file())
+    visible = sorted(f"tests/test_{meta['name']}.py" for meta in POINTS.values())
+    assert files == sorted([NOTEBOOK, "tests/conftest.py", "tests/points.json", *visible]), files
+    for name in visible:
+        assert (assignment / name).read_bytes() == (TESTS_DIR / name.split("/", 1)[1]).read_bytes()
     config = (course / "nbgrader_config.py").read_text()
     compile(config, "nbgrader_config.py", "exec")
     assert str(Path.cwd()) not in config and str(course) not in config, "no machine-specific paths"
 
 
-def test_every_exercise_has_a_solution_cell_and_two_graded_cells_worth_its_points():
+def test_every_exercise_has_solution_cells_and_two_graded_cells_worth_its_points():
     """Visible and hidden test cells carry the points of tests/points.json; the notebook is worth 100."""
     notebook = build_notebook()
     grades = {}
@@ -95,19 +110,150 @@ def test_every_exercise_has_a_solution_cell_and_two_graded_cells_worth_its_point
         assert grades[f"{ex}_visible_tests"] == POINTS[ex]["visible"]
         assert grades[f"{ex}_hidden_tests"] == POINTS[ex]["hidden"]
     solution_cells = [c for c in notebook["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
-    assert [_source(c).split("\n", 1)[0] for c in solution_cells] == [
-        f"%%exercise {POINTS[ex]['name']}" for ex in present
-    ]
+    firsts = [_source(c).split("\n", 1)[0] for c in solution_cells]
+    assert sorted(set(firsts)) == sorted(f"%%exercise {POINTS[ex]['name']}" for ex in present)
 
 
-def test_visible_test_cell_holds_the_test_file_verbatim():
-    """The graded code is the suite of tests/, byte for byte (after the magic line)."""
+def test_exercise_cells_are_the_module_a_function_per_cell():
+    """Each solution cell is one function or class of the exercise; the cells of one exercise, joined as the
+    judge joins them, are its solution module without the docstring (shown as text) and the main block."""
     notebook = build_notebook()
-    ex, meta = next(iter(POINTS.items()))
-    cell = next(c for c in notebook["cells"] if c["id"] == f"{ex}_visible_tests")
-    first, _, body = _source(cell).partition("\n")
-    assert first == f"%%graded_tests test_{meta['name']}.py {meta['visible']:g}"
-    assert body == (TESTS_DIR / f"test_{meta['name']}.py").read_text().strip("\n")
+    for ex, meta in POINTS.items():
+        name = meta["name"]
+        cells = [c for c in notebook["cells"] if _source(c).split("\n", 1)[0].split()[:2] == ["%%exercise", name]]
+        assert _source(cells[0]).startswith(f"%%exercise {name} --start\n")
+        for cell in cells:
+            if cell["metadata"]["nbgrader"]["solution"]:
+                tree = ast.parse(_source(cell).split("\n", 1)[1])
+                assert len(tree.body) == 1 and isinstance(tree.body[0], (ast.FunctionDef, ast.ClassDef))
+            else:
+                assert cell["metadata"]["nbgrader"]["locked"], "given code is read-only"
+        joined = exercise_sources_of(notebook)[name]
+        reference = ast.parse((SOLUTIONS / f"{name}.py").read_text())
+        reference.body = [node for node in reference.body[1:]
+                          if not (isinstance(node, ast.If) and "__name__" in ast.unparse(node.test))]
+        assert ast.dump(ast.parse(joined)) == ast.dump(reference), f"{name}: the cells are not the module"
+        intro = next(c for c in notebook["cells"] if c["id"] == f"{ex}_intro")
+        first_rule = ast.get_docstring(ast.parse((SOLUTIONS / f"{name}.py").read_text())).splitlines()[2]
+        assert first_rule.rstrip(":") in _source(intro), "the task (module docstring) is the exercise's text"
+
+
+def exercise_sources_of(notebook: dict) -> dict[str, str]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "nb.ipynb"
+        path.write_text(json.dumps(notebook))
+        return exercise_sources(path)
+
+
+def test_test_cells_are_a_few_lines_and_hold_no_test():
+    """The visible suite is a file beside the notebook and the hidden one stays in the repository: a test cell
+    is its magic line and a comment."""
+    notebook = build_notebook()
+    hidden_text = "\n".join(p.read_text() for p in (TESTS_DIR / "hidden").glob("test_*.py"))
+    for ex, meta in POINTS.items():
+        visible = _source(next(c for c in notebook["cells"] if c["id"] == f"{ex}_visible_tests"))
+        hidden = _source(next(c for c in notebook["cells"] if c["id"] == f"{ex}_hidden_tests"))
+        assert visible.splitlines()[0] == f"%%graded_tests test_{meta['name']}.py {meta['visible']:g}"
+        assert hidden.splitlines()[0] == f"%%graded_tests hidden/test_{meta['name']}_hidden.py {meta['hidden']:g}"
+        for cell in (visible, hidden):
+            assert len(cell.splitlines()) <= 3 and "def test" not in cell and "HIDDEN TESTS" not in cell
+    code = "\n".join(_source(c) for c in notebook["cells"])
+    assert not any(line.strip() in code for line in hidden_text.splitlines() if line.startswith("def test_"))
+
+
+def test_docstring_becomes_markdown():
+    doc = "Exercise 9: x.\n\nShapes::\n\n    q (T, d)\n\nMore ``code``."
+    assert docstring_markdown(doc, drop_title="Exercise 9") == "Shapes:\n\n    q (T, d)\n\nMore ``code``."
+
+
+def test_exercise_sources_join_the_pieces_and_start_begins_afresh(tmp_path):
+    cells = [
+        {"cell_type": "code", "source": "%%exercise ex9_demo --start\nold = 1\n"},
+        {"cell_type": "code", "source": "%%exercise ex9_demo --start\nimport math\n"},
+        {"cell_type": "markdown", "source": "text"},
+        {"cell_type": "code", "source": ["%%exercise ex9_demo\n", "def f():\n", "    return math.pi\n"]},
+        {"cell_type": "code", "source": "%%exercise ex9_demo --bogus\nx = 1\n"},
+    ]
+    (tmp_path / "nb.ipynb").write_text(json.dumps({"cells": cells}))
+    assert exercise_sources(tmp_path / "nb.ipynb") == {"ex9_demo": "import math\n\n\ndef f():\n    return math.pi\n"}
+
+
+def test_kernel_saves_pieces_in_order_and_replaces_a_piece_run_again(tmp_path):
+    """The kernel side of the same rule: run again, a piece is replaced where it was; --start begins afresh."""
+    from grader import nbgrader_cell
+
+    save = nbgrader_cell.save_piece
+    save("ex9_demo", "import math\n", start=True, key="a", folder=tmp_path)
+    save("ex9_demo", "def f():\n    return 1\n", key="b", folder=tmp_path)
+    save("ex9_demo", "def g():\n    return 2\n", key="c", folder=tmp_path)
+    path = save("ex9_demo", "def f():\n    return 3\n", key="b", folder=tmp_path)
+    assert path.read_text() == "import math\n\n\ndef f():\n    return 3\n\n\ndef g():\n    return 2\n"
+    assert save("ex9_demo", "x = 0\n", start=True, key="a", folder=tmp_path).read_text() == "x = 0\n"
+
+
+def test_test_files_come_from_beside_the_notebook_or_the_repository(tmp_path):
+    """Visible suites from tests/ beside the notebook (the assignment's copy), hidden ones from the repository."""
+    from grader.nbgrader_cell import find_test_file
+
+    name = f"test_{POINTS['ex1']['name']}.py"
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / name).write_text("# the assignment's copy\n")
+    assert find_test_file(name, here=tmp_path) == tmp_path / "tests" / name
+    assert find_test_file(name, here=tmp_path / "elsewhere") == TESTS_DIR / name
+    hidden = f"hidden/test_{POINTS['ex1']['name']}_hidden.py"
+    assert find_test_file(hidden, here=tmp_path) == TESTS_DIR / hidden
+
+
+def test_hidden_feedback_is_hints_and_points_only(demo_tests, make_submission):
+    from grader.nbgrader_cell import feedback
+
+    folder = make_submission(ex1_demo="def add(a, b):\n    return 0\n\ndef work(n):\n    return n\n")
+    source = (demo_tests / "hidden" / "test_ex1_demo_hidden.py").read_text()
+    doc, earned = grade_tests("hidden/test_ex1_demo_hidden.py", source, folder=folder, tests_dir=demo_tests)
+    text = feedback(doc, earned, 1)
+    assert text.splitlines() == ["hidden tests: 0 / 1 points", "  lost 1: add works for negative numbers."]
+
+
+def test_todo_stubs_write_the_stubs_of_exercises():
+    """generate_assignment's solution blocks become the stub of exercises/ (the TODO's own message)."""
+    pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -e '.[dev]')")
+    from nbformat.v4 import new_code_cell
+
+    from grader import nbgrader_export
+    from grader.stubs import expected_stubs
+
+    stubs = nbgrader_export.TodoStubs()
+    made = expected_stubs()  # what `make stubs` writes to exercises/
+    notebook = build_notebook()
+    for ex, meta in POINTS.items():
+        stub_module = made[f"{meta['name']}.py"]
+        for cell in notebook["cells"]:
+            if cell["metadata"].get("nbgrader", {}).get("solution") and cell["id"].startswith(f"{ex}_"):
+                released = new_code_cell(_source(cell))
+                stubs._replace_solution_region(released, "python")
+                code = released.source.split("\n", 1)[1]
+                assert "BEGIN SOLUTION" not in code, cell["id"]
+                assert code in stub_module, f"{cell['id']} is not the stub of exercises/"
+
+
+def test_feedback_redaction_removes_hidden_lines_and_keeps_the_rest():
+    """Any line holding a line of a hidden suite goes, plain, HTML-escaped or coloured; hints and public lines stay."""
+    hidden = (TESTS_DIR / "hidden" / f"test_{POINTS['ex2']['name']}_hidden.py").read_text()
+    secrets = hidden_test_lines()
+    line = next(line.strip() for line in hidden.splitlines() if line.strip() in secrets and "<" in line or "\"" in line)
+    hint = ast.get_docstring(next(n for n in ast.parse(hidden).body if isinstance(n, ast.FunctionDef))).splitlines()[0]
+    nb = {"cells": [{"cell_type": "code", "source": "print(open(p).read())", "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": f"mine\n{line}\n"},
+        {"output_type": "display_data", "data": {"text/html": f"<pre>{html.escape(line)}</pre>", "text/plain": hint}},
+        {"output_type": "error", "ename": "E", "evalue": line, "traceback": [f"\x1b[0;32m{line}\x1b[0m"]},
+    ]}]}
+    out = redact_notebook(nb, secrets)["cells"][0]["outputs"]
+    assert out[0]["text"] == f"mine\n{REMOVED}\n"
+    assert out[1]["data"] == {"text/html": REMOVED, "text/plain": hint}
+    assert out[2]["evalue"] == REMOVED and out[2]["traceback"] == [REMOVED]
+    assert hint not in secrets and len(secrets) > 100
 
 
 def test_half_solved_keeps_every_other_block():
@@ -234,19 +380,30 @@ cell.grade_tests = lambda test_file, source, **kw: ({"lesson": {"hidden_run": Fa
 """
 
 
-def hand_in_forgery(course: Path) -> None:
+# A cell the student adds: while autograde runs it (in the student's kernel, as the instructor), it prints the
+# hidden suites, which the grader's repository holds, into the notebook's output, and so into the feedback.
+LEAK = """\
+from grader.grading import TESTS_DIR
+for path in sorted((TESTS_DIR / "hidden").glob("test_*.py")):
+    print(path.read_text())
+"""
+
+
+def hand_in_extra_cell(course: Path, student: str, code: str) -> None:
+    """The untouched release, with one cell of the student's own right after the setup cell."""
     notebook = json.loads((course / "release" / ASSIGNMENT / NOTEBOOK).read_text())
     setup = next(i for i, c in enumerate(notebook["cells"]) if c["id"] == "setup")
     notebook["cells"].insert(setup + 1, {"cell_type": "code", "id": "mine", "metadata": {},
-                                         "execution_count": None, "outputs": [], "source": FORGERY})
-    path = course / "submitted" / "forger" / ASSIGNMENT / NOTEBOOK
+                                         "execution_count": None, "outputs": [], "source": code})
+    path = course / "submitted" / student / ASSIGNMENT / NOTEBOOK
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(notebook, indent=1))
 
 
-def _check(process: subprocess.Popen, what: str) -> None:
+def _check(process: subprocess.Popen, what: str) -> str:
     out, _ = process.communicate()
     assert process.returncode == 0, f"nbgrader {what} failed:\n{out[-4000:]}"
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +418,8 @@ def graded_course(tmp_path_factory):
     pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     _check(nbgrader(course, "generate_assignment", ASSIGNMENT, env=env, **pipes), "generate_assignment")
     submitted = write_samples(course)
-    hand_in_forgery(course)
+    hand_in_extra_cell(course, "forger", FORGERY)
+    hand_in_extra_cell(course, "leaker", LEAK)
     autograde = nbgrader(course, "autograde", ASSIGNMENT, env=env, **pipes)
     # meanwhile, the batch grader on the same code as .py files (python -m grader, in this process)
     batch = {}
@@ -270,11 +428,12 @@ def graded_course(tmp_path_factory):
         out = tmp / "py" / f"{student}.json"
         assert cli.main(["grade", "--target", str(folder), "--hidden", "--json", str(out)]) == 0
         batch[student] = json.loads(out.read_text())
-    _check(autograde, "autograde")
+    log = _check(autograde, "autograde")
     _check(nbgrader(course, "export", env=env, **pipes), "export")
     exporter = "grader.nbgrader_export.ExerciseScoresExport"
     _check(nbgrader(course, "export", "--exporter", exporter, env=env, **pipes), "export --exporter")
-    return {"course": course, "batch": batch}
+    _check(nbgrader(course, "generate_feedback", ASSIGNMENT, env=env, **pipes), "generate_feedback")
+    return {"course": course, "batch": batch, "autograde_log": log}
 
 
 def _rows(path: Path) -> dict[str, dict]:
@@ -362,3 +521,83 @@ def test_reference_scores_full_marks_release_zero_and_partial_in_between(graded_
     assert totals["reference"] == pytest.approx(top)
     assert totals["untouched"] == 0
     assert 0 < totals["partial"] < top
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def _page_text(path: Path) -> str:
+    """The text a browser shows for an HTML page (syntax highlighting splits code into many tags)."""
+    parser = _Text()
+    parser.feed(path.read_text())
+    return "".join(parser.parts)
+
+
+def _secret_lines() -> set[str]:
+    """The lines that only the hidden suites have (not their hints, which students see), as the test sees them:
+    stripped, longer than 12 characters, in no file a student has (visible suites, stubs, lesson code, scripts)."""
+    public = set()
+    for path in [*TESTS_DIR.glob("*.py"), *(REPO / "exercises").glob("*.py"), *(REPO / "llm_basics").rglob("*.py"),
+                 *(REPO / "resources").rglob("*.py")]:
+        public |= {line.strip() for line in path.read_text().splitlines()}
+    secret = set()
+    for path in (TESTS_DIR / "hidden").glob("test_*.py"):
+        text = path.read_text()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef) and ast.get_docstring(node):
+                public.add(ast.get_docstring(node).splitlines()[0].strip())
+        secret |= {line.strip() for line in text.splitlines()}
+    return {line for line in secret - public if len(line) > 12}
+
+
+@pytest.mark.slow
+def test_feedback_html_holds_no_line_of_a_hidden_test(graded_course):
+    """generate_feedback's HTML, for every student (the leaker printed the hidden suites during autograde),
+    shows no line of a hidden test; the leaker's feedback says that text was removed. No hypothesis cache (the
+    literals of every module a kernel imported) is copied into the feedback either."""
+    feedback = graded_course["course"] / "feedback"
+    pages = sorted(feedback.glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.html"))
+    assert {p.parent.parent.name for p in pages} == {*SAMPLE_STUDENTS, "forger", "leaker"}
+    secret = _secret_lines()
+    assert len(secret) > 100, "the check needs hidden lines to look for"
+    for page in pages:
+        text = _page_text(page)
+        leaked = sorted(line for line in secret if line in text)
+        assert not leaked, f"{page.parent.parent.name}: hidden test lines in the feedback: {leaked[:3]}"
+    assert REMOVED in _page_text(feedback / "leaker" / ASSIGNMENT / f"{ASSIGNMENT}.html")
+    assert not list(feedback.rglob(".hypothesis")), "a hypothesis cache was copied into the feedback"
+
+
+@pytest.mark.slow
+def test_autograde_prints_no_checksum_warning(graded_course):
+    """Released cells are their source cells (no hidden-test block to restore): nbgrader #1961's warnings are gone."""
+    log = graded_course["autograde_log"]
+    assert "Autograding" in log
+    assert "checksum" not in log.lower(), [line for line in log.splitlines() if "hecksum" in line][:4]
+
+
+@pytest.mark.slow
+def test_release_is_a_handout_with_the_stubs_of_exercises(graded_course):
+    """The released notebook's exercise cells are the stubs of exercises/, each TODO with its own message; the
+    visible suites are released beside it."""
+    from grader.stubs import expected_stubs
+
+    release = graded_course["course"] / "release" / ASSIGNMENT
+    made = expected_stubs()
+    notebook = json.loads((release / NOTEBOOK).read_text())
+    solution_cells = [c for c in notebook["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
+    assert len(solution_cells) > len(POINTS), "a cell per function, not one per exercise"
+    for cell in solution_cells:
+        name = _source(cell).split("\n", 1)[0].split()[1]
+        code = _source(cell).split("\n", 1)[1]
+        assert code in made[f"{name}.py"], f"{cell['id']}: not the stub of exercises/{name}.py"
+        assert "write this part" not in code
+    for meta in POINTS.values():
+        name = f"test_{meta['name']}.py"
+        assert (release / "tests" / name).read_bytes() == (TESTS_DIR / name).read_bytes()
