@@ -15,7 +15,7 @@ QUIET_PIP = 2>&1 | grep -v "is ignored: it is neither" || true
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup grade test walkthrough plots clean
+.PHONY: help setup grade watch test walkthrough plots clean
 # BEGIN instructor-only
 .PHONY: check stubs bench release batch gradescope nbgrader mutation
 DEV         := $(VENV)/.installed-dev
@@ -41,6 +41,9 @@ setup: $(STAMP) ## create .venv and install the dependencies (done by the other 
 
 grade: $(STAMP) ## grade your exercises (EX=ex2 for one exercise; GRADE_ARGS=-v for tracebacks)
 	@$(PY) -m grader grade $(if $(EX),--exercise $(EX)) $(GRADE_ARGS)
+
+watch: $(STAMP) ## grade an exercise again each time you save it (EX=ex2 for one; Ctrl-C stops)
+	@$(PY) -m grader watch $(if $(EX),--exercise $(EX)) $(GRADE_ARGS)
 
 test: $(TEST_SETUP) ## run the project's whole test suite
 	@$(PY) -m pytest project_tests -q

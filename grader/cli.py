@@ -17,6 +17,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from grader.grading import grade
 
     progress = report.progress_line(sys.stderr) if sys.stderr.isatty() else None
+    if progress:
+        progress.status("starting: importing torch and collecting the graded tests...")
     limits = Limits(timeout=args.timeout, wall=args.wall_timeout, max_strikes=args.max_strikes)
     doc = grade(args.target, exercises=args.exercise, hidden=args.hidden, limits=limits, on_progress=progress)
     if progress:
@@ -55,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     from grader.plots import add_plots_parser
 
     add_plots_parser(sub)
+    from grader.watch import add_watch_parser
+
+    add_watch_parser(sub)
     for module, function in _OPTIONAL_COMMANDS:
         # the student release ships without the instructor tools; look next to this file only, so that another
         # copy of the project installed in the same environment cannot lend them

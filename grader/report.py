@@ -6,6 +6,7 @@ Rich output on a terminal; plain text when the output is not a terminal or ``NO_
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections import defaultdict
@@ -79,7 +80,8 @@ def _advice(doc: dict, verbose: bool) -> list[tuple[str, str]]:
                 if extra["reason"]:
                     lines.append(("dim", f"      -> {case + ' ' if case else ''}{extra['reason']}"))
                 if verbose and extra["details"]:
-                    lines += [("dim", "        " + line) for line in extra["details"].rstrip().splitlines()[-30:]]
+                    details = _without_pytest_hints(extra["details"]).rstrip().splitlines()[-30:]
+                    lines += [("dim", "        " + line) for line in details]
                 if verbose and extra["captured_output"]:
                     lines.append(("dim", "      your code printed:"))
                     lines += [("dim", "        " + line) for line in extra["captured_output"].rstrip().splitlines()[-15:]]
@@ -93,7 +95,40 @@ def _advice(doc: dict, verbose: bool) -> list[tuple[str, str]]:
     return lines
 
 
-def _footer(doc: dict) -> list[str]:
+# pytest's own advice in an assertion's explanation names pytest's options, which `make grade` does not take
+_PYTEST_HINT = re.compile(r"^\s*(Use -v to get more diff|\.\.\.Full output truncated.*use '-vv' to show)\s*$")
+
+
+def _without_pytest_hints(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not _PYTEST_HINT.match(line))
+
+
+def focus_exercise(doc: dict) -> str | None:
+    """The exercise the student is most likely working on: the only one graded, else the first one started but
+    not finished, else the first one not finished."""
+    unfinished = [ex for ex in doc["lesson"]["exercises"] if ex["visible_score"] < ex["visible_max"]]
+    if not unfinished:
+        return None
+    lost = _lost_by_exercise(doc)
+    started = [ex for ex in unfinished
+               if ex["visible_score"] > 0 or any(t["extra_data"]["kind"] != "not_implemented" for t in lost[ex["id"]])]
+    return (started or unfinished)[0]["id"]
+
+
+def _tip(doc: dict, watching: bool) -> str | None:
+    if all(t["status"] == "passed" for t in doc["tests"]):
+        return None
+    if watching:
+        return ("Tip: save the file again to grade it again; `make watch GRADE_ARGS=-v` adds tracebacks and what your"
+                " code printed.")
+    ex = focus_exercise(doc)
+    one = (f"`make grade EX={ex}` grades only {ex}; `make watch EX={ex}` grades it each time you save it; "
+           if ex and len(doc["lesson"]["exercises"]) > 1 else
+           f"`make watch EX={ex}` grades {ex} each time you save it; " if ex else "")
+    return f"Tip: {one}`make grade GRADE_ARGS=-v` adds tracebacks and what your code printed."
+
+
+def _footer(doc: dict, *, watching: bool = False) -> list[str]:
     lesson = doc["lesson"]
     out = [f"Total: {_fmt(doc['score'])} / {_fmt(doc['max_score'])} points."]
     if lesson["hidden_points_not_run"]:
@@ -101,9 +136,9 @@ def _footer(doc: dict) -> list[str]:
             f"Hidden tests: {_fmt(lesson['hidden_points_not_run'])} more points are in hidden tests that your"
             " instructor runs; they are not run locally, so pass the visible ones and test edge cases yourself."
         )
-    if any(t["status"] != "passed" for t in doc["tests"]):
-        out.append("Tip: `make grade EX=ex2` grades one exercise; `make grade GRADE_ARGS=-v` adds tracebacks and"
-                   " what your code printed.")
+    tip = _tip(doc, watching)
+    if tip:
+        out.append(tip)
     if lesson.get("restarts"):
         out.append(f"Note: the process running your code was restarted {lesson['restarts']} time(s) after a crash"
                    " or a timeout.")
@@ -115,7 +150,7 @@ def use_rich(stream=None) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
-def render_plain(doc: dict, *, verbose: bool = False) -> str:
+def render_plain(doc: dict, *, verbose: bool = False, watching: bool = False) -> str:
     headers = ("Exercise", "Visible", "Hidden", "Total")
     rows = _rows(doc)
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(4)]
@@ -125,10 +160,10 @@ def render_plain(doc: dict, *, verbose: bool = False) -> str:
     advice = _advice(doc, verbose)
     if advice:
         out += ["", "What to fix:"] + [text for _, text in advice]
-    return "\n".join(out + [""] + _footer(doc)) + "\n"
+    return "\n".join(out + [""] + _footer(doc, watching=watching)) + "\n"
 
 
-def render_rich(doc: dict, console, *, verbose: bool = False) -> None:
+def render_rich(doc: dict, console, *, verbose: bool = False, watching: bool = False) -> None:
     from rich.table import Table
 
     table = Table(title=f"Grading {doc['lesson']['target']}/", title_justify="left")
@@ -144,18 +179,19 @@ def render_rich(doc: dict, console, *, verbose: bool = False) -> None:
         for style, text in advice:
             console.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
     console.print()
-    for text in _footer(doc):
+    for text in _footer(doc, watching=watching):
         console.print(text, markup=False, highlight=False)
 
 
-def print_report(doc: dict, *, verbose: bool = False, stream=None) -> None:
+def print_report(doc: dict, *, verbose: bool = False, stream=None, watching: bool = False) -> None:
+    """``watching``: the report of one save in ``make watch`` (its tip says how to go on there)."""
     stream = stream or sys.stdout
     if use_rich(stream):
         from rich.console import Console
 
-        render_rich(doc, Console(file=stream), verbose=verbose)
+        render_rich(doc, Console(file=stream), verbose=verbose, watching=watching)
     else:
-        stream.write(render_plain(doc, verbose=verbose))
+        stream.write(render_plain(doc, verbose=verbose, watching=watching))
 
 
 class progress_line:  # noqa: N801 - used like a function: on_progress=progress_line(sys.stderr)
@@ -168,6 +204,13 @@ class progress_line:  # noqa: N801 - used like a function: on_progress=progress_
     def __call__(self, done: int, total: int, nodeid: str) -> None:
         name = nodeid.split("/")[-1]
         text = f"  grading {done}/{total}  {name}"[:100]
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = len(text)
+
+    def status(self, text: str) -> None:
+        """Say what a wait is for until the first test starts (importing torch, collecting the tests)."""
+        text = f"  {text}"[:100]
         self.stream.write("\r" + text.ljust(self.width))
         self.stream.flush()
         self.width = len(text)

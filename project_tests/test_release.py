@@ -18,7 +18,7 @@ from grader import release
 from grader.stubs import expected_stubs
 
 REPO = Path(__file__).resolve().parent.parent
-STUDENT_COMMANDS = {"grade", "plots"}
+STUDENT_COMMANDS = {"grade", "plots", "watch"}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_pyproject_keeps_dependencies_and_drops_instructor_extras(built):
 def test_makefile_has_only_student_targets(built):
     text = (built / "Makefile").read_text()
     targets = set(re.findall(r"^([a-z-]+):", text, flags=re.M))
-    assert targets == {"help", "setup", "grade", "test", "walkthrough", "plots", "clean"}
+    assert targets == {"help", "setup", "grade", "watch", "test", "walkthrough", "plots", "clean"}
     assert "--target solutions" not in text
     if shutil.which("make"):
         out = subprocess.run(["make", "help"], cwd=built, capture_output=True, text=True, timeout=60).stdout
