@@ -74,7 +74,8 @@ if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     PYTHON=python3.11
 fi
 # fail now, with a message that says what to do, if there is still no suitable Python
-"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed and could not be installed: choose a newer Ubuntu base image in the Gradescope autograder settings")'
+NEED="Python 3.11 or newer is needed and could not be installed: choose a newer Ubuntu base image"
+"$PYTHON" -c "import sys; sys.exit(0 if sys.version_info >= (3, 11) else '$NEED')"
 "$PYTHON" -m venv "$VENV"
 # requirements.txt pins torch==2.13.0 and adds PyTorch's CPU wheel index, so pip takes the small CPU-only
 # build (2.13.0+cpu) instead of PyPI's CUDA build (several GB, and the autograder has no GPU).
@@ -352,7 +353,7 @@ def render(doc: dict, *, hidden_visibility: str = DEFAULT_HIDDEN_VISIBILITY,
     lesson = doc.get("lesson", {})
     modules = {e["id"]: e.get("name", e["id"]) for e in lesson.get("exercises", [])}
     tests = []
-    order = list(modules) + [t["extra_data"]["exercise"] for t in doc["tests"] if t["extra_data"]["exercise"] not in modules]
+    order = list(modules) + [t["extra_data"]["exercise"] for t in doc["tests"]]  # exercises without a summary last
     for ex in dict.fromkeys(order):
         mine = [t for t in doc["tests"] if t["extra_data"]["exercise"] == ex]
         number = ex[2:] if ex.startswith("ex") else ex

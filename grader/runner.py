@@ -48,8 +48,9 @@ class Limits:
     output_bytes: int = OUTPUT_LIMIT
     max_strikes: int = 0  # > 0: skip an exercise's other tests after this many timeouts/crashes (quick feedback)
     # Whole-submission budget, wall-clock seconds (None: none). Checked by the judge between tests: once it is used
-    # up, every test not yet run is recorded as not run (kind "not_run", the reason says why) and the results are written as usual. A
-    # platform that kills a slow grading outright (Gradescope, after 10 minutes) would otherwise record nothing.
+    # up, every test not yet run is recorded as not run (kind "not_run", the reason says why) and the results are
+    # written as usual. A platform that kills a slow grading outright (Gradescope, after 10 minutes) would
+    # otherwise record nothing.
     # The test running when the budget runs out is not cut short: it still has its own limits above.
     budget: float | None = None
 

@@ -238,7 +238,7 @@ def test_setup_brings_python_3_11_where_the_image_has_an_older_one(autograder_zi
 
 
 def test_setup_fails_early_without_a_suitable_python(autograder_zip, tmp_path):
-    check = _setup_lines(autograder_zip, '"$PYTHON" -c', '"$PYTHON" -c')
+    check = _setup_lines(autograder_zip, "NEED=", '"$PYTHON" -c')
     _, env = _fake_image(tmp_path, _fake_python(tmp_path, (3, 10, 12)))
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", "PYTHON=python3\n" + check], env=env,
                           capture_output=True, text=True)

@@ -96,6 +96,17 @@ def test_course_ships_the_notebook_and_the_visible_suites_only(tmp_path):
     assert str(Path.cwd()) not in config and str(course) not in config, "no machine-specific paths"
 
 
+def test_course_readme_installs_an_extra_that_exists(tmp_path):
+    """The course README's `pip install -e ".[X]"` names an extra of pyproject.toml that brings nbgrader."""
+    import re
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    readme = (build_course(tmp_path / "course") / "README.md").read_text()
+    named = re.findall(r'pip install -e "\.\[(\w+)\]"', readme)
+    assert named and all(any(d.startswith("nbgrader") for d in extras.get(x, [])) for x in named), named
+
+
 def test_every_exercise_has_solution_cells_and_two_graded_cells_worth_its_points():
     """Visible and hidden test cells carry the points of tests/points.json; the notebook is worth 100."""
     notebook = build_notebook()
