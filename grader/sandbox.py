@@ -168,7 +168,16 @@ def _missing(module: str, tree: Tree) -> str:
 def _nothing_found(tree: Tree, wanted: dict[str, str]) -> str:
     """The reason for a submission with no exercise file at all: what it holds instead, exactly."""
     expected = ", ".join(f"{m}.py" for m in wanted.values())
-    details = [f"{ex}: {f}" for ex, module in wanted.items() if (f := _finding(module, tree))]
+    deep = {ex: found for ex, m in wanted.items() if (found := _too_deep(f"{m}.py", tree))}
+    folders = {str(found[0].label).rsplit("/", 1)[0] for found in deep.values()}
+    details = []
+    if len(deep) > 1 and len(folders) == 1 and not any(_near_matches(m, tree) for m in wanted.values()):
+        names = ", ".join(f"{wanted[ex]}.py" for ex in deep)  # all in one folder that is too deep: say it once
+        levels = len(next(iter(deep.values()))[0].path.parts) - 1
+        details.append(f'found {names} in "{folders.pop()}/", {levels} folders deep, not taken: the grader looks '
+                       f"at most {MAX_DEPTH - 1} folders deep (as in repo/exercises/): move them up")
+    else:
+        details = [f"{ex}: {f}" for ex, module in wanted.items() if (f := _finding(module, tree))]
     if tree.unopened:
         details.append("not opened: " + "; ".join(tree.unopened[:LISTED]))
     if not details:

@@ -157,7 +157,8 @@ def _write(merge: Merge, cells: list[str], index: int, label: str, row: dict | N
     if row is None:
         merge.no_submission.append(label)
     elif row["status"] != "graded":
-        merge.not_graded.append(f"{label} ({row['status']}: {row['reason'][:80]})")
+        reason = row["reason"] if len(row["reason"]) <= 80 else row["reason"][:77].rstrip() + "..."
+        merge.not_graded.append(f"{label} ({row['status']}: {reason})")
     elif locked:
         merge.skipped.append(f"{label} (the grade is locked in the LMS)")
     else:
@@ -212,6 +213,8 @@ def merge_canvas(sheet: Sheet, grades: list[dict], assignment: str, points: floa
     if index is None:
         header.append(assignment)
         index = len(header) - 1
+        for row in sheet.rows[1:]:  # every row as wide as the header: the new column's cells start blank
+            row.extend([""] * (len(header) - len(row)))
     if known is None:
         _write_points(pp_row, index, top)
     students = [r for r in sheet.rows[1:] if r and r is not pp_row and not all(NOT_A_STUDENT.match(c) for c in r)]
