@@ -287,6 +287,30 @@ def test_ubuntu_22_04_image_installs_and_grades(autograder_zip, tmp_path):
     assert doc["score"] == 100, doc["output"]
 
 
+@pytest.mark.skipif(PY310 is None, reason="no Python 3.10 here (pyenv's /root/.pyenv/versions/3.10.*)")
+def test_results_code_runs_on_a_bare_python_3_10(tmp_path):
+    """Under a bare Python 3.10 (no torch, no pytest), the bundle's code that needs neither imports, renders
+    the same results.json as this interpreter and writes it: the runner, the results, the submission sandbox,
+    the report and the Gradescope renderer have nothing of 3.11 only. (Grading itself runs on the 3.11 that
+    setup.sh brings: hypothesis 6.170.17 needs it.)"""
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "import grader.runner, grader.sandbox, grader.report\n"
+        "from grader import gradescope, results\n"
+        "doc = json.loads(sys.stdin.read())\n"
+        "out = gradescope.render(doc, hidden_detail='tests')\n"
+        f"results.write(out, Path({str(tmp_path / 'results.json')!r}))\n"
+        "print(sys.version_info[:2])\n"
+    )
+    proc = subprocess.run([PY310, "-I", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + script],
+                          input=json.dumps(DOC), capture_output=True, text=True, env={**os.environ,
+                          "PYTHONDONTWRITEBYTECODE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(3, 10)"
+    assert json.loads((tmp_path / "results.json").read_text()) == gradescope.render(DOC, hidden_detail="tests")
+
+
 def test_build_message_says_any_ubuntu_image_and_the_budget(tmp_path, capsys):
     parser = __import__("grader.cli", fromlist=["build_parser"]).build_parser()
     args = parser.parse_args(["gradescope", "--out", str(tmp_path), "--budget", "240"])
