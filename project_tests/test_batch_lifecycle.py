@@ -1,0 +1,171 @@
+"""A batch stopped by SIGTERM or Ctrl-C stops every grading process before it exits, leaves a whole gradebook
+with every row graded so far, and the next run resumes where it stopped. Uses test_batch.py's fake suite."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from test_batch import FAST, GOOD, alive, processes_named, private_tmp, suite, write_folder  # noqa: E402,F401
+
+from grader.batch import batch_grade  # noqa: E402
+from grader.batch.gradebook import Gradebook, Seals  # noqa: E402
+from grader.batch.lifecycle import ProcessTree, descendants  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Names itself (the comm name in /proc) and leaves a child behind, then sleeps in every test: a submission that
+# is still being graded when the batch is stopped.
+SLOW = """
+import ctypes, os, time
+
+def _name(n):
+    ctypes.CDLL(None).prctl(15, n.encode(), 0, 0, 0)  # PR_SET_NAME
+
+_name("slowpoke-worker")
+if os.fork() == 0:
+    _name("slowpoke-child")
+    time.sleep(1000)
+
+def add(a, b):
+    time.sleep(30)
+    return a + b
+"""
+
+DRIVER = """
+import sys
+from pathlib import Path
+from grader.batch import batch_grade
+from grader.batch.lifecycle import Interrupted
+subs, out, suite = map(Path, sys.argv[1:4])
+try:
+    batch_grade(subs, out, tests_dir=suite, jobs=2, test_timeout=2.0, memory_mb=512, timeout_per_submission=60.0,
+                progress="plain")  # test_batch.FAST: the same limits, so that a re-run can call a result unchanged
+except Interrupted as exc:  # what `python -m grader batch` does
+    print(f"grader: {exc}", file=sys.stderr)
+    sys.exit(128 + exc.signum)
+"""
+
+
+def rows_of(out: Path) -> dict[str, dict]:
+    with open(out / "grades.csv", newline="") as f:
+        return {row["student"]: row for row in csv.DictReader(f)}
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_batch_leaves_no_process_and_a_whole_gradebook_and_resumes(suite, tmp_path, private_tmp, signum):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    for student in ("a1", "a2"):
+        write_folder(subs / student, GOOD)
+    for student in ("s1", "s2", "s3"):
+        write_folder(subs / student, {"ex1_alpha.py": SLOW, "ex2_beta.py": GOOD["ex2_beta.py"]})
+    batch = subprocess.Popen([sys.executable, "-c", DRIVER, str(subs), str(out), str(suite)], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def graded_fast_and_slow_running() -> bool:
+            assert batch.poll() is None, batch.communicate()
+            done = (out / "grades.csv").is_file() and {"a1", "a2"} <= set(rows_of(out))
+            return done and len(processes_named("slowpoke-")) >= 2
+
+        wait_for(graded_fast_and_slow_running, 60, "a1, a2 graded and s1, s2 running")
+        started = descendants(batch.pid)
+        assert len(started) >= 4  # the judge session, judges, their zygote, launchers, workers, their children
+        batch.send_signal(signum)
+        stdout, stderr = batch.communicate(timeout=30)
+    finally:
+        if batch.poll() is None:
+            batch.kill()
+            batch.wait()
+
+    # stopped, and nothing it started is left: not a worker, not a process a submission started
+    assert batch.returncode == 128 + signum, (batch.returncode, stderr)
+    assert f"stopped by {signal.Signals(signum).name}" in stderr
+    assert not processes_named("slowpoke-"), "a grading process outlived the batch"
+    assert not [pid for pid in started if alive(pid)], "a process the batch started outlived it"
+    assert not (out / ".sandbox").exists()
+    assert "3 not graded (stopped by" in stdout
+
+    # the gradebook is whole: every row graded so far, and what was not reached says so
+    rows = rows_of(out)
+    assert {s: (r["status"], r["total"]) for s, r in rows.items()} == {
+        "a1": ("graded", "6"), "a2": ("graded", "6"), "s1": ("pending", ""), "s2": ("pending", ""),
+        "s3": ("pending", "")}
+    assert rows["s1"]["reason"].startswith("not graded: the batch was stopped")
+    seals = Seals(out)
+    assert seals.verify("a1") and seals.verify("a2") and not (out / "s1" / "results.json").exists()
+
+    # the next run resumes: what was graded is not graded again
+    for student in ("s1", "s2", "s3"):
+        write_folder(subs / student, GOOD)
+    log = io.StringIO()
+    returned = batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"}, stream=log)
+    assert log.getvalue().count("skipped (unchanged)") == 2 and "2 unchanged (skipped)" in log.getvalue()
+    assert [(r["student"], r["total"]) for r in returned] == [(s, "6") for s in ("a1", "a2", "s1", "s2", "s3")]
+    assert {s: r["status"] for s, r in rows_of(out).items()} == dict.fromkeys(("a1", "a2", "s1", "s2", "s3"),
+                                                                              "graded")
+
+
+def test_rows_of_earlier_runs_stay_in_the_gradebook(suite, tmp_path, private_tmp):
+    """Grading a second folder into the same OUT (late submissions, say) keeps the first folder's rows."""
+    out = tmp_path / "out"
+    write_folder(tmp_path / "first" / "ann", GOOD)
+    write_folder(tmp_path / "late" / "bob", {"ex1_alpha.py": GOOD["ex1_alpha.py"]})
+    batch_grade(tmp_path / "first", out, tests_dir=suite, **FAST)
+    log = io.StringIO()
+    rows = batch_grade(tmp_path / "late", out, tests_dir=suite, **{**FAST, "progress": "plain"}, stream=log)
+    assert [(r["student"], r["total"]) for r in rows] == [("ann", "6"), ("bob", "3")]
+    assert list(rows_of(out)) == ["ann", "bob"] and "(with 1 row of earlier runs)" in log.getvalue()
+    # a results document this grader did not write is not read back
+    forged = json.loads((out / "ann" / "results.json").read_text())
+    forged["score"] = 5.0
+    (out / "ann" / "results.json").write_text(json.dumps(forged))
+    batch_grade(tmp_path / "late", out, tests_dir=suite, **FAST)
+    assert list(rows_of(out)) == ["bob"]
+
+
+def test_the_gradebook_file_is_replaced_whole(tmp_path):
+    book = Gradebook(tmp_path / "grades.csv", ["ex1"], {"zed": {"student": "zed", "status": "graded"}})
+    assert (tmp_path / "grades.csv").read_text().splitlines() == [
+        "student,lms_id,ex1,total,max,status,reason", "zed,,,,,graded,"]
+    book.add({"student": "amy", "lms_id": "7", "status": "graded", "total": "3"})
+    book.pending("bob")
+    book.pending("zed")  # an earlier run's row is kept, not replaced by "pending"
+    assert [r["student"] for r in book.finish()] == ["amy", "bob", "zed"]
+    assert rows_of(tmp_path)["bob"]["status"] == "pending" and rows_of(tmp_path)["zed"]["status"] == "graded"
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_process_tree_reaps_what_does_not_end(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "import os, time\nif os.fork() == 0:\n    time.sleep(60)\n"
+                              "time.sleep(60)\n"])
+    try:
+        wait_for(lambda: len(descendants(child.pid)) == 1, 10, "the grandchild")
+        grandchild = descendants(child.pid)[0]
+        tree = ProcessTree(child.pid)
+        start = time.monotonic()
+        assert sorted(tree.reap(grace=0.5)) == sorted([child.pid, grandchild])
+        assert time.monotonic() - start < 5
+        child.wait(timeout=5)
+        assert not alive(grandchild)
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
