@@ -4,13 +4,16 @@ Each folder of ``project_tests/attacks/`` holds ONE exercise file that attacks t
 how, and why the trusted judge defeats it); the other three exercises of the submission are the untouched
 stubs. Every attack is graded
 
-* in student mode: ``grader.grading.grade(folder, hidden=True)``, in a process of its own;
-* in batch mode: all of them (and one untouched copy of the stubs, graded last) in one
-  ``python -m grader batch --jobs 2``, then, 3 s later, the same batch again on the same OUT;
+* in student mode: ``grader.grading.grade(folder, hidden=True)``, each attack in a process forked for it from
+  a "lane" process that graded the untouched stubs first (the baseline, and the warm-up: torch is imported once
+  per lane, not once per attack);
+* in batch mode: all of them, then the untouched stubs and the reference (graded last, so that an attack on
+  the batch itself shows on their rows) in one ``python -m grader batch --jobs 2``, then, 3 s later, the same
+  batch again on the same OUT;
 * through Gradescope's entry point (``python -m grader gradescope-run``) for the attacks aimed at it;
 
 and must gain 0 points, change nothing outside its sandbox, leave no process behind, and carry no piece of a
-hidden test out in anything a student gets back.
+hidden test out in anything a student gets back (a hidden test's name, hint and points may be shown).
 
 The grader under attack is a disposable COPY of this repository (``grader/``, ``llm_basics/``, ``tests/``,
 ``solutions/``, ``exercises/``...), run with the copy first on ``sys.path`` and as its working directory. A
@@ -53,6 +56,7 @@ ATTACKS_DIR = Path(__file__).resolve().parent / "attacks"
 ATTACKS = sorted(p.name for p in ATTACKS_DIR.iterdir() if p.is_dir() and any(p.glob("ex*_*.py")))
 MODULES = ("ex1_special_tokens", "ex2_topk_attention", "ex3_parameter_accounting", "ex4_scaling")
 CONTROL = "zz-untouched-stubs"  # graded last in the batch: an attack on the batch itself shows on this row
+REFERENCE = "zz-reference"  # the solutions, in the batch: full marks, or the grading itself is broken
 GRADESCOPE_ATTACKS = ("leak_messages", "linger_results")  # the ones that target what Gradescope shows or reads
 
 # the kinds of attack the issue asks for; each must be named in the docstring of at least one attack
@@ -72,6 +76,10 @@ RERUN_PAUSE = 3.0  # seconds between the two batch runs (time for a lingering pr
 # both), so clear text needs a longer run; decoded text never matches by chance.
 WINDOW = 24
 RAW_WINDOW = 32
+# every grading process gets this run's mark in its environment, so that two runs of this suite at the same
+# time never count (or kill) each other's attack processes; a lane passes its own mark on
+RUN_VARIABLE = "ATTACK_SUITE_RUN"
+RUN_ID = os.environ.get(RUN_VARIABLE) or f"{os.getpid()}-{time.time_ns()}"
 CANARIES = ("canary.txt", ".canary")
 CANARY_TEXT = "canary: nobody may write here\n"
 
@@ -86,7 +94,7 @@ CACHE_DIRS = {"__pycache__", ".hypothesis"}
 # imports this file (for the helpers below) and grades attack after attack, each in a child forked for it.
 LANES = 2
 LANE_DRIVER = """\
-import importlib.util, sys
+import importlib.util, sys  # a grader process, as `python -m grader grade` would be
 spec = importlib.util.spec_from_file_location("attack_suite", sys.argv[1])
 suite = importlib.util.module_from_spec(spec)
 sys.modules["attack_suite"] = suite
@@ -104,7 +112,7 @@ def test_attack_suite_is_complete():
         assert len(files) == 1 and files[0][:-3] in MODULES, f"{attack}: expected one exN_*.py file, got {files}"
         doc = ast.get_docstring(ast.parse((ATTACKS_DIR / attack / files[0]).read_text())) or ""
         first = doc.splitlines()[0] if doc else ""
-        assert first.startswith(f"ATTACK {attack} (kind: "), f"{attack}: docstring must start 'ATTACK {attack} (kind: ...'"
+        assert first.startswith(f"ATTACK {attack} (kind: "), f"{attack}: docstring must start 'ATTACK <name> (kind:'"
         assert "Why it must fail under the new design" in doc, f"{attack}: docstring must say why it fails"
         kinds[attack] = doc[: doc.index("\n\n")].replace("\n", " ")
     missing = [kind for kind in REQUIRED_KINDS if not any(kind in text for text in kinds.values())]
@@ -233,24 +241,32 @@ def find_leaks(text: str, secrets: Secrets, *, limit: int = 5) -> list[str]:
     return found
 
 
-def visible_text(*parts) -> str:
-    """One text out of rendered reports and results documents (every string in them, each once)."""
-    strings: set[str] = set()
+def leaks_in(parts: dict[str, object], secrets: Secrets, *, limit: int = 5) -> list[str]:
+    """Where pieces of hidden tests appear in what a student gets back: ``parts`` maps a name ("results.json",
+    "feedback.md") to a text or a JSON document; returns "<name><path in it>: [pieces]" for the first strings
+    with a leak."""
+    found: list[str] = []
+    seen: set[str] = set()
 
-    def walk(value):
+    def walk(value, where: str) -> None:
+        if len(found) >= limit:
+            return
         if isinstance(value, str):
-            strings.add(value)
+            if len(value) >= WINDOW and value not in seen:
+                seen.add(value)
+                pieces = find_leaks(value, secrets, limit=2)
+                if pieces:
+                    found.append(f"{where}: {pieces}")
         elif isinstance(value, dict):
             for key, item in value.items():
-                walk(key)
-                walk(item)
+                walk(item, f"{where}.{key}")
         elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]")
 
-    for part in parts:
-        walk(part)
-    return "\n".join(sorted(s for s in strings if len(s) >= 8))
+    for name, part in parts.items():
+        walk(part, name)
+    return found
 
 
 SAMPLE_HIDDEN = '''\
@@ -327,10 +343,10 @@ def copy_repository(dest: Path) -> Path:
     return dest
 
 
-def build_submission(folder: Path, attack: str | None) -> Path:
-    """The untouched stubs, with the attack's one exercise file laid over its stub."""
+def build_submission(folder: Path, attack: str | None, *, base: Path = REPO / "exercises") -> Path:
+    """The untouched stubs (or the files of ``base``), with the attack's one exercise file laid over its stub."""
     folder.mkdir(parents=True)
-    for stub in sorted((REPO / "exercises").glob("ex*_*.py")):
+    for stub in sorted(base.glob("ex*_*.py")):
         shutil.copy2(stub, folder / stub.name)
     if attack:
         for path in (ATTACKS_DIR / attack).glob("ex*_*.py"):
@@ -358,14 +374,16 @@ def _pyc_source(pyc: Path) -> Path:
     return pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
 
 
-def _compiled(source: Path, pytest_pyc: bool):
+def _compiled(source: Path, pyc_name: str):
+    """What ``source`` compiles to for the cache file ``pyc_name`` (pytest's own, or an optimised one)."""
     data = source.read_bytes()
     tree = ast.parse(data, filename=str(source))
-    if pytest_pyc:
+    if "-pytest-" in pyc_name:
         from _pytest.assertion.rewrite import rewrite_asserts
 
         rewrite_asserts(tree, data, str(source), None)
-    return compile(tree, str(source), "exec", dont_inherit=True)
+    level = re.search(r"\.opt-(\d)\.pyc$", pyc_name)
+    return compile(tree, str(source), "exec", dont_inherit=True, optimize=int(level.group(1)) if level else -1)
 
 
 def bad_pycs(root: Path) -> list[str]:
@@ -396,7 +414,7 @@ def bad_pycs(root: Path) -> list[str]:
         except Exception:  # noqa: BLE001 - unreadable: the importer falls back to the source
             continue
         try:
-            expected = _compiled(source, "-pytest-" in pyc.name)
+            expected = _compiled(source, pyc.name)
         except SyntaxError:
             expected = None
         if code != expected:
@@ -429,8 +447,19 @@ def remove(paths: list[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
+def _started_by_this_run(pid: int) -> bool:
+    """Whether a process carries this run's mark in its environment, or no run's mark at all (a grader that
+    empties the environment of what it starts leaves nothing to tell runs apart: count it as ours)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return True
+    marks = [entry for entry in environ if entry.startswith(RUN_VARIABLE.encode() + b"=")]
+    return not marks or marks[0] == f"{RUN_VARIABLE}={RUN_ID}".encode()
+
+
 def attack_processes(prefix: str = "atk-") -> list[tuple[int, str]]:
-    """(pid, name) of every process whose name (``/proc/<pid>/comm``) starts with ``prefix``."""
+    """(pid, name) of every process of this run whose name (``/proc/<pid>/comm``) starts with ``prefix``."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -438,7 +467,7 @@ def attack_processes(prefix: str = "atk-") -> list[tuple[int, str]]:
                 comm = Path(f"/proc/{entry}/comm").read_text().strip()
             except OSError:
                 continue
-            if comm.startswith(prefix[:15]):
+            if comm.startswith(prefix[:15]) and _started_by_this_run(int(entry)):
                 found.append((int(entry), comm))
     return found
 
@@ -472,6 +501,7 @@ def grading_env(repo: Path) -> dict[str, str]:
     """The environment of a grading process: the repository copy first on the path, nothing from this pytest."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
     env["PYTHONPATH"] = str(repo)
+    env[RUN_VARIABLE] = RUN_ID
     return env
 
 
@@ -493,7 +523,7 @@ def describe(doc: dict | None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Student mode: grade(folder, hidden=True), one attack per grading process, two at a time
+# Student mode: grade(folder, hidden=True), one grading process per attack, forked from one of two lanes
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -513,19 +543,22 @@ class StudentRun:
     processes: list[list] = field(default_factory=list)
 
 
-def _grade_in_child(submission: Path, work: Path) -> str:
-    """``grade(submission, hidden=True)`` in a forked child, which writes results.json and report.txt (the
-    plain report and the -v one) to ``work``; returns what went wrong, if anything."""
+def _grade_in_child(submission: Path, work: Path, *, fork: bool = True) -> str:
+    """``grade(submission, hidden=True)`` in a forked child (or in this process), which writes results.json and
+    report.txt (the plain report and the -v one) to ``work``; returns what went wrong, if anything."""
+    from grader import results
     from grader.grading import grade
     from grader.report import render_plain
 
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    pid = os.fork() if fork else 0
     if pid == 0:
         code = 1
         try:
-            doc = grade(submission, hidden=True)
+            # hidden tests never run on a student's machine; when the instructor runs them, what may reach the
+            # student is results.for_students(doc) (as Gradescope and the batch hand out): that is checked
+            doc = results.for_students(grade(submission, hidden=True))
             (work / "results.json").write_text(json.dumps(doc, indent=2))
             (work / "report.txt").write_text(render_plain(doc) + "\n" + render_plain(doc, verbose=True))
             code = 0
@@ -534,7 +567,10 @@ def _grade_in_child(submission: Path, work: Path) -> str:
 
             (work / "error.txt").write_text(traceback.format_exc())
         finally:
-            os._exit(code)
+            if fork:
+                os._exit(code)
+    if not fork:
+        return "" if code == 0 else (work / "error.txt").read_text()[-3000:]
     deadline = time.monotonic() + GRADING_TIMEOUT
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -565,18 +601,21 @@ def _restore(repo: Path, pristine: Path) -> None:
             shutil.copy2(entry, repo / entry.name)
 
 
-def grade_in_student_mode(attack: str | None, work: Path, repo: Path, pristine: Path) -> StudentRun:
-    """Grade one submission (the attack, or the untouched stubs for None) and look at what it left behind."""
+def grade_in_student_mode(name: str, work: Path, repo: Path, pristine: Path) -> StudentRun:
+    """Grade one submission (an attack, the untouched stubs or the reference) and look at what it left behind."""
     import grader
 
-    outcome = StudentRun(attack or CONTROL, str(repo))
+    outcome = StudentRun(name, str(repo))
     outcome.grader_root = str(Path(grader.__file__).resolve().parent.parent)
-    submission = build_submission(work / "submission", attack)
+    base = REPO / ("solutions" if name == REFERENCE else "exercises")
+    submission = build_submission(work / "submission", name if name in ATTACKS else None, base=base)
     canaries = plant_canaries(work)
     repo_before, submission_before = tree_digest(repo), tree_digest(submission)
-    outcome.error = _grade_in_child(submission, work)
-    name = process_name(attack or CONTROL)  # the stubs start nothing: a name no attack uses
-    outcome.processes = [list(p) for p in outliving(name)]  # first: a delayed writer acts once grading is over
+    # the untouched stubs are graded in the lane's own process: that imports torch and warms the grader once,
+    # and every other grading, forked from it, starts warm
+    outcome.error = _grade_in_child(submission, work, fork=name != CONTROL)
+    prefix = process_name(name)  # the stubs and the reference start nothing: names no attack uses
+    outcome.processes = [list(p) for p in outliving(prefix)]  # first: a delayed writer acts once grading is over
     if not outcome.error:
         outcome.doc = json.loads((work / "results.json").read_text())
         outcome.report = (work / "report.txt").read_text()
@@ -584,7 +623,7 @@ def grade_in_student_mode(attack: str | None, work: Path, repo: Path, pristine: 
     outcome.bad_pycs = bad_pycs(repo)
     outcome.submission_changes = changes(submission_before, tree_digest(submission))
     outcome.canaries = touched_canaries(canaries)
-    leftovers = tmp_files(name)
+    leftovers = tmp_files(prefix)
     outcome.tmp_files = [str(p) for p in leftovers]
     remove(leftovers)
     if outcome.repo_changes or outcome.bad_pycs:
@@ -592,14 +631,13 @@ def grade_in_student_mode(attack: str | None, work: Path, repo: Path, pristine: 
     return outcome
 
 
-def student_lane(out: str, repo: str, pristine: str, work: str, *attacks: str) -> None:
-    """Runs in a lane process (see LANE_DRIVER): the untouched stubs first (a control, and the warm-up that
-    imports torch once for the lane), then each attack; writes every StudentRun to ``out`` as JSON."""
-    repo_path, pristine_path, work_path = Path(repo), Path(pristine), Path(work)
+def student_lane(out: str, repo: str, pristine: str, work: str, *names: str) -> None:
+    """Runs in a lane process (see LANE_DRIVER): the untouched stubs first (the baseline, and the warm-up that
+    imports torch once for the lane), then each of ``names``; writes every StudentRun to ``out`` as JSON."""
     runs = {}
-    for attack in [None, *attacks]:
-        run = grade_in_student_mode(attack, work_path / (attack or CONTROL), repo_path, pristine_path)
-        runs[run.attack] = asdict(run)
+    for name in [CONTROL, *names]:
+        run = grade_in_student_mode(name, Path(work) / name, Path(repo), Path(pristine))
+        runs[name] = asdict(run)
     Path(out).write_text(json.dumps(runs))
 
 
@@ -614,7 +652,7 @@ def student_runs(tmp_path_factory) -> dict[str, StudentRun]:
         shutil.copytree(pristine, repo)
         out = root / f"lane{number}" / "runs.json"
         args = [sys.executable, "-c", LANE_DRIVER, __file__, str(out), str(repo), str(pristine),
-                str(root / f"lane{number}"), *ATTACKS[number::LANES]]
+                str(root / f"lane{number}"), *ATTACKS[number::LANES], *([REFERENCE] if number == LANES - 1 else [])]
         lanes.append((out, subprocess.Popen(args, cwd=repo, env=grading_env(repo), stdout=subprocess.PIPE,
                                             stderr=subprocess.STDOUT, text=True)))
     runs: dict[str, StudentRun] = {}
@@ -631,11 +669,13 @@ def student_runs(tmp_path_factory) -> dict[str, StudentRun]:
 
 
 @pytest.mark.slow
-def test_student_mode_control_scores_zero(student_runs):
-    """The untouched stubs score 0 in the same setting: the baseline every attack is compared with."""
-    run = student_runs[CONTROL]
-    assert not run.error, f"grading the untouched stubs failed: {run.error}"
-    assert run.doc["score"] == 0 and run.doc["max_score"] == 100, describe(run.doc)
+def test_student_mode_baselines(student_runs):
+    """In the same setting the untouched stubs score 0 and the reference 100: the grading works, so an attack's
+    0 means something."""
+    stubs, reference = student_runs[CONTROL], student_runs[REFERENCE]
+    assert not stubs.error and not reference.error, f"grading failed: {stubs.error or reference.error}"
+    assert stubs.doc["score"] == 0 and stubs.doc["max_score"] == 100, f"the stubs: {describe(stubs.doc)}"
+    assert reference.doc["score"] == reference.doc["max_score"] == 100, f"the reference: {describe(reference.doc)}"
 
 
 @pytest.mark.slow
@@ -677,7 +717,7 @@ def test_student_mode_leaks_no_hidden_text(student_runs, attack):
     """Neither the report (plain and -v) nor the results document holds a piece of a hidden test."""
     run = student_runs[attack]
     assert not run.error, f"grading {attack} failed: {run.error}"
-    leaks = find_leaks(visible_text(run.report, run.doc), secrets_for(attack))
+    leaks = leaks_in({"report": run.report, "results.json": run.doc}, secrets_for(attack))
     assert not leaks, f"{attack}: hidden test text in the student's report or results: {leaks}"
 
 
@@ -699,9 +739,32 @@ class BatchRun:
     rerun_docs: dict[str, dict | None]
     repo_changes: list[str]
     bad_pycs: list[str]
+    submission_changes: list[str]
+    strays_in_out: list[str]
     canaries: list[str]
     tmp_files: list[str]
     processes: list[tuple[int, str]]
+
+
+# what the batch writes at the top of OUT: the gradebook, skipped entries, item analysis and similarity reports
+BATCH_FILES = ("grades.csv", "skipped.txt", "item_analysis.csv", "item_analysis.png", "score_histograms.csv",
+               "similarity.csv", "similarity.html")
+
+
+def strays_in_out(out: Path, students: list[str]) -> list[str]:
+    """Files in OUT that the batch does not write: anything but grades.csv, skipped.txt, <student>/results.json
+    and <student>/feedback.md (the grader's own state under dot-names aside)."""
+    strays = []
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out)
+        if not path.is_file() or rel.parts[0].startswith(".") or rel.name in CANARIES:
+            continue
+        if len(rel.parts) == 1 and rel.name in BATCH_FILES:
+            continue
+        if len(rel.parts) == 2 and rel.parts[0] in students and rel.name in ("results.json", "feedback.md"):
+            continue
+        strays.append(rel.as_posix())
+    return strays
 
 
 def _read_out(out: Path) -> tuple[dict[str, dict], dict[str, dict | None], dict[str, str]]:
@@ -711,7 +774,7 @@ def _read_out(out: Path) -> tuple[dict[str, dict], dict[str, dict | None], dict[
     except OSError:
         rows = {}
     docs, feedback = {}, {}
-    for student in [*ATTACKS, CONTROL]:
+    for student in [*ATTACKS, CONTROL, REFERENCE]:
         try:
             docs[student] = json.loads((out / student / "results.json").read_text())
         except (OSError, ValueError):
@@ -725,17 +788,20 @@ def _read_out(out: Path) -> tuple[dict[str, dict], dict[str, dict | None], dict[
 
 @pytest.fixture(scope="module")
 def batch_run(tmp_path_factory) -> BatchRun:
+    """One batch of every attack, the untouched stubs and the reference, from a repository copy; OUT read
+    right after, again RERUN_PAUSE seconds later, and after the same batch is run again on the same OUT."""
     work = tmp_path_factory.mktemp("batch-mode")
     repo = copy_repository(work / "repo")
     submissions = work / "submissions"
     for attack in ATTACKS:
         build_submission(submissions / attack, attack)
     build_submission(submissions / CONTROL, None)
+    build_submission(submissions / REFERENCE, None, base=REPO / "solutions")
     out = work / "out"
     out.mkdir()
     canaries = plant_canaries(work, out) + [submissions / ".canary"]
     (submissions / ".canary").write_text(CANARY_TEXT)  # a dot-name: the batch does not take it for a student
-    before = tree_digest(repo)
+    before, submissions_before = tree_digest(repo), tree_digest(submissions)
     args = ["-m", "grader", "batch", str(submissions), "--out", str(out), "--jobs", "2"]
     first = run_grader(args, repo)
     left = outliving("atk-")
@@ -748,7 +814,9 @@ def batch_run(tmp_path_factory) -> BatchRun:
     leftovers = tmp_files("atk-")
     remove(leftovers)
     return BatchRun(first, second, rows, docs, feedback, rows_after_pause, docs_after_pause, rerun_rows, rerun_docs,
-                    changes(before, tree_digest(repo)), bad_pycs(repo), touched_canaries(canaries),
+                    changes(before, tree_digest(repo)), bad_pycs(repo),
+                    changes(submissions_before, tree_digest(submissions)),
+                    strays_in_out(out, [*ATTACKS, CONTROL, REFERENCE]), touched_canaries(canaries),
                     [str(p) for p in leftovers], left)
 
 
@@ -775,6 +843,15 @@ def test_batch_gives_no_points(batch_run, student):
 
 
 @pytest.mark.slow
+def test_batch_grades_the_reference_fully(batch_run):
+    """The reference, graded in the same batch after every attack, gets full marks: the grading works (a batch
+    that failed every test would give the attacks 0 for nothing)."""
+    row, doc = batch_run.rows.get(REFERENCE), batch_run.docs.get(REFERENCE)
+    assert row is not None and doc is not None, f"no result for the reference: {batch_run.first.stderr[-3000:]}"
+    assert doc["score"] == doc["max_score"] == 100, f"the reference did not get full marks: {describe(doc)}"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("student", [*ATTACKS, CONTROL])
 def test_batch_results_stay_zero_after_the_batch(batch_run, student):
     """3 s after the batch, and after running the same batch again on the same OUT, every row is still 0: no
@@ -787,10 +864,12 @@ def test_batch_results_stay_zero_after_the_batch(batch_run, student):
 
 @pytest.mark.slow
 def test_batch_changes_nothing_outside_the_sandbox(batch_run):
-    """The repository the batch runs from (every file, every cached pyc), the canaries next to the submissions
-    and in OUT, and /tmp are as they were."""
+    """The repository the batch runs from (every file, every cached pyc), the submissions, the canaries next to
+    them and in OUT, and /tmp are as they were, and OUT holds only what the batch writes."""
     assert not batch_run.repo_changes, f"the batch's repository changed: {batch_run.repo_changes}"
     assert not batch_run.bad_pycs, f"poisoned cached bytecode: {batch_run.bad_pycs}"
+    assert not batch_run.submission_changes, f"the submissions changed: {batch_run.submission_changes}"
+    assert not batch_run.strays_in_out, f"files in OUT that the batch did not write: {batch_run.strays_in_out}"
     assert not batch_run.canaries, f"canaries overwritten: {batch_run.canaries}"
     assert not batch_run.tmp_files, f"files left in /tmp: {batch_run.tmp_files}"
 
@@ -805,9 +884,9 @@ def test_batch_leaves_no_process(batch_run):
 @pytest.mark.parametrize("student", [*ATTACKS, CONTROL])
 def test_batch_leaks_no_hidden_text(batch_run, student):
     """results.json, feedback.md and the gradebook row of each submission hold no piece of a hidden test."""
-    text = visible_text(batch_run.docs.get(student), batch_run.feedback.get(student, ""),
-                        batch_run.rows.get(student, {}), batch_run.rerun_docs.get(student))
-    leaks = find_leaks(text, secrets_for(student))
+    parts = {"results.json": batch_run.docs.get(student), "feedback.md": batch_run.feedback.get(student),
+             "grades.csv": batch_run.rows.get(student), "results.json (re-run)": batch_run.rerun_docs.get(student)}
+    leaks = leaks_in(parts, secrets_for(student))
     assert not leaks, f"{student}: hidden test text in what the student gets back: {leaks}"
 
 
@@ -831,6 +910,6 @@ def test_gradescope_run_gains_and_leaks_nothing(tmp_path, attack):
     assert results.is_file(), f"no results.json: {proc.stderr[-3000:]}"
     doc = json.loads(results.read_text())
     assert doc["score"] == 0 and not passed_tests(doc), f"{attack} gained points on Gradescope: {describe(doc)}"
-    leaks = find_leaks(visible_text(doc), secrets_for(attack))
+    leaks = leaks_in({"results.json": doc}, secrets_for(attack))
     assert not leaks, f"{attack}: hidden test text in Gradescope's results.json: {leaks}"
     assert not left, f"{attack} left processes running: {left}"

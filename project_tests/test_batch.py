@@ -308,7 +308,7 @@ def test_hostile_batch_every_submission_gets_a_row(suite, tmp_path, private_tmp)
     check("latin1", "graded", "ex1: ex1_alpha.py is not valid UTF-8 (byte 0xe9 at offset 5)", total="3")
     assert rows["latin1"]["ex1"] == "0" and rows["latin1"]["ex2"] == "3"
     check("hang", "graded", total="3")
-    hang = json.loads((out / "hang" / "results.json").read_text())
+    hang = json.loads((out / ".grader-instructor" / "hang.json").read_text())  # the instructor's full record
     assert all("time" in t["extra_data"]["reason"] for t in hang["tests"] if t["status"] != "passed")
     check("exiter", "graded", "crashed the grading process", total="3")
     check("forker", "graded", total="6")
@@ -323,10 +323,13 @@ def test_hostile_batch_every_submission_gets_a_row(suite, tmp_path, private_tmp)
     assert latin1["lesson"]["sources"] == {"ex1_alpha.py": "ex1_alpha.py", "ex2_beta.py": "ex2_beta.py"}
     assert json.loads((out / "clone" / "results.json").read_text())["lesson"]["sources"]["ex1_alpha.py"] == \
         "exercises/ex1_alpha.py"
-    printer = json.loads((out / "printer" / "results.json").read_text())
+    printer = json.loads((out / ".grader-instructor" / "printer.json").read_text())  # the instructor's full record
     assert any("File too large" in t["extra_data"]["reason"] for t in printer["tests"])
-    memhog = json.loads((out / "memhog" / "results.json").read_text())
+    memhog = json.loads((out / ".grader-instructor" / "memhog.json").read_text())  # the instructor's full record
     assert any("MemoryError" in t["extra_data"]["reason"] for t in memhog["tests"])
+    student_doc = json.loads((out / "hang" / "results.json").read_text())  # what the student gets: hints only
+    assert all(set(t["extra_data"]) == {"exercise", "hidden", "hint", "kind"}
+               for t in student_doc["tests"] if t["extra_data"]["hidden"])
     text = (out / "stubs" / "feedback.md").read_text()
     assert "Not started" in text and "1 hidden test failed (1 point)" in text and "SECRET" not in text
     assert "could not be graded" in (out / "corrupt" / "feedback.md").read_text()

