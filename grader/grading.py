@@ -65,7 +65,9 @@ def grade(
     # points.json) need torch._dynamo (~1 s of CPU the first time): pay it once here, before the judge and the
     # worker are forked, instead of once in each.
     warm = any(points[ex].get("warm_torch_dynamo") for ex in chosen)
-    session = run_session(files, target=target, rootdir=tests_dir.parent, exercises=chosen, limits=limits,
+    # a relative target is relative to the caller's folder, not to the judge's (which runs elsewhere)
+    where = target if str(target) in ("exercises", "solutions") else Path(target).expanduser().resolve()
+    session = run_session(files, target=where, rootdir=tests_dir.parent, exercises=chosen, limits=limits,
                           on_progress=on_progress, flop_counter=warm, server=server)
     return results.build(
         session,

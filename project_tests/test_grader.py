@@ -307,3 +307,10 @@ def test_a_folder_named_hidden_above_the_suite_does_not_hide_tests(tmp_path, dem
     shutil.copytree(demo_tests, moved)
     doc = grade(make_submission(), tests_dir=moved, limits=FAST)
     assert all(t["visibility"] == "visible" for t in doc["tests"]) and doc["max_score"] == 5
+
+
+def test_a_relative_target_is_relative_to_the_caller(demo_tests, make_submission, monkeypatch):
+    sub = make_submission()
+    monkeypatch.chdir(sub.parent)
+    doc = grade(sub.name, tests_dir=demo_tests, limits=FAST)
+    assert doc["score"] == 5 and doc["lesson"]["target"] == sub.name
