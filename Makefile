@@ -31,10 +31,9 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "Setting up $(VENV): torch 2.13.0 (CPU), pytest, rich... (first run, or after pyproject.toml changes: about a minute)"
-	@$(PIP_INSTALL) -e . $(QUIET_PIP)
-	@$(PY) -c "import torch, pytest, pytest_timeout, hypothesis, rich, matplotlib" || { echo "setup failed: see the pip output above"; exit 1; }
+	@test -x $(PY) || { echo "Setting up $(VENV) (first run, or after pyproject.toml changes): python -m venv..."; $(PYTHON) -m venv $(VENV); }
+	@$(PY) -m grader.install $(PIP_EXTRA)
+	@$(PY) -c "import torch, pytest, pytest_timeout, hypothesis, rich, matplotlib, watchfiles" || { echo "setup failed: see the pip output above"; exit 1; }
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the dependencies (done by the other targets when needed)

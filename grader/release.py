@@ -32,8 +32,9 @@ from pathlib import Path
 
 from grader.course import REPO_ROOT, Block, segments
 
-# grader modules that `make grade` starts from; whatever they import from grader.* comes along
-STUDENT_ENTRY_MODULES = ("__init__", "__main__", "cli", "plugin", "runner", "grading", "results", "report")
+# grader modules that `make grade` starts from (install: the Makefile's setup step); whatever they import from
+# grader.* comes along
+STUDENT_ENTRY_MODULES = ("__init__", "__main__", "cli", "plugin", "runner", "grading", "results", "report", "install")
 # never shipped, even when something imports them (they need solutions/ or hidden tests, or give them away)
 INSTRUCTOR_MODULES = frozenset({"release", "gradescope", "batch", "nbgrader_export", "check", "stubs"})
 # subcommands taken out of the release's cli.py

@@ -52,7 +52,8 @@ def test_release_layout(built):
     visible = sorted(p.name for p in (REPO / "tests").glob("test_*.py"))
     assert sorted(p.name for p in (built / "tests").iterdir()) == sorted([*visible, "conftest.py", "points.json"])
     grader_files = {p.name for p in (built / "grader").iterdir()}
-    needed = {"cli.py", "plugin.py", "runner.py", "grading.py", "results.py", "report.py", "graded_pytest.ini"}
+    needed = {"cli.py", "plugin.py", "runner.py", "grading.py", "results.py", "report.py", "graded_pytest.ini",
+              "install.py", "watch.py"}
     assert needed <= grader_files
     assert not grader_files & {"release.py", "gradescope.py", "batch.py", "nbgrader_export.py", "check.py", "stubs.py"}
     assert not list(built.rglob("__pycache__"))
