@@ -1,11 +1,11 @@
 """Is grading on Dask as fast as a local batch? Submissions per minute on a LocalCluster against ``--jobs``.
 
-Grades ``--copies`` copies of one sample submission (``--kind``, as in bench_batch.py) twice per round: with
-``batch_grade(..., jobs=W)`` and with ``batch_grade(..., scheduler="local:W")`` (W = ``--workers``), alternating
-which goes first, in this process. For each it prints:
+Grades ``--copies`` copies of one sample submission (``--kind``, as in bench_batch.py) twice per round, each
+time in a fresh ``python -m grader batch --force --no-analysis`` process: with ``--jobs W`` and with
+``--scheduler local:W`` (W = ``--workers``), alternating which goes first. For each it prints:
 
-* end to end: from the call to the gradebook, start-up included (the local batch imports torch and collects the
-  suites once; the Dask batch starts the cluster and warms each worker: torch, collection);
+* end to end: from the command's start to its last row, start-up included (the local batch imports torch and
+  collects the suites once; the Dask batch starts the cluster, and each worker imports torch and collects);
 * steady state: the rate between the first and the last row, once everything is warm.
 
 Then the per-task overhead of the cluster path, on a warm LocalCluster of one worker: ``--tasks`` tasks sent one
@@ -21,10 +21,11 @@ Usage: python bench/bench_dask.py [--copies 40] [--workers 2] [--rounds 2] [--ki
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
-import io
-import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,31 +38,21 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_batch import sample_files  # noqa: E402
 
 from grader import results  # noqa: E402
-from grader.batch import batch_grade  # noqa: E402
 from grader.grading import TESTS_DIR  # noqa: E402
 
 
-class RowClock(io.StringIO):
-    """A plain progress stream that notes when each row arrives."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-
-    def write(self, text: str) -> int:
-        if text.startswith("["):
-            self.times.append(time.perf_counter())
-        return super().write(text)
-
-
-def timed_batch(subs: Path, out: Path, **how) -> dict:
-    clock = RowClock()
+def timed_batch(subs: Path, out: Path, how: list[str]) -> dict:
+    """Run one batch command; the time of each progress line it prints (one per row, when not a terminal)."""
     start = time.perf_counter()
-    rows = batch_grade(subs, out, progress="plain", stream=clock, force=True, **how)
-    end = time.perf_counter()
-    n = len(rows)
-    steady = (n - 1) / (clock.times[-1] - clock.times[0]) * 60 if n > 1 else float("nan")
-    return {"seconds": end - start, "rate": 60 * n / (end - start), "steady": steady,
+    command = [sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), "--force", "--no-analysis",
+               *how]
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+        times = [time.perf_counter() for line in proc.stdout if line.startswith("[")]
+    n = len(times)
+    with open(out / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    steady = (n - 1) / (times[-1] - times[0]) * 60 if n > 1 else float("nan")
+    return {"seconds": times[-1] - start, "rate": 60 * n / (times[-1] - start), "steady": steady,
             "totals": sorted({r["total"] for r in rows}), "csv": (out / "grades.csv").read_text()}
 
 
@@ -115,11 +106,12 @@ def main() -> None:
         for r in range(args.rounds):
             order = ["local", "dask"] if r % 2 == 0 else ["dask", "local"]
             for which in order:
-                how = {"jobs": args.workers} if which == "local" else {"scheduler": f"local:{args.workers}"}
-                run = timed_batch(subs, root / f"out-{which}-{r}", **how)
+                how = ["--jobs", str(args.workers)] if which == "local" else ["--scheduler", f"local:{args.workers}"]
+                run = timed_batch(subs, root / f"out-{which}-{r}", how)
                 runs[which].append(run)
                 print(f"round {r + 1} {which:5}: {run['seconds']:6.1f} s end to end = {run['rate']:5.1f}/min, "
-                      f"steady {run['steady']:5.1f}/min, totals {run['totals']}", flush=True)
+                      f"steady {run['steady']:5.1f}/min, totals {run['totals']}, load {os.getloadavg()[0]:.1f}",
+                      flush=True)
         same = all(run["csv"] == runs["local"][0]["csv"] for run in runs["local"] + runs["dask"])
 
     print(f"\nsample submission: {args.kind}, {args.copies} copies, {args.workers} workers; "

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -253,5 +254,14 @@ def _graded(subs: Path, out: Path, **how) -> Path:
     return out
 
 
-def _verdicts(doc: dict) -> list[tuple]:
-    return [(t["name"], t["score"], t["status"], t["extra_data"]["reason"]) for t in doc["tests"]]
+def _verdicts(doc: dict) -> list[dict]:
+    """Every test's entry but its duration: name, score, status, message, captured output, and the judge's
+    traceback with the suite's folder (the worker's copy, or the repository) and object addresses left out."""
+
+    def same(key, value):
+        if key == "details":
+            value = re.sub(r'File "[^"]*/tests/', 'File "tests/', re.sub(r"0x[0-9a-f]+", "0x?", value))
+        return value
+
+    return [{**t, "extra_data": {k: same(k, v) for k, v in t.get("extra_data", {}).items() if k != "duration"}}
+            for t in doc["tests"]]

@@ -1,0 +1,17 @@
+"""Warm a Dask worker before its first task: torch and the grading modules imported, torch on one thread.
+
+``--scheduler local:N`` starts its workers from a forkserver that imports this module first, so each worker is
+forked warm instead of importing torch itself (seconds of CPU each). On a cluster started elsewhere,
+``dask worker ... --preload grader.batch.dask_preload`` warms each worker when it starts (``dask_setup``), before
+any batch reaches it. Either way the first task still starts the judge session (the suites are collected then).
+"""
+
+from grader.runner import preload
+
+# torch._dynamo too (what grader.runner.preload(flop_counter=True) warms): a suite that needs it pays it here, a
+# suite that does not loses nothing but this process's second of start-up.
+preload(flop_counter=True)
+
+
+def dask_setup(worker) -> None:
+    """``dask worker --preload grader.batch.dask_preload``: the import above did the work."""
