@@ -219,7 +219,8 @@ def _copydetect(root: Path, base: Path, out: Path, threshold: float) -> dict[str
     matplotlib.use("Agg")  # copydetect draws its figures with pyplot: never a window
     from copydetect import CopyDetector
 
-    detector = CopyDetector(test_dirs=[str(root)], ref_dirs=[str(root)], boilerplate_dirs=[str(base)],
+    boilerplate = [str(base)] if any(base.iterdir()) else []
+    detector = CopyDetector(test_dirs=[str(root)], ref_dirs=[str(root)], boilerplate_dirs=boilerplate,
                             extensions=["py"], same_name_only=True, ignore_leaf=True, autoopen=False, silent=True,
                             display_t=threshold, out_file=str(out / SIMILARITY_HTML))
     detector.run()
@@ -241,21 +242,24 @@ def _copydetect(root: Path, base: Path, out: Path, threshold: float) -> dict[str
 # ----------------------------------------------------------------------------------------------------------
 
 
-def analyze(out: Path, submissions: Path | None = None, tests_dir: Path | None = None) -> dict[str, Path]:
-    """The item analysis of OUT, and the similarity report when the submissions folder is given."""
+def analyze(out: Path, submissions: Path | None = None, tests_dir: Path | None = None,
+            boilerplate: list[Path] | None = None) -> dict[str, Path]:
+    """The item analysis of OUT, and the similarity report when the submissions folder is given (``boilerplate``:
+    folders of given code that never counts, by default the reference solutions and the stubs)."""
     from grader import results
     from grader.course import EXERCISES, SOLUTIONS, TESTS_DIR
 
     points = results.load_points(Path(tests_dir or TESTS_DIR))
     written = item_analysis(Path(out), points)
     if submissions is not None:
-        boilerplate = [folder for folder in (SOLUTIONS, EXERCISES) if folder.is_dir()]
-        written.update(similarity(Path(out), Path(submissions), points, boilerplate))
+        given = boilerplate if boilerplate is not None else [SOLUTIONS, EXERCISES]
+        written.update(similarity(Path(out), Path(submissions), points, [Path(f) for f in given if Path(f).is_dir()]))
     return written
 
 
 def cmd_analyze(args) -> int:
-    written = analyze(Path(args.out), Path(args.submissions) if args.submissions else None)
+    written = analyze(Path(args.out), Path(args.submissions) if args.submissions else None,
+                      boilerplate=args.boilerplate)
     if not written:
         print(f"nothing to analyse: no graded submission in {args.out}")
         return 1
@@ -270,4 +274,7 @@ def add_analyze_parser(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("out", metavar="OUT", help="the batch's output folder")
     a.add_argument("--submissions", metavar="FOLDER", help="the submissions folder: also write similarity.html")
+    a.add_argument("--boilerplate", metavar="FOLDER", action="append",
+                   help="a folder of given code the similarity report ignores, as <exercise>.py files (repeat it;"
+                        " default: solutions/ and exercises/, the reference and the stubs)")
     a.set_defaults(func=cmd_analyze)
