@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -259,22 +260,37 @@ DEFAULT_PLOT_CONFIG = ModelConfig(d_model=64, n_heads=4)
 DEFAULT_SEQ_LENS = (16, 32, 64, 128, 256, 384, 512, 768, 1024, 1536, 2048)
 
 
+def slope_note(cfg: ModelConfig, batch: int, tail: list[tuple[int, float, int]], p_tail: float) -> str:
+    """Why the measured time grew faster than T^2 past the crossover, from the measured ``(T, seconds, FLOPs)``
+    rows: time = FLOPs / speed (FLOPs per second), so a speed that falls as T grows adds to the FLOPs' slope."""
+    p_flops, _ = fit_power_law([t for t, _, _ in tail], [f for _, _, f in tail])
+    (t_a, s_a, f_a), (t_b, s_b, f_b) = tail[0], tail[-1]
+    scores_mb = cfg.n_heads * batch * t_b * t_b * 4 / 2**20  # float32 attention scores of one forward
+    return (f"why a slope above 2: time = FLOPs / speed. From T = {t_a} on the FLOPs grow like T^{p_flops:.2f} "
+            f"(right panel), and the speed fell as T grew ({f_a / s_a / 1e9:.1f} GFLOP/s at T = {t_a}, "
+            f"{f_b / s_b / 1e9:.1f} GFLOP/s at T = {t_b}): the {cfg.n_heads} heads' T x T scores "
+            f"({scores_mb:.0f} MB at T = {t_b}) no longer fit in the processor's cache and come from slower "
+            "main memory, and the masking and softmax over them, which FLOPs do not count, grow like T^2 too. "
+            f"Together: T^{p_tail:.2f}. (On a busy machine the timings are noisier, too.)")
+
+
 def save_scaling_plot(
     path: str | Path,
     cfg: ModelConfig | None = None,
     seq_lens: Sequence[int] | None = None,
     *,
     batch: int = 1,
-    warmup: int = 2,
-    repeats: int = 5,
+    warmup: int = 1,
+    repeats: int = 3,
 ) -> Path:
     """Time a real block over ``seq_lens``, and write a log-log PNG of time and FLOPs against T to ``path``.
 
     Left panel: the median time per forward, with the fitted power laws (over all lengths, and over the
     lengths past the crossover). Right panel: the analytic FLOPs (total, linear and quadratic terms) with
     their fitted exponents, and a marker where the quadratic term catches up with the linear ones. Also
-    prints a short summary. Real timings (on one CPU thread): the numbers change from run to run and from
-    machine to machine; the FLOP panel does not.
+    prints a short summary, and a line per length while it times them (the longest take seconds each). Real
+    timings (on one CPU thread): the numbers change from run to run and from machine to machine; the FLOP
+    panel does not.
     """
     import matplotlib
 
@@ -285,8 +301,17 @@ def save_scaling_plot(
     seq_lens = sorted(set(seq_lens or DEFAULT_SEQ_LENS))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: steadier timings, and no fight with other processes for the cores
+    rows = []
+    live = sys.stdout.isatty()  # a progress line rewritten in place on a terminal; one line in a log
+    if not live:
+        print(f"ex4: timing one block forward at {len(seq_lens)} lengths, T = {seq_lens[0]}..{seq_lens[-1]}")
     try:
-        rows = scaling_run(cfg, seq_lens, batch=batch, warmup=warmup, repeats=repeats)
+        for i, seq_len in enumerate(seq_lens, start=1):
+            if live:
+                print(f"\rex4: timing one block forward at T = {seq_len} ({i}/{len(seq_lens)})", end="", flush=True)
+            rows += scaling_run(cfg, [seq_len], batch=batch, warmup=warmup, repeats=repeats)
+        if live:
+            print()
     finally:
         torch.set_num_threads(threads)
     ts = [row["seq_len"] for row in rows]
@@ -304,13 +329,17 @@ def save_scaling_plot(
     p_all, line_all = fitted(ts, secs)
     ax_t.loglog(ts, [s * 1e3 for s in secs], "o", color="tab:blue", label="median time per forward")
     ax_t.loglog(ts, [s * 1e3 for s in line_all], "-", color="tab:blue", alpha=0.6, label=f"fit, all T: T^{p_all:.2f}")
-    summary_tail = ""
-    tail = [(t, s) for t, s in zip(ts, secs) if t >= cross]
+    summary_tail, why = "", ""
+    tail = [(t, s, part["total"]) for t, s, part in zip(ts, secs, parts) if t >= cross]
     if len(tail) >= 2:
-        p_tail, line_tail = fitted([t for t, _ in tail], [s for _, s in tail])
-        ax_t.loglog([t for t, _ in tail], [s * 1e3 for s in line_tail], "--", color="tab:red",
+        p_tail, line_tail = fitted([t for t, _, _ in tail], [s for _, s, _ in tail])
+        ax_t.loglog([t for t, _, _ in tail], [s * 1e3 for s in line_tail], "--", color="tab:red",
                     label=f"fit, T >= {cross}: T^{p_tail:.2f}")
         summary_tail = f", and like T^{p_tail:.2f} from T = {cross} on"
+        if p_tail > 2:
+            why = slope_note(cfg, batch, tail, p_tail)
+            ax_t.text(0.98, 0.02, "slope > 2: the speed (FLOP/s) fell as T grew:\nthe T x T scores outgrow the cache",
+                      transform=ax_t.transAxes, ha="right", va="bottom", fontsize=8, color="tab:red")
     ax_t.axvline(cross, color="gray", linestyle=":", label=f"FLOP crossover T = {cross}")
     ax_t.set_xlabel("sequence length T")
     ax_t.set_ylabel("milliseconds")
@@ -344,5 +373,7 @@ def save_scaling_plot(
           f"with d={cfg.d_model}, d_ff={cfg.ffn_dim}); beyond it attention is most of the FLOPs.")
     print(f"ex4: measured time grows like T^{p_all:.2f} over T = {ts[0]}..{ts[-1]}{summary_tail} "
           "(the masking and softmax also touch T*T numbers, but only matmuls are counted as FLOPs).")
+    if why:
+        print(f"ex4: {why}")
     print(f"ex4: wrote {path}")
     return path

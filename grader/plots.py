@@ -26,11 +26,20 @@ def _load(folder: Path, name: str):
     return module
 
 
-def make_plots(target: str, out: Path) -> list[tuple[str, Path | str]]:
-    """Returns (exercise, path written or the reason it could not be drawn) for each plot."""
+def make_plots(target: str, out: Path, on_start=None) -> list[tuple[str, Path | str]]:
+    """Returns (exercise, path written or the reason it could not be drawn) for each plot; ``on_start(exercise,
+    path)`` is called before each is drawn."""
+    from llm_basics.threads import matmul_flops, use_threads_for
+
+    # The figures' models are tiny (the heatmap's largest product, (8*32, 64) @ (64, 320), is 10 MFLOP): one
+    # thread, which also keeps them quick on a busy machine (the heatmap's 40 training steps took 2.3 s with one
+    # thread and 10.6 s with torch's two while other programs kept both cores busy).
+    use_threads_for(matmul_flops(8 * 32, 64, 320))
     folder = resolve_target(target)
     done = []
     for name, function, filename in plots():
+        if on_start:
+            on_start(name, out / filename)
         try:
             path = getattr(_load(folder, name), function)(out / filename)
             done.append((name, Path(path)))
@@ -51,6 +60,9 @@ def add_plots_parser(sub) -> None:
 def _cmd(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, result in make_plots(args.target, out):
+    def starting(name: str, path: Path) -> None:
+        print(f"{name}: drawing {path}...", flush=True)
+
+    for name, result in make_plots(args.target, out, on_start=starting):
         print(f"{name}: {result}")
     return 0

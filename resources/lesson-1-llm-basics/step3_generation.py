@@ -1,6 +1,7 @@
 """Step 3: train a tiny language model on this lesson's text, then let it write.
 
-Run it from anywhere:  python resources/lesson-1-llm-basics/step3_generation.py   (about 20 s on 2 CPU cores)
+Run it from anywhere:  python resources/lesson-1-llm-basics/step3_generation.py
+(measured on 2 CPU cores: TIMING_QUIET on a quiet machine, TIMING_LOADED with 2 other busy programs per core)
 
 1. train a byte-level BPE tokenizer on the lesson text (vocabulary of about 512 tokens);
 2. train a 2-layer TinyLM on the token ids and watch the loss go down;
@@ -20,6 +21,7 @@ import torch  # noqa: E402
 from llm_basics.corpus import lesson_text  # noqa: E402
 from llm_basics.generation import generate  # noqa: E402
 from llm_basics.model import ModelConfig, TinyLM, count_parameters  # noqa: E402
+from llm_basics.threads import matmul_flops, use_threads_for  # noqa: E402
 from llm_basics.tokenizer import BPETokenizer  # noqa: E402
 from llm_basics.training import train_lm  # noqa: E402
 
@@ -68,17 +70,25 @@ model = TinyLM(cfg)
 print(cfg)
 print(f"{count_parameters(model):,} parameters; {STEPS} steps of {BATCH_SIZE} windows of {cfg.context_length} tokens")
 print(f"a model that guesses uniformly has loss ln({cfg.vocab_size}) = {math.log(cfg.vocab_size):.2f}")
+# The largest matrix product of a step: all B*T positions times the output layer, (B*T, d) @ (d, V).
+biggest = matmul_flops(BATCH_SIZE * cfg.context_length, cfg.d_model, max(cfg.vocab_size, cfg.ffn_dim))
+threads = use_threads_for(biggest)
+print(f"torch threads: {threads} (the largest product of a step is {biggest / 1e6:.0f} MFLOP: "
+      + ("too small to share out, and extra threads would fight other programs for the cores)"
+         if threads == 1 else "big enough to share out)"))
 
 t0 = time.perf_counter()
 window: list[float] = []
 
 
 def log(step: int, loss: float) -> None:
-    """Print the average loss of the last LOG_EVERY steps."""
+    """Print the average loss of the last LOG_EVERY steps, and how long the rest should take at this pace."""
     window.append(loss)
     if step == 1 or step % LOG_EVERY == 0:
         avg = sum(window) / len(window)
-        print(f"  step {step:4d}  loss {avg:.3f}  ({time.perf_counter() - t0:5.1f} s)", flush=True)
+        spent = time.perf_counter() - t0
+        left = spent / step * (STEPS - step)
+        print(f"  step {step:4d}/{STEPS}  loss {avg:.3f}  ({spent:5.1f} s, about {left:4.0f} s to go)", flush=True)
         window.clear()
 
 
