@@ -199,7 +199,15 @@ class GraderSetup(WorkerPlugin):
             _state["root"] = Path(worker.local_directory) / PLUGIN_NAME
 
     def teardown(self, worker) -> None:
-        """Nothing: a re-registration of the same suite keeps the session; the session ends with its worker."""
+        """When the worker closes, end its judge session and wait for it (a session left to end on its own, once
+        its socket closes, would stay a zombie where PID 1 reaps nothing, as in some containers). Otherwise a
+        new registration is replacing this one: ``setup`` keeps the session if the suite is the same."""
+        if getattr(worker.status, "name", "") not in ("closing", "closing_gracefully", "closed"):
+            return
+        with _lock:
+            host, _state["host"] = _state["host"], None
+        if host is not None:
+            host.close()
 
 
 def _host(digest: str) -> tuple[Host, float]:
