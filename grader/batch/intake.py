@@ -25,6 +25,7 @@ Names starting with ``.`` are ignored. A loose file that is neither an archive n
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,3 +155,15 @@ def scan(submissions: Path, out: Path, skipped: dict[str, str] | None = None) ->
     for entry in entries + _canvas_entries(groups) + _moodle_entries(groups):
         found.setdefault(entry.student, []).append(entry)
     return dict(sorted(found.items()))
+
+
+def report_skipped(skipped: dict[str, str], path: Path, stream=None) -> None:
+    """``path`` (OUT/skipped.txt) lists the entries that got no row (removed when there are none); a warning each."""
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return
+    path.write_text("".join(f"{name}: {reason}\n" for name, reason in sorted(skipped.items())))
+    stream = stream or sys.stderr
+    for name, reason in sorted(skipped.items()):
+        stream.write(f"warning: skipped {name}: {reason} (listed in {path})\n")
+    stream.flush()

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from collections import deque
@@ -21,7 +20,7 @@ from pathlib import Path
 from grader import feedback, results, sandbox
 from grader.batch.gradebook import (Gradebook, Seals, add_ungraded_exercises, earlier_rows, empty_doc, row_from_doc,
                                     ungradable_doc)
-from grader.batch.intake import NOT_A_SUBMISSION, Entry, scan
+from grader.batch.intake import NOT_A_SUBMISSION, Entry, report_skipped, scan
 from grader.batch.lifecycle import Interrupted, ProcessTree, StopSignals
 from grader.grading import TESTS_DIR, suite_files
 from grader.processes import kill
@@ -87,19 +86,6 @@ class Options:
                 "timeout_per_submission": self.timeout_per_submission}
 
 
-def _report_skipped(skipped: dict[str, str], out: Path, stream) -> None:
-    """``OUT/skipped.txt`` lists the entries that got no row (removed when there are none); one warning each."""
-    path = out / SKIPPED_NAME
-    if not skipped:
-        path.unlink(missing_ok=True)
-        return
-    path.write_text("".join(f"{name}: {reason}\n" for name, reason in sorted(skipped.items())))
-    stream = stream or sys.stderr
-    for name, reason in sorted(skipped.items()):
-        stream.write(f"warning: skipped {name}: {reason} (listed in {path})\n")
-    stream.flush()
-
-
 class Batch:
     """One run over a submissions folder. ``run()`` grades what needs grading and returns the sorted rows."""
 
@@ -110,7 +96,7 @@ class Batch:
         skipped: dict[str, str] = {}
         self.entries = scan(submissions, out, skipped)
         self.skipped = skipped
-        _report_skipped(skipped, out, stream)
+        report_skipped(skipped, out / SKIPPED_NAME, stream)
         self.tests, self.code = sandbox.tests_digest(tests_dir), sandbox.code_digest()
         self.seals = Seals(out)
         # the gradebook starts with every row an earlier run graded: an interrupted run loses nothing
