@@ -41,7 +41,7 @@ INSTRUCTOR_MODULES = frozenset({"release", "gradescope", "batch", "nbgrader_expo
 INSTRUCTOR_COMMANDS = frozenset({"check", "stubs", "release", "gradescope", "gradescope-run", "batch", "nbgrader"})
 GRADER_DATA_SUFFIXES = (".ini", ".json")
 PROJECT_TESTS = ("test_tokenizer.py", "test_corpus.py", "test_attention.py", "test_model.py", "test_generation.py")
-INSTRUCTOR_EXTRAS = ("dev", "bench")
+INSTRUCTOR_EXTRAS = ("dev", "bench", "dask")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".DS_Store", ".pytest_cache", ".hypothesis")
 
 README_BEGIN = "<!-- instructor-only -->"
