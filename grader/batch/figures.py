@@ -28,8 +28,11 @@ def item_figure(path: Path, rows: list[dict], hist: dict[str, dict[float, int]],
     bar_rows = math.ceil(len(exercises) / cols)
     tallest = [max((len(by_ex[ex]) for ex in exercises[r * cols:(r + 1) * cols]), default=1) for r in range(bar_rows)]
     heights = [2.6] + [0.6 + BAR_INCHES * n for n in tallest]
-    fig = plt.figure(figsize=(16, sum(heights) + 1.0))
-    grid = fig.add_gridspec(1 + bar_rows, 1, height_ratios=heights, hspace=0.35)
+    height = sum(heights) + 1.0
+    fig = plt.figure(figsize=(16, height))
+    # margins in inches, not in shares of a figure whose height grows with the number of tests
+    grid = fig.add_gridspec(1 + bar_rows, 1, height_ratios=heights, hspace=0.3, top=1 - 1.4 / height,
+                            bottom=0.45 / height)
     top = grid[0].subgridspec(1, max(len(exercises), 1), wspace=0.25)
     for i, ex in enumerate(exercises):
         _histogram(fig.add_subplot(top[0, i]), ex, points[ex], hist[ex])
