@@ -267,13 +267,13 @@ class Display:
 
     def _estimate(self, seconds: float | None) -> None:
         now = time.monotonic()
-        if seconds is not None:
+        if seconds:  # graded here (unchanged and refused ones cost nothing: they say nothing of the pace)
             self.graded_at.append(now)
         if not self.graded_at:
             return
-        first = self.graded_at[0]
-        pace = ((now - first) / (len(self.graded_at) - 1) if len(self.graded_at) > 1
-                else now - self.started)  # seconds per graded submission, all jobs together
+        first, last = self.graded_at[0], self.graded_at[-1]
+        pace = ((last - first) / (len(self.graded_at) - 1) if len(self.graded_at) > 1
+                else first - self.started)  # seconds per graded submission, all jobs together
         self.deadline = now + pace * (self.total - self.done)
 
     def tick(self) -> None:

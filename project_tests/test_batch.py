@@ -464,6 +464,28 @@ def test_rich_progress_runs_without_a_terminal(suite, tmp_path, private_tmp):
     batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "rich"}, stream=log)
     text = log.getvalue()
     assert "warning: skipped junk.txt" in text and "1 submission: 1 graded, 0 ungradable" in text
+    assert "[1/1] ann  6/6  (" in text  # each student's score, above the bar
+
+
+def test_time_left_is_the_pace_of_graded_submissions_counting_down(monkeypatch):
+    from grader import report
+
+    now = [0.0]
+    monkeypatch.setattr(report.time, "monotonic", lambda: now[0])
+    display = report.Display(10, None, io.StringIO())
+    assert display._left() == "estimating time left"
+    graded = {"student": "x", "status": "graded", "total": "1", "max": "1", "reason": ""}
+    for t in (10.0, 20.0):
+        now[0] = t
+        display.finished(graded, 2.0)
+    assert display._left() == "about 1 min 20 s left"  # 8 left, one every 10 s
+    now[0] = 50.0
+    assert display._left() == "about 50 s left"  # counts down between submissions
+    display.finished({**graded, "status": "ungradable"}, 0.0)
+    display.finished(graded, None)  # an unchanged one costs nothing and does not slow the pace
+    assert display.tally == {"graded": 3, "ungradable": 1, "error": 0}
+    now[0] = 51.0
+    assert display._left() == "about 59 s left"
 
 
 # ----------------------------------------------------------------------------------------------------------
