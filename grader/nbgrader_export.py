@@ -562,13 +562,17 @@ def find_notebooks(paths: list[Path | str]) -> tuple[dict[str, Path], list[str]]
 
 
 def nbgrader(course: Path, *args: str, env: dict | None = None, **popen) -> subprocess.Popen:
-    """Start ``python -m nbgrader ARGS`` in the course folder, with this interpreter's scripts on PATH.
+    """Start ``python -m nbgrader ARGS`` in the course folder, with this interpreter's scripts on PATH and this
+    repository first on the import path.
 
     (nbgrader runs ``alembic`` by name when it creates the gradebook, so the environment's bin folder must be
     on PATH even when the environment is not activated.)
     """
     env = dict(os.environ if env is None else env)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # nbgrader, its config and the kernels import this very copy of the lesson (not another one installed in the
+    # environment), so that its hidden tests and grader are the ones this process uses
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     return subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, **popen)
 
 
