@@ -41,18 +41,52 @@ from grader import results  # noqa: E402
 from grader.grading import TESTS_DIR  # noqa: E402
 
 
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")  # cgroup v1 CPU accounting, where there is one and we may use it
+
+
+class CpuMeter:
+    """CPU seconds used by a command and everything it starts (a cgroup: orphans and daemons count too), so that
+    a busy machine, which stretches wall-clock times, does not blur the cost. None where cgroups are not ours."""
+
+    def __init__(self, name: str) -> None:
+        self.group = CPUACCT / name
+        try:
+            self.group.mkdir(exist_ok=True)
+            (self.group / "cpuacct.usage").write_text("0")
+        except OSError:
+            self.group = None
+
+    def join(self) -> None:  # runs in the child, before exec
+        if self.group is not None:
+            (self.group / "tasks").write_text(str(os.getpid()))
+
+    def seconds(self) -> float | None:
+        if self.group is None:
+            return None
+        time.sleep(1.0)  # what the command left behind (a judge session ending after its worker) finishes
+        used = int((self.group / "cpuacct.usage").read_text()) / 1e9
+        try:
+            self.group.rmdir()
+        except OSError:
+            pass
+        return used
+
+
 def timed_batch(subs: Path, out: Path, how: list[str]) -> dict:
     """Run one batch command; the time of each progress line it prints (one per row, when not a terminal)."""
+    meter = CpuMeter(f"bench-dask-{os.getpid()}-{out.name}")
     start = time.perf_counter()
     command = [sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), "--force", "--no-analysis",
                *how]
-    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          preexec_fn=meter.join) as proc:
         times = [time.perf_counter() for line in proc.stdout if line.startswith("[")]
+    cpu = meter.seconds()
     n = len(times)
     with open(out / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     steady = (n - 1) / (times[-1] - times[0]) * 60 if n > 1 else float("nan")
-    return {"seconds": times[-1] - start, "rate": 60 * n / (times[-1] - start), "steady": steady,
+    return {"seconds": times[-1] - start, "rate": 60 * n / (times[-1] - start), "steady": steady, "cpu": cpu,
             "totals": sorted({r["total"] for r in rows}), "csv": (out / "grades.csv").read_text()}
 
 
@@ -109,9 +143,10 @@ def main() -> None:
                 how = ["--jobs", str(args.workers)] if which == "local" else ["--scheduler", f"local:{args.workers}"]
                 run = timed_batch(subs, root / f"out-{which}-{r}", how)
                 runs[which].append(run)
+                cpu = f", {run['cpu']:.0f} CPU s" if run["cpu"] is not None else ""
                 print(f"round {r + 1} {which:5}: {run['seconds']:6.1f} s end to end = {run['rate']:5.1f}/min, "
-                      f"steady {run['steady']:5.1f}/min, totals {run['totals']}, load {os.getloadavg()[0]:.1f}",
-                      flush=True)
+                      f"steady {run['steady']:5.1f}/min{cpu}, totals {run['totals']}, load "
+                      f"{os.getloadavg()[0]:.1f}", flush=True)
         same = all(run["csv"] == runs["local"][0]["csv"] for run in runs["local"] + runs["dask"])
 
     print(f"\nsample submission: {args.kind}, {args.copies} copies, {args.workers} workers; "
@@ -121,6 +156,12 @@ def main() -> None:
         dask = statistics.median(run[key] for run in runs["dask"])
         print(f"{label:12}: --jobs {args.workers} {local:5.1f} submissions/min, --scheduler local:{args.workers} "
               f"{dask:5.1f}/min: local is {local / dask:.2f}x the Dask rate")
+    if all(run["cpu"] is not None for run in runs["local"] + runs["dask"]):
+        local = statistics.median(run["cpu"] for run in runs["local"])
+        dask = statistics.median(run["cpu"] for run in runs["dask"])
+        print(f"CPU seconds : --jobs {args.workers} {local:.0f} s ({local / args.copies:.2f} s a submission), "
+              f"--scheduler local:{args.workers} {dask:.0f} s ({dask / args.copies:.2f} s a submission): "
+              f"Dask costs {dask / local:.2f}x")
     extra = task_overhead(args.tasks)
     print(f"per-task overhead of the cluster path (warm worker, {len(extra)} tasks): median "
           f"{1000 * statistics.median(extra):.0f} ms, max {1000 * max(extra):.0f} ms")

@@ -25,6 +25,8 @@ Faults:
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing.forkserver
+import signal
 import threading
 import time
 import uuid
@@ -64,8 +66,17 @@ def local_cluster(n_workers: int):
 
     dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
     get_mp_context().set_forkserver_preload(["distributed", "grader.batch.dask_preload"])
+    # Stopping is this process's job (it cancels the tasks and closes the cluster), but a Ctrl-C in a terminal
+    # reaches the whole process group: each worker would die of it with a traceback. A SIGINT ignored here while
+    # the forkserver starts stays ignored in it (across exec) and in every worker it forks.
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, previous)
     with dask.config.set(dask_config()):
-        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                             silence_logs=40)
 
 
