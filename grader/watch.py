@@ -123,11 +123,12 @@ def watch(
     sitting = Sitting(target, chosen, limits)
     try:
         started = time.perf_counter()
-        if err.isatty():
-            report.progress_line(err).status(STARTING)
+        progress = report.progress_line(err) if err.isatty() else None
+        if progress:
+            progress.status(STARTING)
         sitting.start()
         graded = signatures(folder, files)
-        _show(sitting, chosen, out, err, verbose, f"Graded {', '.join(chosen)} at start-up", started, tty)
+        _show(sitting, chosen, out, verbose, f"Graded {', '.join(chosen)} at start-up", started, tty, progress)
         ready = False
         # yield_on_timeout: an empty batch every TICK_MS, so the first one says the watcher runs (then, and not
         # before, "Watching" is printed, and a save made during the start-up is found by its signature)
@@ -147,7 +148,8 @@ def watch(
             if tty:
                 out.write(CLEAR_SCREEN)
             print(f"{names} saved at {time.strftime('%H:%M:%S')}: grading...", file=out, flush=True)
-            _show(sitting, saved, out, err, verbose, "Graded", seen, tty, clear=False)
+            _show(sitting, saved, out, verbose, "Graded", seen, tty,
+                  report.progress_line(err) if err.isatty() else None, clear=False)
             print(waiting, file=out, flush=True)
     except KeyboardInterrupt:
         pass
@@ -161,9 +163,9 @@ def watch(
     return 0
 
 
-def _show(sitting: Sitting, exercises: list[str], out, err, verbose: bool, what: str, since: float, tty: bool,
-          *, clear: bool = True) -> None:
-    progress = report.progress_line(err) if err.isatty() else None
+def _show(sitting: Sitting, exercises: list[str], out, verbose: bool, what: str, since: float, tty: bool,
+          progress, *, clear: bool = True) -> None:
+    """Grade ``exercises`` and print their report (``progress``: the status line on a terminal, or None)."""
     try:
         doc = sitting.grade(exercises, on_progress=progress)
     except GradingError as exc:
