@@ -27,7 +27,11 @@ class Kind(str, Enum):  # a str, so it compares and serialises as its value (Pyt
         return self.value
 
 
-STRIKE_KINDS = (Kind.TIMEOUT, Kind.CRASH)  # what counts towards --grader-max-strikes
+STRIKE_KINDS = (Kind.TIMEOUT, Kind.CRASH)
+
+
+class GradingError(RuntimeError):
+    """Grading itself could not run (not the student's fault): the message says why."""  # what counts towards --grader-max-strikes
 
 
 @dataclass

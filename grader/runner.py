@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.processes import describe_status, kill, run_child  # noqa: F401 - describe_status is re-exported
-from grader.records import TestRecord
+from grader.records import GradingError, TestRecord  # noqa: F401 - GradingError is re-exported
 
 
 GRADER_DIR = Path(__file__).resolve().parent
@@ -32,10 +32,6 @@ DEFAULT_TIMEOUT = 10.0  # CPU seconds the student code may use per test (the ref
 DEFAULT_WALL = 60.0  # wall-clock backstop per test, for code that sleeps or blocks rather than computes
 HARD_GRACE = 10.0  # extra seconds before the parent kills a judge that stopped reporting (a bug of ours)
 OUTPUT_LIMIT = 32 * 1024 * 1024  # bytes a child may write to any file (captured prints included)
-
-
-class GradingError(RuntimeError):
-    """Grading itself could not run (not the student's fault): the message says why."""
 
 
 @dataclass

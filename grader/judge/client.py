@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 from grader.judge import rebuild, wire
-from grader.runner import GradingError
+from grader.records import GradingError
 from grader.judge.worker import start_zygote
-from grader.processes import kill
+from grader.processes import describe_status, kill
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MAX_OUTPUT_CHARS = 2000  # printed output kept per test
@@ -274,8 +274,6 @@ class WorkerClient:
 
     def _ended(self) -> str:
         """How the worker ended, as its launcher saw it: 'exit code 7', 'killed by signal SIGSEGV'."""
-        from grader.runner import describe_status
-
         if self._status is None or not select.select([self._status], [], [], 2.0)[0]:
             return "it stopped"
         try:
