@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -166,7 +167,8 @@ class Status:
         if not STEP.match(text):
             return
         self.step = text
-        if not self.tty and (DOWNLOAD.match(text) or text.startswith(("Installing collected", "Successfully installed"))):
+        logged = DOWNLOAD.match(text) or text.startswith(("Installing collected", "Successfully installed"))
+        if not self.tty and logged:
             self.stream.write(f"  {text[:150]}\n")
             self.stream.flush()
             self.last_log = time.monotonic()
@@ -199,10 +201,7 @@ class Status:
 
 
 def _columns() -> int:
-    try:
-        return os.get_terminal_size().columns
-    except OSError:
-        return 100
+    return shutil.get_terminal_size((100, 24)).columns or 100
 
 
 def pip_install(args: list[str], label: str, stream=None) -> tuple[int, str]:
