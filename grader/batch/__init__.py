@@ -1,6 +1,7 @@
 """Grade a folder of submissions into ``OUT/grades.csv``, one row per student, whatever the submissions do.
 
-``python -m grader batch SUBMISSIONS --out OUT [--jobs N] [--force] [--timeout-per-submission S] [--memory-mb M]``
+``python -m grader batch SUBMISSIONS --out OUT [--jobs N | --scheduler ADDRESS] [--force] [--timeout-per-submission S]
+[--memory-mb M]`` (``--scheduler``: grade on a Dask cluster, grader.batch.dask_pool)
 
 * ``SUBMISSIONS`` holds one entry per student: a folder or a ``.zip`` / ``.tar.gz`` / ``.tgz``. The student id is
   the entry name without its archive suffix. Names starting with ``.`` are ignored; any other regular file
