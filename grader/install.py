@@ -142,10 +142,10 @@ class Status:
 
     FRAMES = "|/-\\"
 
-    def __init__(self, stream, label: str, tmpdir: Path) -> None:
+    def __init__(self, stream, label: str, tmpdir: Path | None = None, step: str = "starting pip") -> None:
         self.stream, self.label, self.tmpdir = stream, label, tmpdir
         self.tty = stream.isatty()
-        self.step, self.width, self.start = "starting pip", 0, time.monotonic()
+        self.step, self.width, self.start = step, 0, time.monotonic()
         self.last_log = self.start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -175,6 +175,8 @@ class Status:
 
     def _downloaded(self) -> str:
         """Bytes of the file pip is downloading now (pip writes it into its temporary folder as it comes)."""
+        if self.tmpdir is None:
+            return ""
         try:
             sizes = [(p.stat().st_mtime, p.stat().st_size) for p in self.tmpdir.glob("pip-*/*") if p.is_file()]
         except OSError:
@@ -233,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     if pin_satisfied(pin, installed_version("torch")):
         print(f"torch {installed_version('torch')} is already installed.", flush=True)
     else:
-        print(f"Which torch: asking pip what `pip install {pin}` would download...", flush=True)
-        extra, sentence = choose_torch(pin, pip_args)
+        print(f"Which torch: asking pip what `pip install {pin}` would download (a dry run)...", flush=True)
+        with Status(sys.stdout, "asking pip", step=f"pip install --dry-run {pin}"):
+            extra, sentence = choose_torch(pin, pip_args)
         print(f"  {sentence}", flush=True)
     project = f".[{args.extras}]" if args.extras else "."
     print(f"Installing the project and its dependencies into {Path(sys.prefix).name}/ ({MEASURED})...", flush=True)
