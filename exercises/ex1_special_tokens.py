@@ -16,7 +16,10 @@ Safety: users must not be able to type a control token
 If every ``"<eos>"`` inside user text became the id 301, anyone could end a sequence early or forge a
 prompt structure by typing five characters. So ``encode`` treats a special string in the text as ordinary
 text (encoded by the base BPE, many ids, none of them special) UNLESS the caller lists it in
-``allowed_special``. Either way a special is never cut apart or glued to its neighbours by the BPE.
+``allowed_special``. An allowed special is never cut apart or glued to its neighbours: it becomes its one id,
+and the text on each side of it is encoded on its own. A special that is not allowed is plain text like any
+other, so the BPE may merge its ``<`` with the character before it (``".<eos>"`` may encode with a ``".<"``
+token): the result is exactly ``base.encode(text)``.
 
 Worked example (base of 300 ids; ``base.encode("hi")`` is written ``[h, i]`` here)::
 
@@ -33,6 +36,10 @@ Worked example (base of 300 ids; ``base.encode("hi")`` is written ``[h, i]`` her
 
 The round trip ``decode(encode(s)) == s`` holds for every string ``s``, with or without
 ``allowed_special="all"``.
+
+Conventions used in every docstring below: "an int" means a Python ``int`` that is not a ``bool`` (``True``
+and ``False`` are refused wherever an int is asked for, and so is a float such as ``3.0``); numpy integers
+are not part of this exercise. "ValueError naming X" means that ``str(X)`` appears in the error message.
 """
 
 from __future__ import annotations
@@ -73,7 +80,9 @@ class SpecialTokenizer:
         * an empty special ``""`` -> ``ValueError``;
         * the same special twice -> ``ValueError`` naming it.
 
-        An empty tuple is allowed (no specials at all).
+        A list works like a tuple (``self.special_tokens`` is a tuple either way). An empty tuple is allowed:
+        no specials at all, so ``vocab_size == base.vocab_size``, ``bos_id``, ``eos_id`` and ``pad_id`` are
+        ``None``, and ``encode(text, allowed_special="all")`` is ``base.encode(text)``.
         """
         # Step 1: check the special tokens (see the errors above).
         # TODO: raise TypeError/ValueError for a bare str, a non-str, an empty or a repeated special
@@ -141,6 +150,15 @@ class SpecialTokenizer:
         across a special). Then ``add_bos`` puts the ``<bos>`` id FIRST and ``add_eos`` puts the ``<eos>`` id
         LAST (``ValueError`` if this tokenizer has no such token; the ``_required_id`` helper does that).
 
+        When allowed specials overlap, read the text from left to right: the special that STARTS FIRST wins,
+        and of two that start at the same place the LONGER wins (the order of ``special_tokens`` plays no
+        part). With ``tok2 = SpecialTokenizer(base, ("a><", "<a>", "<a><b>"))`` (ids 300, 301, 302)::
+
+            tok2.encode("<a><b>", allowed_special="all")             # [302]: "<a>" and "<a><b>" start at 0
+            tok2.encode("<a><b>", allowed_special=["a><", "<a>"])    # [301, *base.encode("<b>")]: "<a>"
+                                                                     # starts before "a><" (at 1)
+            tok2.encode("<a><b>", allowed_special=["a><"])           # [*base.encode("<"), 300, *base.encode("b>")]
+
         Examples (``base.vocab_size == 300``)::
 
             tok.encode("a<eos><eos>b", allowed_special="all")  # [*base.encode("a"), 301, 301, *base.encode("b")]
@@ -179,7 +197,8 @@ class SpecialTokenizer:
             tok.decode([300, *base.encode("hi"), 301], skip_special_tokens=True)  # 'hi'
             tok.decode([])                                                        # ''
 
-        An id that is not an int in ``0 .. vocab_size - 1`` -> ``ValueError`` whose message contains that id.
+        An id that is not an int in ``0 .. vocab_size - 1`` -> ``ValueError`` naming that id: ``-1``,
+        ``vocab_size``, ``True`` and ``3.0`` are all refused.
         """
         # Step 1: check every id.
         # TODO: raise ValueError naming any id that is not an int in 0..vocab_size-1
@@ -204,12 +223,13 @@ class SpecialTokenizer:
 
         * ``length=None``: pad to the longest sequence of the batch. Given: pad every row to exactly
           ``length``; a sequence LONGER than ``length`` -> ``ValueError`` (no silent truncation).
-          ``length`` must be an int >= 0, else ``ValueError``.
+          ``length`` must be an int >= 0, else ``ValueError`` (``-1``, ``2.0`` and ``True`` are refused).
         * ``side="right"`` puts the pads after the tokens, ``side="left"`` before them (used for generation,
           so that every prompt ends at the last position). Any other side -> ``ValueError``.
         * An empty batch gives ``{"input_ids": [], "attention_mask": []}``.
-        * Do not change the lists you are given: build new ones.
         * No ``<pad>`` special token in this tokenizer -> ``ValueError``.
+
+        (Build new lists rather than appending to the ones you are given: they belong to the caller.)
 
         Example (``<pad>`` is 302)::
 
@@ -227,7 +247,7 @@ class SpecialTokenizer:
     # -- saving and loading ----------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        """Write this tokenizer (base merges AND special tokens) to one JSON file.
+        """Write this tokenizer (base merges AND special tokens) to one JSON file at ``path`` (a str or a Path).
 
         A good layout::
 
@@ -243,7 +263,9 @@ class SpecialTokenizer:
         """Read a file written by ``save`` and rebuild the same tokenizer (same ids, same specials).
 
         Rebuild the base with ``BPETokenizer({(a, b): 256 + rank, ...})``: merge number ``rank`` makes id
-        ``256 + rank``. A file that is not valid JSON or not in this format -> ``ValueError`` naming the path.
+        ``256 + rank``. A file that is not valid JSON, or JSON that ``save`` did not write (such as
+        ``[1, 2, 3]`` or ``"<bos>"``) -> ``ValueError`` naming the path. A file that does not exist ->
+        ``FileNotFoundError``, as ``open`` raises it. ``path`` may be a ``str`` or a ``Path``.
         """
         # TODO: read the JSON, check it, rebuild the BPETokenizer from the merges and return cls(base, specials)
         raise NotImplementedError("ex1: read the JSON, check it, rebuild the BPETokenizer from the merges and return cls(base, specials)")

@@ -1,4 +1,5 @@
-"""The two promises every release makes: the reference scores full marks, the untouched stubs score zero."""
+"""The promises every release makes: the reference scores full marks, the untouched stubs score zero, and every
+behaviour an exercise docstring promises is checked by a graded test (grader.promises)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,11 @@ def check(verbose: bool = False) -> bool:
     if stale:
         ok = False
         print("exercises/ is out of date (run `make stubs`): " + ", ".join(stale))
-    for label, fn in (("reference scores full marks", check_reference), ("stubs score 0", check_stubs)):
+    from grader.promises import check_promises
+
+    checks = (("reference scores full marks", check_reference), ("stubs score 0", check_stubs),
+              ("every docstring promise has a test (tests/promises.toml)", check_promises))
+    for label, fn in checks:
         passed, problems = fn()
         ok &= passed
         print(f"{'ok  ' if passed else 'FAIL'} {label}")
@@ -63,5 +68,5 @@ def check(verbose: bool = False) -> bool:
 
 
 def add_check_parser(sub) -> None:
-    p = sub.add_parser("check", help="the reference must score full marks and the stubs zero")
+    p = sub.add_parser("check", help="the reference must score full marks, the stubs zero, every promise a test")
     p.set_defaults(func=lambda args: 0 if check(verbose=True) else 1)

@@ -16,6 +16,9 @@ triaged in ``project_tests/mutation_triage.toml``:
 * ``[[equivalent]]``: the mutant behaves like the reference for every input the docstring allows (``why``
   says why in one line; ``ids = [...]`` groups mutants that share the argument, such as a dropped error
   message); it does not count against the kill rate;
+* ``[[unobservable]]``: the mutant differs from the reference only where no graded test can look (a GPU
+  device, a generator argument, what runs between two readings of a fake clock); ``why`` says where. It is
+  counted apart, like an equivalent mutant, and listed so that nobody mistakes it for a tested behaviour;
 * ``[[killed]]``: a survivor of an earlier run that a new or sharper test now kills (``test`` names it); the
   run checks that it is still killed.
 
@@ -79,7 +82,13 @@ class Verdict:
 @dataclass
 class Triage:
     equivalent: dict[str, dict] = field(default_factory=dict)
+    unobservable: dict[str, dict] = field(default_factory=dict)
     killed: dict[str, dict] = field(default_factory=dict)
+
+    KINDS = ("equivalent", "unobservable", "killed")
+
+    def kind_of(self, mutant_id: str) -> str | None:
+        return next((kind for kind in self.KINDS if mutant_id in getattr(self, kind)), None)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -249,21 +258,18 @@ def load_triage(path: Path = TRIAGE_FILE) -> Triage:
     if not path.is_file():
         return triage
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    for kind in ("equivalent", "killed"):
+    for kind in Triage.KINDS:
         for entry in data.get(kind, []):
             ids = [entry["id"]] if "id" in entry else list(entry.get("ids", []))
             if not ids:
                 raise ValueError(f"{path}: an [[{kind}]] entry has no id (or ids): {entry}")
-            need = "why" if kind == "equivalent" else "test"
+            need = "test" if kind == "killed" else "why"
             if not str(entry.get(need, "")).strip():
                 raise ValueError(f"{path}: [[{kind}]] {ids[0]} needs a '{need}'")
             for mutant_id in ids:
-                if mutant_id in getattr(triage, kind):
-                    raise ValueError(f"{path}: {mutant_id} is listed twice under [[{kind}]]")
+                if triage.kind_of(mutant_id):
+                    raise ValueError(f"{path}: {mutant_id} is listed twice (under [[{triage.kind_of(mutant_id)}]])")
                 getattr(triage, kind)[mutant_id] = entry
-    both = set(triage.equivalent) & set(triage.killed)
-    if both:
-        raise ValueError(f"{path}: listed as both equivalent and killed: {', '.join(sorted(both))}")
     return triage
 
 
@@ -349,8 +355,9 @@ def judge(mutants: list[Mutant], scores: dict[str, float | None], triage: Triage
         full = float(points[m.exercise]["visible"] + points[m.exercise]["hidden"])
         score = scores.get(m.id)
         killed = score is None or score < full  # not graded at all (a hang, a crash of the judge) loses points too
-        if m.id in triage.equivalent:
-            status = "killed, but triaged equivalent" if killed else "equivalent"
+        kind = triage.kind_of(m.id)
+        if kind in ("equivalent", "unobservable"):
+            status = f"killed, but triaged {kind}" if killed else kind
         elif killed:
             status = "killed"
         else:
@@ -365,11 +372,12 @@ class Summary:
     generated: int = 0
     killed: int = 0
     equivalent: int = 0
+    unobservable: int = 0
     survived: int = 0
 
     @property
     def rate(self) -> float:
-        live = self.generated - self.equivalent
+        live = self.generated - self.equivalent - self.unobservable
         return self.killed / live if live else 1.0
 
 
@@ -378,8 +386,8 @@ def summarise(verdicts: list[Verdict]) -> dict[str, Summary]:
     for v in verdicts:
         s = out.setdefault(v.mutant.exercise, Summary(v.mutant.exercise))
         s.generated += 1
-        if v.status == "equivalent":
-            s.equivalent += 1
+        if v.status in ("equivalent", "unobservable"):
+            setattr(s, v.status, getattr(s, v.status) + 1)
         elif v.status.startswith("killed"):
             s.killed += 1
         else:
@@ -397,11 +405,12 @@ def problems(verdicts: list[Verdict], triage: Triage, *, complete: bool = True) 
             found.append(f"untriaged survivor {m.id} in {m.function} (line {m.line}): {m.change}")
         elif v.status == "survived, but triaged killed":
             found.append(f"{m.id} is triaged as killed by {triage.killed[m.id]['test']} but survives: {m.change}")
-        elif v.status == "killed, but triaged equivalent":
-            found.append(f"{m.id} is triaged as equivalent but a test kills it (drop the entry): {m.change}")
+        elif v.status.startswith("killed, but triaged"):
+            kind = v.status.rsplit(" ", 1)[1]
+            found.append(f"{m.id} is triaged as {kind} but a test kills it (drop the entry): {m.change}")
     if complete:
         ids = {v.mutant.id for v in verdicts}
-        for kind in ("equivalent", "killed"):
+        for kind in Triage.KINDS:
             for stale in sorted(set(getattr(triage, kind)) - ids):
                 found.append(f"triage entry {stale} ([[{kind}]]) matches no mutant any more: drop it")
     for s in summarise(verdicts).values():
@@ -412,18 +421,15 @@ def problems(verdicts: list[Verdict], triage: Triage, *, complete: bool = True) 
 
 
 def format_summary(summaries: dict[str, Summary]) -> str:
-    head = f"{'exercise':<9}{'generated':>10}{'killed':>8}{'equivalent':>11}{'survived':>9}{'killed %':>10}"
-    lines = [head]
+    names = ("generated", "killed", "equivalent", "unobservable", "survived")
+    lines = [f"{'exercise':<9}" + "".join(f"{n:>13}" for n in names) + f"{'killed %':>10}"]
     total = Summary("total")
-    for s in summaries.values():
-        lines.append(f"{s.exercise:<9}{s.generated:>10}{s.killed:>8}{s.equivalent:>11}{s.survived:>9}{s.rate:>10.1%}")
-        total.generated += s.generated
-        total.killed += s.killed
-        total.equivalent += s.equivalent
-        total.survived += s.survived
-    lines.append(f"{'total':<9}{total.generated:>10}{total.killed:>8}{total.equivalent:>11}{total.survived:>9}"
-                 f"{total.rate:>10.1%}")
-    lines.append("(killed % = killed / (generated - equivalent))")
+    for s in [*summaries.values(), total]:
+        if s is not total:
+            for n in names:
+                setattr(total, n, getattr(total, n) + getattr(s, n))
+        lines.append(f"{s.exercise:<9}" + "".join(f"{getattr(s, n):>13}" for n in names) + f"{s.rate:>10.1%}")
+    lines.append("(killed % = killed / (generated - equivalent - unobservable))")
     return "\n".join(lines)
 
 

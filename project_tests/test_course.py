@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from grader.course import Block, SolutionBlockError, exercise_of, render, segments
+from grader.promises import fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,6 +57,27 @@ def test_double_negative(student):
 '''
 
 
+TOY_PROMISES = '''
+[[promise]]
+where = "ex5_toy"
+says = "``double(x)`` returns twice ``x``."
+tests = ["test_double_doubles", "test_double_negative"]
+
+[[promise]]
+where = "ex5_toy.double"
+says = "Return ``2 * x``."
+tests = ["test_double_doubles"]
+
+[[docstring]]
+where = "ex5_toy"
+reviewed = "%s"
+
+[[docstring]]
+where = "ex5_toy.double"
+reviewed = "%s"
+''' % (fingerprint('Exercise 5: a toy. ``double(x)`` returns twice ``x``.'), fingerprint("Return ``2 * x``.\n\n>>> double(3)\n6"))
+
+
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "grader", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
@@ -79,6 +101,8 @@ def course_with_ex5(tmp_path_factory) -> Path:
     manifest = json.loads((copy / "tests" / "points.json").read_text())
     manifest["ex5"] = {"name": "ex5_toy", "title": "Toy", "visible": 3, "hidden": 2}  # the one manifest entry
     (copy / "tests" / "points.json").write_text(json.dumps(manifest, indent=1))
+    with (copy / "tests" / "promises.toml").open("a") as promises:  # its docstring's promises, and their tests
+        promises.write(TOY_PROMISES)
     run(["stubs"], copy)
     return copy
 

@@ -37,6 +37,8 @@ Worked example, ``ModelConfig(vocab_size=10, context_length=4, d_model=4, n_head
     token_embedding 10·4 = 40, position_embedding 4·4 = 16, final_norm 8, lm_head 0 (tied)
     total 40 + 16 + 244 + 8 + 0 = 308 == sum(p.numel() for p in TinyLM(cfg).parameters())
 
+Every count below is an ``int`` (``80``, not ``80.0``), and every dict of counts holds ints.
+
 Tip: ``with torch.device("meta"): model = TinyLM(cfg)`` builds a model whose tensors have shapes but no data,
 so even a GPT-2 sized model costs no memory and no time to build, and ``p.numel()`` still works.
 """
@@ -109,7 +111,7 @@ def norm_params(d_model: int, *, kind: str = "layernorm", bias: bool = True) -> 
 
     - ``"layernorm"``: a scale (weight) of length d, plus a shift (bias) of length d when ``bias`` is true.
     - ``"rmsnorm"``: a scale of length d only; RMSNorm has no bias whatever ``bias`` says.
-    - any other kind: raise ``ValueError`` naming the kind.
+    - any other kind: raise ``ValueError`` naming the kind (``str(kind)`` is in the message).
 
     Example::
 
@@ -194,7 +196,8 @@ def measured_params(module: nn.Module) -> dict[str, int]:
     Count with ``p.numel()``, but count each tensor **once**: a tied head's weight *is* ``tok_emb.weight``
     (the same object), so it belongs to the first child that holds it (``tok_emb``) and the head gets 0. Keep
     a set of ``id(p)`` already counted, like ``module.parameters()`` does. Then the values add up to
-    ``sum(p.numel() for p in module.parameters())``. Works on meta tensors too.
+    ``sum(p.numel() for p in module.parameters())``. Works on meta tensors too, and on any module: for a
+    ``FeedForward`` it gives ``{"fc1": ..., "act": 0, "fc2": ...}`` (the GELU has no parameters).
 
     Example::
 
@@ -234,10 +237,10 @@ def explain(cfg: ModelConfig) -> list[dict]:
     - ``"measured"``: the count from a real ``TinyLM(cfg)`` with ``measured_params`` (build it on the meta
       device, see the module docstring, so a big config costs nothing);
     - ``"difference"``: ``exact - approx``;
-    - ``"why"``: one sentence that explains the difference, using these words: ``"bias"`` when biases make the
-      difference; ``"norm"`` in both norm rows; ``"embedding"`` in both embedding rows; ``"heads"`` in the
-      attention row (say that n_heads does not change the count); ``"tied"`` for a tied head (counted once,
-      under token_embedding) and ``"untied"`` for an untied one.
+    - ``"why"``: one sentence (a non-empty ``str``) that explains the difference, using these words (upper or
+      lower case): ``"bias"`` when biases make the difference; ``"norm"`` in both norm rows; ``"embedding"``
+      in both embedding rows; ``"heads"`` in the attention row (say that n_heads does not change the count);
+      ``"tied"`` for a tied head (counted once, under token_embedding) and ``"untied"`` for an untied one.
 
     The ``exact`` column and the ``measured`` column both add up to
     ``sum(p.numel() for p in TinyLM(cfg).parameters())``.
@@ -312,12 +315,17 @@ def explain(cfg: ModelConfig) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    """Render the rows of :func:`explain` as a plain-text table, ready to print.
+    """Render the rows of :func:`explain` as a plain-text table (one ``str`` of lines).
 
-    One header line, then one line per row (its component, formula, approx, exact, measured, difference and
-    why), then a last line that starts with ``"total"`` and holds the sums of the approx, exact, measured and
-    difference columns. Write every number with thousands separators: ``f"{n:,}"`` (``124,439,808``).
-    Column widths and spacing are up to you (a Markdown table, each line starting with ``|``, is fine too).
+    * the FIRST line is a header;
+    * then one line per row, in the order given, that starts with the row's component and holds its formula,
+      its approx, exact, measured and difference, and its why;
+    * the LAST line starts with ``"total"`` (any case) and holds the sums of the approx, exact, measured and
+      difference columns.
+
+    Write every number with thousands separators: ``f"{n:,}"`` (``124,439,808``). Column widths and spacing
+    are up to you. A Markdown table is fine too: "starts with" then ignores the leading ``|`` and spaces, and
+    the separator line (``|---|---|...``) right after the header is the one extra line allowed.
 
     Example (abridged)::
 

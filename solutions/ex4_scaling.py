@@ -70,7 +70,7 @@ def time_forward(
     repeats: int = 5,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict:
-    """Time ``fn()`` carefully and return ``{"median": float, "times": [...], "warmup": int, "repeats": int}``.
+    """Time ``fn()`` carefully and return ``{"median": float, "times": [float, ...], "warmup": int, "repeats": int}``.
 
     A single stopwatch reading is noisy: the first calls are slow (memory is allocated, caches are cold) and
     any call can be hit by another process. So:
@@ -231,10 +231,11 @@ def measured_flops(block: torch.nn.Module, seq_len: int, batch: int = 1) -> int:
     """FLOPs of one forward of ``block`` (a ``TransformerBlock``) as counted by PyTorch; returns an int.
 
     Run ``block`` on a random input of shape ``(batch, seq_len, d_model)`` (``d_model =
-    block.attn.d_model``) inside ``FlopCounterMode(display=False)`` and with autograd off, then return the
-    counter's ``get_total_flops()``. Make the input on the same device and with the same dtype as the
-    block's parameters (``next(block.parameters())``): then it also works for a block on the ``"meta"``
-    device, which has shapes but no data, so even a huge block is counted in no time.
+    block.attn.d_model``) inside ``FlopCounterMode(display=False)``, then return the counter's
+    ``get_total_flops()`` as an ``int``. Switch autograd off (no graph is kept; the count is the same). Make
+    the input on the same device and with the same dtype as the block's parameters
+    (``next(block.parameters())``): then it also works for a block on the ``"meta"`` device, which has shapes
+    but no data, so even a huge block is counted in no time.
 
     Example::
 
@@ -255,11 +256,12 @@ def measured_flops(block: torch.nn.Module, seq_len: int, batch: int = 1) -> int:
 
 
 def crossover_length(cfg: ModelConfig) -> int:
-    """The sequence length T where the quadratic term equals the linear terms (for any batch size).
+    """The sequence length T where the quadratic term equals the linear terms (for any batch size), as an int.
 
     Solve ``4*B*T**2*d = 8*B*T*d**2 + 4*B*T*d*d_ff`` for ``T > 0`` (divide both sides by ``4*B*T*d``).
     Shorter sequences are dominated by the per-token matmuls, longer ones by attention. Use
-    ``d_ff = cfg.ffn_dim``.
+    ``d_ff = cfg.ffn_dim``. The answer is always a whole number: return it as an ``int`` (``384``, not
+    ``384.0``).
 
     Example::
 
@@ -287,6 +289,8 @@ def scaling_run(
     (passing ``warmup``, ``repeats`` and ``clock`` on), and count it with your :func:`block_flops`. Each row::
 
         {"seq_len": T, "seconds": median time, "flops": total FLOPs, "attention_share": quadratic / total}
+
+    (``seq_len`` and ``flops`` are ints, ``seconds`` and ``attention_share`` floats.)
 
     Example (with a fake clock that advances by 1.0 at every reading, so every timed call "takes" 1.0)::
 

@@ -47,7 +47,7 @@ def tok(student, base):
     return ex.SpecialTokenizer(base)
 
 
-@pytest.mark.points(1.5)
+@pytest.mark.points(1)
 def test_special_ids_follow_base_vocab(tok, base):
     """Special token i gets id base.vocab_size + i, in the order given."""
     expected = {s: base.vocab_size + i for i, s in enumerate(SPECIALS)}
@@ -59,12 +59,16 @@ def test_special_ids_follow_base_vocab(tok, base):
 
 @pytest.mark.points(0.5)
 def test_special_ids_custom_order(student, base):
-    """Custom special tokens get ids base.vocab_size, base.vocab_size + 1, ... in the order given."""
+    """Custom special tokens (a list works like a tuple) get ids base.vocab_size, +1, ... in the order given.
+
+    self.special_tokens is stored as a tuple, even when a list is given."""
     ex = student(MODULE)
-    tok = ex.SpecialTokenizer(base, special_tokens=("<|end|>", "<pad>"))
+    tok = ex.SpecialTokenizer(base, special_tokens=["<|end|>", "<pad>"])
     expected = {"<|end|>": base.vocab_size, "<pad>": base.vocab_size + 1}
     assert tok.special_ids == expected, f"expected special_ids {expected}, got {tok.special_ids}"
     assert tok.bos_id is None, f"expected bos_id None when there is no <bos>, got {tok.bos_id}"
+    got = tok.special_tokens
+    assert got == ("<|end|>", "<pad>"), f"expected special_tokens to be the tuple ('<|end|>', '<pad>'), got {got!r}"
 
 
 @pytest.mark.points(0.5)
@@ -86,7 +90,7 @@ def test_encode_add_bos_eos(tok, base):
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("text", ["stop <eos> here", "<bos>", "a<pad>b<eos>"])
+@pytest.mark.parametrize("text", ["stop <eos> here", "<bos>", "a<pad>b<eos>"], ids=["glued-to-a-space", "alone", "two"])
 def test_encode_special_text_not_allowed_is_plain(tok, base, text):
     """By default a special string typed in the text is ordinary text: no control id can be injected."""
     got = tok.encode(text)
@@ -95,8 +99,8 @@ def test_encode_special_text_not_allowed_is_plain(tok, base, text):
     assert not injected, f"expected no special id without allowed_special, got {sorted(injected)} for {text!r}"
 
 
-@pytest.mark.points(2)
-@pytest.mark.parametrize("allowed", ["all", ("<eos>",), ["<eos>", "<bos>"]])
+@pytest.mark.points(1.5)
+@pytest.mark.parametrize("allowed", ["all", ("<eos>",), ["<eos>", "<bos>"]], ids=["all", "tuple", "list"])
 def test_encode_allowed_special_is_one_id(tok, base, allowed):
     """An allowed special becomes exactly one id; the text around it is encoded by the base BPE."""
     got = tok.encode("the end<eos>new start", allowed_special=allowed)
@@ -104,7 +108,34 @@ def test_encode_allowed_special_is_one_id(tok, base, allowed):
     assert got == expected, f"expected one <eos> id between the two text parts {expected}, got {got}"
 
 
-@pytest.mark.points(2)
+OVERLAP_CASES = {
+    # allowed_special -> [("special", name) or ("text", piece), ...] for the text "<a><b>"
+    "same-start-longer-wins": ("all", [("special", "<a><b>")]),
+    "earlier-start-wins": (["a><", "<a>"], [("special", "<a>"), ("text", "<b>")]),
+    "only-the-later-one-allowed": (["a><"], [("text", "<"), ("special", "a><"), ("text", "b>")]),
+}
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("case", list(OVERLAP_CASES))
+def test_encode_overlapping_specials(student, base, case):
+    """Overlapping allowed specials: the one that starts first wins; of two starting together, the longer wins.
+
+    The order of special_tokens plays no part (see the tok2 example in the encode docstring)."""
+    tok = student(MODULE).SpecialTokenizer(base, special_tokens=("a><", "<a>", "<a><b>"))
+    ids = {"a><": base.vocab_size, "<a>": base.vocab_size + 1, "<a><b>": base.vocab_size + 2}
+    allowed, parts = OVERLAP_CASES[case]
+    expected = []
+    for kind, value in parts:
+        expected += [ids[value]] if kind == "special" else base.encode(value)
+    got = tok.encode("<a><b>", allowed_special=allowed)
+    assert got == expected, (
+        f"expected {expected} for encode('<a><b>', allowed_special={allowed!r}) with specials "
+        f"('a><', '<a>', '<a><b>') = {list(ids.values())}: {' + '.join(v for _, v in parts)}, got {got}"
+    )
+
+
+@pytest.mark.points(1.5)
 @given(text=TEXT)
 def test_decode_round_trip(tok, text):
     """decode(encode(s)) == s for every string, with and without allowed_special="all"."""
@@ -149,13 +180,13 @@ def test_pad_left_with_length(tok):
 
 @pytest.mark.points(1)
 def test_save_load_round_trip(student, base):
-    """save() then SpecialTokenizer.load() gives a tokenizer with the same specials and the same ids."""
+    """save() then SpecialTokenizer.load() gives the same specials and ids; a path may be a str or a Path."""
     ex = student(MODULE)
     tok = ex.SpecialTokenizer(base, special_tokens=("<s>", "</s>"))
     path = student.files / "tok.json"  # the one folder your code may write while it is graded
     tok.save(path)
     json.loads(path.read_text(encoding="utf-8"))  # the file is JSON
-    loaded = ex.SpecialTokenizer.load(path)
+    loaded = ex.SpecialTokenizer.load(str(path))
     assert loaded.special_ids == tok.special_ids, f"expected special_ids {tok.special_ids}, got {loaded.special_ids}"
     text = "<s>the most frequent pair</s>"
     want = tok.encode(text, allowed_special="all")
@@ -163,19 +194,28 @@ def test_save_load_round_trip(student, base):
     assert got == want, f"expected the loaded tokenizer to encode like the saved one {want}, got {got}"
 
 
-@pytest.mark.points(0.5)
+@pytest.mark.points(1)
 @pytest.mark.parametrize(
     "case",
-    ["duplicate special", "empty special", "non-str text", "bad side"],
+    ["duplicate special", "empty special", "bare str as special_tokens", "non-str special", "bytes as text",
+     "None as text", "bad side"],
 )
 def test_errors_for_bad_arguments(student, base, case):
-    """Bad arguments raise clear errors: duplicate or empty special (ValueError), non-str text (TypeError), bad side (ValueError)."""
+    """Bad arguments raise the documented errors: TypeError for a bare str, a non-str special or non-str text;
+    ValueError for a duplicate special (naming it), an empty special or a bad side."""
     ex = student(MODULE)
     if case == "duplicate special":
-        expect_error(ValueError, lambda: ex.SpecialTokenizer(base, special_tokens=("<eos>", "<pad>", "<eos>")), case)
+        err = expect_error(ValueError, lambda: ex.SpecialTokenizer(base, special_tokens=("<eos>", "<pad>", "<eos>")), case)
+        assert "<eos>" in str(err), f"expected the error for a duplicate special to name '<eos>', got {str(err)!r}"
     elif case == "empty special":
         expect_error(ValueError, lambda: ex.SpecialTokenizer(base, special_tokens=("<eos>", "")), case)
-    elif case == "non-str text":
-        expect_error(TypeError, lambda: ex.SpecialTokenizer(base).encode(b"bytes are not text"), case)
+    elif case == "bare str as special_tokens":
+        expect_error(TypeError, lambda: ex.SpecialTokenizer(base, special_tokens="<eos>"), "special_tokens='<eos>'")
+    elif case == "non-str special":
+        expect_error(TypeError, lambda: ex.SpecialTokenizer(base, special_tokens=("<eos>", 7)), "the special 7")
+    elif case == "bytes as text":
+        expect_error(TypeError, lambda: ex.SpecialTokenizer(base).encode(b"bytes are not text"), "text=b'...'")
+    elif case == "None as text":
+        expect_error(TypeError, lambda: ex.SpecialTokenizer(base).encode(None), "text=None")
     else:
         expect_error(ValueError, lambda: ex.SpecialTokenizer(base).pad([[1, 2]], side="center"), "side='center'")

@@ -42,7 +42,8 @@ LARGEST_CASES = [
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("scores, top_k, expected", LARGEST_CASES)
+@pytest.mark.parametrize("scores, top_k, expected", LARGEST_CASES,
+                         ids=["one-row-k2", "one-row-k1", "two-rows-k2", "k-above-row-length", "3d-scores-k1"])
 def test_topk_mask_keeps_largest_per_row(student, scores, top_k, expected):
     """topk_mask marks the top_k largest entries of each row (last axis); all of them when top_k >= row length."""
     got = student(MODULE).topk_mask(torch.tensor(scores), top_k)
@@ -54,13 +55,17 @@ TIE_CASES = [
     ([[1.0, 1.0, 1.0, 1.0]], 3, [[1, 1, 1, 0]]),
     ([[0.0, 4.0, 1.0, 1.0, 1.0]], 2, [[0, 1, 1, 0, 0]]),
     ([[3.0, 3.0], [3.0, 3.0]], 1, [[1, 0], [1, 0]]),
+    ([[1.0] * 20], 3, [[1, 1, 1] + [0] * 17]),  # a long row: torch.sort(stable=False) reorders 17+ equal values
 ]
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("scores, top_k, expected", TIE_CASES)
+@pytest.mark.parametrize("scores, top_k, expected", TIE_CASES,
+                         ids=["three-way-tie", "all-equal", "tie-after-the-max", "two-rows", "twenty-equal"])
 def test_topk_mask_ties_lower_index_wins(student, scores, top_k, expected):
-    """Tie rule: among equal scores the lower index is kept, so a row keeps exactly top_k entries even with ties."""
+    """Tie rule: among equal scores the lower index is kept, so a row keeps exactly top_k entries even with ties.
+
+    Also for long rows: a sort that is not stable (torch.topk, or sort without stable=True) may reorder them."""
     got = student(MODULE).topk_mask(torch.tensor(scores), top_k)
     check_mask(got, torch.tensor(expected, dtype=torch.bool))
 
@@ -82,7 +87,11 @@ def test_topk_mask_never_keeps_minus_inf(student):
 def test_topk_attention_worked_example(student):
     """The worked example of the docstring: q = k = v = [[1], [2], [3]], top_k = 2, causal."""
     x = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)
-    out, w = student(MODULE).topk_attention(x, x, x, 2)
+    result = student(MODULE).topk_attention(x, x, x, 2)
+    assert isinstance(result, tuple) and len(result) == 2, (
+        f"expected a tuple (output, weights), got {type(result).__name__} of length {len(result)}"
+    )
+    out, w = result
     s1 = torch.softmax(torch.tensor([2.0, 4.0], dtype=torch.float64), 0)
     s2 = torch.softmax(torch.tensor([6.0, 9.0], dtype=torch.float64), 0)
     expected_w = torch.tensor([[1.0, 0.0, 0.0], [s1[0], s1[1], 0.0], [0.0, s2[0], s2[1]]], dtype=torch.float64)
@@ -110,7 +119,8 @@ FULL_CASES = [
 
 
 @pytest.mark.points(3)
-@pytest.mark.parametrize("lead, T, d, dv, top_k", FULL_CASES)
+@pytest.mark.parametrize("lead, T, d, dv, top_k", FULL_CASES,
+                         ids=["2d-k=T", "batch-dv3-k=T", "batch-heads-dv5-k=T", "batch-heads-k50>T"])
 def test_topk_attention_full_topk_matches_sdpa(student, lead, T, d, dv, top_k):
     """With top_k >= Tk the result is plain causal attention: softmax(q k^T / sqrt(d) + causal mask) @ v."""
     q = torch.randn(*lead, T, d, dtype=torch.float64)
@@ -132,7 +142,7 @@ def test_topk_attention_full_topk_matches_sdpa(student, lead, T, d, dv, top_k):
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("top_k", [1, 2, 4])
+@pytest.mark.parametrize("top_k", [1, 2, 4], ids=["k=1", "k=2", "k=4"])
 def test_topk_attention_exactly_k_weights_per_query(student, top_k):
     """Query i keeps exactly min(top_k, i + 1) keys (the visible ones): that many non-zero weights per row."""
     T = 7
@@ -162,9 +172,10 @@ def test_topk_attention_rows_sum_to_one(student):
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("top_k", [0, -1, 2.5, 2.0, "3"])
+@pytest.mark.parametrize("top_k", [0, -1, 2.5, 2.0, "3", True],
+                         ids=["zero", "minus-1", "float-2.5", "float-2.0", "str-3", "bool-True"])
 def test_topk_attention_rejects_bad_top_k(student, top_k):
-    """top_k must be an int >= 1: 0, negative numbers, floats (even 2.0) and strings raise ValueError."""
+    """top_k must be an int >= 1: 0, negative numbers, floats (even 2.0), strings and bools raise ValueError."""
     x = torch.randn(4, 8)
     try:
         student(MODULE).topk_attention(x, x, x, top_k)

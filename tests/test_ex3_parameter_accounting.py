@@ -46,6 +46,11 @@ def configs(draw, *, tie=st.booleans(), bias=st.booleans(), norm=st.sampled_from
     )
 
 
+def check_int(value, what: str) -> None:
+    """Counts are ints: 80, not 80.0 (nor a tensor, nor a numpy number)."""
+    assert type(value) is int, f"expected {what} to be an int, got {type(value).__name__} {value!r}"
+
+
 def describe(cfg: ModelConfig) -> str:
     return (
         f"V={cfg.vocab_size}, T={cfg.context_length}, d={cfg.d_model}, n_heads={cfg.n_heads}, L={cfg.n_layers}, "
@@ -54,12 +59,13 @@ def describe(cfg: ModelConfig) -> str:
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("d_model", [1, 4, 12, 64])
+@pytest.mark.parametrize("d_model", [1, 4, 12, 64], ids=["d=1", "d=4", "d=12", "d=64"])
 def test_attention_params_matches_module(student, d_model):
-    """attention_params(d, bias=True) is 4·d² weights (q, k, v and out projections) plus 4·d biases."""
+    """attention_params(d, bias=True) is 4·d² weights (q, k, v and out projections) plus 4·d biases, an int."""
     ex = student(MODULE)
     expected = numel(MultiHeadAttention(d_model, 1, bias=True))
     got = ex.attention_params(d_model, bias=True)
+    check_int(got, f"attention_params({d_model})")
     assert got == expected, (
         f"expected {expected} for d={d_model} with bias (4·d² weights of q, k, v, out projections + 4·d biases), "
         f"got {got}"
@@ -69,10 +75,11 @@ def test_attention_params_matches_module(student, d_model):
 @pytest.mark.points(2)
 @given(d_model=st.integers(1, 40), d_ff=st.integers(1, 80), bias=st.booleans())
 def test_ffn_params_matches_module(student, d_model, d_ff, bias):
-    """ffn_params(d, d_ff, bias=...) is 2·d·d_ff weights, plus d_ff + d biases only when bias is true."""
+    """ffn_params(d, d_ff, bias=...) is 2·d·d_ff weights, plus d_ff + d biases only when bias is true (an int)."""
     ex = student(MODULE)
     expected = numel(FeedForward(d_model, d_ff, bias=bias))
     got = ex.ffn_params(d_model, d_ff, bias=bias)
+    check_int(got, f"ffn_params({d_model}, {d_ff}, bias={bias})")
     assert got == expected, (
         f"expected {expected} for the FFN with d={d_model}, d_ff={d_ff}, bias={bias} "
         f"(2·d·d_ff weights + d_ff + d biases when bias), got {got}"
@@ -81,13 +88,14 @@ def test_ffn_params_matches_module(student, d_model, d_ff, bias):
 
 @pytest.mark.points(2)
 @pytest.mark.parametrize("kind", ["layernorm", "rmsnorm"])
-@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
 def test_norm_params_matches_module(student, kind, bias):
     """norm_params: LayerNorm has a weight (d) and a bias (d, only with bias=True); RMSNorm has a weight only."""
     ex = student(MODULE)
     d_model = 24
     expected = numel(make_norm(kind, d_model, bias=bias))
     got = ex.norm_params(d_model, kind=kind, bias=bias)
+    check_int(got, f"norm_params({d_model}, kind={kind!r}, bias={bias})")
     assert got == expected, f"expected {expected} for a {kind} norm of width {d_model} with bias={bias}, got {got}"
 
 
@@ -112,6 +120,7 @@ def test_block_params_matches_block(student, cfg):
             f"expected {key} = {value} for {describe(cfg)} (n_heads must not change the count; "
             f"biases and norm weights only when present), got {got[key]}"
         )
+        check_int(got[key], f"block_params(cfg)[{key!r}]")
 
 
 @pytest.mark.points(2)
@@ -123,6 +132,8 @@ def test_model_params_total_matches_numel(student, cfg):
     got = ex.model_params(cfg)
     keys = ["token_embedding", "position_embedding", "blocks", "final_norm", "lm_head"]
     assert isinstance(got, dict) and set(got) == set(keys), f"expected a dict with keys {keys}, got {got!r}"
+    for key in keys:
+        check_int(got[key], f"model_params(cfg)[{key!r}]")
     head = 0 if cfg.tie_weights else cfg.vocab_size * cfg.d_model
     assert got["lm_head"] == head, (
         f"expected lm_head = {head} (tied={cfg.tie_weights}: a tied head shares the token embedding and is "
@@ -139,7 +150,7 @@ def test_model_params_total_matches_numel(student, cfg):
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("tie", [True, False])
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
 def test_measured_params_counts_tied_head_once(student, tie):
     """measured_params(model) counts numel per child and gives a tied (shared) head 0, like model.parameters()."""
     ex = student(MODULE)
@@ -152,6 +163,8 @@ def test_measured_params_counts_tied_head_once(student, tie):
     assert got == expected, (
         f"expected {expected} (tied={tie}: a shared tensor is counted once, under tok_emb), got {got!r}"
     )
+    for name, value in got.items():
+        check_int(value, f"measured_params(model)[{name!r}]")
     assert sum(got.values()) == numel(model), f"expected a total of {numel(model)}, got {sum(got.values())}"
 
 
@@ -177,6 +190,11 @@ def test_explain_rows_add_up(student, cfg):
         assert isinstance(row["formula"], str) and row["formula"], (
             f"expected a formula string for {name}, got {row['formula']!r}"
         )
+        assert isinstance(row["why"], str) and row["why"].strip(), (
+            f"expected a 'why' sentence (a non-empty str) for {name} with {describe(cfg)}, got {row['why']!r}"
+        )
+        for key in ("approx", "exact", "measured", "difference"):
+            check_int(row[key], f"the {key} of {name}")
     exact = sum(row["exact"] for row in rows)
     measured = sum(row["measured"] for row in rows)
     assert exact == total, f"expected the exact column to sum to {total} for {describe(cfg)}, got {exact}"
@@ -186,7 +204,7 @@ def test_explain_rows_add_up(student, cfg):
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("tie", [True, False])
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
 def test_explain_why_names_the_cause(student, tie):
     """Each 'why' names its cause: bias, norm, embedding, heads, tied/untied (see the explain docstring)."""
     ex = student(MODULE)

@@ -79,6 +79,7 @@ def test_time_forward_returns_median(student):
     assert got == pytest.approx(4.0), (
         f"expected median 4.0 of the timed calls [5, 1, 2, 9, 4] (mean would be 4.2, first call 5.0), got {got}"
     )
+    assert type(got) is float, f"expected the median as a float, got {type(got).__name__} {got!r}"
 
 
 @pytest.mark.points(2)
@@ -88,7 +89,11 @@ def test_time_forward_skips_warmup_calls(student):
     clock = CostClock(COSTS)
     result = ex.time_forward(clock.fn, warmup=2, repeats=5, clock=clock)
     assert clock.calls == 7, f"expected fn() to be called warmup + repeats = 7 times, got {clock.calls}"
-    times = [float(t) for t in result.get("times", [])]
+    raw = result.get("times", [])
+    assert isinstance(raw, list) and all(type(t) is float for t in raw), (
+        f"expected times to be a list of floats, got {raw!r}"
+    )
+    times = [float(t) for t in raw]
     assert times == pytest.approx([5.0, 1.0, 2.0, 9.0, 4.0]), (
         f"expected times [5.0, 1.0, 2.0, 9.0, 4.0] (the warm-up calls cost 100 and 50 and are not timed), "
         f"got {times}"
@@ -113,7 +118,8 @@ def test_time_forward_runs_without_grad(student):
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("warmup, repeats", [(-1, 5), (2, 0), (0, -3)])
+@pytest.mark.parametrize("warmup, repeats", [(-1, 5), (2, 0), (0, -3)],
+                         ids=["warmup=-1", "repeats=0", "repeats=-3"])
 def test_time_forward_rejects_bad_counts(student, warmup, repeats):
     """time_forward raises ValueError when warmup < 0 or repeats < 1."""
     ex = student(MODULE)
@@ -137,6 +143,9 @@ def test_fit_power_law_recovers_exact_law(student, exponent, coefficient, xs):
     got = ex.fit_power_law(xs, ys)
     assert isinstance(got, tuple) and len(got) == 2, f"expected a tuple (exponent, coefficient), got {got!r}"
     p, c = got
+    assert type(p) is float and type(c) is float, (
+        f"expected two floats, got ({type(p).__name__}, {type(c).__name__})"
+    )
     assert p == pytest.approx(exponent, rel=1e-6, abs=1e-6) and c == pytest.approx(coefficient, rel=1e-5), (
         f"expected (exponent, coefficient) = ({exponent:.6g}, {coefficient:.6g}) for xs={xs}, got ({p}, {c})"
     )
@@ -178,7 +187,7 @@ def test_block_flops_total_matches_flop_counter(student, cfg, seq_len, batch):
 
 @pytest.mark.points(1)
 def test_block_flops_worked_example(student):
-    """block_flops gives the docstring's worked example (d=64, d_ff=256, T=128) part by part."""
+    """block_flops gives the docstring's worked example (d=64, d_ff=256, T=128) part by part, as ints."""
     ex = student(MODULE)
     want = {
         "projections": 4_194_304,
@@ -191,17 +200,20 @@ def test_block_flops_worked_example(student):
     got = ex.block_flops(ModelConfig(d_model=64, n_heads=4), 128)
     wrong = {key: got.get(key) for key in want if got.get(key) != want[key]}
     assert not wrong, f"expected {want}, got wrong parts {wrong}"
+    not_int = {key: value for key, value in got.items() if type(value) is not int}
+    assert not not_int, f"expected a dict of ints, got {not_int}"
 
 
 @pytest.mark.points(1)
 def test_measured_flops_matches_flop_counter(student):
-    """measured_flops(block, T) returns FlopCounterMode's total for one forward of the block."""
+    """measured_flops(block, T) returns FlopCounterMode's total for one forward of the block, as an int."""
     ex = student(MODULE)
     cfg = ModelConfig(d_model=32, n_heads=4)
     block = TransformerBlock(cfg)
     got = ex.measured_flops(block, 9)
     want = counted_flops(cfg, 9)["total"]
     assert got == want, f"expected {want} FLOPs for d=32, T=9, got {got}"
+    assert type(got) is int, f"expected an int, got {type(got).__name__} {got!r}"
 
 
 @pytest.mark.points(1)
@@ -211,12 +223,10 @@ def test_measured_flops_matches_flop_counter(student):
     ids=["d16", "d32-ff40"],
 )
 def test_crossover_length_balances_terms(student, cfg):
-    """crossover_length(cfg) is the T where attention's FLOPs equal the projections' + FFN's."""
+    """crossover_length(cfg) is the T (an int) where attention's FLOPs equal the projections' + FFN's."""
     ex = student(MODULE)
     got = ex.crossover_length(cfg)
-    assert isinstance(got, (int, float)) and got > 0 and float(got).is_integer(), (
-        f"expected a positive whole number, got {got!r}"
-    )
+    assert type(got) is int and got > 0, f"expected a positive int, got {type(got).__name__} {got!r}"
     counts = counted_flops(cfg, int(got))
     assert counts["bmm"] == counts["other"], (
         f"expected attention FLOPs == linear FLOPs at the T you return; at your T={got} (d={cfg.d_model},"
@@ -239,3 +249,7 @@ def test_scaling_run_rows(student):
     share = [row.get("attention_share") for row in rows]
     want_share = [counted_flops(cfg, t)["bmm"] / counted_flops(cfg, t)["total"] for t in (4, 12)]
     assert share == pytest.approx(want_share), f"expected attention_share {want_share}, got {share}"
+    types = [tuple(type(row.get(key)).__name__ for key in ("seq_len", "seconds", "flops", "attention_share")) for row in rows]
+    assert all(t == ("int", "float", "int", "float") for t in types), (
+        f"expected (int, float, int, float) for (seq_len, seconds, flops, attention_share), got {types}"
+    )

@@ -25,7 +25,8 @@ class SpecialTokenizer:
         if any(len(t) == 0 for t in specials):
             raise ValueError("special tokens must be non-empty")
         if len(set(specials)) != len(specials):
-            raise ValueError("special tokens must be distinct")
+            twice = sorted({t for t in specials if specials.count(t) > 1})
+            raise ValueError(f"special tokens must be distinct: {', '.join(twice)} given twice")
         self.base = base
         self.special_tokens = specials
         self._ids = dict(zip(specials, range(base.vocab_size, base.vocab_size + len(specials))))

@@ -98,7 +98,7 @@ class SpecialTokenizer:
         if self.pad_id is None:
             raise ValueError("no <pad>")
         n = length if length is not None else max(map(len, batch), default=0)
-        if not isinstance(n, int) or n < 0:
+        if type(n) is not int or n < 0:  # a bool is not a length
             raise ValueError("bad length")
         ids, mask = [], []
         for seq in batch:

@@ -48,7 +48,7 @@ def test_encode_empty_string(tok):
     assert got == [tok.bos_id, tok.eos_id], f"expected [bos, eos] = {[tok.bos_id, tok.eos_id]}, got {got}"
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(0.5)
 @pytest.mark.parametrize("text", ["<eos><eos>", "<bos><eos><pad>", "<pad><pad><pad>"])
 def test_encode_adjacent_specials(tok, text):
     """Adjacent allowed specials give one id each, with nothing between them."""
@@ -58,8 +58,9 @@ def test_encode_adjacent_specials(tok, text):
     assert got == expected, f"expected one id per special {expected} for {text!r}, got {got}"
 
 
-@pytest.mark.points(1)
-@pytest.mark.parametrize("text,where", [("<bos>hello", "start"), ("hello<eos>", "end"), ("<bos>hello<eos>", "both ends")])
+@pytest.mark.points(0.5)
+@pytest.mark.parametrize("text,where", [("<bos>hello", "start"), ("hello<eos>", "end"), ("<bos>hello<eos>", "both ends")],
+                         ids=["start", "end", "both-ends"])
 def test_encode_special_at_start_and_end(tok, base, text, where):
     """A special at the start or end of the text is one id, and the text next to it is kept."""
     parts = text.replace("<bos>", "\0<bos>\0").replace("<eos>", "\0<eos>\0").split("\0")
@@ -70,7 +71,7 @@ def test_encode_special_at_start_and_end(tok, base, text, where):
     assert got == expected, f"expected {expected} for a special at the {where} of {text!r}, got {got}"
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(0.5)
 @pytest.mark.parametrize("text", ["<eo", "<eos", "eos>", "< eos>", "<EOS>", "<<eos"])
 def test_encode_partial_special_is_plain(tok, base, text):
     """Something that only looks like part of a special ("<eo") is plain text, even with allowed_special="all"."""
@@ -87,13 +88,13 @@ def test_encode_allowed_subset_only(tok, base):
 
 
 @pytest.mark.points(0.5)
-@pytest.mark.parametrize("allowed", [("<unk>",), "<eos>"])
+@pytest.mark.parametrize("allowed", [("<unk>",), "<eos>"], ids=["unknown-special", "a-str-other-than-all"])
 def test_encode_bad_allowed_special_raises(tok, allowed):
     """allowed_special must be "all" or a collection of this tokenizer's specials (else ValueError)."""
     expect_error(ValueError, lambda: tok.encode("x<eos>", allowed_special=allowed), f"allowed_special={allowed!r}")
 
 
-@pytest.mark.points(1.5)
+@pytest.mark.points(1)
 @given(pieces=st.lists(PIECES, max_size=10))
 def test_round_trip_with_allowed_specials(tok, pieces):
     """decode(encode(s, allowed_special="all")) == s, and each special in s becomes exactly one id."""
@@ -109,25 +110,42 @@ def test_round_trip_with_allowed_specials(tok, pieces):
     assert skipped == want, f"expected the text without specials {want!r} with skip_special_tokens, got {skipped!r}"
 
 
-@pytest.mark.points(1)
-@pytest.mark.parametrize("bad", ["vocab_size", -1])
+@pytest.mark.points(1.5)
+@pytest.mark.parametrize("bad", ["vocab_size", -1, True, 3.0], ids=["vocab_size", "minus-1", "True", "float-3.0"])
 def test_decode_unknown_id_raises(tok, base, bad):
-    """decode() of an id outside 0..vocab_size-1 raises ValueError naming that id."""
+    """decode() of an id that is not an int in 0..vocab_size-1 (True and 3.0 included) raises ValueError naming it."""
     bad_id = tok.vocab_size if bad == "vocab_size" else bad
-    err = expect_error(ValueError, lambda: tok.decode([base.encode("a")[0], bad_id]), f"the unknown id {bad_id}")
+    err = expect_error(ValueError, lambda: tok.decode([base.encode("a")[0], bad_id]), f"the id {bad_id!r}")
     assert str(bad_id) in str(err), f"expected the error message to name id {bad_id}, got {str(err)!r}"
 
 
 @pytest.mark.points(0.5)
+def test_decode_accepts_first_and_last_id(tok):
+    """decode() accepts every id from 0 to vocab_size - 1: id 0 is the byte 0, the last id the last special."""
+    got = tok.decode([0, tok.vocab_size - 1])
+    assert got == "\x00<pad>", f"expected '\\x00<pad>' for the ids [0, vocab_size - 1], got {got!r}"
+
+
+@pytest.mark.points(0.5)
 def test_pad_empty_batch(tok):
-    """pad([]) is {"input_ids": [], "attention_mask": []}, whatever the side or length."""
+    """pad([]) is {"input_ids": [], "attention_mask": []}, whatever the side or length (0 included)."""
     expected = {"input_ids": [], "attention_mask": []}
     assert tok.pad([]) == expected, f"expected {expected}, got {tok.pad([])}"
-    got = tok.pad([], length=4, side="left")
-    assert got == expected, f"expected {expected} with length=4, side='left', got {got}"
+    for length in (4, 0):
+        got = tok.pad([], length=length, side="left")
+        assert got == expected, f"expected {expected} with length={length}, side='left', got {got}"
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(0.5)
+@pytest.mark.parametrize("length", [-1, 2.0, True], ids=["minus-1", "float-2.0", "True"])
+def test_pad_rejects_bad_length(tok, length):
+    """pad(..., length=n) needs an int n >= 0 (0 works): -1, 2.0 and True raise ValueError."""
+    got = tok.pad([[]], length=0)
+    assert got == {"input_ids": [[]], "attention_mask": [[]]}, f"expected one empty row with length=0, got {got}"
+    expect_error(ValueError, lambda: tok.pad([[1, 2]], length=length), f"length={length!r}")
+
+
+@pytest.mark.points(0.5)
 def test_pad_left_mask(tok):
     """Left padding: pads first, then tokens; the mask is 0 on the pads and 1 on the tokens."""
     p = tok.pad_id
@@ -145,17 +163,46 @@ def test_pad_too_long_raises(tok):
 
 
 @pytest.mark.points(0.5)
-def test_pad_keeps_input_unchanged(tok):
-    """pad() builds new lists and leaves the batch it is given unchanged; length == longest adds no pads."""
-    batch = [[1, 2], [3]]
-    got = tok.pad(batch, length=2)
-    assert batch == [[1, 2], [3]], f"expected the input batch unchanged, got {batch}"
+def test_pad_length_equal_to_longest_adds_no_pads(tok):
+    """pad(..., length=n) with n equal to the longest row adds no pad to that row (and pads the others to n)."""
+    got = tok.pad([[1, 2], [3]], length=2)
     assert got["input_ids"] == [[1, 2], [3, tok.pad_id]], f"expected rows of length exactly 2, got {got['input_ids']}"
 
 
 @pytest.mark.points(0.5)
-def test_load_rejects_a_file_that_is_not_json(student):
-    """SpecialTokenizer.load() of a file that is not a saved tokenizer raises ValueError."""
-    path = student.files / "broken.json"
-    path.write_text("this is not JSON {", encoding="utf-8")
-    expect_error(ValueError, lambda: student(MODULE).SpecialTokenizer.load(path), "a file that is not JSON")
+def test_tokenizer_without_specials(student, base):
+    """special_tokens=() gives the base alone: no ids, encode is base.encode; add_bos, add_eos, pad raise ValueError."""
+    tok = student(MODULE).SpecialTokenizer(base, special_tokens=())
+    assert tok.vocab_size == base.vocab_size, f"expected vocab_size {base.vocab_size}, got {tok.vocab_size}"
+    got = (tok.bos_id, tok.eos_id, tok.pad_id)
+    assert got == (None, None, None), f"expected bos_id, eos_id, pad_id None, got {got}"
+    text = "x<eos>y"
+    got = tok.encode(text, allowed_special="all")
+    assert got == base.encode(text), f"expected base.encode({text!r}) = {base.encode(text)}, got {got}"
+    expect_error(ValueError, lambda: tok.encode("x", add_bos=True), "add_bos=True without a <bos> token")
+    expect_error(ValueError, lambda: tok.encode("x", add_eos=True), "add_eos=True without an <eos> token")
+    expect_error(ValueError, lambda: tok.pad([[1], [2, 3]]), "pad() without a <pad> token")
+
+
+LOAD_CASES = {
+    "not-json": "this is not JSON {",
+    "a-json-list": "[1, 2, 3]",
+    "a-json-string": '"<bos>"',
+}
+
+
+@pytest.mark.points(0.5)
+@pytest.mark.parametrize("case", list(LOAD_CASES))
+def test_load_rejects_a_file_that_is_not_json(student, case):
+    """SpecialTokenizer.load() of a file that save() did not write (not JSON, other JSON) raises ValueError naming the path."""
+    path = student.files / f"broken-{case}.json"
+    path.write_text(LOAD_CASES[case], encoding="utf-8")
+    err = expect_error(ValueError, lambda: student(MODULE).SpecialTokenizer.load(path), f"a file holding {LOAD_CASES[case]!r}")
+    assert str(path) in str(err), f"expected the error message to name the file {str(path)!r}, got {str(err)!r}"
+
+
+@pytest.mark.points(0.5)
+def test_load_missing_file_raises_file_not_found(student):
+    """SpecialTokenizer.load() of a file that does not exist raises FileNotFoundError (as open() does)."""
+    path = student.files / "no-such-file.json"
+    expect_error(FileNotFoundError, lambda: student(MODULE).SpecialTokenizer.load(path), "a file that does not exist")

@@ -73,7 +73,7 @@ def test_topk_attention_matches_bruteforce(student, problem):
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("top_k", [1, 2, 3])
+@pytest.mark.parametrize("top_k", [1, 2, 3], ids=["k=1", "k=2", "k=3"])
 def test_topk_attention_ties_keep_lower_key_index(student, top_k):
     """All keys identical, so every score ties: query i keeps keys 0..min(top_k, i+1)-1 with equal weights."""
     T = 5
@@ -92,7 +92,7 @@ def test_topk_attention_ties_keep_lower_key_index(student, top_k):
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 def test_topk_attention_keeps_dtype(student, dtype):
     """float32 and bfloat16 inputs give float32 and bfloat16 results: same dtype, no NaN, exactly-k, accurate.
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_basics.attention import MultiHeadAttention
-from llm_basics.model import ModelConfig, TinyLM, TransformerBlock
+from llm_basics.model import FeedForward, ModelConfig, TinyLM, TransformerBlock
 
 MODULE = "ex3_parameter_accounting"
 
@@ -48,7 +48,7 @@ def describe(cfg: ModelConfig) -> str:
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("d_model", [1, 6, 32])
+@pytest.mark.parametrize("d_model", [1, 6, 32], ids=["d=1", "d=6", "d=32"])
 def test_attention_params_without_bias(student, d_model):
     """attention_params(d, bias=False) is exactly 4·d²: no biases are counted when bias is off."""
     ex = student(MODULE)
@@ -58,7 +58,7 @@ def test_attention_params_without_bias(student, d_model):
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("d_model", [1, 10, 96])
+@pytest.mark.parametrize("d_model", [1, 10, 96], ids=["d=1", "d=10", "d=96"])
 def test_norm_params_rmsnorm_has_no_bias(student, d_model):
     """RMSNorm has a weight of d numbers and never a bias, even when bias=True."""
     ex = student(MODULE)
@@ -67,7 +67,7 @@ def test_norm_params_rmsnorm_has_no_bias(student, d_model):
         assert got == d_model, f"expected {d_model} for an RMSNorm of width {d_model} (bias={bias}; no bias), got {got}"
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1.5)
 @given(cfg=configs(tie=st.just(False)))
 def test_model_params_untied_head(student, cfg):
     """An untied head is its own V×d matrix (no bias); the total still matches the real count."""
@@ -80,7 +80,7 @@ def test_model_params_untied_head(student, cfg):
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
 def test_model_params_independent_of_heads(student, bias):
     """n_heads does not change any count: the heads share out the d columns of the projections."""
     ex = student(MODULE)
@@ -119,7 +119,7 @@ def test_measured_params_block_children(student, cfg):
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("tie", [True, False])
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
 def test_explain_gpt2_small_on_meta(student, tie):
     """explain() on a GPT-2 small config (build the model on the meta device): 124,439,808 when tied."""
     ex = student(MODULE)
@@ -134,7 +134,7 @@ def test_explain_gpt2_small_on_meta(student, tie):
     )
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1.5)
 @settings(max_examples=10)  # explain builds a model per call: 10 configs catch every known mistake
 @given(cfg=configs())
 def test_explain_total_identities(student, cfg):
@@ -170,19 +170,63 @@ def test_explain_total_identities(student, cfg):
     assert approx + difference == total, f"expected approx + difference == {total}, got {approx + difference}"
 
 
+@pytest.mark.points(0.5)
+@pytest.mark.parametrize("kind", ["batchnorm", "LayerNorm"])
+def test_norm_params_rejects_unknown_kind(student, kind):
+    """norm_params(d, kind=...) with a kind other than "layernorm" or "rmsnorm" raises ValueError naming the kind."""
+    ex = student(MODULE)
+    try:
+        got = ex.norm_params(8, kind=kind)
+    except ValueError as err:
+        assert kind in str(err), f"expected the error message to name the kind {kind!r}, got {str(err)!r}"
+        return
+    pytest.fail(f"expected ValueError for kind={kind!r}, got {got!r}")
+
+
+@pytest.mark.points(0.5)
+def test_measured_params_any_module(student):
+    """measured_params works on any module (a child without parameters gets 0) and on a model on the meta device."""
+    ex = student(MODULE)
+    ffn = FeedForward(6, 10, bias=True)
+    expected = {"fc1": 70, "act": 0, "fc2": 66}
+    got = ex.measured_params(ffn)
+    assert got == expected, f"expected {expected} for FeedForward(6, 10) (the GELU 'act' has no parameters), got {got!r}"
+    cfg = ModelConfig(vocab_size=1000, context_length=64, d_model=32, n_heads=2, n_layers=3, tie_weights=False)
+    with torch.device("meta"):
+        model = TinyLM(cfg)
+    expected = {name: numel(child) for name, child in model.named_children()}
+    got = ex.measured_params(model)
+    assert got == expected, f"expected {expected} for a TinyLM on the meta device, got {got!r}"
+
+
+def table_lines(text: str) -> list[str]:
+    """The lines of a table, without a Markdown separator line such as |---|---|."""
+    return [line for line in text.splitlines() if not (set(line.strip()) <= set("|-: ") and "-" in line)]
+
+
 @pytest.mark.points(1)
 def test_format_table_lists_rows_and_total(student):
-    """format_table(rows): a header, one line per component, and a 'total' line with f"{n:,}" sums."""
+    """format_table(rows): a header, then one line per row in order (name, formula, f"{n:,}" numbers, why), then total.
+
+    The last line starts with 'total' (any case) and holds the four sums written with f"{n:,}"."""
     ex = student(MODULE)
     cfg = ModelConfig(vocab_size=50257, context_length=1024, d_model=768, n_heads=12, n_layers=12)
     rows = ex.explain(cfg)
     text = ex.format_table(rows)
     assert isinstance(text, str), f"expected a str, got {type(text).__name__}"
-    lines = text.splitlines()
-    for row in rows:
-        assert any(line.strip(" |").startswith(row["component"]) for line in lines), (
-            f"expected a line that starts with {row['component']!r}, got:\n{text}"
+    lines = table_lines(text)
+    assert len(lines) == len(rows) + 2, (
+        f"expected {len(rows) + 2} lines (a header, {len(rows)} rows, the total), got {len(lines)}:\n{text}"
+    )
+    for row, line in zip(rows, lines[1:-1]):
+        assert line.strip(" |").startswith(row["component"]), (
+            f"expected line {lines.index(line) + 1} to start with {row['component']!r}, got {line!r}"
         )
-    totals = [line for line in lines if line.strip(" |").lower().startswith("total")]
-    assert totals, f"expected a line starting with 'total', got:\n{text}"
-    assert "124,439,808" in totals[-1], f"expected the total line to hold 124,439,808, got {totals[-1]!r}"
+        wanted = [row["formula"], str(row["why"])] + [f"{row[c]:,}" for c in ("approx", "exact", "measured", "difference")]
+        missing = [w for w in wanted if w not in line]
+        assert not missing, f"expected the line of {row['component']} to hold {missing}, got {line!r}"
+    last = lines[-1]
+    assert last.strip(" |").lower().startswith("total"), f"expected the last line to start with 'total', got {last!r}"
+    sums = [f"{sum(row[c] for row in rows):,}" for c in ("approx", "exact", "measured", "difference")]
+    missing = [n for n in sums if n not in last]
+    assert not missing, f"expected the total line to hold the sums {sums}, missing {missing}: {last!r}"

@@ -71,11 +71,11 @@ def module_flops(cfg, seq_len, batch=1):
 @pytest.mark.points(1.5)
 @pytest.mark.parametrize(
     "costs, warmup, repeats, want",
-    [([7.0, 3.0, 1.0, 8.0, 6.0], 1, 4, 4.5), ([2.0, 9.0, 4.0], 0, 3, 4.0)],
-    ids=["even-repeats", "no-warmup"],
+    [([7.0, 3.0, 1.0, 8.0, 6.0], 1, 4, 4.5), ([2.0, 9.0, 4.0], 0, 3, 4.0), ([3.0, 7.0], 1, 1, 7.0)],
+    ids=["even-repeats", "no-warmup", "one-repeat"],
 )
 def test_time_forward_median_corner_cases(student, costs, warmup, repeats, want):
-    """time_forward: an even count's median is the mean of the two middle times; warmup=0 means no warm-up."""
+    """time_forward: an even count's median is the mean of the two middle times; warmup=0 and repeats=1 work."""
     ex = student(MODULE)
     clock = EventClock(costs)
     result = ex.time_forward(clock.fn, warmup=warmup, repeats=repeats, clock=clock)
@@ -120,7 +120,7 @@ def test_fit_power_law_rejects_equal_x(student):
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("batch", [2, 5])
+@pytest.mark.parametrize("batch", [2, 5], ids=["batch=2", "batch=5"])
 def test_block_flops_counts_batch(student, batch):
     """block_flops scales every part with the batch size (the FLOP counter sees batch * T tokens)."""
     ex = student(MODULE)
@@ -153,7 +153,7 @@ def test_block_flops_parts_match_modules(student, cfg, seq_len):
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("batch", [1, 3], ids=["batch=1", "batch=3"])
 def test_measured_flops_meta_block_and_batch(student, batch):
     """measured_flops works on a block on the meta device and counts the whole batch."""
     ex = student(MODULE)
@@ -199,3 +199,8 @@ def test_scaling_run_passes_settings(student):
     flops = [row.get("flops") for row in rows]
     want = [module_flops(cfg, t, 2)["total"] for t in (8, 3, 5)]
     assert flops == want, f"expected flops {want} for batch=2, got {flops}"
+    try:
+        ex.scaling_run(cfg, [4], warmup=-1, clock=TickClock())
+    except ValueError:
+        return
+    pytest.fail("expected the ValueError of time_forward for warmup=-1 (scaling_run passes warmup on), got none")
