@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -145,6 +146,23 @@ def test_an_unreachable_scheduler_gives_error_rows(tmp_path, suite, monkeypatch)
 # ----------------------------------------------------------------------------------------------------------
 # Faults, on one shared cluster
 # ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_workers_with_other_grading_code_refuse_to_grade(tmp_path, suite, cluster, monkeypatch):
+    read = dask_pool.Suite.read
+
+    def from_another_checkout(tests_dir, points):  # as if the client ran other code than the workers
+        theirs = read(tests_dir, points)
+        return dataclasses.replace(theirs, environment={**theirs.environment, "torch": "1.0.0"})
+
+    monkeypatch.setattr(dask_pool.Suite, "read", from_another_checkout)
+    write_folder(tmp_path / "subs" / "ann", GOOD)
+    rows = batch_grade(tmp_path / "subs", tmp_path / "out", tests_dir=suite, scheduler=cluster.scheduler_address,
+                       **FAST)
+    assert [(r["student"], r["status"]) for r in rows] == [("ann", "error")]
+    assert "2 Dask worker(s) grade with other code or packages" in rows[0]["reason"]
+    assert "on the worker, 1.0.0 on the client" in rows[0]["reason"]
 
 
 @pytest.mark.slow

@@ -64,10 +64,10 @@ def environment() -> dict[str, str]:
     return env
 
 
-def differences(mine: dict, theirs: dict) -> str:
-    """'torch 2.13.0 here, 2.5.1 on the client; ...' or '' when they match."""
-    return "; ".join(f"{k} {mine.get(k)!s:.12} here, {theirs.get(k)!s:.12} on the client"
-                     for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k))
+def differences(worker: dict, client: dict) -> str:
+    """'torch 2.5.1 on the worker, 2.13.0 on the client; ...', or '' when the two environments match."""
+    return "; ".join(f"{k} {worker.get(k)!s:.12} on the worker, {client.get(k)!s:.12} on the client"
+                     for k in sorted(set(worker) | set(client)) if worker.get(k) != client.get(k))
 
 
 @dataclass(frozen=True)
