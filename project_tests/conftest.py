@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
-import pytest
-import torch
+# nbgrader imports setuptools, whose distutils shim asserts that no stdlib distutils was imported before it; in one
+# long test process something always was (seen in a full run: every in-process nbgrader test errored at setup).
+# Use the stdlib distutils (Python 3.11 still has it) so the import order does not matter.
+os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # Many of these tests fork graders from this process; a child forked after a multi-threaded torch op can
 # deadlock in its first matmul, so the whole project suite runs torch on one thread from the start.
