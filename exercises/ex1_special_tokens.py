@@ -198,7 +198,8 @@ class SpecialTokenizer:
             tok.decode([])                                                        # ''
 
         An id that is not an int in ``0 .. vocab_size - 1`` -> ``ValueError`` naming that id: ``-1``,
-        ``vocab_size``, ``True`` and ``3.0`` are all refused.
+        ``vocab_size``, ``True`` and ``3.0`` are all refused, and so is ``301.0`` although it equals the
+        ``<eos>`` id.
         """
         # Step 1: check every id.
         # TODO: raise ValueError naming any id that is not an int in 0..vocab_size-1

@@ -111,10 +111,13 @@ def test_round_trip_with_allowed_specials(tok, pieces):
 
 
 @pytest.mark.points(1.5)
-@pytest.mark.parametrize("bad", ["vocab_size", -1, True, 3.0], ids=["vocab_size", "minus-1", "True", "float-3.0"])
+@pytest.mark.parametrize("bad", ["vocab_size", -1, True, 3.0, "float-special"],
+                         ids=["vocab_size", "minus-1", "True", "float-3.0", "float-of-a-special-id"])
 def test_decode_unknown_id_raises(tok, base, bad):
-    """decode() of an id that is not an int in 0..vocab_size-1 (True and 3.0 included) raises ValueError naming it."""
-    bad_id = tok.vocab_size if bad == "vocab_size" else bad
+    """decode() of an id that is not an int in 0..vocab_size-1 (True and 3.0 included) raises ValueError naming it.
+
+    A float equal to a special id (301.0) is refused too: it is not an int, even if it compares equal to one."""
+    bad_id = {"vocab_size": tok.vocab_size, "float-special": float(tok.eos_id)}.get(bad, bad)
     err = expect_error(ValueError, lambda: tok.decode([base.encode("a")[0], bad_id]), f"the id {bad_id!r}")
     assert str(bad_id) in str(err), f"expected the error message to name id {bad_id}, got {str(err)!r}"
 
@@ -142,7 +145,7 @@ def test_pad_rejects_bad_length(tok, length):
     """pad(..., length=n) needs an int n >= 0 (0 works): -1, 2.0 and True raise ValueError."""
     got = tok.pad([[]], length=0)
     assert got == {"input_ids": [[]], "attention_mask": [[]]}, f"expected one empty row with length=0, got {got}"
-    expect_error(ValueError, lambda: tok.pad([[1, 2]], length=length), f"length={length!r}")
+    expect_error(ValueError, lambda: tok.pad([[7]], length=length), f"length={length!r}")
 
 
 @pytest.mark.points(0.5)
