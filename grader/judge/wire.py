@@ -43,6 +43,8 @@ DTYPES = {
         torch.int8, torch.uint8, torch.bool, torch.complex64, torch.complex128,
     )
 }
+DTYPE_NAMES = {dt: name for name, dt in DTYPES.items()}
+ITEMSIZE = {name: torch.empty((), dtype=dt).element_size() for name, dt in DTYPES.items()}
 NP_DTYPES = {"float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool"}
 
 
@@ -150,8 +152,8 @@ class Encoder:
         raise TypeError(f"cannot send a {t.__name__} to the other process")
 
     def tensor(self, obj: torch.Tensor):
-        dtype = str(obj.dtype).removeprefix("torch.")
-        if dtype not in DTYPES:
+        dtype = DTYPE_NAMES.get(obj.dtype)
+        if dtype is None:
             raise TypeError(f"tensors of dtype {obj.dtype} are not supported")
         if obj.layout != torch.strided:
             obj = obj.to_dense()
@@ -240,8 +242,7 @@ class Decoder:
             return torch.empty(shape, dtype=dtype, device="meta")
         raw = self._buffer(x, 3)
         count = math.prod(shape)
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        if len(raw) != count * itemsize:
+        if len(raw) != count * ITEMSIZE[x[1]]:
             raise WireError(f"tensor data of {len(raw)} bytes for shape {shape} and dtype {x[1]}")
         if count == 0:
             return torch.empty(shape, dtype=dtype)
