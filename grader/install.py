@@ -35,8 +35,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 CPU_WHEEL_MB = 192  # torch 2.13.0+cpu for CPython 3.11 on x86-64 Linux
 CUDA_DOWNLOAD_GB = 2.7  # torch 2.13.0 from PyPI with its nvidia-*, cuda-* and triton packages (x86-64 Linux)
-# bench/bench_setup.py, median of 3 clean clones (see its docstring for the machine)
-MEASURED = "measured: 75 s on 2 busy cores with the torch wheel on local disk; downloading it adds its time"
+# measured on this project's machines (2 cores, torch wheel on local disk; bench/bench_setup.py)
+MEASURED = ("measured on 2 cores with the torch wheel on local disk: 77 s at load average 8, 3-6 minutes when other"
+            " work keeps both cores busy; a download adds its time")
 # what only a CUDA build of torch depends on
 CUDA_PACKAGE = re.compile(r"^(nvidia-|cuda-|triton$)", re.I)
 # pip's noise about unreachable local index folders on some machines: not worth a student's attention

@@ -1,7 +1,7 @@
 """Step 3: train a tiny language model on this lesson's text, then let it write.
 
 Run it from anywhere:  python resources/lesson-1-llm-basics/step3_generation.py
-(measured on 2 CPU cores: TIMING_QUIET on a quiet machine, TIMING_LOADED with 2 other busy programs per core)
+(measured on 2 CPU cores: 22 s on a quiet machine, 104 s while other programs kept both cores busy)
 
 1. train a byte-level BPE tokenizer on the lesson text (vocabulary of about 512 tokens);
 2. train a 2-layer TinyLM on the token ids and watch the loss go down;
