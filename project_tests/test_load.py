@@ -1,6 +1,6 @@
 """The same grade on a starved machine: the reference scores 100 (hidden tests included) while CPU-bound
-processes compete for every core, locally, in a batch and through the Gradescope entry point, and 20 gradings
-under that load give the same results documents apart from durations.
+processes compete for every core, locally and through the Gradescope entry point, and 20 gradings of one
+half-done submission under that load give the same results documents apart from durations.
 
 A cgroup CPU quota would be the cleaner way to give grading half a CPU, but the cgroup controllers of these
 machines do not throttle (measured: a quota of 0.5 CPU left a busy loop unthrottled), so the load is made the
@@ -64,17 +64,27 @@ def test_reference_scores_full_marks_when_starved(starved, tmp_path):
     assert (gs["score"], gs["max_score"]) == (100, 100)
 
 
+def half_done(folder: Path) -> Path:
+    """ex2 and ex4 (the timing harness) solved, ex1 and ex3 the untouched stubs: passes and failures both."""
+    folder.mkdir(parents=True)
+    for name in ("ex2_topk_attention.py", "ex4_scaling.py"):
+        shutil.copy(REPO / "solutions" / name, folder / name)
+    for name in ("ex1_special_tokens.py", "ex3_parameter_accounting.py"):
+        shutil.copy(REPO / "exercises" / name, folder / name)
+    return folder
+
+
 @pytest.mark.slow
 def test_twenty_gradings_under_load_are_identical(starved, tmp_path):
     subs = tmp_path / "subs"
     for i in range(20):
-        reference(subs / f"copy{i:02d}")
+        half_done(subs / f"copy{i:02d}")
     rows = batch_grade(subs, tmp_path / "out", jobs=2, progress=None)
-    assert {row["total"] for row in rows} == {"100"}
+    assert {row["total"] for row in rows} == {"50"}
     docs = [stable(json.loads((tmp_path / "out" / row["student"] / "results.json").read_text())) for row in rows]
     for doc in docs:
         for key in ("target", "student", "entry", "sources", "submission_hash"):
             doc["lesson"].pop(key, None)
     assert all(doc == docs[0] for doc in docs[1:])
     with open(tmp_path / "out" / "grades.csv", newline="") as f:
-        assert all(row["status"] == "graded" and not row["reason"] for row in csv.DictReader(f))
+        assert all(row["status"] == "graded" for row in csv.DictReader(f))
