@@ -36,8 +36,8 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 CPU_WHEEL_MB = 192  # torch 2.13.0+cpu for CPython 3.11 on x86-64 Linux
 CUDA_DOWNLOAD_GB = 2.7  # torch 2.13.0 from PyPI with its nvidia-*, cuda-* and triton packages (x86-64 Linux)
 # measured on this project's machines (2 cores, torch wheel on local disk; bench/bench_setup.py)
-MEASURED = ("measured on 2 cores with the torch wheel on local disk: 77 s at load average 8, 3-6 minutes when other"
-            " work keeps both cores busy; a download adds its time")
+MEASURED = ("measured on 2 cores with the torch wheel on local disk: 53 s at load average 3-6, 3-6 minutes when"
+            " other work keeps both cores busy; a download adds its time")
 # what only a CUDA build of torch depends on
 CUDA_PACKAGE = re.compile(r"^(nvidia-|cuda-|triton$)", re.I)
 # pip's noise about unreachable local index folders on some machines: not worth a student's attention
