@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "points(n): points a graded test is worth (a parametrized test splits them over its cases)"
     )
     config.stash[REPORTS] = {}
+    if not hasattr(config.option, "tbstyle"):  # a judge runs without the terminal plugin, which owns --tb
+        config.option.tbstyle = "native"  # native tracebacks: no AST work per failure
     config.stash[STRIKES] = {}
     path = config.getoption("--grader-events")
     config._grader_events_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None
@@ -230,15 +233,17 @@ def pytest_runtestloop(session: pytest.Session):
 def pytest_runtest_protocol(item: pytest.Item, nextitem):
     """Say a test started before it runs, and write its folded record once setup, call and teardown are done."""
     emit(item.config, {"event": "start", "nodeid": item.nodeid})
-    item.config.stash[CLIENT].begin_test()
+    client = item.config.stash[CLIENT]
+    client.begin_test()
+    judge_cpu = time.process_time()
     result = yield
     reports = item.config.stash[REPORTS].pop(item.nodeid, [])
     record = _fold(item.nodeid, reports)
+    record.cpu = round(time.process_time() - judge_cpu + client.test_cpu(), 4)
     if record.kind in STRIKE_KINDS:
         exercise = describe_test(item)["exercise"]
         item.config.stash[STRIKES][exercise] = item.config.stash[STRIKES].get(exercise, 0) + 1
     emit(item.config, record.to_event())
-    client = item.config.stash[CLIENT]
     sandbox = {"protections": client.protections, "workers": client.generation}
     if client.generation and sandbox != item.config.stash.get(PROTECTIONS, None):
         item.config.stash[PROTECTIONS] = sandbox

@@ -42,7 +42,8 @@ class TestRecord:
     reason: str = ""
     longrepr: str = ""
     output: str = ""
-    duration: float = 0.0
+    duration: float = 0.0  # wall-clock seconds of setup, call and teardown
+    cpu: float = 0.0  # CPU seconds of the judge and the worker during the test (what the grading costs)
     backstop: bool = False  # stopped by the wall-clock backstop, not by its own CPU use: to be re-graded
 
     __test__ = False  # not a pytest test class, whatever its name

@@ -72,6 +72,7 @@ def build(
                     "details": record.longrepr,
                     "captured_output": record.output,
                     "duration": record.duration,
+                    "cpu": record.cpu,
                     "backstop": record.backstop,
                 },
             }

@@ -152,8 +152,8 @@ class JudgeServer:
             "-p", "no:logging", "-p", "no:warnings", "-p", "no:faulthandler", "-p", "no:doctest",
             "-p", "no:junitxml", "-p", "no:pastebin", "-p", "no:unittest", "-p", "no:stepwise",
             "-p", "no:setuponly", "-p", "no:setupplan",
+            "-p", "no:terminal",  # the judge reports through its events; progress output costs time in every test
             "--strict-markers",
-            "-q", "--no-header", "-rN", "--tb=native",  # native tracebacks: no AST work per failure
             f"--grader-serve={theirs.fileno()}",
             *extra_args,
         ]

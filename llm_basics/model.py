@@ -218,7 +218,12 @@ class TinyLM(nn.Module):
 
 
 def _init_weights(module: nn.Module) -> None:
-    """GPT-2 style init: N(0, 0.02) for Linear and Embedding weights, zeros for biases."""
+    """GPT-2 style init: N(0, 0.02) for Linear and Embedding weights, zeros for biases.
+
+    A model built on the meta device has no numbers to initialise, so it is left as it is (this keeps a meta
+    build cheap)."""
+    if any(p.is_meta for p in module.parameters(recurse=False)):
+        return
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
     if isinstance(module, nn.Linear) and module.bias is not None:

@@ -273,7 +273,7 @@ def _graded(subs: Path, out: Path, **how) -> Path:
 
 
 def _verdicts(doc: dict) -> list[dict]:
-    """Every test's entry but its duration: name, score, status, message, captured output, and the judge's
+    """Every test's entry but its duration and CPU time: name, score, status, message, captured output, and the judge's
     traceback with the suite's folder (the worker's copy, or the repository) and object addresses left out."""
 
     def same(key, value):
@@ -281,5 +281,6 @@ def _verdicts(doc: dict) -> list[dict]:
             value = re.sub(r'File "[^"]*/tests/', 'File "tests/', re.sub(r"0x[0-9a-f]+", "0x?", value))
         return value
 
-    return [{**t, "extra_data": {k: same(k, v) for k, v in t.get("extra_data", {}).items() if k != "duration"}}
+    volatile = ("duration", "cpu")
+    return [{**t, "extra_data": {k: same(k, v) for k, v in t.get("extra_data", {}).items() if k not in volatile}}
             for t in doc["tests"]]

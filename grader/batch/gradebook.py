@@ -43,7 +43,7 @@ def add_ungraded_exercises(doc: dict, problems: dict[str, str], points: dict) ->
                 "tags": [ex, "not_graded"],
                 "extra_data": {"nodeid": f"{meta['name']}.py", "exercise": ex, "hidden": False, "hint": "",
                                "kind": "not_graded", "reason": problems[ex], "details": "",
-                               "captured_output": "", "duration": 0.0},
+                               "captured_output": "", "duration": 0.0, "cpu": 0.0},
             })
     doc["lesson"]["exercises"] = ordered
     doc["score"] = round(sum(e["score"] for e in ordered), 2)

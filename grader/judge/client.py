@@ -301,6 +301,10 @@ class WorkerClient:
     def begin_test(self) -> None:
         self._test = _Test(cpu_base=self._cpu())
 
+    def test_cpu(self) -> float:
+        """CPU seconds the current worker has used since this test began (in clock ticks of 10 ms)."""
+        return max(0.0, self._cpu() - self._test.cpu_base) if self.sock is not None else 0.0
+
     def end_test(self) -> str:
         """The output the student code printed during the test (cut short)."""
         self._drain_output()

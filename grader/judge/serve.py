@@ -32,12 +32,35 @@ import pytest
 from grader.processes import die_with_parent, kill, run_child
 
 
+def warm_strategies(items: list[pytest.Item]) -> None:
+    """Draw from each Hypothesis test's strategies here, once, rather than in every forked judge: the first use
+    of a strategy builds tables (``st.characters()`` alone costs ~50 ms) that no submission can change. The
+    examples drawn here are thrown away; a test's own examples come from its derandomized run, as before."""
+    import warnings
+
+    from hypothesis import strategies as st
+
+    seen = set()
+    for item in items:
+        handle = getattr(getattr(item, "obj", None), "hypothesis", None)
+        given = getattr(handle, "_given_kwargs", None)  # Hypothesis's record of the test's @given(...)
+        if not isinstance(given, dict) or not given or id(handle) in seen:
+            continue
+        seen.add(id(handle))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # .example() is meant for the REPL, and says so
+                st.fixed_dictionaries(given).example()
+        except Exception:  # noqa: BLE001 - an invalid strategy is reported by its test, in the judge
+            pass
+
 
 def serve(session: pytest.Session, fd: int) -> None:
     from grader import plugin
 
     requests = socket.socket(fileno=fd)
     infos = {item.nodeid: plugin.describe_test(item) for item in session.items}
+    warm_strategies(session.items)
     gc.collect()
     gc.freeze()  # the children share these pages: keep the collector from touching (and copying) them
     running: dict[int, tuple[int, int]] = {}  # pidfd -> (request id, pid)

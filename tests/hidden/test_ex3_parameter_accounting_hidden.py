@@ -5,7 +5,7 @@ import functools
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from llm_basics.attention import MultiHeadAttention
@@ -135,7 +135,6 @@ def test_explain_gpt2_small_on_meta(student, tie):
 
 
 @pytest.mark.points(1.5)
-@settings(max_examples=10)  # explain builds a model per call: 10 configs catch every known mistake
 @given(cfg=configs())
 def test_explain_total_identities(student, cfg):
     """approx is the headline (L·4·d², L·2·d·d_ff, V·d, T·d, head V·d if untied, 0 for norms); the rest is

@@ -1,0 +1,67 @@
+"""What do the graded tests themselves cost, per exercise, hidden tests included?
+
+Grades a target (the reference by default) ``--runs`` times with ``python -m grader grade --hidden`` and reads
+each test's cost from the results document: ``cpu`` (CPU seconds of the judge and the worker during the test)
+and ``duration`` (wall-clock seconds). Each test's figure is its minimum over the runs, so a busy moment does
+not count; the table sums them per exercise and lists the dearest tests. Imports, collection and starting the
+worker are not in these figures (``bench/bench_grade.py`` shows them). Not a test: nothing here passes or fails.
+
+Usage: python bench/bench_compute.py [--target solutions] [--runs 3] [--top 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def costs(target: str) -> dict[str, tuple[str, float, float]]:
+    """{nodeid: (exercise, cpu, wall)} of one grading."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "r.json"
+        subprocess.run([sys.executable, "-m", "grader", "grade", "--target", target, "--hidden", "--json", str(out)],
+                       cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        doc = json.loads(out.read_text())
+    found = {}
+    for test in doc["tests"]:
+        extra = test["extra_data"]
+        found[extra["nodeid"]] = (extra["exercise"], extra["cpu"], extra["duration"])
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="solutions")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--top", type=int, default=15)
+    args = parser.parse_args()
+    runs = [costs(args.target) for _ in range(args.runs)]
+    best = {node: (runs[0][node][0], min(r[node][1] for r in runs), min(r[node][2] for r in runs)) for node in runs[0]}
+    per_ex: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    for ex, cpu, wall in best.values():
+        per_ex[ex][0] += 1
+        per_ex[ex][1] += cpu
+        per_ex[ex][2] += wall
+    print(f"{args.target}: minimum of {args.runs} gradings per test, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f}")
+    print(f"  {'exercise':10s} {'tests':>5s} {'CPU s':>7s} {'wall s':>7s}")
+    for ex in sorted(per_ex):
+        n, cpu, wall = per_ex[ex]
+        print(f"  {ex:10s} {n:5d} {cpu:7.2f} {wall:7.2f}")
+    n = sum(v[0] for v in per_ex.values())
+    print(f"  {'total':10s} {n:5d} {sum(v[1] for v in per_ex.values()):7.2f} {sum(v[2] for v in per_ex.values()):7.2f}")
+    print(f"the {args.top} dearest tests (CPU s, wall s):")
+    for node, (ex, cpu, wall) in sorted(best.items(), key=lambda kv: -kv[1][1])[: args.top]:
+        print(f"  {cpu:6.3f} {wall:6.3f}  {node}")
+
+
+if __name__ == "__main__":
+    main()
