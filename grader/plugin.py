@@ -63,6 +63,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the worker without Landlock and namespaces (debugging only)")
     group.addoption("--grader-serve", type=int, default=None,
                     help="after collection, grade the submissions requested on this descriptor (grader.judge.serve)")
+    group.addoption("--grader-warm", default=None,
+                    help="before serving, grade the reference in this folder once (grader.judge.serve.warm_up)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

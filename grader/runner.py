@@ -136,7 +136,7 @@ class JudgeServer:
     and grades any number of submissions, each in a judge forked from it (grader.judge.serve)."""
 
     def __init__(self, test_paths: list[Path], *, rootdir: Path, tmpdir: Path, limits: Limits,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), warm_with: Path | None = None) -> None:
         self.tmpdir = tmpdir
         self.limits = limits
         self.log_path = tmpdir / "judge.log"
@@ -155,6 +155,7 @@ class JudgeServer:
             "-p", "no:terminal",  # the judge reports through its events; progress output costs time in every test
             "--strict-markers",
             f"--grader-serve={theirs.fileno()}",
+            *([f"--grader-warm={warm_with}"] if warm_with else []),  # grade the reference once before serving
             *extra_args,
         ]
         sys.stdout.flush()

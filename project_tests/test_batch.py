@@ -732,3 +732,27 @@ def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite
     assert "review" not in rows["honest"]["reason"]
     for path in sorted((REPO / "solutions").glob("ex*.py")):  # the reference is never flagged
         assert suspicious({path.name: path.read_bytes()}) == [], path.name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_real_lesson_ready() is not None, reason=f"real exercises not ready: {_real_lesson_ready()}")
+def test_the_warm_up_run_changes_no_verdict(tmp_path, private_tmp, monkeypatch):
+    """From WARM_FROM submissions on, the judge session grades the reference once before forking the judges
+    (grader.judge.serve.warm_up): every test of every submission must get the verdict it gets without it."""
+    from grader.batch import scheduler
+    from test_dask import _verdicts, lesson_submissions
+
+    subs = tmp_path / "subs"
+    lesson_submissions(subs)  # the reference, the stubs, two ex2 mutants, a submission that reads the tests
+    assert len(list(subs.iterdir())) >= scheduler.WARM_FROM
+    docs = {}
+    for label, warm_from in (("warm", scheduler.WARM_FROM), ("cold", 10**6)):
+        monkeypatch.setattr(scheduler, "WARM_FROM", warm_from)
+        out = tmp_path / label
+        batch_grade(subs, out, jobs=2, progress=None, test_timeout=30.0)
+        docs[label] = {p.stem: json.loads(p.read_text()) for p in (out / ".grader-instructor").glob("*.json")}
+    assert sorted(docs["warm"]) == sorted(docs["cold"]) == sorted(p.name for p in subs.iterdir())
+    for student, doc in docs["warm"].items():
+        assert _verdicts(doc) == _verdicts(docs["cold"][student]), student
+        assert doc["lesson"]["protections"] == docs["cold"][student]["lesson"]["protections"], student
+    assert docs["warm"]["reference"]["score"] == docs["warm"]["reference"]["max_score"]

@@ -32,6 +32,7 @@ from grader.sandbox import Caps, Submission
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 DEFAULT_SUBMISSION_TIMEOUT = 600.0  # seconds of wall clock for one whole submission
 DEFAULT_MEMORY_MB = 2048  # address space a submission's worker may add on top of the preloaded interpreter
+WARM_FROM = 4  # submissions to grade from which the judge session first grades the reference (grader.judge.serve)
 SANDBOX = ".sandbox"
 INSTRUCTOR = ".grader-instructor"  # OUT/.grader-instructor/<student>.json: the full results documents
 CSV_NAME = "grades.csv"
@@ -169,7 +170,9 @@ class Batch:
 
     def _server(self) -> JudgeServer:
         """Started on the first submission that needs grading: torch, torch._dynamo for the exercises that need
-        it, and the collection of every suite are paid here, once for the batch."""
+        it, and the collection of every suite are paid here, once for the batch. From WARM_FROM submissions on,
+        the session also grades the reference once (when the course has one), so that the oracles and first
+        calls of the suites are paid once too (~1 s, saved again by each submission)."""
         if self.server is None:
             self.box_root.mkdir(parents=True, exist_ok=True)
             saved, tempfile.tempdir = tempfile.tempdir, str(self.box_root)  # torch's warm-up writes a cache dir
@@ -178,8 +181,11 @@ class Batch:
             finally:
                 tempfile.tempdir = saved
             files = suite_files(list(self.points), hidden=True, tests_dir=self.tests_dir)
+            reference = self.tests_dir.parent / "solutions"
+            warm = len(self.queue) + 1 >= WARM_FROM and all(
+                (reference / f"{meta['name']}.py").is_file() for meta in self.points.values())
             self.server = JudgeServer(files, rootdir=self.tests_dir.parent, tmpdir=self.box_root,
-                                      limits=self.opts.limits())
+                                      limits=self.opts.limits(), warm_with=reference if warm else None)
         return self.server
 
     def begin(self, job: Job) -> bool:

@@ -25,6 +25,7 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import time
 
 import pytest
@@ -61,6 +62,8 @@ def serve(session: pytest.Session, fd: int) -> None:
     requests = socket.socket(fileno=fd)
     infos = {item.nodeid: plugin.describe_test(item) for item in session.items}
     warm_strategies(session.items)
+    if session.config.getoption("--grader-warm"):
+        warm_up(session, session.config.getoption("--grader-warm"))
     gc.collect()
     gc.freeze()  # the children share these pages: keep the collector from touching (and copying) them
     running: dict[int, tuple[int, int]] = {}  # pidfd -> (request id, pid)
@@ -97,6 +100,51 @@ def serve(session: pytest.Session, fd: int) -> None:
             os.close(pidfd)
 
 
+def _run_tests(session: pytest.Session, items: list[pytest.Item], client, *, budget: float = 0.0) -> None:
+    """Run ``items`` through pytest's own protocol against the worker of ``client``, writing the event stream."""
+    from grader import plugin
+
+    config = session.config
+    config.stash[plugin.CLIENT] = client
+    config.stash[plugin.STRIKES] = {}
+    start = time.monotonic()
+    for i, item in enumerate(items):
+        if budget and time.monotonic() - start > budget:
+            # out of time: the tests left are recorded as not run, so that the results are still complete
+            for rest in items[i:]:
+                plugin.emit(config, plugin.not_run_record(rest.nodeid, plugin.budget_reason(budget)))
+            break
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
+    client.close()
+
+
+def warm_up(session: pytest.Session, target: str) -> None:
+    """Grade the reference in ``target`` once, here, before any judge is forked (``--grader-warm``).
+
+    What the tests compute that does not depend on the submission (oracles cached per argument, FLOP counts,
+    models built for their parameter counts) and what a first run pays (Hypothesis's engine, PyTorch's first
+    calls, pytest's fixture machinery) is then inherited by every judge instead of being paid by each: a batch
+    grades faster from its second submission on. The reference runs in a worker like any submission, so its
+    code never enters this process; the results are thrown away, and nothing of them reaches a submission's
+    record: each judge starts with its own client, strikes and event stream."""
+    from grader import plugin
+
+    config = session.config
+    events_fd, config._grader_events_fd = config._grader_events_fd, None  # its events go nowhere
+    try:
+        with tempfile.TemporaryDirectory(prefix="warm-") as tmp:
+            client = plugin.make_client(config, target=target, workdir=tmp, cpu_seconds=10.0, wall_seconds=60.0)
+            _run_tests(session, list(session.items), client)
+    except Exception as exc:  # noqa: BLE001 - a failed warm-up costs time, never a grade
+        print(f"grader: the warm-up run failed ({type(exc).__name__}: {exc}); grading goes on without it",
+              file=sys.stderr)
+    finally:
+        config._grader_events_fd = events_fd
+        config.stash[plugin.PROTECTIONS] = {}  # each judge reports its own worker's confinement
+        for item in session.items:
+            item._report_sections = []  # pytest keeps captured output on the item: none of it may carry over
+
+
 def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
     """Runs in the forked child judge: grade one submission, never return."""
     from grader import plugin
@@ -107,24 +155,15 @@ def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
         die_with_parent()  # no judge outlives its session
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         config._grader_events_fd = os.open(msg["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        config.stash[plugin.CLIENT] = plugin.make_client(
+        client = plugin.make_client(
             config, target=msg["target"], workdir=msg["workdir"], cpu_seconds=msg["cpu_seconds"],
             wall_seconds=msg["wall_seconds"], memory_bytes=msg.get("memory_bytes"),
         )
         config.stash[plugin.MAX_STRIKES] = int(msg.get("max_strikes", 0))
-        config.stash[plugin.STRIKES] = {}
         wanted = set(msg["exercises"])
         items = [item for item in session.items if infos[item.nodeid]["exercise"] in wanted]
         plugin.emit(config, {"event": "collected", "tests": [infos[item.nodeid] for item in items]})
-        budget = float(msg.get("budget_seconds") or 0)  # whole-submission budget (grader.runner.Limits.budget)
-        start = time.monotonic()
-        for i, item in enumerate(items):
-            if budget and time.monotonic() - start > budget:
-                # out of time: the tests left are recorded as not run, so that the results are still complete
-                for rest in items[i:]:
-                    plugin.emit(config, plugin.not_run_record(rest.nodeid, plugin.budget_reason(budget)))
-                break
-            item.config.hook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
-        config.stash[plugin.CLIENT].close()
+        # whole-submission budget (grader.runner.Limits.budget)
+        _run_tests(session, items, client, budget=float(msg.get("budget_seconds") or 0))
 
     run_child(judge)  # a bug of ours: the log says what, the caller reports "grading failed"
