@@ -11,14 +11,16 @@ The sample submission (``--kind``):
   stubs      every exercise from exercises/ (the untouched stubs)
   mix        a half-done student: the first half of the exercises solved, the rest still stubs (default)
 
-Usage: python bench/bench_batch.py [--copies 50] [--jobs 2] [--sample 5] [--kind mix]
+Usage: python bench/bench_batch.py [--copies 50] [--jobs 2] [--sample 5] [--kind mix] [--repeat 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,12 +44,39 @@ def sample_files(kind: str) -> dict[str, bytes]:
     return files
 
 
+def batch_rate(subs: Path, out: Path, jobs: int) -> tuple[float, list[dict]]:
+    """Submissions per minute of one batch over every folder of ``subs``, and its rows."""
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    rows = batch_grade(subs, out, jobs=jobs, progress=None)
+    return 60 * len(rows) / (time.perf_counter() - start), rows
+
+
+def single_rate(subs: Path, out: Path, sample: int) -> tuple[float, list[float]]:
+    """Submissions per minute of a loop of ``python -m grader grade --hidden`` runs, and their scores."""
+    out.mkdir(parents=True, exist_ok=True)
+    seconds, scores = 0.0, []
+    for i in range(sample):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "grader", "grade", "--target", str(subs / f"student{i:03d}"), "--hidden",
+             "--json", str(out / f"{i}.json")],
+            cwd=REPO, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        seconds += time.perf_counter() - start
+        scores.append(json.loads((out / f"{i}.json").read_text())["score"])
+    return 60 * sample / seconds, scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--sample", type=int, default=5, help="copies graded one process each")
     parser.add_argument("--kind", choices=("reference", "stubs", "mix"), default="mix")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure both this many times, one after the other, and give the medians (a shared"
+                             " machine's speed drifts by 10%% or more from one minute to the next)")
     args = parser.parse_args()
 
     files = sample_files(args.kind)
@@ -59,35 +88,26 @@ def main() -> None:
             folder.mkdir(parents=True)
             for name, data in files.items():
                 (folder / name).write_bytes(data)
+        batch, single, ratios = [], [], []
+        for r in range(args.repeat):
+            b_rate, rows = batch_rate(subs, root / "out", args.jobs)
+            s_rate, scores = single_rate(subs, root / "single", min(args.sample, args.copies))
+            batch.append(b_rate)
+            single.append(s_rate)
+            ratios.append(b_rate / s_rate)
+            totals = sorted({row["total"] for row in rows})
+            statuses = sorted({row["status"] for row in rows})
+            print(f"run {r + 1}: batch totals {totals} ({', '.join(statuses)}), single-run scores "
+                  f"{sorted(set(scores))}; batch {b_rate:.1f}/min, single {s_rate:.1f}/min, ratio {b_rate / s_rate:.1f}x")
 
-        start = time.perf_counter()
-        rows = batch_grade(subs, root / "out", jobs=args.jobs, progress=None)
-        batch_seconds = time.perf_counter() - start
-        totals = sorted({r["total"] for r in rows})
-        statuses = sorted({r["status"] for r in rows})
-
-        single_seconds = []
-        for i in range(min(args.sample, args.copies)):
-            start = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "grader", "grade", "--target", str(subs / f"student{i:03d}"), "--hidden",
-                 "--json", str(root / "single" / f"{i}.json")],
-                cwd=REPO, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
-            single_seconds.append(time.perf_counter() - start)
-        single_scores = sorted({json.loads((root / "single" / f"{i}.json").read_text())["score"]
-                                for i in range(len(single_seconds))})
-        shutil.rmtree(subs, ignore_errors=True)
-
-    batch_rate = 60 * args.copies / batch_seconds
-    single_rate = 60 * len(single_seconds) / sum(single_seconds)
-    print(f"sample submission: {args.kind}; batch totals {totals} ({', '.join(statuses)}); "
-          f"single-run scores {single_scores}")
-    print(f"batch  --jobs {args.jobs}: {args.copies} submissions in {batch_seconds:.1f} s = "
-          f"{batch_rate:.1f} submissions/min ({batch_seconds / args.copies:.2f} s each)")
-    print(f"single process each : {len(single_seconds)} submissions in {sum(single_seconds):.1f} s = "
-          f"{single_rate:.1f} submissions/min ({sum(single_seconds) / len(single_seconds):.2f} s each)")
-    print(f"ratio: {batch_rate / single_rate:.1f}x")
+    b, s1 = statistics.median(batch), statistics.median(single)
+    print(f"sample submission: {args.kind}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+          + (f"; medians of {args.repeat} runs" if args.repeat > 1 else ""))
+    print(f"batch  --jobs {args.jobs}: {args.copies} submissions, {b:.1f} submissions/min ({60 / b:.2f} s each)")
+    print(f"single process each : {min(args.sample, args.copies)} submissions, {s1:.1f} submissions/min "
+          f"({60 / s1:.2f} s each)")
+    print(f"ratio: {statistics.median(ratios):.1f}x" + (f" (runs: {', '.join(f'{x:.1f}' for x in ratios)})"
+                                                       if args.repeat > 1 else ""))
 
 
 if __name__ == "__main__":

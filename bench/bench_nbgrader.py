@@ -8,8 +8,9 @@ answer), then times for each submission:
 
 * ``nbgrader autograde lesson1 --student S`` (a new nbgrader process and a new kernel per submission);
 * ``python -m grader grade --target DIR --hidden`` on the same code written as ``.py`` files (a new process);
-* ``grader.grading.grade(DIR, hidden=True)`` in this process (torch already imported: what a batch run pays
-  per submission once it is warm).
+* ``grader.grading.grade(DIR, hidden=True)`` in this process (torch already imported);
+* ``grader.batch.batch_grade`` with ``--jobs 2`` over ``--copies`` copies of each of the three (what an
+  instructor's batch pays per submission: the wall time of the whole batch divided by its submissions).
 
 Then it times ``nbgrader export --exporter grader.nbgrader_export.ExerciseScoresExport``, which grades every
 submitted notebook's code again with the judge (the exporter logs the time of each submission), and prints the
@@ -32,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing
 
+from grader.batch import batch_grade  # noqa: E402
 from grader.grading import grade  # noqa: E402
 from grader.runner import preload  # noqa: E402
 from grader.nbgrader_export import (  # noqa: E402
@@ -61,6 +63,7 @@ def run(course: Path, *args: str, env: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keep", help="build the course here and keep it (default: a temporary folder)")
+    parser.add_argument("--copies", type=int, default=10, help="copies of each submission in the batch (default 10)")
     args = parser.parse_args()
     try:
         import nbgrader  # noqa: F401
@@ -89,6 +92,14 @@ def main() -> None:
             t_warm, doc = timed(lambda: grade(folder, hidden=True))
             rows.append((student, t_nb, t_cli, t_warm, doc["score"]))
 
+        copies = root / "batch"
+        for student, notebook in submitted.items():
+            for i in range(args.copies):
+                extract_submission(notebook, copies / "subs" / f"{student}-{i:03d}")
+        n_batch = len(list((copies / "subs").iterdir()))
+        t_batch, _ = timed(lambda: batch_grade(copies / "subs", copies / "out", jobs=2, progress=None))
+        per_batch = t_batch / n_batch
+
         t_export, log = timed(lambda: run(
             course, "export", "--exporter", "grader.nbgrader_export.ExerciseScoresExport", env=env))
         judged = dict(re.findall(r"Judged \S+?/(\S+) in ([\d.]+) s", log))  # the exporter's own per-submission time
@@ -105,10 +116,13 @@ def main() -> None:
     nb, cli, warm = (statistics.mean(r[i] for r in rows) for i in (1, 2, 3))
     judge = statistics.mean(float(t) for t in judged.values())
     print(f"{'mean':<12} {nb:>17.1f} s {cli:>15.1f} s {warm:>11.1f} s {judge:>11.1f} s")
-    print(f"\nnbgrader autograde costs {nb / cli:.1f}x a python -m grader run and {nb / warm:.1f}x a warm batch "
-          f"grade per submission. The export took {t_export:.1f} s for {len(rows)} submissions (one process, "
+    print(f"batch --jobs 2: {n_batch} submissions ({args.copies} copies of each) in {t_batch:.1f} s = "
+          f"{per_batch:.2f} s per submission")
+    print(f"\nnbgrader autograde costs {nb / cli:.1f}x a python -m grader run, {nb / warm:.1f}x a warm grade() and "
+          f"{nb / per_batch:.1f}x the batch's time per submission. The export took {t_export:.1f} s for {len(rows)} submissions (one process, "
           "torch imported once): the judge's grade of each submission comes on top of autograde.")
     print(json.dumps({"autograde_s": round(nb, 2), "python_m_grader_s": round(cli, 2), "warm_grade_s": round(warm, 2),
+                      "batch_per_submission_s": round(per_batch, 3),
                       "export_judge_s": round(judge, 2), "export_total_s": round(t_export, 2)}))
 
 
