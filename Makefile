@@ -69,9 +69,9 @@ check: $(DEV) ## reference must score 100 and the untouched stubs 0 (hidden test
 stubs: $(STAMP) ## regenerate exercises/ from solutions/
 	@$(PY) -m grader stubs
 
-bench: $(DEV) ## run the benchmarks (tokenizer, block, grade, batch, Dask, nbgrader); prints figures, never fails on speed
+bench: $(DEV) ## run the benchmarks (tokenizer, block, suites' cost, grade, batch, Dask, nbgrader); prints figures, never fails on speed
 	@$(PIP_INSTALL) -e ".[dev,bench]" $(QUIET_PIP)
-	@for b in bench/bench_tokenizer.py bench/bench_block.py bench/bench_grade.py bench/bench_batch.py bench/bench_dask.py bench/bench_nbgrader.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/bench_tokenizer.py bench/bench_block.py bench/bench_compute.py bench/bench_grade.py bench/bench_batch.py bench/bench_dask.py bench/bench_nbgrader.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 release: $(DEV) ## write the student release to dist/student/
 	@$(PY) -m grader release --out dist/student

@@ -33,7 +33,8 @@ def costs(target: str) -> dict[str, tuple[str, float, float]]:
     found = {}
     for test in doc["tests"]:
         extra = test["extra_data"]
-        found[extra["nodeid"]] = (extra["exercise"], extra["cpu"], extra["duration"])
+        # a grader older than the "cpu" field: its wall-clock duration stands in (on a quiet machine, close)
+        found[extra["nodeid"]] = (extra["exercise"], extra.get("cpu", extra["duration"]), extra["duration"])
     return found
 
 
