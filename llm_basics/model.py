@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from llm_basics.attention import MultiHeadAttention
+from llm_basics.attention import Linear, MultiHeadAttention
 
 __all__ = [
     "ModelConfig",
@@ -34,6 +34,14 @@ __all__ = [
 ]
 
 NORM_KINDS = ("layernorm", "rmsnorm")
+
+
+class Embedding(nn.Embedding):
+    """``nn.Embedding`` that leaves its weights alone on the meta device (see ``llm_basics.attention.Linear``)."""
+
+    def reset_parameters(self) -> None:
+        if not self.weight.is_meta:
+            super().reset_parameters()
 
 
 @dataclass(frozen=True)
@@ -133,9 +141,9 @@ class FeedForward(nn.Module):
 
     def __init__(self, d: int, d_ff: int, *, bias: bool = True):
         super().__init__()
-        self.fc1 = nn.Linear(d, d_ff, bias=bias)
+        self.fc1 = Linear(d, d_ff, bias=bias)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(d_ff, d, bias=bias)
+        self.fc2 = Linear(d_ff, d, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.act(self.fc1(x))  # (B, T, d_ff)
@@ -186,11 +194,11 @@ class TinyLM(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos_emb = nn.Embedding(cfg.context_length, cfg.d_model)
+        self.tok_emb = Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_emb = Embedding(cfg.context_length, cfg.d_model)
         self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
         self.norm_f = make_norm(cfg.norm, cfg.d_model, bias=cfg.bias)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.lm_head = Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.apply(_init_weights)
         if cfg.tie_weights:
             # the same Parameter object in both places: one tensor, one gradient, counted once
