@@ -2,7 +2,7 @@
 
 The manifest is ``tests/points.json``: per exercise id (``ex1``...), its module ``name``, ``title``, ``visible``
 and ``hidden`` points, and what code needs to know about it (``warm_torch_dynamo``: its suites or reference
-build models on the meta device or count FLOPs, so torch._dynamo is imported once before forking). Its files
+count FLOPs, which imports torch._dynamo: it is imported once before forking). Its files
 follow from the name: ``solutions/<name>.py``, ``exercises/<name>.py``, ``tests/test_<id>_*.py`` and
 ``tests/hidden/test_<id>_*.py``. Adding an exercise is: the solution, the suites, one manifest entry, ``make stubs``.
 

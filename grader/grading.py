@@ -42,6 +42,26 @@ def has_hidden_tests(tests_dir: Path = TESTS_DIR) -> bool:
     return any((tests_dir / "hidden").glob("test_ex*.py"))
 
 
+def needs_dynamo(points: dict, exercises: list[str], folder: Path) -> bool:
+    """Whether to import torch._dynamo before forking the judge and the worker (``preload(flop_counter=True)``).
+
+    Counting FLOPs with FlopCounterMode imports it (~1 s of CPU) in the process that counts: the judge for the
+    suites' oracles, the worker for the student's code ("warm_torch_dynamo" in points.json). Importing it once
+    here saves one import when both need it: when the exercise is written. While its file still raises
+    NotImplementedError somewhere, the tests fail before any count (the student is called first), so the
+    import is left to whichever process needs it, if any: a stub costs nothing."""
+    for ex in exercises:
+        if not points[ex].get("warm_torch_dynamo"):
+            continue
+        try:
+            source = (folder / f"{points[ex]['name']}.py").read_text(errors="replace")
+        except OSError:
+            continue  # not submitted: nothing of it runs
+        if "NotImplementedError" not in source:
+            return True
+    return False
+
+
 def grade(
     target: str | Path = "exercises",
     *,
@@ -61,12 +81,9 @@ def grade(
     chosen = [normalise_exercise(e, tests_dir) for e in exercises] if exercises else list(points)
     hidden = hidden and has_hidden_tests(tests_dir)
     files = suite_files(chosen, hidden=hidden, tests_dir=tests_dir)
-    # Exercises whose suites or reference count FLOPs or build models on the meta device ("warm_torch_dynamo" in
-    # points.json) need torch._dynamo (~1 s of CPU the first time): pay it once here, before the judge and the
-    # worker are forked, instead of once in each.
-    warm = any(points[ex].get("warm_torch_dynamo") for ex in chosen)
     # a relative target is relative to the caller's folder, not to the judge's (which runs elsewhere)
     where = target if str(target) in ("exercises", "solutions") else Path(target).expanduser().resolve()
+    warm = needs_dynamo(points, chosen, REPO_ROOT / where)
     session = run_session(files, target=where, rootdir=tests_dir.parent, exercises=chosen, limits=limits,
                           on_progress=on_progress, flop_counter=warm, server=server)
     return results.build(

@@ -66,9 +66,9 @@ _FLOPS_WARM = False
 
 
 def warm_flop_counter() -> None:
-    """The first FlopCounterMode count, or the first model built on the meta device, imports torch._dynamo
-    (~1 s of CPU): pay it once here, before forking, instead of once per child (ex4's suites count FLOPs, ex3's
-    build models on the meta device)."""
+    """The first FlopCounterMode count imports torch._dynamo (~1 s of CPU): pay it once here, before forking,
+    instead of once per child (ex4's suites and its reference count FLOPs). A model built on the meta device
+    no longer needs it: the lesson's layers skip their initialisation there."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from grader import report, results
-from grader.grading import grade, normalise_exercise
+from grader.grading import grade, needs_dynamo, normalise_exercise
 from grader.runner import GradingError, Limits
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,6 +138,22 @@ def test_unmarked_graded_test_is_an_error(demo_tests, make_submission):
     (demo_tests / "test_ex2_other.py").write_text("def test_unmarked(student):\n    pass\n")
     with pytest.raises(GradingError, match="without @pytest.mark.points"):
         grade(make_submission(), tests_dir=demo_tests, limits=FAST)
+
+
+def test_torch_dynamo_is_imported_before_forking_only_for_a_written_flop_exercise(tmp_path):
+    """FlopCounterMode imports torch._dynamo (~1 s): warmed once before forking only when both the judge and the
+    worker will count FLOPs, that is when the exercise has no NotImplementedError left (a stub fails first)."""
+    points = json.loads((REPO / "tests" / "points.json").read_text())
+    flagged = [ex for ex, meta in points.items() if meta.get("warm_torch_dynamo")]
+    assert flagged == ["ex4"]  # ex3's meta-device models no longer need it (the lesson's layers skip their init)
+    name = points["ex4"]["name"]
+    assert needs_dynamo(points, list(points), REPO / "solutions")
+    assert not needs_dynamo(points, list(points), REPO / "exercises")
+    assert not needs_dynamo(points, ["ex1", "ex2", "ex3"], REPO / "solutions")
+    assert not needs_dynamo(points, list(points), tmp_path)  # nothing submitted
+    half = (REPO / "solutions" / f"{name}.py").read_text() + "\ndef later():\n    raise NotImplementedError\n"
+    (tmp_path / f"{name}.py").write_text(half)
+    assert not needs_dynamo(points, ["ex4"], tmp_path)
 
 
 def test_exercise_names_are_normalised():
