@@ -154,6 +154,9 @@ class JudgeServer:
             "-p", "no:setuponly", "-p", "no:setupplan",
             "-p", "no:terminal",  # the judge reports through its events; progress output costs time in every test
             "--strict-markers",
+            # capture in memory, not in pytest's default temporary file: judges forked from this session would
+            # share that file (and its offset), and one student's output could land in another's record
+            "--capture=sys",
             f"--grader-serve={theirs.fileno()}",
             *([f"--grader-warm={warm_with}"] if warm_with else []),  # grade the reference once before serving
             *extra_args,

@@ -756,3 +756,37 @@ def test_the_warm_up_run_changes_no_verdict(tmp_path, private_tmp, monkeypatch):
         assert _verdicts(doc) == _verdicts(docs["cold"][student]), student
         assert doc["lesson"]["protections"] == docs["cold"][student]["lesson"]["protections"], student
     assert docs["warm"]["reference"]["score"] == docs["warm"]["reference"]["max_score"]
+
+
+def test_what_a_submission_prints_stays_in_its_own_record(suite, tmp_path, private_tmp):
+    """Judges graded at the same time must not share pytest's capture: each record holds its own student's
+    output, all of it, and nobody else's."""
+    (suite / "test_ex1_loud.py").write_text(textwrap.dedent('''
+        import pytest
+
+        @pytest.mark.points(1)
+        def test_add_five_times(student):
+            """add, five times over: what it prints comes back between the calls."""
+            for i in range(5):
+                assert student("ex1_alpha").add(i, 1) == i + 1
+    '''))
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    students = ["alice", "bob", "carol", "dave"]
+    for name in students:
+        noisy = (
+            "import time\n"
+            "def _busy():\n    end = time.process_time() + 0.05\n    while time.process_time() < end:\n        pass\n"
+            f"def add(a, b):\n    print('OUT-{name}-add')\n    _busy()\n    return a + b\n"
+            f"def mul(a, b):\n    print('OUT-{name}-mul')\n    _busy()\n    return a * b\n"
+        )
+        write_folder(subs / name, {"ex1_alpha.py": noisy, "ex2_beta.py": noisy})
+    batch_grade(subs, out, tests_dir=suite, **FAST)
+    for name in students:
+        doc = json.loads((out / ".grader-instructor" / f"{name}.json").read_text())
+        assert len(doc["tests"]) == 7 and doc["score"] == doc["max_score"], doc["lesson"]
+        for test in doc["tests"]:
+            printed = test["extra_data"]["captured_output"]
+            others = [s for s in students if s != name and f"OUT-{s}-" in printed]
+            assert not others, f"{name}'s {test['name']} holds the output of {others}: {printed!r}"
+            kind = "add" if "ex1" in test["extra_data"]["exercise"] else "mul"
+            assert f"OUT-{name}-{kind}" in printed, f"{name}'s {test['name']} lost its output: {printed!r}"

@@ -93,6 +93,7 @@ def test_infinite_loop_costs_that_test_only(demo_tests, make_submission):
     tests = by_name(doc)
     assert tests["test_work_returns_n[2]"]["extra_data"]["kind"] == "timeout"
     assert "timed out" in tests["test_work_returns_n[2]"]["extra_data"]["reason"]
+    assert tests["test_work_returns_n[2]"]["extra_data"]["cpu"] >= 1.0  # the stopped worker's CPU time counts
     assert doc["score"] == 4.5
 
 

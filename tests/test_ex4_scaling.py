@@ -56,7 +56,7 @@ def counted_flops(cfg, seq_len, batch=1):
     """FlopCounterMode's count of one TransformerBlock forward, split into bmm (attention) and the rest."""
     # the count depends only on shapes; a small block computes faster on the CPU than through meta's shape functions
     device = "cpu" if batch * seq_len * max(seq_len, cfg.d_model) <= 2**18 else "meta"
-    with torch.device(device):
+    with torch.random.fork_rng(devices=[]), torch.device(device):  # the test's random state is left as it was
         block = TransformerBlock(cfg)
         x = torch.randn(batch, seq_len, cfg.d_model)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

@@ -305,6 +305,7 @@ class Batch:
                 continue
             if "pid" in reply:
                 job.judge_pid = reply["pid"]
+                job.started = time.monotonic()  # its time limit starts now, not while the session warmed up
             else:
                 del self.running[rid]
                 self.finish(job, Outcome(status=reply["status"], events=_events(job.sandbox / "events.jsonl"),

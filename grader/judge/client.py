@@ -182,6 +182,7 @@ class RemoteMethod:
 @dataclass
 class _Test:
     cpu_base: float = 0.0
+    cpu_done: float = 0.0  # CPU seconds of the workers this test already stopped
     waited: float = 0.0
     callbacks: list = field(default_factory=list)
     output: list = field(default_factory=list)
@@ -262,6 +263,8 @@ class WorkerClient:
 
     def kill(self) -> None:
         """Stop the current worker and everything it started."""
+        if self.pid is not None:
+            self._test.cpu_done += max(0.0, self._cpu() - self._test.cpu_base)  # the test's record counts it
         kill(self.pid, group=True)  # the process group too, for platforms without a PID namespace
         if self.sock is not None:
             self.sock.close()
@@ -302,8 +305,9 @@ class WorkerClient:
         self._test = _Test(cpu_base=self._cpu())
 
     def test_cpu(self) -> float:
-        """CPU seconds the current worker has used since this test began (in clock ticks of 10 ms)."""
-        return max(0.0, self._cpu() - self._test.cpu_base) if self.sock is not None else 0.0
+        """CPU seconds the workers have used since this test began (in clock ticks of 10 ms)."""
+        current = max(0.0, self._cpu() - self._test.cpu_base) if self.sock is not None else 0.0
+        return self._test.cpu_done + current
 
     def end_test(self) -> str:
         """The output the student code printed during the test (cut short)."""

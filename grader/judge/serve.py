@@ -108,14 +108,20 @@ def _run_tests(session: pytest.Session, items: list[pytest.Item], client, *, bud
     config.stash[plugin.CLIENT] = client
     config.stash[plugin.STRIKES] = {}
     start = time.monotonic()
-    for i, item in enumerate(items):
-        if budget and time.monotonic() - start > budget:
-            # out of time: the tests left are recorded as not run, so that the results are still complete
-            for rest in items[i:]:
-                plugin.emit(config, plugin.not_run_record(rest.nodeid, plugin.budget_reason(budget)))
-            break
-        item.config.hook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
-    client.close()
+    try:
+        for i, item in enumerate(items):
+            if budget and time.monotonic() - start > budget:
+                # out of time: the tests left are recorded as not run, so that the results are still complete
+                for rest in items[i:]:
+                    plugin.emit(config, plugin.not_run_record(rest.nodeid, plugin.budget_reason(budget)))
+                break
+            nextitem = items[i + 1] if i + 1 < len(items) else None
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+    finally:
+        client.close()
+
+
+WARM_BUDGET = 60.0  # seconds the warm-up may take in all; the tests left then run cold in each judge
 
 
 def warm_up(session: pytest.Session, target: str) -> None:
@@ -134,11 +140,16 @@ def warm_up(session: pytest.Session, target: str) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="warm-") as tmp:
             client = plugin.make_client(config, target=target, workdir=tmp, cpu_seconds=10.0, wall_seconds=60.0)
-            _run_tests(session, list(session.items), client)
+            _run_tests(session, list(session.items), client, budget=WARM_BUDGET)
     except Exception as exc:  # noqa: BLE001 - a failed warm-up costs time, never a grade
         print(f"grader: the warm-up run failed ({type(exc).__name__}: {exc}); grading goes on without it",
               file=sys.stderr)
+        try:  # no fixture of a test that the failure cut short may stay set up for the judges to inherit
+            session._setupstate.teardown_exact(None)
+        except Exception:  # noqa: BLE001
+            pass
     finally:
+        config.stash[plugin.REPORTS].clear()
         config._grader_events_fd = events_fd
         config.stash[plugin.PROTECTIONS] = {}  # each judge reports its own worker's confinement
         for item in session.items:
