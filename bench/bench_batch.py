@@ -44,6 +44,15 @@ def sample_files(kind: str) -> dict[str, bytes]:
     return files
 
 
+def write_copies(subs: Path, files: dict[str, bytes], copies: int, prefix: str = "student") -> None:
+    """``copies`` submission folders ``subs/<prefix>000``... each holding ``files``."""
+    for i in range(copies):
+        folder = subs / f"{prefix}{i:03d}"
+        folder.mkdir(parents=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+
+
 def batch_rate(subs: Path, out: Path, jobs: int) -> tuple[float, list[dict]]:
     """Submissions per minute of one batch over every folder of ``subs``, and its rows."""
     shutil.rmtree(out, ignore_errors=True)
@@ -83,11 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         root = Path(tmp)
         subs = root / "submissions"
-        for i in range(args.copies):
-            folder = subs / f"student{i:03d}"
-            folder.mkdir(parents=True)
-            for name, data in files.items():
-                (folder / name).write_bytes(data)
+        write_copies(subs, files, args.copies)
         batch, single, ratios = [], [], []
         for r in range(args.repeat):
             b_rate, rows = batch_rate(subs, root / "out", args.jobs)

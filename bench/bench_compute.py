@@ -46,16 +46,13 @@ def costs(target: str) -> dict[str, tuple[str, float, float]]:
 def batch_costs(target: str, copies: int) -> list[dict[str, tuple[str, float, float]]]:
     """One {nodeid: (exercise, cpu, wall)} per copy of ``target`` graded in a single batch."""
     sys.path.insert(0, str(REPO))
+    from bench_batch import write_copies
     from grader.batch import batch_grade
 
     source = (REPO / target) if not Path(target).is_absolute() else Path(target)
     with tempfile.TemporaryDirectory() as tmp:
         subs = Path(tmp) / "subs"
-        for i in range(copies):
-            folder = subs / f"copy{i:03d}"
-            folder.mkdir(parents=True)
-            for f in source.glob("ex*.py"):
-                (folder / f.name).write_bytes(f.read_bytes())
+        write_copies(subs, {f.name: f.read_bytes() for f in source.glob("ex*.py")}, copies, prefix="copy")
         batch_grade(subs, Path(tmp) / "out", jobs=2, progress=None)
         runs = []
         for doc in sorted((Path(tmp) / "out" / ".grader-instructor").glob("*.json")):

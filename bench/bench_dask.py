@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_batch import sample_files  # noqa: E402
+from bench_batch import sample_files, write_copies  # noqa: E402
 
 from grader import results  # noqa: E402
 from grader.grading import TESTS_DIR  # noqa: E402
@@ -132,11 +132,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-dask-") as tmp:
         root = Path(tmp)
         subs = root / "submissions"
-        for i in range(args.copies):
-            folder = subs / f"student{i:03d}"
-            folder.mkdir(parents=True)
-            for name, data in files.items():
-                (folder / name).write_bytes(data)
+        write_copies(subs, files, args.copies)
         for r in range(args.rounds):
             order = ["local", "dask"] if r % 2 == 0 else ["dask", "local"]
             for which in order:
