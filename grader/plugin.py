@@ -73,7 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[REPORTS] = {}
     if not hasattr(config.option, "tbstyle"):  # a judge runs without the terminal plugin, which owns --tb
-        config.option.tbstyle = "native"  # native tracebacks: no AST work per failure
+        config.option.tbstyle = "native"  # Python's own traceback text: the record keeps it for the instructor
     config.stash[STRIKES] = {}
     path = config.getoption("--grader-events")
     config._grader_events_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None

@@ -139,7 +139,9 @@ def warm_up(session: pytest.Session, target: str) -> None:
     events_fd, config._grader_events_fd = config._grader_events_fd, None  # its events go nowhere
     try:
         with tempfile.TemporaryDirectory(prefix="warm-") as tmp:
-            client = plugin.make_client(config, target=target, workdir=tmp, cpu_seconds=10.0, wall_seconds=60.0)
+            client = plugin.make_client(config, target=target, workdir=tmp,
+                                        cpu_seconds=config.getoption("--grader-cpu-limit"),
+                                        wall_seconds=config.getoption("--grader-wall-limit"))
             _run_tests(session, list(session.items), client, budget=WARM_BUDGET)
     except Exception as exc:  # noqa: BLE001 - a failed warm-up costs time, never a grade
         print(f"grader: the warm-up run failed ({type(exc).__name__}: {exc}); grading goes on without it",
