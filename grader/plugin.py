@@ -321,7 +321,17 @@ def reason_from_excinfo(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> tup
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
+    from grader.judge.client import StudentError
+
+    if call.excinfo is not None and isinstance(call.excinfo.value, StudentError):
+        # the record shows the student's own traceback: pytest's text for the judge's frames would be thrown
+        # away, and formatting it is a fifth of a judge's CPU in a batch of unfinished submissions
+        student_tb = call.excinfo.value.traceback_text()
+        item.repr_failure = lambda excinfo: student_tb
+    try:
+        report = yield
+    finally:
+        item.__dict__.pop("repr_failure", None)
     if call.excinfo is not None and not report.skipped:
         try:
             kind, reason = reason_from_excinfo(call.excinfo, item)
@@ -329,7 +339,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             kind, reason = "error", f"{call.excinfo.typename} (its message could not be shown: {type(exc).__name__})"
         report.user_properties.append(("grader_kind", kind))
         report.user_properties.append(("grader_reason", reason))
-        from grader.judge.client import StudentError, WorkerLost
+        from grader.judge.client import WorkerLost
 
         if isinstance(call.excinfo.value, StudentError):
             report.user_properties.append(("grader_student_tb", call.excinfo.value.traceback_text()))

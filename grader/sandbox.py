@@ -309,14 +309,16 @@ def build_sandbox(root: Path, files: dict[str, bytes], tests_dir: Path) -> tuple
 
 # Names that exercise code has no honest use for: they reach into the grader, pytest or the process. A match is
 # not proof of anything; the batch grader writes it into the gradebook so that a person reads the submission.
+# A pattern that starts with a literal lets the search skip through the text, so the word boundary before a name
+# is a look-behind after it: "grader(?<!\wgrader)" is "\bgrader" at a fifteenth of the cost.
 SUSPICIOUS = {
-    "the grader": re.compile(r"\bgrader\b|_pytest|\bpytest\b|pluggy"),
+    "the grader": re.compile(r"grader(?<!\wgrader)\b|_pytest|pytest(?<!\wpytest)\b|pluggy"),
     "sys.modules": re.compile(r"sys\.modules"),
     "/proc": re.compile(r"/proc/"),
     "raw file descriptors": re.compile(r"os\.(write|dup2?|fdopen)\b"),
     "other frames": re.compile(r"sys\._getframe|inspect\.(stack|currentframe)|gc\.get_(objects|referrers)"),
-    "the test files": re.compile(r"\btests[/\\]|\btest_ex\d|points\.json"),
-    "ctypes": re.compile(r"\bctypes\b"),
+    "the test files": re.compile(r"tests(?<!\wtests)[/\\]|test_ex(?<!\wtest_ex)\d|points\.json"),
+    "ctypes": re.compile(r"ctypes(?<!\wctypes)\b"),
 }
 
 

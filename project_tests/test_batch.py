@@ -734,6 +734,20 @@ def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite
         assert suspicious({path.name: path.read_bytes()}) == [], path.name
 
 
+@pytest.mark.parametrize("text, flagged", [
+    ("from grader import plugin", "the grader"), ("x = grader", "the grader"), ("import _pytest", "the grader"),
+    ("(pytest.fail)", "the grader"), ("open('tests/points.json')", "the test files"),
+    ("import test_ex2_topk_attention", "the test files"), ("import ctypes", "ctypes"),
+    ("upgrader = 1", None), ("grader_name = 1", None), ("mypytest = 1", None), ("latests/ = 1", None),
+    ("latest_ex2 = 1", None), ("notctypes = 1", None), ("ctypes_like = 1", None),
+])
+def test_the_review_flags_names_as_whole_words(text, flagged):
+    from grader.sandbox import suspicious
+
+    found = suspicious({"ex1_alpha.py": text.encode()})
+    assert found == ([f"ex1_alpha.py: {flagged}"] if flagged else []), text
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(_real_lesson_ready() is not None, reason=f"real exercises not ready: {_real_lesson_ready()}")
 def test_the_warm_up_run_changes_no_verdict(tmp_path, private_tmp, monkeypatch):

@@ -212,6 +212,7 @@ class WorkerClient:
         self._test = _Test()
         self._output = None
         self._status = None
+        self._stat: int | None = None  # /proc/<worker>/stat, open for the worker's life (read twice per test)
         # a zygote of our own, or one shared with the other judges of a batch (forked before any test module
         # was imported, so that no worker ever holds an expected value in its memory)
         self.own_zygote = zygote is None
@@ -256,6 +257,10 @@ class WorkerClient:
             why = (self.private / "output.txt").read_text(errors="replace").strip().splitlines()[-1:]  # ours alone
             raise GradingError("the worker process could not start" + (f": {why[0]}" if why else ""))
         self.pid = header["pid"]
+        try:
+            self._stat = os.open(f"/proc/{self.pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self._stat = None
         prot = header.get("protections")
         self.protections = {str(k)[:40]: v for k, v in prot.items() if type(v) in (bool, int)} if type(prot) is dict else {}
         self._output = open(self.private / "output.txt", "rb")
@@ -271,9 +276,10 @@ class WorkerClient:
         if self._output is not None:
             self._drain_output()
             self._output.close()
-        if self._status is not None:
-            os.close(self._status)
-        self.sock = self.pid = self._output = self._status = None
+        for fd in (self._status, self._stat):
+            if fd is not None:
+                os.close(fd)
+        self.sock = self.pid = self._output = self._status = self._stat = None
 
     def _ended(self) -> str:
         """How the worker ended, as its launcher saw it: 'exit code 7', 'killed by signal SIGSEGV'."""
@@ -501,11 +507,10 @@ class WorkerClient:
 
     def _cpu(self) -> float:
         """CPU seconds used by the worker so far (user + system, its threads and waited-for children)."""
-        if self.pid is None:
+        if self._stat is None:
             return 0.0
         try:
-            with open(f"/proc/{self.pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
+            fields = os.pread(self._stat, 1024, 0).rsplit(b")", 1)[1].split()
             return sum(int(x) for x in fields[11:15]) / CLOCK_TICKS
         except (OSError, ValueError, IndexError):
             return 0.0

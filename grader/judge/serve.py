@@ -33,17 +33,24 @@ import pytest
 from grader.processes import die_with_parent, kill, run_child
 
 
-def warm_strategies(items: list[pytest.Item]) -> None:
-    """Draw from each Hypothesis test's strategies here, once, rather than in every forked judge: the first use
-    of a strategy builds tables (``st.characters()`` alone costs ~50 ms) that no submission can change. The
-    examples drawn here are thrown away; a test's own examples come from its derandomized run, as before."""
+def warm_hypothesis(items: list[pytest.Item]) -> None:
+    """Pay here, once, what every forked judge would pay again for each Hypothesis test.
+
+    - Draw from the test's strategies: their first use builds tables (``st.characters()`` alone costs ~50 ms)
+      that no submission can change. The examples drawn here are thrown away.
+    - Hash the test's source: with ``derandomize`` Hypothesis seeds each run from ``function_digest(test)``, and
+      computes it twice per run (reading and tokenizing the test's source). The seed and the key computed here
+      are the same values, so each test still runs exactly the examples it ran before."""
     import warnings
 
+    from hypothesis import seed
     from hypothesis import strategies as st
+    from hypothesis.internal.reflection import function_digest
 
     seen = set()
     for item in items:
-        handle = getattr(getattr(item, "obj", None), "hypothesis", None)
+        wrapped = getattr(item, "obj", None)
+        handle = getattr(wrapped, "hypothesis", None)
         given = getattr(handle, "_given_kwargs", None)  # Hypothesis's record of the test's @given(...)
         if not isinstance(given, dict) or not given or id(handle) in seen:
             continue
@@ -54,6 +61,11 @@ def warm_strategies(items: list[pytest.Item]) -> None:
                 st.fixed_dictionaries(given).example()
         except Exception:  # noqa: BLE001 - an invalid strategy is reported by its test, in the judge
             pass
+        settings = getattr(wrapped, "_hypothesis_internal_use_settings", None)
+        if getattr(wrapped, "_hypothesis_internal_use_seed", None) is None and getattr(settings, "derandomize", False):
+            digest = function_digest(handle.inner_test)
+            seed(int.from_bytes(digest, "big"))(wrapped)  # what derandomize would draw from, once per session
+            wrapped._hypothesis_internal_database_key = digest  # what run_engine would compute (no database)
 
 
 def serve(session: pytest.Session, fd: int) -> None:
@@ -61,7 +73,7 @@ def serve(session: pytest.Session, fd: int) -> None:
 
     requests = socket.socket(fileno=fd)
     infos = {item.nodeid: plugin.describe_test(item) for item in session.items}
-    warm_strategies(session.items)
+    warm_hypothesis(session.items)
     if session.config.getoption("--grader-warm"):
         warm_up(session, session.config.getoption("--grader-warm"))
     gc.collect()
