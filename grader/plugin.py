@@ -27,6 +27,7 @@ MAX_OUTPUT_CHARS = 2000
 MAX_REASON_CHARS = 300
 
 POINTS = pytest.StashKey[float]()
+EXERCISE = pytest.StashKey[str]()  # the exercise a test grades, found once (the judge asks at every test)
 REPORTS = pytest.StashKey[dict]()
 STRIKES = pytest.StashKey[dict]()  # exercise -> tests that timed out or crashed the worker
 PROTECTIONS = pytest.StashKey[dict]()  # the worker's confinement and count, last said in the event stream
@@ -175,6 +176,13 @@ def student(pytestconfig: pytest.Config) -> Student:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def exercise_of_test(item: pytest.Item) -> str:
+    if EXERCISE not in item.stash:
+        path = Path(str(item.path))
+        item.stash[EXERCISE] = exercise_of(path.name) or path.stem
+    return item.stash[EXERCISE]
+
+
 def describe_test(item: pytest.Item) -> dict:
     """What a report needs to know about a test, without running it."""
     path = Path(str(item.path))
@@ -183,7 +191,7 @@ def describe_test(item: pytest.Item) -> dict:
         "nodeid": item.nodeid,
         "name": item.name,
         "function": getattr(item, "originalname", None) or item.name,
-        "exercise": exercise_of(path.name) or path.stem,
+        "exercise": exercise_of_test(item),
         "file": path.name,
         "hidden": path.parent.name == "hidden",  # tests/hidden/test_*.py; never judged by folders above tests/
         "hint": doc.splitlines()[0].strip() if doc else "",
@@ -243,7 +251,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
     record = _fold(item.nodeid, reports)
     record.cpu = round(time.process_time() - judge_cpu + client.test_cpu(), 4)
     if record.kind in STRIKE_KINDS:
-        exercise = describe_test(item)["exercise"]
+        exercise = exercise_of_test(item)
         item.config.stash[STRIKES][exercise] = item.config.stash[STRIKES].get(exercise, 0) + 1
     emit(item.config, record.to_event())
     sandbox = {"protections": client.protections, "workers": client.generation}
@@ -256,7 +264,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     limit = item.config.stash[MAX_STRIKES]
-    exercise = describe_test(item)["exercise"]
+    exercise = exercise_of_test(item)
     if limit and item.config.stash[STRIKES].get(exercise, 0) >= limit:
         raise CutShort(cut_short_reason(exercise, limit))
 

@@ -53,8 +53,8 @@ def describe(cfg: ModelConfig) -> str:
 def test_attention_params_without_bias(student, d_model):
     """attention_params(d, bias=False) is exactly 4·d²: no biases are counted when bias is off."""
     ex = student(MODULE)
-    expected = numel(MultiHeadAttention(d_model, 1, bias=False))
     got = ex.attention_params(d_model, bias=False)
+    expected = numel(MultiHeadAttention(d_model, 1, bias=False))
     assert got == expected, f"expected {expected} = 4·d² for d={d_model} with bias=False (no biases), got {got}"
 
 
