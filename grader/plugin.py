@@ -85,6 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.stash[ZYGOTE] = start_zygote()
     else:
+        # this session is the judge (in a process of the caller's, a notebook's kernel say): no CPU is pinned
         config.stash[CLIENT] = make_client(
             config, target=config.getoption("--target"), workdir=config.getoption("--grader-workdir"),
             cpu_seconds=config.getoption("--grader-cpu-limit"), wall_seconds=config.getoption("--grader-wall-limit"),
@@ -124,8 +125,8 @@ def worker_read_paths(target: Path) -> list[str]:
 
 
 def make_client(config: pytest.Config, *, target: str, workdir: str | None = None, cpu_seconds: float,
-                wall_seconds: float, memory_bytes: int | None = None, zygote=None):
-    """The judge's connection to the worker that runs ``target`` (started on first use)."""
+                wall_seconds: float, memory_bytes: int | None = None, zygote=None, cpu: int | None = None):
+    """The judge's connection to the worker that runs ``target`` (started on first use, on ``cpu`` if given)."""
     import tempfile
 
     from grader.judge.client import WorkerClient, WorkerLimits
@@ -137,7 +138,7 @@ def make_client(config: pytest.Config, *, target: str, workdir: str | None = Non
     return WorkerClient(
         folder, Path(workdir or tempfile.mkdtemp(prefix="judge-")), limits=limits,
         read_paths=worker_read_paths(folder), confine=not config.getoption("--grader-no-confine"),
-        zygote=zygote if zygote is not None else config.stash.get(ZYGOTE, (None, None))[1],
+        zygote=zygote if zygote is not None else config.stash.get(ZYGOTE, (None, None))[1], cpu=cpu,
     )
 
 

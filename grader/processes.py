@@ -39,6 +39,31 @@ def run_child(body, *, error_code: int = 70):
             os._exit(code)
 
 
+def current_cpu() -> int | None:
+    """The CPU this process runs on now (field 39 of /proc/self/stat), or None where that cannot be read."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[36])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pin_to_cpu(cpu: int | None) -> None:
+    """Run this process on ``cpu`` only (nothing when None, or when the CPU is not ours to use).
+
+    A batch's judge and its worker take turns (one waits while the other computes), so they lose nothing by
+    sharing one CPU, and a reply then wakes the other process on the CPU it is already on: on this project's
+    2-core machine a round trip costs 11 us instead of 45 us, and a submission makes hundreds of them. A single
+    grading is not pinned: the caller's own work may share its CPU (pinned to it, the project suite ran 50%
+    slower)."""
+    if cpu is None:
+        return
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except (OSError, AttributeError):
+        pass
+
+
 def kill(pid: int | None, *, group: bool = False) -> None:
     """SIGKILL ``pid`` (and its process group), ignoring a process that is already gone."""
     if not pid:

@@ -173,7 +173,8 @@ class JudgeServer:
         self.next_id = 0
 
     def submit(self, target: str | Path, exercises: list[str], *, events: Path, workdir: Path,
-               limits: Limits | None = None) -> int:
+               limits: Limits | None = None, cpu: int | None = None) -> int:
+        """Ask the session to grade ``target``; ``cpu``: the CPU its judge and worker run on (None: any)."""
         limits = limits or self.limits
         self.next_id += 1
         workdir.mkdir(parents=True, exist_ok=True)
@@ -182,7 +183,7 @@ class JudgeServer:
             "op": "grade", "id": self.next_id, "target": str(target), "exercises": list(exercises),
             "events": str(events), "workdir": str(workdir), "cpu_seconds": limits.timeout,
             "wall_seconds": limits.wall, "memory_bytes": limits.memory_bytes or 0, "max_strikes": limits.max_strikes,
-            "budget_seconds": limits.budget or 0,
+            "budget_seconds": limits.budget or 0, "cpu": cpu,
         }).encode()
         try:
             self.sock.send(request)

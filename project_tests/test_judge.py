@@ -79,6 +79,10 @@ def leave():
     os._exit(4)
 
 
+def cpus():
+    return sorted(os.sched_getaffinity(0))
+
+
 def read(path):
     with open(path) as f:
         return f.read()
@@ -229,6 +233,37 @@ def test_a_deep_value_is_refused():
         deep = ["L", deep]
     with pytest.raises(wire.WireError):
         wire.Decoder([]).decode(deep)
+
+
+def test_a_worker_runs_on_the_cpu_its_judge_names(client, ex, tmp_path):
+    """A judge and its worker take turns, so they share one CPU (grader.processes.pin_to_cpu)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    assert ex.cpus() == allowed  # a client that names no CPU leaves the worker where its zygote may run
+    for cpu in {allowed[0], allowed[-1]}:
+        pinned = WorkerClient(client.target, tmp_path / f"cpu{cpu}", read_paths=worker_read_paths(client.target),
+                              cpu=cpu)
+        try:
+            pinned.begin_test()
+            assert pinned.module("ex9_probe").cpus() == [cpu]
+        finally:
+            pinned.close()
+
+
+def test_a_batch_spreads_its_judges_over_the_cpus():
+    from types import SimpleNamespace
+
+    from grader.batch.scheduler import Batch, Job
+
+    def free(cpus, used):
+        running = {i: Job(student=f"s{i}", entry="", cpu=cpu) for i, cpu in enumerate(used)}
+        return Batch._free_cpu(SimpleNamespace(cpus=cpus, running=running))
+
+    assert free([0, 1], []) == 0
+    assert free([0, 1], [0]) == 1
+    assert free([0, 1], [1]) == 0
+    assert free([0, 1, 2, 3], [0, 1, 3]) == 2
+    assert free([0, 1], [0, 1]) in (0, 1)  # more jobs than CPUs: they share
+    assert free([], []) is None  # a platform that cannot say: no pinning
 
 
 def test_no_descriptor_of_the_judge_reaches_the_worker(ex, tmp_path):

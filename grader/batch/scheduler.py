@@ -13,7 +13,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +52,7 @@ class Job:
     stopping: bool = False
     sandbox: Path | None = None
     exercises: list[str] = field(default_factory=list)
+    cpu: int | None = None  # the CPU its judge and worker share (a local batch spreads its judges over the CPUs)
 
 
 @dataclass
@@ -107,6 +108,7 @@ class Batch:
         self.counts = {"graded": 0, "ungradable": 0, "error": 0, "skipped": 0}
         self.server: JudgeServer | None = None
         self.running: dict[int, Job] = {}  # request id -> job
+        self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         self.queue: deque[Job] = deque()
         self.unprepared = dict(self.entries)  # students not read yet (the rows an interruption leaves pending)
         self.signals = StopSignals()
@@ -208,9 +210,15 @@ class Batch:
         for name, data in job.sub.files.items():
             (exercises_dir / name).write_bytes(data)
         job.started = time.monotonic()
+        job.cpu = self._free_cpu()
         rid = server.submit(exercises_dir, job.exercises, events=job.sandbox / "events.jsonl",
-                            workdir=job.sandbox / "work")
+                            workdir=job.sandbox / "work", cpu=job.cpu)
         self.running[rid] = job
+
+    def _free_cpu(self) -> int | None:
+        """The CPU the fewest running judges use: each judge shares one with its worker (they take turns)."""
+        used = Counter(job.cpu for job in self.running.values())
+        return min(self.cpus, key=lambda cpu: used[cpu]) if self.cpus else None
 
     def finish(self, job: Job, outcome: Outcome | None) -> None:
         """Build the submission's results document from its judge's events (here, in the trusted parent), for a

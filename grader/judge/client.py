@@ -196,12 +196,14 @@ class WorkerClient:
     """Starts workers from a zygote and talks to the current one. One per judge session."""
 
     def __init__(self, target: Path, workdir: Path, *, limits: WorkerLimits | None = None,
-                 read_paths: list[str] = (), confine: bool = True, zygote: socket.socket | None = None) -> None:
+                 read_paths: list[str] = (), confine: bool = True, zygote: socket.socket | None = None,
+                 cpu: int | None = None) -> None:
         self.target = Path(target).resolve()
         self.workdir = Path(workdir)
         self.limits = limits or WorkerLimits()
         self.read_paths = list(read_paths)
         self.confine = confine
+        self.cpu = cpu  # the CPU the workers run on: their judge's (grader.processes.pin_to_cpu); None: any
         self.generation = 0
         self.sock: socket.socket | None = None
         self.pid: int | None = None
@@ -237,7 +239,7 @@ class WorkerClient:
             "read": [*self.read_paths, str(self.target)], "confine": self.confine,
             "namespaces": self.confine, "output_bytes": self.limits.output_bytes,
             "memory_bytes": self.limits.memory_bytes,
-            "judge_pid": os.getpid(),
+            "judge_pid": os.getpid(), "cpu": self.cpu,
         }
         socket.send_fds(self.zygote, [wire.json.dumps(config).encode()], [theirs.fileno(), status_w])
         theirs.close()

@@ -30,7 +30,7 @@ import time
 
 import pytest
 
-from grader.processes import die_with_parent, kill, run_child
+from grader.processes import current_cpu, die_with_parent, kill, pin_to_cpu, run_child
 
 
 def warm_hypothesis(items: list[pytest.Item]) -> None:
@@ -149,11 +149,14 @@ def warm_up(session: pytest.Session, target: str) -> None:
 
     config = session.config
     events_fd, config._grader_events_fd = config._grader_events_fd, None  # its events go nowhere
+    cpus = os.sched_getaffinity(0)
+    cpu = current_cpu()
+    pin_to_cpu(cpu)  # this session and the reference's worker take turns: one CPU for both, as in a judge
     try:
         with tempfile.TemporaryDirectory(prefix="warm-") as tmp:
             client = plugin.make_client(config, target=target, workdir=tmp,
                                         cpu_seconds=config.getoption("--grader-cpu-limit"),
-                                        wall_seconds=config.getoption("--grader-wall-limit"))
+                                        wall_seconds=config.getoption("--grader-wall-limit"), cpu=cpu)
             _run_tests(session, list(session.items), client, budget=WARM_BUDGET)
     except Exception as exc:  # noqa: BLE001 - a failed warm-up costs time, never a grade
         print(f"grader: the warm-up run failed ({type(exc).__name__}: {exc}); grading goes on without it",
@@ -163,6 +166,7 @@ def warm_up(session: pytest.Session, target: str) -> None:
         except Exception:  # noqa: BLE001
             pass
     finally:
+        os.sched_setaffinity(0, cpus)  # the judges forked from here choose their own CPU
         config.stash[plugin.REPORTS].clear()
         config._grader_events_fd = events_fd
         config.stash[plugin.PROTECTIONS] = {}  # each judge reports its own worker's confinement
@@ -179,10 +183,11 @@ def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
     def judge() -> None:
         die_with_parent()  # no judge outlives its session
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        pin_to_cpu(msg.get("cpu"))  # the CPU of this judge's slot in the batch; its worker runs there too
         config._grader_events_fd = os.open(msg["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         client = plugin.make_client(
             config, target=msg["target"], workdir=msg["workdir"], cpu_seconds=msg["cpu_seconds"],
-            wall_seconds=msg["wall_seconds"], memory_bytes=msg.get("memory_bytes"),
+            wall_seconds=msg["wall_seconds"], memory_bytes=msg.get("memory_bytes"), cpu=msg.get("cpu"),
         )
         config.stash[plugin.MAX_STRIKES] = int(msg.get("max_strikes", 0))
         wanted = set(msg["exercises"])

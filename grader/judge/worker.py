@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from grader.judge import confine, rebuild, wire
-from grader.processes import die_with_parent, run_child
+from grader.processes import die_with_parent, pin_to_cpu, run_child
 
 MAX_MESSAGE_CHARS = 2000
 MAX_FRAMES = 12
@@ -140,6 +140,7 @@ def _worker_main(sock: socket.socket, config: dict, namespaces: dict) -> None:
 
     def worker() -> None:
         die_with_parent()
+        pin_to_cpu(config.get("cpu"))  # its judge's CPU: the two take turns
         _close_fds_except(sock.fileno())
         os.setpgid(0, 0)  # without a PID namespace the judge still kills everything in this group
         signal.signal(signal.SIGINT, signal.SIG_DFL)
