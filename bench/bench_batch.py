@@ -1,10 +1,11 @@
 """How much faster is batch grading than one ``python -m grader grade`` per submission?
 
 Grades ``--copies`` copies of one sample submission with ``python -m grader batch``-style grading
-(``grader.batch.batch_grade``, ``--jobs`` at a time), then grades ``--sample`` of the same copies one by one,
-each with a fresh ``python -m grader grade --target <copy> --hidden`` process (what a shell loop over the
-submissions would do). Prints submissions per minute for both and the ratio. Not a test: nothing here passes
-or fails.
+(``grader.batch.batch_grade``, ``--jobs`` at a time), and ``--sample`` of the same copies one by one, each
+with a fresh ``python -m grader grade --target <copy> --hidden`` process (what a shell loop over the
+submissions would do): half of them just before the batch and half just after it, so that the machine's
+drift weighs on both alike. Prints submissions per minute for both and the ratio. Not a test: nothing here
+passes or fails.
 
 The sample submission (``--kind``):
   reference  every exercise from solutions/
@@ -61,11 +62,12 @@ def batch_rate(subs: Path, out: Path, jobs: int) -> tuple[float, list[dict]]:
     return 60 * len(rows) / (time.perf_counter() - start), rows
 
 
-def single_rate(subs: Path, out: Path, sample: int) -> tuple[float, list[float]]:
-    """Submissions per minute of a loop of ``python -m grader grade --hidden`` runs, and their scores."""
+def single_runs(subs: Path, out: Path, indices: range) -> tuple[float, list[float]]:
+    """Seconds taken by a loop of ``python -m grader grade --hidden`` runs (one per copy in ``indices``), and
+    their scores."""
     out.mkdir(parents=True, exist_ok=True)
     seconds, scores = 0.0, []
-    for i in range(sample):
+    for i in indices:
         start = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "grader", "grade", "--target", str(subs / f"student{i:03d}"), "--hidden",
@@ -74,7 +76,7 @@ def single_rate(subs: Path, out: Path, sample: int) -> tuple[float, list[float]]
         )
         seconds += time.perf_counter() - start
         scores.append(json.loads((out / f"{i}.json").read_text())["score"])
-    return 60 * sample / seconds, scores
+    return seconds, scores
 
 
 def main() -> None:
@@ -94,9 +96,13 @@ def main() -> None:
         subs = root / "submissions"
         write_copies(subs, files, args.copies)
         batch, single, ratios = [], [], []
+        sample = min(args.sample, args.copies)
         for r in range(args.repeat):
+            # half the single runs before the batch and half after it: the machine's drift weighs on both alike
+            before, scores = single_runs(subs, root / "single", range(sample // 2))
             b_rate, rows = batch_rate(subs, root / "out", args.jobs)
-            s_rate, scores = single_rate(subs, root / "single", min(args.sample, args.copies))
+            after, more = single_runs(subs, root / "single", range(sample // 2, sample))
+            s_rate, scores = 60 * sample / (before + after), scores + more
             batch.append(b_rate)
             single.append(s_rate)
             ratios.append(b_rate / s_rate)

@@ -334,13 +334,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
     if call.excinfo is not None and isinstance(call.excinfo.value, StudentError):
         # the record shows the student's own traceback: pytest's text for the judge's frames would be thrown
-        # away, and formatting it is a fifth of a judge's CPU in a batch of unfinished submissions
+        # away, and formatting it is a fifth of a judge's CPU in a batch of unfinished submissions (a failure
+        # in a test's call is formatted by repr_failure, one in a fixture's setup by _repr_failure_py)
         student_tb = call.excinfo.value.traceback_text()
         item.repr_failure = lambda excinfo: student_tb
+        item._repr_failure_py = lambda excinfo, style=None: student_tb
     try:
         report = yield
     finally:
         item.__dict__.pop("repr_failure", None)
+        item.__dict__.pop("_repr_failure_py", None)
     if call.excinfo is not None and not report.skipped:
         try:
             kind, reason = reason_from_excinfo(call.excinfo, item)

@@ -274,3 +274,31 @@ def test_no_descriptor_of_the_judge_reaches_the_worker(ex, tmp_path):
             ex.read(f"/proc/self/fd/{secret}")
     finally:
         os.close(secret)
+
+
+def test_the_seeds_a_session_pins_draw_the_examples_derandomize_draws():
+    """warm_hypothesis computes each derandomized test's seed once per session: the same examples, in order."""
+    from types import SimpleNamespace
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from grader.judge.serve import warm_hypothesis
+
+    seen = []
+
+    def make():
+        @settings(derandomize=True, database=None, max_examples=10)
+        @given(x=st.integers(), s=st.text(max_size=5))
+        def prop(x, s):
+            seen.append((x, s))
+
+        return prop
+
+    make()()
+    derandomized, seen[:] = list(seen), []
+    pinned = make()
+    warm_hypothesis([SimpleNamespace(obj=pinned)])
+    assert pinned._hypothesis_internal_use_seed is not None, "no seed was pinned"
+    pinned()
+    assert len(derandomized) == 10 and seen == derandomized
