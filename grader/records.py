@@ -49,7 +49,8 @@ class TestRecord:
     __test__ = False  # not a pytest test class, whatever its name
 
     def to_event(self) -> dict:
-        return {"event": "result", **asdict(self), "kind": self.kind.value}
+        # every field is a str, a number or a bool: no deep copy (asdict's) needed, and the judge writes one per test
+        return {"event": "result", **{f.name: getattr(self, f.name) for f in fields(self)}, "kind": self.kind.value}
 
     @classmethod
     def from_event(cls, event: dict) -> "TestRecord":
