@@ -60,7 +60,7 @@ def pin_to_cpu(cpu: int | None) -> None:
         return
     try:
         os.sched_setaffinity(0, {cpu})
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, ValueError, OverflowError, TypeError):
         pass
 
 

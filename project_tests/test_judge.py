@@ -302,3 +302,15 @@ def test_the_seeds_a_session_pins_draw_the_examples_derandomize_draws():
     assert pinned._hypothesis_internal_use_seed is not None, "no seed was pinned"
     pinned()
     assert len(derandomized) == 10 and seen == derandomized
+
+    # a parametrized test keeps Hypothesis's own seed: its pytest plugin mixes each case's node id in
+    case = make()
+    warm_hypothesis([SimpleNamespace(obj=case, callspec=object()), SimpleNamespace(obj=case)])
+    assert case._hypothesis_internal_use_seed is None
+
+    # a test method: the seed goes on its function (a bound method takes no attributes)
+    class Tests:
+        prop = make()
+
+    warm_hypothesis([SimpleNamespace(obj=Tests().prop)])
+    assert Tests.prop._hypothesis_internal_use_seed is not None

@@ -40,32 +40,45 @@ def warm_hypothesis(items: list[pytest.Item]) -> None:
       that no submission can change. The examples drawn here are thrown away.
     - Hash the test's source: with ``derandomize`` Hypothesis seeds each run from ``function_digest(test)``, and
       computes it twice per run (reading and tokenizing the test's source). The seed and the key computed here
-      are the same values, so each test still runs exactly the examples it ran before."""
+      are the same values, so each test still runs exactly the examples it ran before. A parametrized test is
+      left alone: Hypothesis's pytest plugin mixes each case's node id into its digest."""
     import warnings
 
-    from hypothesis import seed
     from hypothesis import strategies as st
-    from hypothesis.internal.reflection import function_digest
 
-    seen = set()
+    handles, parametrized = {}, set()
     for item in items:
-        wrapped = getattr(item, "obj", None)
+        wrapped = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))  # a method's function
         handle = getattr(wrapped, "hypothesis", None)
         given = getattr(handle, "_given_kwargs", None)  # Hypothesis's record of the test's @given(...)
-        if not isinstance(given, dict) or not given or id(handle) in seen:
+        if not isinstance(given, dict) or not given:
             continue
-        seen.add(id(handle))
+        handles.setdefault(id(handle), (wrapped, handle, given))
+        if getattr(item, "callspec", None) is not None:
+            parametrized.add(id(handle))
+    for key, (wrapped, handle, given) in handles.items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # .example() is meant for the REPL, and says so
                 st.fixed_dictionaries(given).example()
         except Exception:  # noqa: BLE001 - an invalid strategy is reported by its test, in the judge
             pass
-        settings = getattr(wrapped, "_hypothesis_internal_use_settings", None)
-        if getattr(wrapped, "_hypothesis_internal_use_seed", None) is None and getattr(settings, "derandomize", False):
-            digest = function_digest(handle.inner_test)
-            seed(int.from_bytes(digest, "big"))(wrapped)  # what derandomize would draw from, once per session
-            wrapped._hypothesis_internal_database_key = digest  # what run_engine would compute (no database)
+        if key not in parametrized:
+            try:
+                _pin_seed(wrapped, handle)
+            except Exception:  # noqa: BLE001 - Hypothesis then computes the seed itself, in every judge
+                pass
+
+
+def _pin_seed(wrapped, handle) -> None:
+    from hypothesis import seed
+    from hypothesis.internal.reflection import function_digest
+
+    settings = getattr(wrapped, "_hypothesis_internal_use_settings", None)
+    if getattr(wrapped, "_hypothesis_internal_use_seed", None) is None and getattr(settings, "derandomize", False):
+        digest = function_digest(handle.inner_test)
+        seed(int.from_bytes(digest, "big"))(wrapped)  # what derandomize would draw from, once per session
+        wrapped._hypothesis_internal_database_key = digest  # what run_engine would compute (no database)
 
 
 def serve(session: pytest.Session, fd: int) -> None:
@@ -151,8 +164,8 @@ def warm_up(session: pytest.Session, target: str) -> None:
     events_fd, config._grader_events_fd = config._grader_events_fd, None  # its events go nowhere
     cpus = os.sched_getaffinity(0)
     cpu = current_cpu()
-    pin_to_cpu(cpu)  # this session and the reference's worker take turns: one CPU for both, as in a judge
     try:
+        pin_to_cpu(cpu)  # this session and the reference's worker take turns: one CPU for both, as in a judge
         with tempfile.TemporaryDirectory(prefix="warm-") as tmp:
             client = plugin.make_client(config, target=target, workdir=tmp,
                                         cpu_seconds=config.getoption("--grader-cpu-limit"),
@@ -166,7 +179,10 @@ def warm_up(session: pytest.Session, target: str) -> None:
         except Exception:  # noqa: BLE001
             pass
     finally:
-        os.sched_setaffinity(0, cpus)  # the judges forked from here choose their own CPU
+        try:
+            os.sched_setaffinity(0, cpus)  # the judges forked from here choose their own CPU
+        except OSError:
+            pass
         config.stash[plugin.REPORTS].clear()
         config._grader_events_fd = events_fd
         config.stash[plugin.PROTECTIONS] = {}  # each judge reports its own worker's confinement
