@@ -330,8 +330,9 @@ def reason_from_excinfo(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> tup
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    from grader.judge.client import StudentError
+    from grader.judge.client import StudentError, WorkerLost
 
+    student_tb = None
     if call.excinfo is not None and isinstance(call.excinfo.value, StudentError):
         # the record shows the student's own traceback: pytest's text for the judge's frames would be thrown
         # away, and formatting it is a fifth of a judge's CPU in a batch of unfinished submissions (a failure
@@ -351,10 +352,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             kind, reason = "error", f"{call.excinfo.typename} (its message could not be shown: {type(exc).__name__})"
         report.user_properties.append(("grader_kind", kind))
         report.user_properties.append(("grader_reason", reason))
-        from grader.judge.client import WorkerLost
-
-        if isinstance(call.excinfo.value, StudentError):
-            report.user_properties.append(("grader_student_tb", call.excinfo.value.traceback_text()))
+        if student_tb is not None:
+            report.user_properties.append(("grader_student_tb", student_tb))
         if isinstance(call.excinfo.value, WorkerLost) and call.excinfo.value.backstop:
             report.user_properties.append(("grader_backstop", True))
     item.config.stash[REPORTS].setdefault(item.nodeid, []).append(report)

@@ -39,15 +39,6 @@ def run_child(body, *, error_code: int = 70):
             os._exit(code)
 
 
-def current_cpu() -> int | None:
-    """The CPU this process runs on now (field 39 of /proc/self/stat), or None where that cannot be read."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[36])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def pin_to_cpu(cpu: int | None) -> None:
     """Run this process on ``cpu`` only (nothing when None, or when the CPU is not ours to use).
 

@@ -185,7 +185,6 @@ class _Test:
     cpu_done: float = 0.0  # CPU seconds of the workers this test already stopped
     waited: float = 0.0
     callbacks: list = field(default_factory=list)
-    output: list = field(default_factory=list)
     output_chars: int = 0
     seed_pending: bool = True
     callback_error: Exception | None = None
@@ -316,11 +315,6 @@ class WorkerClient:
         """CPU seconds the workers have used since this test began (in clock ticks of 10 ms)."""
         current = max(0.0, self._cpu() - self._test.cpu_base) if self.sock is not None else 0.0
         return self._test.cpu_done + current
-
-    def end_test(self) -> str:
-        """The output the student code printed during the test (cut short)."""
-        self._drain_output()
-        return "".join(self._test.output)
 
     # -- requests ---------------------------------------------------------------------------------------------
 
@@ -531,7 +525,6 @@ class WorkerClient:
             if self._test.output_chars >= MAX_OUTPUT_CHARS:
                 text += "\n... output truncated (only the first 2000 characters are kept)\n"
                 self._test.output_chars += 1
-            self._test.output.append(text)
             sys.stdout.write(text)
 
 

@@ -30,7 +30,7 @@ import time
 
 import pytest
 
-from grader.processes import current_cpu, die_with_parent, kill, pin_to_cpu, run_child
+from grader.processes import die_with_parent, kill, pin_to_cpu, run_child
 
 
 def warm_hypothesis(items: list[pytest.Item]) -> None:
@@ -162,14 +162,11 @@ def warm_up(session: pytest.Session, target: str) -> None:
 
     config = session.config
     events_fd, config._grader_events_fd = config._grader_events_fd, None  # its events go nowhere
-    cpus = os.sched_getaffinity(0)
-    cpu = current_cpu()
     try:
-        pin_to_cpu(cpu)  # this session and the reference's worker take turns: one CPU for both, as in a judge
         with tempfile.TemporaryDirectory(prefix="warm-") as tmp:
             client = plugin.make_client(config, target=target, workdir=tmp,
                                         cpu_seconds=config.getoption("--grader-cpu-limit"),
-                                        wall_seconds=config.getoption("--grader-wall-limit"), cpu=cpu)
+                                        wall_seconds=config.getoption("--grader-wall-limit"))
             _run_tests(session, list(session.items), client, budget=WARM_BUDGET)
     except Exception as exc:  # noqa: BLE001 - a failed warm-up costs time, never a grade
         print(f"grader: the warm-up run failed ({type(exc).__name__}: {exc}); grading goes on without it",
@@ -179,10 +176,6 @@ def warm_up(session: pytest.Session, target: str) -> None:
         except Exception:  # noqa: BLE001
             pass
     finally:
-        try:
-            os.sched_setaffinity(0, cpus)  # the judges forked from here choose their own CPU
-        except OSError:
-            pass
         config.stash[plugin.REPORTS].clear()
         config._grader_events_fd = events_fd
         config.stash[plugin.PROTECTIONS] = {}  # each judge reports its own worker's confinement
