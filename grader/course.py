@@ -1,8 +1,8 @@
 """The course's shape, written once: where things are, the manifest of exercises, and the solution blocks.
 
 The manifest is ``tests/points.json``: per exercise id (``ex1``...), its module ``name``, ``title``, ``visible``
-and ``hidden`` points, and what code needs to know about it (``warm_torch_dynamo``: its suites or reference
-count FLOPs, which imports torch._dynamo: it is imported once before forking). Its files
+and ``hidden`` points, and what code needs to know about it (``counts_flops``: its suites or reference
+count FLOPs on the meta device, which needs torch's symbolic shapes: imported once before forking). Its files
 follow from the name: ``solutions/<name>.py``, ``exercises/<name>.py``, ``tests/test_<id>_*.py`` and
 ``tests/hidden/test_<id>_*.py``. Adding an exercise is: the solution, the suites, one manifest entry, ``make stubs``.
 

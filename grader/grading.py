@@ -42,16 +42,17 @@ def has_hidden_tests(tests_dir: Path = TESTS_DIR) -> bool:
     return any((tests_dir / "hidden").glob("test_ex*.py"))
 
 
-def needs_dynamo(points: dict, exercises: list[str], folder: Path) -> bool:
-    """Whether to import torch._dynamo before forking the judge and the worker (``preload(flop_counter=True)``).
+def needs_flop_counter(points: dict, exercises: list[str], folder: Path) -> bool:
+    """Whether to import torch's symbolic shapes before forking the judge and the worker
+    (``preload(flop_counter=True)``).
 
-    Counting FLOPs with FlopCounterMode imports it (~1 s of CPU) in the process that counts: the judge for the
-    suites' oracles, the worker for the student's code ("warm_torch_dynamo" in points.json). Importing it once
-    here saves one import when both need it: when the exercise is written. While its file still raises
+    Counting FLOPs on the meta device imports them (sympy, ~0.45 s of CPU) in the process that counts: the judge
+    for the suites' oracles, the worker for the student's code ("counts_flops" in points.json). Importing them
+    once here saves one import when both need them: when the exercise is written. While its file still raises
     NotImplementedError somewhere, the tests fail before any count (the student is called first), so the
     import is left to whichever process needs it, if any: a stub costs nothing."""
     for ex in exercises:
-        if not points[ex].get("warm_torch_dynamo"):
+        if not points[ex].get("counts_flops"):
             continue
         try:
             with open(folder / f"{points[ex]['name']}.py", "rb") as f:
@@ -84,7 +85,7 @@ def grade(
     files = suite_files(chosen, hidden=hidden, tests_dir=tests_dir)
     # a relative target is relative to the caller's folder, not to the judge's (which runs elsewhere)
     where = target if str(target) in ("exercises", "solutions") else Path(target).expanduser().resolve()
-    warm = needs_dynamo(points, chosen, REPO_ROOT / where)
+    warm = needs_flop_counter(points, chosen, REPO_ROOT / where)
     session = run_session(files, target=where, rootdir=tests_dir.parent, exercises=chosen, limits=limits,
                           on_progress=on_progress, flop_counter=warm, server=server)
     return results.build(

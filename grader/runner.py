@@ -65,25 +65,48 @@ _PRELOADED = False
 _FLOPS_WARM = False
 
 
-def warm_flop_counter() -> None:
-    """The first FlopCounterMode count imports torch._dynamo (~1 s of CPU): pay it once here, before forking,
-    instead of once per child (ex4's suites and its reference count FLOPs). A model built on the meta device
-    no longer needs it: the lesson's layers skip their initialisation there."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+def keep_dynamo_unloaded() -> int:
+    """Stop torch from importing its compiler (torch._dynamo, ~0.7 s of CPU) on the first FLOP count.
 
-    with FlopCounterMode(display=False):
-        torch.ones(2, 2) @ torch.ones(2, 2)
+    torch wraps some functions in ``torch._disable_dynamo``: every TorchDispatchMode's ``__torch_dispatch__``
+    (FlopCounterMode's among them, in the judge's oracles and in ex4's student code) and some meta-device ops.
+    The wrapper imports torch._dynamo on its first call, to build a version of the function that the compiler
+    skips, and caches it on the function as ``__dynamo_disable``. Nothing here compiles, so each wrapper's
+    function is cached as its own skipped version: the first call runs it directly, as every later call would.
+    Wrappers made after this (a TorchDispatchMode subclass defined later) import the compiler as before: slower,
+    never different. Returns how many wrappers were set (0 if torch's internals change: still correct, slower)."""
+    import types
+
+    import torch._compile
+
+    try:
+        inner = next(c for c in torch._compile._disable_dynamo.__code__.co_consts
+                     if isinstance(c, types.CodeType) and c.co_name == "inner")
+        slot = inner.co_freevars.index("fn")
+    except (StopIteration, ValueError, AttributeError):
+        return 0
+    done = 0
+    for wrapper in gc.get_referrers(inner):  # the functions whose code is ``inner``: every wrapper made so far
+        if type(wrapper) is types.FunctionType and wrapper.__code__ is inner:
+            fn = wrapper.__closure__[slot].cell_contents
+            if getattr(fn, "__dynamo_disable", None) is None:
+                fn.__dynamo_disable = fn
+                done += 1
+    return done
 
 
 def preload(*, flop_counter: bool = False) -> None:
-    """Import the heavy modules once in this process so that forked children start in milliseconds."""
+    """Import the heavy modules once in this process so that forked children start in milliseconds.
+
+    ``flop_counter``: also what the first FLOP count on the meta device imports (torch's symbolic shapes, with
+    sympy: ~0.45 s of CPU), which the judge and the worker would otherwise each import (ex4)."""
     global _PRELOADED, _FLOPS_WARM
     if not _PRELOADED:
         import hypothesis  # noqa: F401
         import numpy  # noqa: F401
         import pytest  # noqa: F401
         import torch
+        import torch.utils.flop_counter  # noqa: F401 - its FlopCounterMode is one of the wrappers set below
 
         import grader.judge.client  # noqa: F401
         import grader.plugin  # noqa: F401
@@ -98,9 +121,10 @@ def preload(*, flop_counter: bool = False) -> None:
             torch.set_num_interop_threads(1)
         except RuntimeError:  # already set, or inter-op work already ran: the intra-op setting is what matters
             pass
+        keep_dynamo_unloaded()
         _PRELOADED = True
     if flop_counter and not _FLOPS_WARM:
-        warm_flop_counter()  # after set_num_threads(1): the warm-up matmul must not start a thread pool
+        import torch.fx.experimental.symbolic_shapes  # noqa: F401 - torch._check on a meta tensor imports it
         _FLOPS_WARM = True
     gc.collect()
     gc.freeze()  # keep the parent's objects out of the children's collections (no copy-on-write storm)

@@ -45,8 +45,8 @@ class Sitting:
         self.server: runner.JudgeServer | None = None
 
     def start(self) -> None:
-        # the first FLOP count (ex3, ex4) imports torch._dynamo: pay it here, once, before the judge is forked
-        runner.preload(flop_counter=any(self.points[ex].get("warm_torch_dynamo") for ex in self.exercises))
+        # the first FLOP count on the meta device (ex4) imports torch's symbolic shapes: pay it here, once
+        runner.preload(flop_counter=any(self.points[ex].get("counts_flops") for ex in self.exercises))
         files = grading.suite_files(self.exercises, hidden=False)
         self.server = runner.JudgeServer(files, rootdir=grading.TESTS_DIR.parent, tmpdir=Path(self._tmp.name),
                                          limits=self.limits)

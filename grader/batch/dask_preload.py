@@ -8,8 +8,8 @@ any batch reaches it. Either way the first task still starts the judge session (
 
 from grader.runner import preload
 
-# torch._dynamo too (what grader.runner.preload(flop_counter=True) warms): a suite that needs it pays it here, a
-# suite that does not loses nothing but this process's second of start-up.
+# torch's symbolic shapes too (what grader.runner.preload(flop_counter=True) imports): a suite that counts FLOPs
+# pays them here, a suite that does not loses nothing but half a second of this process's start-up.
 preload(flop_counter=True)
 
 

@@ -79,7 +79,7 @@ class Suite:
     dirname: str  # the tests folder's name: test node ids ("tests/test_ex1_x.py::test_y") read the same
     files: dict  # relative POSIX path -> bytes
     exercises: tuple  # every exercise id of the course manifest, in order
-    warm_dynamo: bool  # an exercise needs torch._dynamo warmed before the fork (points.json)
+    warm_flops: bool  # an exercise counts FLOPs: torch's symbolic shapes are imported before the fork (points.json)
     environment: dict
 
     @classmethod
@@ -91,7 +91,7 @@ class Suite:
                 files[rel.as_posix()] = path.read_bytes()
         return cls(digest=sandbox.tests_digest(tests_dir), dirname=tests_dir.name, files=files,
                    exercises=tuple(points), environment=environment(),
-                   warm_dynamo=any(meta.get("warm_torch_dynamo") for meta in points.values()))
+                   warm_flops=any(meta.get("counts_flops") for meta in points.values()))
 
 
 class Host:
@@ -114,7 +114,7 @@ class Host:
             raise GradingError("the suites written on this worker do not hash like the client's")
         saved, tempfile.tempdir = tempfile.tempdir, str(root)  # torch's warm-up writes a cache folder
         try:
-            preload(flop_counter=suite.warm_dynamo)
+            preload(flop_counter=suite.warm_flops)
         finally:
             tempfile.tempdir = saved
         files = suite_files(list(suite.exercises), hidden=True, tests_dir=tests)

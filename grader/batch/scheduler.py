@@ -171,15 +171,15 @@ class Batch:
     # -- grading ----------------------------------------------------------------------------------------------
 
     def _server(self) -> JudgeServer:
-        """Started on the first submission that needs grading: torch, torch._dynamo for the exercises that need
-        it, and the collection of every suite are paid here, once for the batch. From WARM_FROM submissions on,
+        """Started on the first submission that needs grading: torch, its symbolic shapes for the exercises that
+        count FLOPs, and the collection of every suite are paid here, once for the batch. From WARM_FROM submissions on,
         the session also grades the reference once (when the course has one), so that the oracles and first
         calls of the suites are paid once too (~1 s, saved again by each submission)."""
         if self.server is None:
             self.box_root.mkdir(parents=True, exist_ok=True)
             saved, tempfile.tempdir = tempfile.tempdir, str(self.box_root)  # torch's warm-up writes a cache dir
             try:
-                preload(flop_counter=any(meta.get("warm_torch_dynamo") for meta in self.points.values()))
+                preload(flop_counter=any(meta.get("counts_flops") for meta in self.points.values()))
             finally:
                 tempfile.tempdir = saved
             files = suite_files(list(self.points), hidden=True, tests_dir=self.tests_dir)
