@@ -66,6 +66,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="after collection, grade the submissions requested on this descriptor (grader.judge.serve)")
     group.addoption("--grader-warm", default=None,
                     help="before serving, grade the reference in this folder once (grader.judge.serve.warm_up)")
+    group.addoption("--grader-warm-exercises", default=None,
+                    help="comma-separated exercise ids: the warm-up runs their tests only (default: every test)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -160,7 +160,8 @@ class JudgeServer:
     and grades any number of submissions, each in a judge forked from it (grader.judge.serve)."""
 
     def __init__(self, test_paths: list[Path], *, rootdir: Path, tmpdir: Path, limits: Limits,
-                 extra_args: tuple[str, ...] = (), warm_with: Path | None = None) -> None:
+                 extra_args: tuple[str, ...] = (), warm_with: Path | None = None,
+                 warm_exercises: list[str] | None = None) -> None:
         self.tmpdir = tmpdir
         self.limits = limits
         self.log_path = tmpdir / "judge.log"
@@ -182,7 +183,9 @@ class JudgeServer:
             # share that file (and its offset), and one student's output could land in another's record
             "--capture=sys",
             f"--grader-serve={theirs.fileno()}",
-            *([f"--grader-warm={warm_with}"] if warm_with else []),  # grade the reference once before serving
+            # grade the reference once before serving (in these exercises only, when given)
+            *([f"--grader-warm={warm_with}"] if warm_with else []),
+            *([f"--grader-warm-exercises={','.join(warm_exercises)}"] if warm_with and warm_exercises else []),
             *extra_args,
         ]
         sys.stdout.flush()

@@ -751,16 +751,16 @@ def test_the_review_flags_names_as_whole_words(text, flagged):
 @pytest.mark.slow
 @pytest.mark.skipif(_real_lesson_ready() is not None, reason=f"real exercises not ready: {_real_lesson_ready()}")
 def test_the_warm_up_run_changes_no_verdict(tmp_path, private_tmp, monkeypatch):
-    """From WARM_FROM submissions on, the judge session grades the reference once before forking the judges
-    (grader.judge.serve.warm_up): every test of every submission must get the verdict it gets without it."""
+    """The judge session grades the reference once before forking the judges, in the exercises enough
+    submissions have started (grader.judge.serve.warm_up): every test of every submission must get the verdict
+    it gets without it. Here every exercise that one submission started is warmed: all four."""
     from grader.batch import scheduler
     from test_dask import _verdicts, lesson_submissions
 
     subs = tmp_path / "subs"
     lesson_submissions(subs)  # the reference, the stubs, two ex2 mutants, a submission that reads the tests
-    assert len(list(subs.iterdir())) >= scheduler.WARM_FROM
     docs = {}
-    for label, warm_from in (("warm", scheduler.WARM_FROM), ("cold", 10**6)):
+    for label, warm_from in (("warm", 1), ("cold", 10**6)):
         monkeypatch.setattr(scheduler, "WARM_FROM", warm_from)
         out = tmp_path / label
         batch_grade(subs, out, jobs=2, progress=None, test_timeout=30.0)
@@ -770,6 +770,48 @@ def test_the_warm_up_run_changes_no_verdict(tmp_path, private_tmp, monkeypatch):
         assert _verdicts(doc) == _verdicts(docs["cold"][student]), student
         assert doc["lesson"]["protections"] == docs["cold"][student]["lesson"]["protections"], student
     assert docs["warm"]["reference"]["score"] == docs["warm"]["reference"]["max_score"]
+
+
+def test_the_batch_warms_up_only_the_exercises_its_submissions_started(tmp_path, monkeypatch):
+    """An untouched stub's tests fail at their first call, so warming them up saves nothing: the session warms
+    the exercises that at least WARM_FROM submissions changed, and imports torch's symbolic shapes (for FLOP
+    counts) only when a submission changed an exercise that counts FLOPs, if only by a comment."""
+    from grader.batch import scheduler
+
+    points = json.loads((REPO / "tests" / "points.json").read_text())
+    names = {ex: meta["name"] for ex, meta in points.items()}
+    seen = []
+
+    class Recorder:  # stands in for the judge session: records how it would start, then stops the batch
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs)
+            raise GradingError("stopped by the test")
+
+    monkeypatch.setattr(scheduler, "JudgeServer", Recorder)
+    monkeypatch.setattr(scheduler, "preload", lambda **kw: seen.append(kw))
+
+    def grade_batch(touch_flops: bool) -> tuple[dict, dict]:
+        subs = tmp_path / f"subs-{touch_flops}"
+        for i in range(scheduler.WARM_FROM + 1):
+            files = {f"{name}.py": (REPO / "exercises" / f"{name}.py").read_bytes() for name in names.values()}
+            if i < scheduler.WARM_FROM:  # ex1 solved by WARM_FROM students, ex2 by one only
+                files[f"{names['ex1']}.py"] = (REPO / "solutions" / f"{names['ex1']}.py").read_bytes()
+            if i == 0:
+                files[f"{names['ex2']}.py"] = (REPO / "solutions" / f"{names['ex2']}.py").read_bytes()
+            if touch_flops and i == 1:
+                files[f"{names['ex4']}.py"] += b"\n# started: nothing written yet\n"
+            write_folder(subs / f"student{i}", files)
+        seen.clear()
+        rows = batch_grade(subs, tmp_path / f"out-{touch_flops}", jobs=1, progress=None)
+        assert {row["status"] for row in rows} == {"error"}  # the stand-in stopped the batch: nothing graded
+        return seen[0], seen[1]
+
+    flops, server = grade_batch(touch_flops=False)
+    assert server["warm_exercises"] == ["ex1"] and server["warm_with"] == REPO / "solutions"
+    assert flops == {"flop_counter": False}
+    flops, server = grade_batch(touch_flops=True)
+    assert server["warm_exercises"] == ["ex1"]
+    assert flops == {"flop_counter": True}
 
 
 def test_what_a_submission_prints_stays_in_its_own_record(suite, tmp_path, private_tmp):

@@ -28,11 +28,12 @@ from grader.report import Display
 from grader.runner import (DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeServer, Limits, SessionResult, absorb,
                            describe_status, preload, read_events)
 from grader.sandbox import Caps, Submission
+from grader.stubs import StubError, expected_stubs
 
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 DEFAULT_SUBMISSION_TIMEOUT = 600.0  # seconds of wall clock for one whole submission
 DEFAULT_MEMORY_MB = 2048  # address space a submission's worker may add on top of the preloaded interpreter
-WARM_FROM = 4  # submissions to grade from which the judge session first grades the reference (grader.judge.serve)
+WARM_FROM = 4  # submissions that must have started an exercise for the judge session to warm it up (_server)
 SANDBOX = ".sandbox"
 INSTRUCTOR = ".grader-instructor"  # OUT/.grader-instructor/<student>.json: the full results documents
 CSV_NAME = "grades.csv"
@@ -170,25 +171,48 @@ class Batch:
 
     # -- grading ----------------------------------------------------------------------------------------------
 
-    def _server(self) -> JudgeServer:
-        """Started on the first submission that needs grading: torch, its symbolic shapes for the exercises that
-        count FLOPs, and the collection of every suite are paid here, once for the batch. From WARM_FROM submissions on,
-        the session also grades the reference once (when the course has one), so that the oracles and first
-        calls of the suites are paid once too (~1 s, saved again by each submission)."""
+    def _server(self, first: Job) -> JudgeServer:
+        """Started on the first submission that needs grading (``first``): torch and the collection of every
+        suite are paid here, once for the batch. Two things depend on which exercises the submissions have started
+        (``_started``):
+        - torch's symbolic shapes are imported when a submission has started an exercise that counts FLOPs;
+        - the session grades the reference once (``warm_up`` in grader.judge.serve), in each exercise that at
+          least WARM_FROM submissions have started, so that the oracles and first calls of its suites are paid
+          once too (~1 s for the whole course, saved again by each submission). An untouched stub's tests fail
+          at their first call: warming them would save nothing."""
         if self.server is None:
+            reference = self.tests_dir.parent / "solutions"
+            started = self._started([first, *self.queue], reference)
             self.box_root.mkdir(parents=True, exist_ok=True)
             saved, tempfile.tempdir = tempfile.tempdir, str(self.box_root)  # torch's warm-up writes a cache dir
             try:
-                preload(flop_counter=any(meta.get("counts_flops") for meta in self.points.values()))
+                preload(flop_counter=any(meta.get("counts_flops") and started[ex] for ex, meta in self.points.items()))
             finally:
                 tempfile.tempdir = saved
-            files = suite_files(list(self.points), hidden=True, tests_dir=self.tests_dir)
-            reference = self.tests_dir.parent / "solutions"
-            warm = len(self.queue) + 1 >= WARM_FROM and all(
-                (reference / f"{meta['name']}.py").is_file() for meta in self.points.values())
-            self.server = JudgeServer(files, rootdir=self.tests_dir.parent, tmpdir=self.box_root,
-                                      limits=self.opts.limits(), warm_with=reference if warm else None)
+            warm = [ex for ex, meta in self.points.items()
+                    if started[ex] >= WARM_FROM and (reference / f"{meta['name']}.py").is_file()]
+            suites = suite_files(list(self.points), hidden=True, tests_dir=self.tests_dir)
+            self.server = JudgeServer(suites, rootdir=self.tests_dir.parent, tmpdir=self.box_root,
+                                      limits=self.opts.limits(), warm_with=reference if warm else None,
+                                      warm_exercises=warm)
         return self.server
+
+    def _started(self, jobs: list[Job], reference: Path) -> dict[str, int]:
+        """Per exercise, how many of ``jobs`` hold a file for it other than its untouched stub (the stub made from
+        the reference; any file when the course has no reference). Files are read, never run, here."""
+        try:
+            stubs = {name: text.replace("\r\n", "\n").strip() for name, text in expected_stubs(reference).items()}
+        except (OSError, StubError):
+            stubs = {}
+        started = {}
+        for ex, meta in self.points.items():
+            name = f"{meta['name']}.py"
+            started[ex] = sum(
+                name in job.sub.files
+                and job.sub.files[name].decode(errors="replace").replace("\r\n", "\n").strip() != stubs.get(name)
+                for job in jobs
+            )
+        return started
 
     def begin(self, job: Job) -> bool:
         """What every grading starts with, local or on Dask; False when no exercise is left to grade (recorded)."""
@@ -202,7 +226,7 @@ class Batch:
     def launch(self, job: Job) -> None:
         if not self.begin(job):
             return
-        server = self._server()
+        server = self._server(job)
         job.sandbox = self.box_root / job.student
         shutil.rmtree(job.sandbox, ignore_errors=True)
         exercises_dir = job.sandbox / "exercises"

@@ -88,7 +88,10 @@ def serve(session: pytest.Session, fd: int) -> None:
     infos = {item.nodeid: plugin.describe_test(item) for item in session.items}
     warm_hypothesis(session.items)
     if session.config.getoption("--grader-warm"):
-        warm_up(session, session.config.getoption("--grader-warm"))
+        chosen = session.config.getoption("--grader-warm-exercises")
+        items = [item for item in session.items
+                 if chosen is None or infos[item.nodeid]["exercise"] in chosen.split(",")]
+        warm_up(session, session.config.getoption("--grader-warm"), items)
     gc.collect()
     gc.freeze()  # the children share these pages: keep the collector from touching (and copying) them
     running: dict[int, tuple[int, int]] = {}  # pidfd -> (request id, pid)
@@ -149,8 +152,8 @@ def _run_tests(session: pytest.Session, items: list[pytest.Item], client, *, bud
 WARM_BUDGET = 60.0  # seconds the warm-up may take in all; the tests left then run cold in each judge
 
 
-def warm_up(session: pytest.Session, target: str) -> None:
-    """Grade the reference in ``target`` once, here, before any judge is forked (``--grader-warm``).
+def warm_up(session: pytest.Session, target: str, items: list[pytest.Item]) -> None:
+    """Grade the reference in ``target`` once with ``items``, here, before any judge is forked (``--grader-warm``).
 
     What the tests compute that does not depend on the submission (oracles cached per argument, FLOP counts,
     models built for their parameter counts) and what a first run pays (Hypothesis's engine, PyTorch's first
@@ -167,7 +170,7 @@ def warm_up(session: pytest.Session, target: str) -> None:
             client = plugin.make_client(config, target=target, workdir=tmp,
                                         cpu_seconds=config.getoption("--grader-cpu-limit"),
                                         wall_seconds=config.getoption("--grader-wall-limit"))
-            _run_tests(session, list(session.items), client, budget=WARM_BUDGET)
+            _run_tests(session, items, client, budget=WARM_BUDGET)
     except Exception as exc:  # noqa: BLE001 - a failed warm-up costs time, never a grade
         print(f"grader: the warm-up run failed ({type(exc).__name__}: {exc}); grading goes on without it",
               file=sys.stderr)
