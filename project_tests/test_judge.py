@@ -314,3 +314,50 @@ def test_the_seeds_a_session_pins_draw_the_examples_derandomize_draws():
 
     warm_hypothesis([SimpleNamespace(obj=Tests().prop)])
     assert Tests.prop._hypothesis_internal_use_seed is not None
+
+
+def _run_as_pytest_would(test) -> BaseException:
+    """Call ``test`` through the plugin's pytest_pyfunc_call wrapper; returns what pytest would see raised."""
+    from grader import plugin
+
+    hook = plugin.pytest_pyfunc_call(None)
+    next(hook)
+    try:
+        test()
+    except BaseException as exc:  # noqa: BLE001 - handed to the wrapper, as pluggy does
+        try:
+            hook.throw(exc)
+        except BaseException as seen:  # noqa: BLE001
+            return seen
+    raise AssertionError("the test passed")
+
+
+@pytest.mark.parametrize("base", ["NotImplementedError", "ValueError"])
+def test_a_property_test_ends_at_the_first_example_that_reaches_a_stub(base):
+    """A student's NotImplementedError (a TODO not written yet) ends a Hypothesis test at its first example; any
+    other error of the student code still gets Hypothesis's run (the failing example again, and its report)."""
+    from types import SimpleNamespace
+
+    from hypothesis import Phase, given, settings
+    from hypothesis import strategies as st
+
+    from grader import plugin
+    from grader.judge.client import student_error
+
+    calls = []
+
+    @settings(derandomize=True, database=None, max_examples=10, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    @given(st.integers())
+    def test_property(x):
+        calls.append(x)
+        raise student_error({"base": base, "type": base, "message": "ex9: the TODO", "frames": []})
+
+    item = SimpleNamespace(obj=test_property)
+    plugin._stop_at_stubs(item)
+    plugin._stop_at_stubs(item)  # a second collection of the same function wraps it once
+    seen = _run_as_pytest_would(test_property)
+    assert isinstance(seen, StudentError) and type(seen).__name__ == f"Student{base}" and str(seen) == "ex9: the TODO"
+    if base == "NotImplementedError":
+        assert len(calls) == 1 and not getattr(seen, "__notes__", None)
+    else:
+        assert len(calls) == 2 and any("Failing test case" in note for note in seen.__notes__)
