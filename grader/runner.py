@@ -68,31 +68,35 @@ _FLOPS_WARM = False
 def keep_dynamo_unloaded() -> int:
     """Stop torch from importing its compiler (torch._dynamo, ~0.7 s of CPU) on the first FLOP count.
 
-    torch wraps some functions in ``torch._disable_dynamo``: every TorchDispatchMode's ``__torch_dispatch__``
-    (FlopCounterMode's among them, in the judge's oracles and in ex4's student code) and some meta-device ops.
-    The wrapper imports torch._dynamo on its first call, to build a version of the function that the compiler
-    skips, and caches it on the function as ``__dynamo_disable``. Nothing here compiles, so each wrapper's
-    function is cached as its own skipped version: the first call runs it directly, as every later call would.
-    Wrappers made after this (a TorchDispatchMode subclass defined later) import the compiler as before: slower,
-    never different. Returns how many wrappers were set (0 if torch's internals change: still correct, slower)."""
+    torch wraps some functions in ``torch._disable_dynamo``, among them every TorchDispatchMode's
+    ``__torch_dispatch__`` (FlopCounterMode's, in the judge's oracles and in ex4's student code) and the
+    reference implementations of the meta device's ops (``torch._refs``). The wrapper imports torch._dynamo on
+    its first call, to build a version of the function that the compiler skips, and caches it on the function as
+    ``__dynamo_disable``. Grading never compiles, so each of these functions is cached as its own skipped
+    version: the first call runs it directly, as every later call would. Other wrappers (the optimizers', say)
+    are left alone, and so are wrappers made later (a TorchDispatchMode subclass defined by a test): slower,
+    never different. Must run before ``gc.freeze()``, which hides objects from ``gc.get_referrers``. Returns how
+    many functions were set: 0 if torch's internals change (still correct, slower)."""
     import types
 
-    import torch._compile
-
     try:
+        import torch._compile
+
         inner = next(c for c in torch._compile._disable_dynamo.__code__.co_consts
                      if isinstance(c, types.CodeType) and c.co_name == "inner")
         slot = inner.co_freevars.index("fn")
-    except (StopIteration, ValueError, AttributeError):
-        return 0
-    done = 0
-    for wrapper in gc.get_referrers(inner):  # the functions whose code is ``inner``: every wrapper made so far
-        if type(wrapper) is types.FunctionType and wrapper.__code__ is inner:
+        done = 0
+        for wrapper in gc.get_referrers(inner):  # the functions whose code is ``inner``: every wrapper made so far
+            if type(wrapper) is not types.FunctionType or wrapper.__code__ is not inner:
+                continue
             fn = wrapper.__closure__[slot].cell_contents
-            if getattr(fn, "__dynamo_disable", None) is None:
+            ours = fn.__name__ == "__torch_dispatch__" or (fn.__module__ or "").startswith("torch._refs")
+            if ours and getattr(fn, "__dynamo_disable", None) is None:
                 fn.__dynamo_disable = fn
                 done += 1
-    return done
+        return done
+    except Exception:  # noqa: BLE001 - torch's internals changed: the first count imports the compiler, as before
+        return 0
 
 
 def preload(*, flop_counter: bool = False) -> None:

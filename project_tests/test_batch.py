@@ -753,23 +753,34 @@ def test_the_review_flags_names_as_whole_words(text, flagged):
 def test_the_warm_up_run_changes_no_verdict(tmp_path, private_tmp, monkeypatch):
     """The judge session grades the reference once before forking the judges, in the exercises enough
     submissions have started (grader.judge.serve.warm_up): every test of every submission must get the verdict
-    it gets without it. Here every exercise that one submission started is warmed: all four."""
+    it gets without it, whether every exercise is warmed or only some."""
     from grader.batch import scheduler
     from test_dask import _verdicts, lesson_submissions
 
     subs = tmp_path / "subs"
     lesson_submissions(subs)  # the reference, the stubs, two ex2 mutants, a submission that reads the tests
+    warmed = []
+
+    class Session(scheduler.JudgeServer):  # the real session; says which exercises it warms
+        def __init__(self, *args, **kwargs):
+            warmed.append(kwargs["warm_exercises"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler, "JudgeServer", Session)
     docs = {}
-    for label, warm_from in (("warm", 1), ("cold", 10**6)):
+    # ex2 is started by four of the five submissions (the reference, the mutants, the red team), the others by one
+    for label, warm_from in (("all", 1), ("ex2", 2), ("cold", 10**6)):
         monkeypatch.setattr(scheduler, "WARM_FROM", warm_from)
         out = tmp_path / label
         batch_grade(subs, out, jobs=2, progress=None, test_timeout=30.0)
         docs[label] = {p.stem: json.loads(p.read_text()) for p in (out / ".grader-instructor").glob("*.json")}
-    assert sorted(docs["warm"]) == sorted(docs["cold"]) == sorted(p.name for p in subs.iterdir())
-    for student, doc in docs["warm"].items():
-        assert _verdicts(doc) == _verdicts(docs["cold"][student]), student
-        assert doc["lesson"]["protections"] == docs["cold"][student]["lesson"]["protections"], student
-    assert docs["warm"]["reference"]["score"] == docs["warm"]["reference"]["max_score"]
+    assert warmed == [["ex1", "ex2", "ex3", "ex4"], ["ex2"], []]
+    assert sorted(docs["all"]) == sorted(docs["ex2"]) == sorted(docs["cold"]) == sorted(p.name for p in subs.iterdir())
+    for student, doc in docs["cold"].items():
+        for label in ("all", "ex2"):
+            assert _verdicts(docs[label][student]) == _verdicts(doc), (label, student)
+            assert docs[label][student]["lesson"]["protections"] == doc["lesson"]["protections"], (label, student)
+    assert docs["all"]["reference"]["score"] == docs["all"]["reference"]["max_score"]
 
 
 def test_the_batch_warms_up_only_the_exercises_its_submissions_started(tmp_path, monkeypatch):
@@ -803,7 +814,8 @@ def test_the_batch_warms_up_only_the_exercises_its_submissions_started(tmp_path,
             write_folder(subs / f"student{i}", files)
         seen.clear()
         rows = batch_grade(subs, tmp_path / f"out-{touch_flops}", jobs=1, progress=None)
-        assert {row["status"] for row in rows} == {"error"}  # the stand-in stopped the batch: nothing graded
+        # the stand-in stopped the batch: nothing graded, and every submission has its row all the same
+        assert len(rows) == scheduler.WARM_FROM + 1 and {row["status"] for row in rows} == {"error"}
         return seen[0], seen[1]
 
     flops, server = grade_batch(touch_flops=False)

@@ -361,3 +361,17 @@ def test_a_property_test_ends_at_the_first_example_that_reaches_a_stub(base):
         assert len(calls) == 1 and not getattr(seen, "__notes__", None)
     else:
         assert len(calls) == 2 and any("Failing test case" in note for note in seen.__notes__)
+
+
+def test_the_warm_up_runs_the_tests_of_the_chosen_exercises_only():
+    from types import SimpleNamespace
+
+    from grader.judge.serve import warm_items
+
+    items = [SimpleNamespace(nodeid=f"tests/test_{ex}_x.py::test_{i}") for ex in ("ex1", "ex2", "ex3") for i in range(2)]
+    infos = {item.nodeid: {"exercise": item.nodeid.split("_")[1]} for item in items}
+    assert warm_items(items, infos, None) == items
+    assert [item.nodeid for item in warm_items(items, infos, "ex3,ex1")] == [
+        "tests/test_ex1_x.py::test_0", "tests/test_ex1_x.py::test_1", "tests/test_ex3_x.py::test_0",
+        "tests/test_ex3_x.py::test_1"]
+    assert warm_items(items, infos, "ex9") == []

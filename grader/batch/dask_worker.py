@@ -112,7 +112,7 @@ class Host:
             (tests / rel).write_bytes(data)
         if sandbox.tests_digest(tests) != suite.digest:
             raise GradingError("the suites written on this worker do not hash like the client's")
-        saved, tempfile.tempdir = tempfile.tempdir, str(root)  # torch's warm-up writes a cache folder
+        saved, tempfile.tempdir = tempfile.tempdir, str(root)  # whatever the imports write stays here
         try:
             preload(flop_counter=suite.warm_flops)
         finally:

@@ -28,7 +28,7 @@ from grader.report import Display
 from grader.runner import (DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeServer, Limits, SessionResult, absorb,
                            describe_status, preload, read_events)
 from grader.sandbox import Caps, Submission
-from grader.stubs import StubError, expected_stubs
+from grader.stubs import expected_stubs
 
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 DEFAULT_SUBMISSION_TIMEOUT = 600.0  # seconds of wall clock for one whole submission
@@ -184,7 +184,7 @@ class Batch:
             reference = self.tests_dir.parent / "solutions"
             started = self._started([first, *self.queue], reference)
             self.box_root.mkdir(parents=True, exist_ok=True)
-            saved, tempfile.tempdir = tempfile.tempdir, str(self.box_root)  # torch's warm-up writes a cache dir
+            saved, tempfile.tempdir = tempfile.tempdir, str(self.box_root)  # whatever the imports write stays here
             try:
                 preload(flop_counter=any(meta.get("counts_flops") and started[ex] for ex, meta in self.points.items()))
             finally:
@@ -202,7 +202,7 @@ class Batch:
         the reference; any file when the course has no reference). Files are read, never run, here."""
         try:
             stubs = {name: text.replace("\r\n", "\n").strip() for name, text in expected_stubs(reference).items()}
-        except (OSError, StubError):
+        except Exception:  # noqa: BLE001 - a reference we cannot read (or parse): every file counts as started
             stubs = {}
         started = {}
         for ex, meta in self.points.items():
@@ -226,7 +226,11 @@ class Batch:
     def launch(self, job: Job) -> None:
         if not self.begin(job):
             return
-        server = self._server(job)
+        try:
+            server = self._server(job)
+        except GradingError:
+            self.queue.appendleft(job)  # the session could not start: this row is recorded with the others
+            raise
         job.sandbox = self.box_root / job.student
         shutil.rmtree(job.sandbox, ignore_errors=True)
         exercises_dir = job.sandbox / "exercises"

@@ -89,9 +89,7 @@ def serve(session: pytest.Session, fd: int) -> None:
     warm_hypothesis(session.items)
     if session.config.getoption("--grader-warm"):
         chosen = session.config.getoption("--grader-warm-exercises")
-        items = [item for item in session.items
-                 if chosen is None or infos[item.nodeid]["exercise"] in chosen.split(",")]
-        warm_up(session, session.config.getoption("--grader-warm"), items)
+        warm_up(session, session.config.getoption("--grader-warm"), warm_items(session.items, infos, chosen))
     gc.collect()
     gc.freeze()  # the children share these pages: keep the collector from touching (and copying) them
     running: dict[int, tuple[int, int]] = {}  # pidfd -> (request id, pid)
@@ -147,6 +145,13 @@ def _run_tests(session: pytest.Session, items: list[pytest.Item], client, *, bud
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
     finally:
         client.close()
+
+
+def warm_items(items: list[pytest.Item], infos: dict, chosen: str | None) -> list[pytest.Item]:
+    """The tests the warm-up runs: those of the exercises in ``chosen`` (``--grader-warm-exercises``: ids separated
+    by commas), or every test."""
+    wanted = None if chosen is None else set(chosen.split(","))
+    return [item for item in items if wanted is None or infos[item.nodeid]["exercise"] in wanted]
 
 
 WARM_BUDGET = 60.0  # seconds the warm-up may take in all; the tests left then run cold in each judge
