@@ -243,6 +243,13 @@ class _NotWrittenYet(BaseException):
         self.error = error
 
 
+def hypothesis_test(item: pytest.Item):
+    """(function, handle) of a Hypothesis test: the test's function (a method's function, for a test in a class)
+    and its ``.hypothesis`` attribute; (function, None) for any other test."""
+    function = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+    return function, getattr(function, "hypothesis", None)
+
+
 def _stop_at_stubs(item: pytest.Item) -> None:
     """A Hypothesis test of ``item`` ends at the first example whose call of the student code raises
     NotImplementedError (a TODO not written yet): there is no failing example to look for in a function not
@@ -253,8 +260,7 @@ def _stop_at_stubs(item: pytest.Item) -> None:
 
     from grader.judge.client import StudentError
 
-    function = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))  # a method's function
-    handle = getattr(function, "hypothesis", None)
+    handle = hypothesis_test(item)[1]
     inner = getattr(handle, "inner_test", None)
     if inner is None or getattr(inner, "_grader_stops_at_stubs", False):
         return

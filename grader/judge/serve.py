@@ -41,15 +41,16 @@ def warm_hypothesis(items: list[pytest.Item]) -> None:
     - Hash the test's source: with ``derandomize`` Hypothesis seeds each run from ``function_digest(test)``, and
       computes it twice per run (reading and tokenizing the test's source). The seed and the key computed here
       are the same values, so each test still runs exactly the examples it ran before. A parametrized test is
-      left alone: Hypothesis's pytest plugin mixes each case's node id into its digest."""
+      left alone: where Hypothesis's pytest plugin is loaded, it mixes each case's node id into the digest."""
     import warnings
 
     from hypothesis import strategies as st
 
+    from grader.plugin import hypothesis_test
+
     handles, parametrized = {}, set()
     for item in items:
-        wrapped = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))  # a method's function
-        handle = getattr(wrapped, "hypothesis", None)
+        wrapped, handle = hypothesis_test(item)
         given = getattr(handle, "_given_kwargs", None)  # Hypothesis's record of the test's @given(...)
         if not isinstance(given, dict) or not given:
             continue
