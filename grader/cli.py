@@ -25,8 +25,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         progress.clear()
     results.write(doc, Path(args.json))
     if args.junit_xml:
-        Path(args.junit_xml).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.junit_xml).write_text(results.to_junit_xml(doc))
+        results.write_named(Path(args.junit_xml), results.to_junit_xml(doc))
     report.print_report(doc, verbose=args.verbose)
     print(f"Full results: {args.json}" + (f", JUnit XML: {args.junit_xml}" if args.junit_xml else ""))
     return 0

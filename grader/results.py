@@ -9,8 +9,11 @@ other view (terminal table, CSV, feedback, nbgrader) is rendered from this one d
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
+from grader import facilities
 from grader.course import load_manifest
 from grader.records import ExerciseSummary, TestRecord
 from grader.runner import SessionResult
@@ -114,6 +117,8 @@ def build(
             "restarts": session.restarts + max(0, session.workers - 1),
             # which confinement the process running the student code had (grader.judge.confine)
             "protections": session.protections,
+            # what this machine offers the grader, facility by facility (grader.facilities)
+            "facilities": facilities.present().record(),
             # a test was stopped by the wall-clock backstop, not by its own CPU use: the machine may have been
             # stalled, so this result is not final and a re-run grades it again
             "needs_regrade": any(t["extra_data"]["backstop"] for t in tests),
@@ -173,11 +178,29 @@ def for_students(doc: dict) -> dict:
 
 
 def write(doc: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    write_named(Path(path), json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+def write_named(path: Path, text: str) -> None:
+    """Write ``text`` to a path the user named (``--json``, ``--junit-xml``).
+
+    A regular file (or a new name) is replaced atomically (a reader never sees half a file). Anything else the
+    user named, a device (``/dev/null``, ``/dev/stdout``), a pipe or a symbolic link they made, is written in
+    place: renaming over it would replace the device or the link itself (as root, ``--json /dev/null``
+    replaced the machine's ``/dev/null`` with a regular file)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def to_junit_xml(doc: dict) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from grader import facilities
 from grader.judge import rebuild, wire
 from grader.records import GradingError
 from grader.judge.worker import start_zygote
@@ -233,10 +234,11 @@ class WorkerClient:
         self.private.mkdir(parents=True, exist_ok=True)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         status_r, status_w = os.pipe()
+        here = facilities.present()
         config = {
             "target": str(self.target), "private": str(self.private),
-            "read": [*self.read_paths, str(self.target)], "confine": self.confine,
-            "namespaces": self.confine, "output_bytes": self.limits.output_bytes,
+            "read": [*self.read_paths, str(self.target)], "confine": self.confine and here.landlock,
+            "namespaces": self.confine and here.namespaces, "output_bytes": self.limits.output_bytes,
             "memory_bytes": self.limits.memory_bytes,
             "judge_pid": os.getpid(), "cpu": self.cpu,
         }

@@ -53,6 +53,13 @@ NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1  # ABI 4: handled with no rule = 
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6: only within the sandbox
 
 
+# Every protection the worker reports, all off: what a platform without any of them gets (contract 8: the
+# results document says which protections were active, so an absent one reads False, not missing).
+NONE = {"user_namespace": False, "pid_namespace": False, "network_namespace": False, "landlock_abi": 0,
+        "filesystem": False, "network": False, "signals": False, "abstract_unix_socket": False,
+        "no_new_privs": False}
+
+
 class ConfinementError(OSError):
     """``restrict(strict=True)`` could not put every protection the kernel offers in place."""
 

@@ -159,7 +159,7 @@ def _worker_main(sock: socket.socket, config: dict, namespaces: dict) -> None:
         tempfile.tempdir = str(private)
         sys.dont_write_bytecode = True
         pid = _outer_pid()
-        protections = dict(namespaces)
+        protections = {**confine.NONE, **namespaces}
         _limits(config)  # before confinement: it reads /proc/self/statm
         if config.get("confine", True):
             protections.update(confine.restrict(read=config["read"], write=[str(private)]))
