@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from grader import facilities
 from grader.course import REPO_ROOT, exercise_of
 from grader.records import STRIKE_KINDS, Kind, TestRecord
 
@@ -81,7 +82,12 @@ def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("--grader-events")
     config._grader_events_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None
     config.stash[MAX_STRIKES] = config.getoption("--grader-max-strikes")
-    if config.getoption("--grader-serve") is not None:
+    if config.getoption("--grader-serve") is not None and not facilities.present().fork:
+        # the portable path: the first worker interpreter imports torch while this session collects
+        from grader import portable
+
+        portable.SPARES.prepare(os.getcwd())
+    elif config.getoption("--grader-serve") is not None:
         # one zygote for every submission of the session, forked now: before any test module is imported
         from grader.judge.worker import start_zygote
 
@@ -121,6 +127,8 @@ MAX_STRIKES = pytest.StashKey[int]()
 def worker_read_paths(target: Path) -> list[str]:
     """What the worker may read: the Python installation and llm_basics (the submission copy is added by the
     client). Never the repository itself, its tests, solutions or grader."""
+    if not facilities.present().landlock:  # the paths are Landlock's rules: none to make here
+        return []
     from grader.judge import confine
 
     return [*confine.default_read_paths(exclude=[REPO_ROOT]), str(REPO_ROOT / "llm_basics")]

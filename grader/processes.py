@@ -10,12 +10,15 @@ import sys
 import traceback
 
 PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
+# SIGKILL where there is one; Windows has none (os.kill with SIGTERM there is TerminateProcess)
+KILL_SIGNAL = getattr(signal, "SIGKILL", signal.SIGTERM)
 
 
 def die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies: nothing we fork outlives its parent."""
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    """Ask the kernel to SIGKILL this process when its parent dies: nothing we fork outlives its parent.
+    Linux only (forked children are Linux only: grader.facilities); nothing elsewhere."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def run_child(body, *, error_code: int = 70):
@@ -47,7 +50,9 @@ def pin_to_cpu(cpu: int | None) -> None:
     2-core machine a round trip costs 11 us instead of 45 us, and a submission makes hundreds of them. A single
     grading is not pinned: the caller's own work may share its CPU (pinned to it, the project suite ran 50%
     slower)."""
-    if cpu is None:
+    from grader import facilities
+
+    if cpu is None or sys.platform != "linux" or not facilities.present().affinity:
         return
     try:
         os.sched_setaffinity(0, {cpu})
@@ -59,15 +64,20 @@ def kill(pid: int | None, *, group: bool = False) -> None:
     """SIGKILL ``pid`` (and its process group), ignoring a process that is already gone."""
     if not pid:
         return
-    for send in (os.kill, os.killpg) if group else (os.kill,):
+    sends = [os.kill]
+    if group and sys.platform != "win32":
+        sends.append(os.killpg)
+    for send in sends:
         try:
-            send(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            send(pid, KILL_SIGNAL)
+        except (ProcessLookupError, PermissionError, OSError):
             pass
 
 
 def describe_status(status: int) -> str:
     """A wait status in words: 'exit code 3' or 'killed by signal SIGSEGV'."""
+    if sys.platform == "win32":  # no wait statuses there: the judge session reports an exit code (grader.runner)
+        return f"exit code {status}"
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         try:

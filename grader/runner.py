@@ -12,16 +12,17 @@ import faulthandler
 import gc
 import json
 import os
-import resource
 import select
 import socket
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader import facilities, portable
 from grader.processes import describe_status, kill, run_child  # noqa: F401 - describe_status is re-exported
 from grader.records import GradingError, TestRecord  # noqa: F401 - GradingError is re-exported
 
@@ -135,24 +136,33 @@ def preload(*, flop_counter: bool = False) -> None:
     gc.freeze()
 
 
+def enter_session(log_path: Path, workdir: Path, output_bytes: int) -> None:
+    """Set up the judge session's process (forked, or spawned by grader.judge.serve's ``__main__``)."""
+    faulthandler.disable()  # a parent's faulthandler (pytest's) would dump our crashes onto its stderr
+    os.chdir(workdir)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdout = open(1, "w", closefd=False, errors="replace")  # the parent's may be a capture object
+    sys.stderr = open(2, "w", closefd=False, errors="replace")
+    if sys.platform != "win32" and facilities.present().rlimits:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (output_bytes, output_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    sys.dont_write_bytecode = True  # the judge never leaves compiled tests behind
+
+
 def _child(args: list[str], log_path: Path, workdir: Path, limits: Limits) -> None:
     """Runs in the forked judge session: never returns."""
 
     def session() -> int:
+        assert sys.platform != "win32"  # forked: never on Windows (grader.facilities)
         os.setpgid(0, 0)  # own process group
-        faulthandler.disable()  # a parent's faulthandler (pytest's) would dump our crashes onto its stderr
-        os.chdir(workdir)
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        sys.stdout = open(1, "w", closefd=False, errors="replace")  # the parent's may be a capture object
-        sys.stderr = open(2, "w", closefd=False, errors="replace")
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-        sys.dont_write_bytecode = True  # the judge never leaves compiled tests behind
+        enter_session(log_path, workdir, limits.output_bytes)
         import pytest
 
         return int(pytest.main(args))
@@ -170,7 +180,9 @@ class JudgeServer:
         self.tmpdir = tmpdir
         self.limits = limits
         self.log_path = tmpdir / "judge.log"
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.next_id = 0
+        self.spawned: subprocess.Popen | None = None
+        self._status: int | None = None  # the session's wait status, once polled (no pidfd)
         args = [
             *map(str, test_paths),
             "-c", str(PYTEST_INI),
@@ -187,12 +199,17 @@ class JudgeServer:
             # capture in memory, not in pytest's default temporary file: judges forked from this session would
             # share that file (and its offset), and one student's output could land in another's record
             "--capture=sys",
-            f"--grader-serve={theirs.fileno()}",
             # grade the reference once before serving (in these exercises only, when given)
             *([f"--grader-warm={warm_with}"] if warm_with else []),
             *([f"--grader-warm-exercises={','.join(warm_exercises)}"] if warm_with and warm_exercises else []),
             *extra_args,
         ]
+        if not facilities.present().fork:
+            self._spawn(args)
+            return
+        assert sys.platform != "win32"  # fork is a Unix facility (grader.facilities)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        args.append(f"--grader-serve={theirs.fileno()}")
         sys.stdout.flush()
         sys.stderr.flush()
         self.pid = os.fork()
@@ -201,8 +218,17 @@ class JudgeServer:
             _child(args, self.log_path, tmpdir, limits)
         theirs.close()
         self.sock = ours
-        self.pidfd = os.pidfd_open(self.pid)
-        self.next_id = 0
+        self.pidfd = os.pidfd_open(self.pid) if facilities.present().pidfd else None
+        self._lines = None
+
+    def _spawn(self, args: list[str]) -> None:
+        """The portable path: the session is a fresh interpreter (``python -m grader.judge.serve``) that imports
+        torch and collects by itself, and grades each submission in its own process, one at a time. Requests and
+        replies are lines of JSON on a stream socket (no SOCK_SEQPACKET on macOS or Windows)."""
+        self.sock, self.spawned = portable.spawn_session(
+            args, log_path=self.log_path, workdir=self.tmpdir, output_bytes=self.limits.output_bytes)
+        self.pid, self.pidfd = self.spawned.pid, None
+        self._lines = portable.Lines(self.sock)
 
     def submit(self, target: str | Path, exercises: list[str], *, events: Path, workdir: Path,
                limits: Limits | None = None, cpu: int | None = None) -> int:
@@ -218,20 +244,44 @@ class JudgeServer:
             "budget_seconds": limits.budget or 0, "cpu": cpu,
         }).encode()
         try:
-            self.sock.send(request)
+            if self._lines is not None:
+                self.sock.sendall(request + b"\n")
+            else:
+                self.sock.send(request)
         except OSError:  # the session ended before it could serve (a collection error, say)
             self._ended()
         return self.next_id
 
     def _ended(self):
-        _, status = os.waitpid(self.pid, 0)
+        if self.spawned is not None:
+            how = portable.describe_returncode(self.spawned.wait())
+        else:
+            how = describe_status(self._status if self._status is not None else os.waitpid(self.pid, 0)[1])
         self.pid = None
-        raise GradingError(f"pytest could not collect the graded tests ({describe_status(status)}):\n"
-                           f"{_tail(self.log_path)[-3000:]}")
+        raise GradingError(f"pytest could not collect the graded tests ({how}):\n{_tail(self.log_path)[-3000:]}")
+
+    def _gone(self, ready: list) -> bool:
+        """Whether the session process has ended (its pidfd readable, or polled where there is none)."""
+        if self.pidfd is not None:
+            return self.pidfd in ready
+        if self.spawned is not None:
+            return self.spawned.poll() is not None
+        if self.pid is None:
+            return False
+        done, status = os.waitpid(self.pid, os.WNOHANG)  # our own child: no /proc needed to know it ended
+        if done:
+            self._status = status
+        return bool(done)
 
     def replies(self, timeout: float) -> list[dict]:
         """Replies that arrived within ``timeout`` seconds; GradingError when the session itself ended."""
-        ready, _, _ = select.select([self.sock, self.pidfd], [], [], timeout)
+        if self._lines is not None:
+            out = self._lines.read(timeout) or []
+            if not out and self._gone([]):
+                self._ended()
+            return out
+        ready, _, _ = select.select([self.sock, *([self.pidfd] if self.pidfd is not None else [])], [], [],
+                                    timeout)
         out = []
         while self.sock in ready:
             try:
@@ -241,22 +291,37 @@ class JudgeServer:
             if not data:
                 break
             out.append(json.loads(data))
-        if not out and self.pidfd in ready:
+        if not out and self._gone(ready):
             self._ended()
         return out
 
     def close(self) -> None:
         try:
             self.sock.close()  # the session ends when its request socket closes
-            if self.pid is not None:
-                if select.select([self.pidfd], [], [], 5.0)[0] == []:
-                    kill(self.pid)
-                os.waitpid(self.pid, 0)
+            if self.spawned is not None:
+                try:
+                    self.spawned.wait(5.0)
+                except subprocess.TimeoutExpired:
+                    self.spawned.kill()
+                    self.spawned.wait()
+            elif self.pid is not None:
+                if self.pidfd is not None:
+                    if select.select([self.pidfd], [], [], 5.0)[0] == []:
+                        kill(self.pid)
+                else:
+                    deadline = time.monotonic() + 5.0
+                    while self._status is None and not self._gone([]) and time.monotonic() < deadline:
+                        time.sleep(portable.POLL_SECONDS)
+                    if self._status is None:
+                        kill(self.pid)
+                if self._status is None:
+                    os.waitpid(self.pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
         finally:
-            os.close(self.pidfd)
-            self.pid = None
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+            self.pid = self.pidfd = None
 
 
 def run_session(

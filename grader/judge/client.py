@@ -3,8 +3,8 @@
 ``student("ex2_topk_attention")`` returns a :class:`RemoteModule`; ``.topk_attention(q, k, v, 2)`` sends the
 call to the worker and returns the reply decoded as plain data (see grader.judge.wire). Objects the student
 code creates come back as :class:`RemoteObject` handles; callables the test hands over stay here and are called
-back. Every wait is bounded by the limits of the current test: the worker's own CPU time (read from /proc, so a
-busy machine costs the student nothing) and a much larger wall-clock backstop. A worker that overruns, crashes or
+back. Every wait is bounded by the limits of the current test: the worker's own CPU time (from /proc, else psutil:
+grader.portable.CpuMeter; a busy machine costs the student nothing) and a much larger wall-clock backstop. A worker that overruns, crashes or
 exits is killed and replaced for the next test.
 """
 
@@ -23,15 +23,15 @@ from pathlib import Path
 
 import torch
 
-from grader import facilities
+from grader import facilities, portable
 from grader.judge import rebuild, wire
 from grader.records import GradingError
 from grader.judge.worker import start_zygote
 from grader.processes import describe_status, kill
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MAX_OUTPUT_CHARS = 2000  # printed output kept per test
 POLL = 0.1  # seconds between limit checks while the worker computes
+STARTUP_SECONDS = 120  # a worker's start-up (a spawned one imports torch: seconds on a busy laptop)
 
 
 @dataclass
@@ -214,11 +214,16 @@ class WorkerClient:
         self._test = _Test()
         self._output = None
         self._status = None
-        self._stat: int | None = None  # /proc/<worker>/stat, open for the worker's life (read twice per test)
+        self._meter: portable.CpuMeter | None = None  # the worker's CPU time (read twice per test)
+        self._spawned: portable.Spawned | None = None  # the current worker, where it was spawned (no zygote)
         # a zygote of our own, or one shared with the other judges of a batch (forked before any test module
-        # was imported, so that no worker ever holds an expected value in its memory)
-        self.own_zygote = zygote is None
-        self.zygote_pid, self.zygote = start_zygote() if zygote is None else (None, zygote)
+        # was imported, so that no worker ever holds an expected value in its memory); none where fork is
+        # missing: each worker is then a fresh interpreter, started ahead of need (grader.portable.Spares)
+        self.forks = facilities.present().fork
+        self.own_zygote = zygote is None and self.forks
+        self.zygote_pid, self.zygote = start_zygote() if self.own_zygote else (None, zygote)
+        if not self.forks:
+            portable.SPARES.prepare(str(self.workdir.parent if self.workdir.exists() else Path.cwd()))
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
@@ -232,6 +237,8 @@ class WorkerClient:
         self._release.clear()
         self.modules = {}
         self.private.mkdir(parents=True, exist_ok=True)
+        if not self.forks:
+            return self._spawn_portable()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         status_r, status_w = os.pipe()
         here = facilities.present()
@@ -260,32 +267,74 @@ class WorkerClient:
             why = (self.private / "output.txt").read_text(errors="replace").strip().splitlines()[-1:]  # ours alone
             raise GradingError("the worker process could not start" + (f": {why[0]}" if why else ""))
         self.pid = header["pid"]
-        try:
-            self._stat = os.open(f"/proc/{self.pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            self._stat = None
+        self._meter = portable.CpuMeter(self.pid, proc=here.proc)
+        self._hello(header)
+        self._test.cpu_base = 0.0
+
+    def _hello(self, header: dict) -> None:
         prot = header.get("protections")
         self.protections = {str(k)[:40]: v for k, v in prot.items() if type(v) in (bool, int)} if type(prot) is dict else {}
         self._output = open(self.private / "output.txt", "rb")
-        self._test.cpu_base = 0.0
+
+    def _spawn_portable(self) -> None:
+        """Take a worker interpreter that is already importing torch (grader.portable), configure it, wait for
+        its hello. Its start-up is not the test's: the CPU count starts at the hello, and the wait for it is not
+        in the test's wall-clock time."""
+        here = facilities.present()
+        popen, sock, address = portable.SPARES.take(str(self.workdir))
+        try:
+            if "token" in address:
+                sock = portable.accept_worker(sock, address, STARTUP_SECONDS)
+        except OSError:
+            popen.kill()
+            raise GradingError("the worker process could not start: it never connected") from None
+        self._spawned = portable.Spawned(popen, sock)
+        self.sock = sock
+        self.pid = None
+        self._meter = portable.CpuMeter(popen.pid, proc=here.proc)
+        config = {
+            "target": str(self.target), "private": str(self.private),
+            "read": [*self.read_paths, str(self.target)], "confine": self.confine and here.landlock,
+            "output_bytes": self.limits.output_bytes, "memory_bytes": self.limits.memory_bytes,
+            "cpu_seconds": self.limits.cpu_seconds, "watch_cpu": not self._meter.available,
+        }
+        sock.settimeout(self.limits.wall_seconds)
+        try:
+            wire.send(sock, config)
+            header, _ = self._receive(startup=True)
+        except (WorkerLost, OSError):
+            header = {}
+        if header.get("r") != "hello" or type(header.get("pid")) is not int:
+            self.kill()
+            why = (self.private / "output.txt").read_text(errors="replace").strip().splitlines()[-1:]
+            raise GradingError("the worker process could not start" + (f": {why[0]}" if why else ""))
+        self.pid = popen.pid
+        self._hello(header)
+        self._test.cpu_base = self._cpu()
 
     def kill(self) -> None:
         """Stop the current worker and everything it started."""
         if self.pid is not None:
             self._test.cpu_done += max(0.0, self._cpu() - self._test.cpu_base)  # the test's record counts it
-        kill(self.pid, group=True)  # the process group too, for platforms without a PID namespace
+        if self._spawned is not None:
+            self._spawned.kill()
+        else:
+            kill(self.pid, group=True)  # the process group too, for platforms without a PID namespace
         if self.sock is not None:
             self.sock.close()
         if self._output is not None:
             self._drain_output()
             self._output.close()
-        for fd in (self._status, self._stat):
-            if fd is not None:
-                os.close(fd)
-        self.sock = self.pid = self._output = self._status = self._stat = None
+        if self._status is not None:
+            os.close(self._status)
+        if self._meter is not None:
+            self._meter.close()
+        self.sock = self.pid = self._output = self._status = self._meter = None
 
     def _ended(self) -> str:
         """How the worker ended, as its launcher saw it: 'exit code 7', 'killed by signal SIGSEGV'."""
+        if self._spawned is not None:
+            return self._spawned.ended(2.0)
         if self._status is None or not select.select([self._status], [], [], 2.0)[0]:
             return "it stopped"
         try:
@@ -295,6 +344,7 @@ class WorkerClient:
 
     def close(self) -> None:
         self.kill()
+        self._spawned = None
         if not self.own_zygote:
             return
         try:
@@ -471,12 +521,15 @@ class WorkerClient:
                     msg, bufs = wire.recv(self.sock)
                     if type(msg) is not dict:
                         raise wire.WireError("a message that is not a dict")
-                    self._test.waited += time.monotonic() - start
+                    if not startup:  # waiting for a worker to start is not the student's time
+                        self._test.waited += time.monotonic() - start
                     self._drain_output()
                     return msg, bufs
                 waited = self._test.waited + time.monotonic() - start
-                if startup and waited > 30:
-                    raise WorkerLost("the worker did not start within 30 s")
+                if startup and time.monotonic() - start > STARTUP_SECONDS:
+                    raise WorkerLost(f"the worker did not start within {STARTUP_SECONDS} s")
+                if startup:
+                    continue
                 cpu = self._cpu() - self._test.cpu_base
                 if cpu > limits.cpu_seconds:
                     self.kill()
@@ -500,18 +553,15 @@ class WorkerClient:
                 raise WorkerLost(f"the worker sent a malformed message ({exc})") from None
             ended = self._ended()
             self.kill()
+            if ended == f"exit code {portable.CPU_LIMIT_EXIT}" and not self.forks:
+                # the spawned worker's own CPU watch (where the judge cannot read its CPU time)
+                raise WorkerTimeout(f"used more than {limits.cpu_seconds:g} s of CPU time") from None
             raise WorkerLost(f"the process running your code stopped ({ended}): os._exit(), a crash, or the"
                              " memory limit") from None
 
     def _cpu(self) -> float:
         """CPU seconds used by the worker so far (user + system, its threads and waited-for children)."""
-        if self._stat is None:
-            return 0.0
-        try:
-            fields = os.pread(self._stat, 1024, 0).rsplit(b")", 1)[1].split()
-            return sum(int(x) for x in fields[11:15]) / CLOCK_TICKS
-        except (OSError, ValueError, IndexError):
-            return 0.0
+        return 0.0 if self._meter is None else self._meter.seconds()
 
     def _drain_output(self) -> None:
         if self._output is None:

@@ -27,9 +27,11 @@ import socket
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
+from grader import facilities
 from grader.processes import die_with_parent, kill, pin_to_cpu, run_child
 
 
@@ -93,6 +95,9 @@ def serve(session: pytest.Session, fd: int) -> None:
         warm_up(session, session.config.getoption("--grader-warm"), warm_items(session.items, infos, chosen))
     gc.collect()
     gc.freeze()  # the children share these pages: keep the collector from touching (and copying) them
+    if not facilities.present().fork:
+        return _serve_in_process(session, requests, infos)
+    assert sys.platform != "win32"  # fork is a Unix facility (grader.facilities)
     running: dict[int, tuple[int, int]] = {}  # pidfd -> (request id, pid)
     try:
         while True:
@@ -125,6 +130,56 @@ def serve(session: pytest.Session, fd: int) -> None:
             except ChildProcessError:
                 pass
             os.close(pidfd)
+
+
+def _serve_in_process(session: pytest.Session, requests: socket.socket, infos: dict) -> None:
+    """The portable path (no fork): grade each submission here, one after the other, as the warm-up does.
+
+    Requests and replies are lines of JSON (grader.portable.Lines). A submission's judge state (its client,
+    strikes, events, reports, captured output) is set up before and cleared after it, so the next one starts
+    as a forked judge would; the judge never runs student code, so a submission cannot change this process
+    (its worker is another interpreter)."""
+    from grader import portable
+
+    lines = portable.Lines(requests)
+    try:
+        while True:
+            batch = lines.read(None)
+            if batch is None:
+                return
+            for msg in batch:
+                if msg.get("op") != "grade":
+                    return
+                lines.send({"started": msg["id"], "pid": os.getpid()})
+                status = 0
+                try:
+                    _judge(session, msg, infos)
+                except Exception:  # noqa: BLE001 - a bug of ours: the log says what, the caller reports it
+                    import traceback
+
+                    traceback.print_exc()
+                    status = 1 << 8  # a wait status meaning "exit code 1", as a forked judge's would read
+                finally:
+                    _forget_submission(session)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                lines.send({"done": msg["id"], "status": status})
+    finally:
+        portable.SPARES.close()
+
+
+def _forget_submission(session: pytest.Session) -> None:
+    """Clear what grading one submission left in this process (what a forked judge takes with it when it exits)."""
+    from grader import plugin
+
+    config = session.config
+    if config._grader_events_fd is not None:
+        os.close(config._grader_events_fd)
+    config._grader_events_fd = None
+    config.stash[plugin.REPORTS].clear()
+    config.stash[plugin.PROTECTIONS] = {}
+    for item in session.items:
+        item._report_sections = []
 
 
 def _run_tests(session: pytest.Session, items: list[pytest.Item], client, *, budget: float = 0.0) -> None:
@@ -194,24 +249,45 @@ def warm_up(session: pytest.Session, target: str, items: list[pytest.Item]) -> N
 
 def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
     """Runs in the forked child judge: grade one submission, never return."""
-    from grader import plugin
-
-    config = session.config
 
     def judge() -> None:
         die_with_parent()  # no judge outlives its session
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         pin_to_cpu(msg.get("cpu"))  # the CPU of this judge's slot in the batch; its worker runs there too
-        config._grader_events_fd = os.open(msg["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        client = plugin.make_client(
-            config, target=msg["target"], workdir=msg["workdir"], cpu_seconds=msg["cpu_seconds"],
-            wall_seconds=msg["wall_seconds"], memory_bytes=msg.get("memory_bytes"), cpu=msg.get("cpu"),
-        )
-        config.stash[plugin.MAX_STRIKES] = int(msg.get("max_strikes", 0))
-        wanted = set(msg["exercises"])
-        items = [item for item in session.items if infos[item.nodeid]["exercise"] in wanted]
-        plugin.emit(config, {"event": "collected", "tests": [infos[item.nodeid] for item in items]})
-        # whole-submission budget (grader.runner.Limits.budget)
-        _run_tests(session, items, client, budget=float(msg.get("budget_seconds") or 0))
+        _judge(session, msg, infos)
 
     run_child(judge)  # a bug of ours: the log says what, the caller reports "grading failed"
+
+
+def _judge(session: pytest.Session, msg: dict, infos: dict) -> None:
+    """Grade the submission of request ``msg``: the same steps in a forked judge and on the portable path."""
+    from grader import plugin
+
+    config = session.config
+    config._grader_events_fd = os.open(msg["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    client = plugin.make_client(
+        config, target=msg["target"], workdir=msg["workdir"], cpu_seconds=msg["cpu_seconds"],
+        wall_seconds=msg["wall_seconds"], memory_bytes=msg.get("memory_bytes"), cpu=msg.get("cpu"),
+    )
+    config.stash[plugin.MAX_STRIKES] = int(msg.get("max_strikes", 0))
+    wanted = set(msg["exercises"])
+    items = [item for item in session.items if infos[item.nodeid]["exercise"] in wanted]
+    plugin.emit(config, {"event": "collected", "tests": [infos[item.nodeid] for item in items]})
+    # whole-submission budget (grader.runner.Limits.budget)
+    _run_tests(session, items, client, budget=float(msg.get("budget_seconds") or 0))
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m grader.judge.serve CONFIG``: the judge session on the portable path (grader.portable)."""
+    from grader import portable, runner
+
+    config = json.loads(argv[0])
+    sock = portable.connect_back(config["address"])
+    runner.enter_session(Path(config["log"]), Path(config["workdir"]), int(config["output_bytes"]))
+    runner.preload()
+    # pytest's --grader-serve takes a descriptor; the session's socket object must not close it behind us
+    return int(pytest.main([*config["args"], f"--grader-serve={sock.detach()}"]))
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
