@@ -340,7 +340,8 @@ def run_session(
 
     ``server``: a session that has already collected ``test_paths`` and stays open (``grader.watch`` keeps one
     for all the saves of a sitting); by default a session is started for this one submission and closed."""
-    preload(flop_counter=flop_counter)
+    if facilities.present().fork:  # spawned, the judge session imports torch itself: nothing to share here
+        preload(flop_counter=flop_counter)
     limits = limits or Limits()
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
         tmpdir = Path(tmp)

@@ -76,8 +76,10 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
+# Linux only; elsewhere (Windows has no CDLL(None)) the module still imports, for its NONE and read paths
+_libc = ctypes.CDLL(None, use_errno=True) if os.name == "posix" else None
+if _libc is not None:
+    _libc.syscall.restype = ctypes.c_long
 
 
 def _check(result: int, what: str) -> int:

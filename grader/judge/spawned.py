@@ -66,11 +66,10 @@ def _set_up(config: dict) -> dict:
     here = facilities.present()
     if here.rlimits:
         _rlimits(config)
-    protections: dict = {}
-    if here.landlock and config.get("confine"):
-        from grader.judge import confine
+    from grader.judge import confine
 
-        protections.update(confine.NONE)
+    protections = dict(confine.NONE)  # every protection named, False where absent (the results say which)
+    if here.landlock and config.get("confine"):
         protections.update(confine.restrict(read=config["read"], write=[str(private)]))
     return protections
 

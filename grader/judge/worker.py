@@ -20,7 +20,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import resource
+try:
+    import resource  # Unix: the forked worker's limits (a spawned worker sets its own: grader.judge.spawned)
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
 import select
 import signal
 import socket
@@ -48,6 +51,7 @@ def start_zygote() -> tuple[int, socket.socket]:
 
     The control socket keeps message boundaries (SOCK_SEQPACKET), so judges forked from this one (one per
     submission in a batch) can share it: each "spawn" request arrives whole, with its descriptors."""
+    assert sys.platform == "linux"  # forked workers are the Linux path (grader.facilities; else grader.portable)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -1,0 +1,108 @@
+"""The portable path (issue 26): the grades where Linux facilities are missing equal the Linux path's."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader import facilities, grading, portable
+from grader.runner import Limits
+
+REPO = Path(__file__).resolve().parent.parent
+LIMITS = {"timeout": 1.0, "wall": 30.0, "max_strikes": 0}  # 1 s of CPU: the two timeouts below cost 2 s
+
+
+def half_done(folder: Path) -> Path:
+    """ex1: the reference with a wrong decode (Hypothesis finds it), a pad that never ends (timeouts) and a save
+    that kills its process (a crash); ex2: a syntax error (that exercise only is lost)."""
+    folder.mkdir()
+    source = (REPO / "solutions" / "ex1_special_tokens.py").read_text()
+    source = source.replace("    def decode(self, ids", "    def decode(self, ids, *_a, **_k):\n"
+                            "        return self._decode(ids, *_a, **_k).replace('e', 'E')\n\n    def _decode(self, ids", 1)
+    source = source.replace("    def pad(\n", "    def pad(self, *a, **k):\n        while True:\n            pass\n\n"
+                            "    def _pad(\n", 1)
+    source = source.replace("    def save(self, path", "    def save(self, path, *_a):\n        import os\n"
+                            "        os._exit(3)\n\n    def _save(self, path", 1)
+    (folder / "ex1_special_tokens.py").write_text(source)
+    (folder / "ex2_topk_attention.py").write_text("def topk_attention(q, k, v, top_k\n    return q\n")
+    return folder
+
+
+def verdicts(doc: dict) -> dict:
+    return {t["name"]: [t["status"], t["score"], t["extra_data"]["kind"], t["extra_data"]["reason"]]
+            for t in doc["tests"]}
+
+
+def sandboxed(command: list[str]) -> list[str]:
+    """``command`` in a new mount namespace whose /proc is an empty tmpfs (and private, so nothing leaks out)."""
+    script = 'mount --make-rprivate / && mount -t tmpfs none /proc && exec "$@"'
+    return ["unshare", "--mount", "sh", "-c", script, "sh", *command]
+
+
+@pytest.mark.slow
+def test_portable_loop_gives_the_linux_verdicts(tmp_path):
+    """grade (reference, stubs, a half-done submission), watch with two saves, plots and check, with pidfd_open,
+    Landlock and unshare answering ENOSYS, an empty /proc and the spawn start method: the same verdicts."""
+    here = facilities.present()
+    if not (here.fork and here.pidfd and here.proc and shutil.which("unshare")) or os.geteuid() != 0:
+        pytest.skip("needs the Linux path here and root for a mount namespace")
+    targets = {"reference": str(REPO / "solutions"), "stubs": str(REPO / "exercises"),
+               "half_done": str(half_done(tmp_path / "half"))}
+    spec = {"targets": targets, "exercises": ["ex1", "ex2"], "limits": LIMITS, "check": True,
+            "stub_ex1": str(REPO / "exercises" / "ex1_special_tokens.py"),
+            "reference_ex1": str(REPO / "solutions" / "ex1_special_tokens.py")}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop(facilities.ENV, None)
+    run = subprocess.run(sandboxed([sys.executable, str(REPO / "project_tests" / "portable_loop.py"),
+                                    json.dumps(spec)]), capture_output=True, text=True, env=env, timeout=600)
+    found = re.search(r"^PORTABLE-RESULT (.*)$", run.stdout, re.M)
+    assert found, run.stdout[-3000:] + run.stderr[-3000:]
+    got = json.loads(found.group(1))
+
+    # the hostile steps ran and were refused: no pidfd, no Landlock, no namespaces, nothing in /proc
+    assert got["refused"] == {"proc_entries": [], "pidfd_open": "ENOSYS", "unshare": "ENOSYS", "landlock_abi": 0}
+    seen = got["facilities"]
+    assert seen["start_method"] == "spawn"
+    assert not any(seen[name] for name in ("pidfd", "proc", "namespaces", "landlock_abi"))
+    assert "pidfd" not in seen["switched_off"] and "proc" not in seen["switched_off"]  # truly absent
+    assert got["protections"] and not any(got["protections"].values())  # every protection named, all off
+
+    # the Linux path, here: the same verdicts, test by test
+    limits = Limits(**LIMITS)
+    for name, target in targets.items():
+        linux = verdicts(grading.grade(target, exercises=["ex1", "ex2"], limits=limits))
+        assert got["grade"][name] == linux, name
+    kinds = {v[2] for v in got["grade"]["half_done"].values()}
+    assert {"passed", "failed", "timeout", "crash"} <= kinds, kinds  # each outcome was met on both paths
+    assert all(v[0] == "passed" for v in got["grade"]["reference"].values())
+    assert not any(v[1] for v in got["grade"]["stubs"].values())
+    # watch's two saves: the stub's verdicts, then the reference's, from one open session
+    ex1 = lambda doc: {k: v for k, v in doc.items() if k.startswith("ex1_")}  # noqa: E731
+    assert got["watch"] == [ex1(got["grade"]["stubs"]), ex1(got["grade"]["reference"])]
+    assert all(Path(path).suffix == ".png" for _, path in got["plots"]), got["plots"]
+    assert got["check"] == [True, True]
+
+
+def test_cpu_meter_reads_the_same_time_from_proc_and_psutil():
+    """The portable CPU source (psutil) agrees with /proc on this machine, for a process that computes."""
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt=time.process_time()\n"
+                              "while time.process_time() - t < 0.3: pass\nimport sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    try:
+        proc, other = portable.CpuMeter(child.pid, proc=True), portable.CpuMeter(child.pid, proc=False)
+        assert proc.available and other.available and other._fd is None
+        deadline = __import__("time").monotonic() + 20
+        while proc.seconds() < 0.3 and __import__("time").monotonic() < deadline:
+            __import__("time").sleep(0.05)
+        a, b = proc.seconds(), other.seconds()
+        assert a >= 0.3 and abs(a - b) < 0.05, (a, b)
+    finally:
+        child.kill()
+        child.wait()
