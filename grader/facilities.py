@@ -96,11 +96,11 @@ def present() -> Facilities:
         "rlimits": _has_resource(),
         "namespaces": linux and os.path.exists("/proc/self/ns/user"),
         "seccomp": linux and os.path.exists("/proc/self/status") and _seccomp_in_status(),
-        "setuid": hasattr(os, "setuid") and hasattr(os, "geteuid") and os.geteuid() == 0,
+        "setuid": _root(),
     }
     abi = _landlock_abi() if linux and "landlock" not in off else 0
     return Facilities(
-        platform=sys.platform, landlock_abi=abi, root=hasattr(os, "geteuid") and os.geteuid() == 0,
+        platform=sys.platform, landlock_abi=abi, root=_root(),
         switched_off=off, **{name: ok and name not in off for name, ok in found.items()},
     )
 
@@ -108,6 +108,10 @@ def present() -> Facilities:
 def refresh() -> Facilities:
     present.cache_clear()
     return present()
+
+
+def _root() -> bool:
+    return sys.platform != "win32" and os.geteuid() == 0
 
 
 def _pidfd_works() -> bool:

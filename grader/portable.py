@@ -50,7 +50,7 @@ class CpuMeter:
         self.pid = pid
         self._fd: int | None = None
         self._psutil = None
-        if proc:
+        if proc and sys.platform == "linux":
             try:
                 self._fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
                 self._ticks = os.sysconf("SC_CLK_TCK")
@@ -64,7 +64,7 @@ class CpuMeter:
         return self._fd is not None or self._psutil is not None
 
     def seconds(self) -> float:
-        if self._fd is not None:
+        if self._fd is not None and sys.platform == "linux":
             try:
                 fields = os.pread(self._fd, 1024, 0).rsplit(b")", 1)[1].split()
                 return sum(int(x) for x in fields[11:15]) / self._ticks

@@ -160,7 +160,8 @@ def _child(args: list[str], log_path: Path, workdir: Path, limits: Limits) -> No
     """Runs in the forked judge session: never returns."""
 
     def session() -> int:
-        assert sys.platform != "win32"  # forked: never on Windows (grader.facilities)
+        if sys.platform != "linux":  # forked: the Linux path only (grader.facilities)
+            raise OSError("the fork path runs on Linux only")
         os.setpgid(0, 0)  # own process group
         enter_session(log_path, workdir, limits.output_bytes)
         import pytest
@@ -207,7 +208,8 @@ class JudgeServer:
         if not facilities.present().fork:
             self._spawn(args)
             return
-        assert sys.platform != "win32"  # fork is a Unix facility (grader.facilities)
+        if sys.platform != "linux":  # fork is the Linux path only (grader.facilities)
+            raise OSError("the fork path runs on Linux only")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         args.append(f"--grader-serve={theirs.fileno()}")
         sys.stdout.flush()
@@ -266,7 +268,7 @@ class JudgeServer:
             return self.pidfd in ready
         if self.spawned is not None:
             return self.spawned.poll() is not None
-        if self.pid is None:
+        if self.pid is None or sys.platform == "win32":  # (a forked session: never on Windows)
             return False
         done, status = os.waitpid(self.pid, os.WNOHANG)  # our own child: no /proc needed to know it ended
         if done:
@@ -280,6 +282,8 @@ class JudgeServer:
             if not out and self._gone([]):
                 self._ended()
             return out
+        if sys.platform != "linux":  # the forked session's socket (SOCK_SEQPACKET)
+            raise OSError("the fork path runs on Linux only")
         ready, _, _ = select.select([self.sock, *([self.pidfd] if self.pidfd is not None else [])], [], [],
                                     timeout)
         out = []

@@ -106,3 +106,41 @@ def test_cpu_meter_reads_the_same_time_from_proc_and_psutil():
     finally:
         child.kill()
         child.wait()
+
+
+# The modules a student's loop (grade, watch, plots, check) runs on every platform. A Linux-only call in them
+# must sit behind ``if sys.platform != "linux": ...`` (or "win32"), which the type checker understands, on a
+# path chosen by grader.facilities; typeshed's platform rules then say what exists on macOS and Windows.
+PORTABLE_MODULES = ["grader/portable.py", "grader/processes.py", "grader/runner.py", "grader/facilities.py",
+                    "grader/judge/spawned.py", "grader/judge/serve.py", "grader/judge/client.py",
+                    "grader/watch.py", "grader/grading.py", "grader/plots.py", "grader/check.py"]
+CONTROL = '''import os, signal, sys
+
+def unguarded() -> None:
+    os.pidfd_open(os.getpid())  # Linux only
+    os.kill(1, signal.SIGKILL)  # no SIGKILL on Windows
+
+def guarded() -> None:
+    if sys.platform != "linux":
+        return
+    os.pidfd_open(os.getpid())
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("platform", ["darwin", "win32"])
+def test_no_platform_specific_call_without_its_fallback(tmp_path, platform):
+    """mypy with ``--platform darwin`` / ``win32`` finds no attribute missing there in the portable modules; the
+    control file's unguarded calls are found (so the check can fail) and its guarded one is not."""
+    pytest.importorskip("mypy")
+    control = tmp_path / "control_unguarded.py"
+    control.write_text(CONTROL)
+    run = subprocess.run(
+        [sys.executable, "-m", "mypy", "--platform", platform, "--follow-imports=skip", "--ignore-missing-imports",
+         "--no-error-summary", "--cache-dir", str(tmp_path / "cache"), *PORTABLE_MODULES, str(control)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    missing = [line for line in run.stdout.splitlines() if "Module has no attribute" in line]
+    ours = [line for line in missing if "control_unguarded" not in line]
+    assert not ours, "\n".join(ours)
+    control_lines = sorted(int(line.split(":")[1]) for line in missing if "control_unguarded" in line)
+    assert control_lines == ([4] if platform == "darwin" else [4, 5]), run.stdout  # never line 10 (guarded)

@@ -239,6 +239,8 @@ class WorkerClient:
         self.private.mkdir(parents=True, exist_ok=True)
         if not self.forks:
             return self._spawn_portable()
+        if sys.platform != "linux":  # forked workers are the Linux path (grader.facilities)
+            raise OSError("the fork path runs on Linux only")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         status_r, status_w = os.pipe()
         here = facilities.present()
@@ -349,7 +351,7 @@ class WorkerClient:
             return
         try:
             self.zygote.close()
-            os.kill(self.zygote_pid, signal.SIGKILL)
+            kill(self.zygote_pid)
             os.waitpid(self.zygote_pid, 0)
         except (ProcessLookupError, ChildProcessError, OSError):
             pass

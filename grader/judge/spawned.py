@@ -76,6 +76,8 @@ def _set_up(config: dict) -> dict:
 
 def _rlimits(config: dict) -> None:
     """Output and core-file limits, and the memory cap where the address space in use can be read (psutil)."""
+    if sys.platform == "win32":  # the rlimits facility is Unix only
+        return
     import resource
     import signal
 
