@@ -233,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     pin = torch_pin()
     extra: list[str] = []
+    from grader.portable import torch_wheel_note  # standard library only: importable before anything is installed
+
+    no_wheel = None if pin_satisfied(pin, installed_version("torch")) else torch_wheel_note()
+    if no_wheel:  # say why here, rather than let pip fail deep in its resolver
+        print(f"setup stopped: {no_wheel}", flush=True)
+        return 2
     if pin_satisfied(pin, installed_version("torch")):
         print(f"torch {installed_version('torch')} is already installed.", flush=True)
     else:

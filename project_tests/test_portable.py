@@ -144,3 +144,30 @@ def test_no_platform_specific_call_without_its_fallback(tmp_path, platform):
     assert not ours, "\n".join(ours)
     control_lines = sorted(int(line.split(":")[1]) for line in missing if "control_unguarded" in line)
     assert control_lines == ([4] if platform == "darwin" else [4, 5]), run.stdout  # never line 10 (guarded)
+
+
+def test_workflow_for_published_repositories_is_well_formed():
+    """The GitHub Actions workflow parses, runs on Linux, macOS (Apple silicon) and Windows, builds the release,
+    and grades both the stubs and the reference with ``python -m grader`` (no make: Windows has none)."""
+    yaml = pytest.importorskip("yaml")
+    flow = yaml.safe_load((REPO / ".github" / "workflows" / "student-platforms.yml").read_text())
+    assert flow["name"] and (flow.get("on") or flow.get(True))  # PyYAML reads the key `on` as True
+    job = flow["jobs"]["grade"]
+    assert set(job["strategy"]["matrix"]["os"]) == {"ubuntu-latest", "macos-14", "windows-latest"}
+    assert job["runs-on"] == "${{ matrix.os }}" and job["timeout-minutes"] <= 60
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert all(isinstance(step, dict) and ("uses" in step) != ("run" in step) for step in job["steps"])
+    script = "\n".join(runs)
+    assert "make " not in script
+    for needed in ("grader release --out dist/student", "grader.install", "grader grade --json stubs.json",
+                   "grader grade --target ../../solutions", "torch==2.13.0"):
+        assert needed in script, needed
+    pin = re.search(r'"torch==([\d.]+)"', (REPO / "pyproject.toml").read_text()).group(1)
+    assert f"torch=={pin}" in script  # the workflow installs the pinned torch
+
+
+def test_torch_wheel_note_names_intel_macs_only():
+    """The setup stops with a sentence on an Intel Mac (no wheel of the pinned torch) and says nothing elsewhere."""
+    assert "Intel Mac" in portable.torch_wheel_note("Darwin", "x86_64")
+    for system, machine in [("Darwin", "arm64"), ("Linux", "x86_64"), ("Linux", "aarch64"), ("Windows", "AMD64")]:
+        assert portable.torch_wheel_note(system, machine) is None
