@@ -147,8 +147,11 @@ def make_client(config: pytest.Config, *, target: str, workdir: str | None = Non
 class Student:
     """The ``student`` fixture: ``student("ex2_topk_attention")`` is the graded module, as a proxy.
 
-    Calls go to the worker process and come back as plain data; ``student.files`` is the folder the student
-    code may write (its working directory), where a test reads what it wrote."""
+    Calls go to the worker process and come back as plain data. Files cross as bytes, never as paths the judge
+    opens (the worker's folder is the worker's to fill with links and FIFOs): ``student.write(name, data)`` has
+    the worker write a file a test needs and returns its path for the student code, ``student.read(name)`` has the
+    worker read back a regular file the student code wrote, and ``student.path(name)`` names a file without
+    touching it."""
 
     def __init__(self, client) -> None:
         self._client = client
@@ -161,11 +164,19 @@ class Student:
         except ImportFailure as exc:
             pytest.fail(str(exc), pytrace=False)
 
-    @property
-    def files(self) -> Path:
+    def path(self, name: str) -> Path:
+        """Where the file ``name`` of the worker's folder is, for the student code (the test never opens it)."""
         if self._client.sock is None:
             self._client._spawn()
-        return self._client.private
+        return self._client.private / name
+
+    def write(self, name: str, data: bytes | str) -> Path:
+        """Have the worker write ``data`` (str: as UTF-8) to the file ``name`` of its folder; returns its path."""
+        return self._client.put_file(name, data.encode("utf-8") if isinstance(data, str) else data)
+
+    def read(self, name: str) -> bytes:
+        """The bytes of the file ``name`` the student code wrote in its folder (a regular file; capped in size)."""
+        return self._client.get_file(name)
 
 
 @pytest.fixture
