@@ -134,6 +134,7 @@ def _run_tests(session: pytest.Session, items: list[pytest.Item], client, *, bud
     config = session.config
     config.stash[plugin.CLIENT] = client
     config.stash[plugin.STRIKES] = {}
+    items = plugin.visible_first(items)
     start = time.monotonic()
     try:
         for i, item in enumerate(items):
