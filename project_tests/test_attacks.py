@@ -57,7 +57,7 @@ ATTACKS = sorted(p.name for p in ATTACKS_DIR.iterdir() if p.is_dir() and any(p.g
 MODULES = ("ex1_special_tokens", "ex2_topk_attention", "ex3_parameter_accounting", "ex4_scaling")
 CONTROL = "zz-untouched-stubs"  # graded last in the batch: an attack on the batch itself shows on this row
 REFERENCE = "zz-reference"  # the solutions, in the batch: full marks, or the grading itself is broken
-GRADESCOPE_ATTACKS = ("leak_messages", "linger_results")  # the ones that target what Gradescope shows or reads
+GRADESCOPE_ATTACKS = ("leak_messages", "linger_results", "carry_hidden")  # the ones that target what Gradescope shows or reads
 
 # the kinds of attack the issue asks for; each must be named in the docstring of at least one attack
 REQUIRED_KINDS = (
@@ -65,7 +65,13 @@ REQUIRED_KINDS = (
     "always-equal values", "tensor subclasses", "frame tricks", "tracer tricks", "gc tampering",
     "pyc and cache poisoning", "forged results and events", "reading solutions and hidden tests",
     "writing outside the sandbox", "processes that outlive grading", "leaking hidden text through messages",
+    "hidden inputs carried to later tests", "links and FIFOs in the shared folder",
 )
+
+# planted in the inputs a hidden test hands to student code (the copy's tests/hidden): it may reach the worker,
+# and must never reach anything a student gets back (issue 21, item 2)
+HIDDEN_CANARY = "canary-hidden-input-5f1c"
+CANARY_SITE = ("test_ex1_special_tokens_hidden.py", '"not-json": "this is not JSON {"')
 
 GRADING_TIMEOUT = 600  # seconds for one grading process (a backstop: a run takes seconds)
 PROCESS_GRACE = 2.0  # seconds the grader has, after it exits, for the processes of a grading to be gone
@@ -340,7 +346,23 @@ def copy_repository(dest: Path) -> Path:
             shutil.copytree(entry, dest / entry.name, ignore=shutil.ignore_patterns(*CACHE_DIRS, "*.pyc"))
         else:
             shutil.copy2(entry, dest / entry.name)
+    plant_hidden_canary(dest)
     return dest
+
+
+def plant_hidden_canary(repo: Path) -> None:
+    """Put HIDDEN_CANARY into a hidden test's input (a file's text the test has the worker write, still not
+    JSON, so every verdict stays the same)."""
+    name, line = CANARY_SITE
+    path = repo / "tests" / "hidden" / name
+    text = path.read_text()
+    assert line in text, f"the canary's place in {name} moved: update CANARY_SITE"
+    path.write_text(text.replace(line, line[:-1] + f' {HIDDEN_CANARY}"'))
+
+
+def canary_in(parts: dict[str, object]) -> list[str]:
+    """The parts (a report's text, a document) that hold HIDDEN_CANARY."""
+    return [where for where, value in parts.items() if HIDDEN_CANARY in json.dumps(value, ensure_ascii=False)]
 
 
 def build_submission(folder: Path, attack: str | None, *, base: Path = REPO / "exercises") -> Path:
@@ -719,6 +741,8 @@ def test_student_mode_leaks_no_hidden_text(student_runs, attack):
     assert not run.error, f"grading {attack} failed: {run.error}"
     leaks = leaks_in({"report": run.report, "results.json": run.doc}, secrets_for(attack))
     assert not leaks, f"{attack}: hidden test text in the student's report or results: {leaks}"
+    carried = canary_in({"report": run.report, "results.json": run.doc})
+    assert not carried, f"{attack}: a hidden test's input reached {carried}"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -888,6 +912,8 @@ def test_batch_leaks_no_hidden_text(batch_run, student):
              "grades.csv": batch_run.rows.get(student), "results.json (re-run)": batch_run.rerun_docs.get(student)}
     leaks = leaks_in(parts, secrets_for(student))
     assert not leaks, f"{student}: hidden test text in what the student gets back: {leaks}"
+    carried = canary_in(parts)
+    assert not carried, f"{student}: a hidden test's input reached {carried}"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -912,4 +938,6 @@ def test_gradescope_run_gains_and_leaks_nothing(tmp_path, attack):
     assert doc["score"] == 0 and not passed_tests(doc), f"{attack} gained points on Gradescope: {describe(doc)}"
     leaks = leaks_in({"results.json": doc}, secrets_for(attack))
     assert not leaks, f"{attack}: hidden test text in Gradescope's results.json: {leaks}"
+    carried = canary_in({"results.json": doc, "stdout": proc.stdout, "stderr": proc.stderr})
+    assert not carried, f"{attack}: a hidden test's input reached {carried}"
     assert not left, f"{attack} left processes running: {left}"
