@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import plugin
+from grader import plugin, runner, untrusted_paths
 from grader.judge import wire
 from grader.judge.client import StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout, student_error
 from grader.plugin import worker_read_paths
@@ -301,3 +301,76 @@ def test_visible_tests_run_before_hidden_ones():
     items = [Item("tests/test_ex1.py"), Item("tests/hidden/test_ex1_hidden.py"), Item("tests/test_ex2.py")]
     assert [str(i.path) for i in plugin.visible_first(items)] == [
         "tests/test_ex1.py", "tests/test_ex2.py", "tests/hidden/test_ex1_hidden.py"]
+
+
+# -- item 1, the trusted side: files beside the workers' folders (events, judge.log, batch sandboxes) ----------
+# Without Landlock (GRADER_WITHOUT=landlock,namespaces) a worker can create or replace any name there; the judge
+# and the parent open those names through grader.untrusted_paths only. The hostile step is done here by hand,
+# as such a worker would, with a positive control that it would have worked on a plain open().
+
+
+def _plant_link(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    outside = tmp_path / "host-file"
+    outside.write_bytes(b'{"event": "forged"}\n')
+    link = tmp_path / name
+    link.symlink_to(outside)
+    assert link.read_bytes() == outside.read_bytes()  # positive control: a plain open() lands outside
+    return link, outside
+
+
+def test_the_events_file_is_never_read_or_written_through_a_link(tmp_path):
+    link, outside = _plant_link(tmp_path, "events.jsonl")
+    with pytest.raises(untrusted_paths.NotRegularFile):
+        runner.read_events(link, 0, [])
+    with pytest.raises(untrusted_paths.NotRegularFile):  # as the judge opens it (grader.judge.serve)
+        untrusted_paths.open_regular(link, os.O_WRONLY | os.O_APPEND)
+    assert outside.read_bytes() == b'{"event": "forged"}\n'
+
+
+def test_a_fifo_under_the_events_name_never_blocks_the_parent(tmp_path):
+    fifo = tmp_path / "events.jsonl"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # positive control: it is a FIFO (a blocking open would wait)
+    try:
+        assert not os.path.isfile(fifo) and os.fstat(fd).st_size == 0
+    finally:
+        os.close(fd)
+    with pytest.raises(untrusted_paths.NotRegularFile, match="not a regular file"):
+        runner.read_events(fifo, 0, [])
+    assert runner._tail(fifo) == ""  # judge.log's reader too: nothing, at once
+
+
+def test_submit_makes_the_events_file_anew_and_the_parent_reads_what_it_made(tmp_path):
+    link, outside = _plant_link(tmp_path, "events.jsonl")
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server = type("Server", (), {"limits": runner.Limits(), "next_id": 0, "sock": ours})()
+    try:
+        runner.JudgeServer.submit(server, tmp_path / "sub", ["ex1"], events=link, workdir=tmp_path / "work")
+        assert json.loads(theirs.recv(65536))["events"] == str(link)
+    finally:
+        ours.close()
+        theirs.close()
+    assert not link.is_symlink() and link.stat().st_size == 0  # a new, empty file where the link was
+    assert outside.read_bytes() == b'{"event": "forged"}\n'  # nothing written through the link
+    fd = runner.open_events(link)
+    try:
+        with open(link, "ab") as judge:  # the judge writes its events to the file it opened
+            judge.write(b'{"event": "collected", "tests": []}\n')
+        # the worker then puts a forged file under the name: the parent still reads the one it made
+        link.unlink()
+        link.write_bytes(b'{"event": "collected", "tests": ["forged"]}\n')
+        forged: list[dict] = []
+        runner.read_events(link, 0, forged)
+        assert forged == [{"event": "collected", "tests": ["forged"]}]  # positive control: the name now lies
+        got: list[dict] = []
+        runner.read_events(fd, 0, got)
+        assert got == [{"event": "collected", "tests": []}]
+    finally:
+        os.close(fd)
+
+
+def test_a_submission_file_is_written_new_in_a_batch_sandbox(tmp_path):
+    link, outside = _plant_link(tmp_path, "ex4_scaling.py")  # another submission's worker put it there
+    untrusted_paths.write_new(link, b"print('mine')\n")
+    assert not link.is_symlink() and link.read_bytes() == b"print('mine')\n"
+    assert outside.read_bytes() == b'{"event": "forged"}\n'

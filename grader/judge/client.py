@@ -16,7 +16,6 @@ import select
 import shutil
 import signal
 import socket
-import stat
 import sys
 import time
 import weakref
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from grader import facilities
+from grader import facilities, untrusted_paths
 from grader.judge import rebuild, wire
 from grader.records import GradingError
 from grader.judge.worker import start_zygote
@@ -625,20 +624,17 @@ def _file_name(name: str) -> str:
 def _open_regular(path: Path):
     """``path`` opened for reading if it is a regular file, never through a link and never blocking on a FIFO
     (the worker's folder is the worker's: the judge trusts no name in it)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise GradingError(f"{path.name} in the worker's folder is not a regular file")
-    return os.fdopen(fd, "rb")
+    try:
+        return os.fdopen(untrusted_paths.open_regular(path), "rb")
+    except untrusted_paths.NotRegularFile as exc:
+        raise GradingError(f"{path.name} in the worker's folder is not a regular file") from exc
 
 
 def _read_regular(path: Path, limit: int = 65536) -> bytes:
     """The last ``limit`` bytes of a regular file, or b"" (for a message of ours: never blocks, never follows)."""
     try:
-        with _open_regular(path) as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - limit))
-            return f.read(limit)
-    except (OSError, GradingError):
+        return untrusted_paths.read_regular(path, limit=limit, tail=True)
+    except OSError:
         return b""
 
 

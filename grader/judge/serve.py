@@ -31,6 +31,7 @@ import time
 import pytest
 
 from grader.processes import die_with_parent, kill, pin_to_cpu, run_child
+from grader.untrusted_paths import open_regular
 
 
 def warm_hypothesis(items: list[pytest.Item]) -> None:
@@ -225,7 +226,9 @@ def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         pin_to_cpu(msg.get("cpu"))  # the CPU of this judge's slot in the batch; its worker runs there too
         limit_judge_memory()
-        config._grader_events_fd = os.open(msg["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # made by the trusted parent before this judge was asked: opened as that regular file, never created
+        # here, never through a link or a FIFO a worker without Landlock could have put under its name
+        config._grader_events_fd = open_regular(msg["events"], os.O_WRONLY | os.O_APPEND)
         client = plugin.make_client(
             config, target=msg["target"], workdir=msg["workdir"], cpu_seconds=msg["cpu_seconds"],
             wall_seconds=msg["wall_seconds"], memory_bytes=msg.get("memory_bytes"), cpu=msg.get("cpu"),
