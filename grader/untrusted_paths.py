@@ -16,7 +16,8 @@ import os
 import stat
 from pathlib import Path
 
-_NO_LINK = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# Windows has none of these flags (and no FIFOs; a link there needs privileges): the S_ISREG check still holds
+_NO_LINK = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class NotRegularFile(OSError):
@@ -27,7 +28,7 @@ def open_regular(path: str | Path, flags: int = os.O_RDONLY) -> int:
     """A descriptor of ``path`` opened with ``flags`` (no O_CREAT), when it is a regular file reached without
     following a link; OSError (NotRegularFile, or ELOOP for a link) otherwise."""
     try:
-        fd = os.open(path, flags | _NO_LINK)
+        fd = os.open(path, flags | _NO_LINK | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         if exc.errno == getattr(os, "ELOOP", None) or os.path.islink(path):
             raise NotRegularFile(f"{Path(path).name} is a symbolic link, not a regular file") from None
@@ -36,7 +37,8 @@ def open_regular(path: str | Path, flags: int = os.O_RDONLY) -> int:
     if not stat.S_ISREG(mode):
         os.close(fd)
         raise NotRegularFile(f"{Path(path).name} is not a regular file")
-    os.set_blocking(fd, True)  # a regular file never blocks; later reads and writes behave as usual
+    if hasattr(os, "set_blocking") and os.name == "posix":
+        os.set_blocking(fd, True)  # a regular file never blocks; later reads and writes behave as usual
     return fd
 
 
@@ -57,7 +59,7 @@ def create_new(path: str | Path, mode: int = 0o600) -> int:
         os.unlink(path)
     except FileNotFoundError:
         pass
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_LINK, mode)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_LINK | getattr(os, "O_BINARY", 0), mode)
 
 
 def write_new(path: str | Path, data: bytes, mode: int = 0o644) -> None:
