@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -155,8 +156,11 @@ def make_client(config: pytest.Config, *, target: str, workdir: str | None = Non
 class Student:
     """The ``student`` fixture: ``student("ex2_topk_attention")`` is the graded module, as a proxy.
 
-    Calls go to the worker process and come back as plain data; ``student.files`` is the folder the student
-    code may write (its working directory), where a test reads what it wrote."""
+    Calls go to the worker process and come back as plain data. Files cross as bytes, never as paths the judge
+    opens (the worker's folder is the worker's to fill with links and FIFOs): ``student.write(name, data)`` has
+    the worker write a file a test needs and returns its path for the student code, ``student.read(name)`` has the
+    worker read back a regular file the student code wrote, and ``student.path(name)`` names a file without
+    touching it."""
 
     def __init__(self, client) -> None:
         self._client = client
@@ -169,11 +173,19 @@ class Student:
         except ImportFailure as exc:
             pytest.fail(str(exc), pytrace=False)
 
-    @property
-    def files(self) -> Path:
+    def path(self, name: str) -> Path:
+        """Where the file ``name`` of the worker's folder is, for the student code (the test never opens it)."""
         if self._client.sock is None:
             self._client._spawn()
-        return self._client.private
+        return self._client.private / name
+
+    def write(self, name: str, data: bytes | str) -> Path:
+        """Have the worker write ``data`` (str: as UTF-8) to the file ``name`` of its folder; returns its path."""
+        return self._client.put_file(name, data.encode("utf-8") if isinstance(data, str) else data)
+
+    def read(self, name: str) -> bytes:
+        """The bytes of the file ``name`` the student code wrote in its folder (a regular file; capped in size)."""
+        return self._client.get_file(name)
 
 
 @pytest.fixture
@@ -204,10 +216,38 @@ def describe_test(item: pytest.Item) -> dict:
         "function": getattr(item, "originalname", None) or item.name,
         "exercise": exercise_of_test(item),
         "file": path.name,
-        "hidden": path.parent.name == "hidden",  # tests/hidden/test_*.py; never judged by folders above tests/
+        "hidden": is_hidden(item),
         "hint": doc.splitlines()[0].strip() if doc else "",
         "points": item.stash.get(POINTS, 0.0),
     }
+
+
+def is_hidden(item: pytest.Item) -> bool:
+    """A test of tests/hidden/ (never judged by folders above tests/)."""
+    return Path(str(item.path)).parent.name == "hidden"
+
+
+def visible_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The visible tests, then the hidden ones, each in their order: then one worker serves the visible tests and
+    the next the hidden ones (_keep_hidden_inputs_in), instead of a new worker at every exercise."""
+    return sorted(items, key=is_hidden)
+
+
+def _keep_hidden_inputs_in(client, hidden: bool) -> None:
+    """No worker that has run a hidden test runs a test whose output reaches the student.
+
+    What a hidden test hands to the student code stays in the worker's memory (and its folder): a later visible
+    test could print it, raise it, or return it into a visible test's message. So a worker that has served a
+    hidden test is stopped before the next visible test, which gets a fresh one. What a hidden test's own run
+    shows (its output, reason and traceback) is left out of what students get (grader.results.for_students):
+    what remains is whether it passed."""
+    if hidden:
+        client.ran_hidden = True
+    elif client.ran_hidden:
+        folder = client.private
+        client.kill()
+        shutil.rmtree(folder, ignore_errors=True)  # what it wrote there too (no link followed: rmtree uses fds)
+        client.ran_hidden = False
 
 
 def _function_id(item: pytest.Item) -> str:
@@ -310,6 +350,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
     """Say a test started before it runs, and write its folded record once setup, call and teardown are done."""
     emit(item.config, {"event": "start", "nodeid": item.nodeid})
     client = item.config.stash[CLIENT]
+    _keep_hidden_inputs_in(client, is_hidden(item))
     client.begin_test()
     judge_cpu = time.process_time()
     result = yield

@@ -25,6 +25,7 @@ from pathlib import Path
 from grader import facilities, portable
 from grader.processes import describe_status, kill, run_child  # noqa: F401 - describe_status is re-exported
 from grader.records import GradingError, TestRecord  # noqa: F401 - GradingError is re-exported
+from grader.untrusted_paths import create_new, open_regular, read_regular
 
 
 GRADER_DIR = Path(__file__).resolve().parent
@@ -238,7 +239,7 @@ class JudgeServer:
         limits = limits or self.limits
         self.next_id += 1
         workdir.mkdir(parents=True, exist_ok=True)
-        events.touch()
+        os.close(create_new(events))  # a new file: a name a worker put there first is removed, not used
         request = json.dumps({
             "op": "grade", "id": self.next_id, "target": str(target), "exercises": list(exercises),
             "events": str(events), "workdir": str(workdir), "cpu_seconds": limits.timeout,
@@ -368,21 +369,25 @@ def follow(server: JudgeServer, events_path: Path, limits: Limits, on_progress=N
     events: list[dict] = []
     offset, judge_pid, status = 0, None, None
     last_event = time.monotonic()
-    while status is None:
-        for reply in server.replies(0.05):
-            judge_pid = reply.get("pid", judge_pid)
-            status = reply.get("status", status)
-        count = len(events)
-        offset = read_events(events_path, offset, events)
-        if len(events) != count:
-            last_event = time.monotonic()
-            if on_progress:
-                _report_progress(events, on_progress)
-        elif judge_pid and time.monotonic() - last_event > limits.wall + HARD_GRACE:
-            # the judge bounds every wait on student code, so only a bug of ours gets here
-            kill(judge_pid)
-            last_event = time.monotonic()
-    read_events(events_path, offset, events)
+    fd = open_events(events_path)
+    try:
+        while status is None:
+            for reply in server.replies(0.05):
+                judge_pid = reply.get("pid", judge_pid)
+                status = reply.get("status", status)
+            count = len(events)
+            offset = read_events(fd, offset, events)
+            if len(events) != count:
+                last_event = time.monotonic()
+                if on_progress:
+                    _report_progress(events, on_progress)
+            elif judge_pid and time.monotonic() - last_event > limits.wall + HARD_GRACE:
+                # the judge bounds every wait on student code, so only a bug of ours gets here
+                kill(judge_pid)
+                last_event = time.monotonic()
+        read_events(fd, offset, events)
+    finally:
+        os.close(fd)
     absorb(result, events)
     if status != 0:
         result.log = _tail(server.log_path)
@@ -394,10 +399,10 @@ def follow(server: JudgeServer, events_path: Path, limits: Limits, on_progress=N
 
 def _tail(path: Path, limit: int = 20000) -> str:
     try:
-        data = path.read_bytes()
+        data = read_regular(path, limit=limit, tail=True)  # beside the workers' folders: no link, no FIFO
     except OSError:
         return ""
-    return data[-limit:].decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors="replace")
 
 
 def _report_progress(events: list[dict], on_progress) -> None:
@@ -407,10 +412,23 @@ def _report_progress(events: list[dict], on_progress) -> None:
     on_progress(done, len(tests), current)
 
 
-def read_events(path: Path, offset: int, into: list[dict]) -> int:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        data = f.read()
+def open_events(path: Path) -> int:
+    """A descriptor of the events file ``submit`` made, for read_events. Opened at once and kept, the file read is
+    the one the parent made, whatever a worker without Landlock later puts under its name (a link, a FIFO, a
+    forged copy): the judge opened it before any worker of its submission ran."""
+    return open_regular(path)
+
+
+def read_events(source: Path | int, offset: int, into: list[dict]) -> int:
+    """Append the whole event lines past ``offset`` to ``into``; returns the new offset. ``source``: a descriptor
+    from open_events, or a path, read only as a regular file (never through a link, never from a FIFO)."""
+    if isinstance(source, int):
+        parts = []
+        while chunk := os.pread(source, 1 << 20, offset + sum(map(len, parts))):
+            parts.append(chunk)
+        data = b"".join(parts)
+    else:
+        data = read_regular(source, offset=offset)
     end = data.rfind(b"\n") + 1  # only whole lines
     for line in data[:end].splitlines():
         if line.strip():

@@ -57,7 +57,7 @@ ATTACKS = sorted(p.name for p in ATTACKS_DIR.iterdir() if p.is_dir() and any(p.g
 MODULES = ("ex1_special_tokens", "ex2_topk_attention", "ex3_parameter_accounting", "ex4_scaling")
 CONTROL = "zz-untouched-stubs"  # graded last in the batch: an attack on the batch itself shows on this row
 REFERENCE = "zz-reference"  # the solutions, in the batch: full marks, or the grading itself is broken
-GRADESCOPE_ATTACKS = ("leak_messages", "linger_results")  # the ones that target what Gradescope shows or reads
+GRADESCOPE_ATTACKS = ("leak_messages", "linger_results", "carry_hidden")  # the ones that target what Gradescope shows or reads
 
 # the kinds of attack the issue asks for; each must be named in the docstring of at least one attack
 REQUIRED_KINDS = (
@@ -65,7 +65,13 @@ REQUIRED_KINDS = (
     "always-equal values", "tensor subclasses", "frame tricks", "tracer tricks", "gc tampering",
     "pyc and cache poisoning", "forged results and events", "reading solutions and hidden tests",
     "writing outside the sandbox", "processes that outlive grading", "leaking hidden text through messages",
+    "hidden inputs carried to later tests", "links and FIFOs in the shared folder",
 )
+
+# planted in the inputs a hidden test hands to student code (the copy's tests/hidden): it may reach the worker,
+# and must never reach anything a student gets back (issue 21, item 2)
+HIDDEN_CANARY = "canary-hidden-input-5f1c"
+CANARY_SITE = ("test_ex1_special_tokens_hidden.py", '"not-json": "this is not JSON {"')
 
 GRADING_TIMEOUT = 600  # seconds for one grading process (a backstop: a run takes seconds)
 PROCESS_GRACE = 2.0  # seconds the grader has, after it exits, for the processes of a grading to be gone
@@ -340,7 +346,23 @@ def copy_repository(dest: Path) -> Path:
             shutil.copytree(entry, dest / entry.name, ignore=shutil.ignore_patterns(*CACHE_DIRS, "*.pyc"))
         else:
             shutil.copy2(entry, dest / entry.name)
+    plant_hidden_canary(dest)
     return dest
+
+
+def plant_hidden_canary(repo: Path) -> None:
+    """Put HIDDEN_CANARY into a hidden test's input (a file's text the test has the worker write, still not
+    JSON, so every verdict stays the same)."""
+    name, line = CANARY_SITE
+    path = repo / "tests" / "hidden" / name
+    text = path.read_text()
+    assert line in text, f"the canary's place in {name} moved: update CANARY_SITE"
+    path.write_text(text.replace(line, line[:-1] + f' {HIDDEN_CANARY}"'))
+
+
+def canary_in(parts: dict[str, object]) -> list[str]:
+    """The parts (a report's text, a document) that hold HIDDEN_CANARY."""
+    return [where for where, value in parts.items() if HIDDEN_CANARY in json.dumps(value, ensure_ascii=False)]
 
 
 def build_submission(folder: Path, attack: str | None, *, base: Path = REPO / "exercises") -> Path:
@@ -719,6 +741,8 @@ def test_student_mode_leaks_no_hidden_text(student_runs, attack):
     assert not run.error, f"grading {attack} failed: {run.error}"
     leaks = leaks_in({"report": run.report, "results.json": run.doc}, secrets_for(attack))
     assert not leaks, f"{attack}: hidden test text in the student's report or results: {leaks}"
+    carried = canary_in({"report": run.report, "results.json": run.doc})
+    assert not carried, f"{attack}: a hidden test's input reached {carried}"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -888,6 +912,8 @@ def test_batch_leaks_no_hidden_text(batch_run, student):
              "grades.csv": batch_run.rows.get(student), "results.json (re-run)": batch_run.rerun_docs.get(student)}
     leaks = leaks_in(parts, secrets_for(student))
     assert not leaks, f"{student}: hidden test text in what the student gets back: {leaks}"
+    carried = canary_in(parts)
+    assert not carried, f"{student}: a hidden test's input reached {carried}"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -912,4 +938,94 @@ def test_gradescope_run_gains_and_leaks_nothing(tmp_path, attack):
     assert doc["score"] == 0 and not passed_tests(doc), f"{attack} gained points on Gradescope: {describe(doc)}"
     leaks = leaks_in({"results.json": doc}, secrets_for(attack))
     assert not leaks, f"{attack}: hidden test text in Gradescope's results.json: {leaks}"
+    carried = canary_in({"results.json": doc, "stdout": proc.stdout, "stderr": proc.stderr})
+    assert not carried, f"{attack}: a hidden test's input reached {carried}"
     assert not left, f"{attack} left processes running: {left}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The hidden-input guard, end to end: its positive control
+# ----------------------------------------------------------------------------------------------------------
+
+# grades carry_hidden's ex1 with the hidden tests FIRST (the worst order: every visible test comes after them);
+# with "off", the step that stops a worker which served a hidden test (grader.plugin._keep_hidden_inputs_in) is
+# switched off in this process only, before the judge session is forked from it; prints the student's copy
+GUARD_DRIVER = """\
+import json, sys
+from pathlib import Path
+from grader import plugin, results
+from grader.grading import grade
+plugin.visible_first = lambda items: sorted(items, key=lambda item: not plugin.is_hidden(item))
+if sys.argv[2] == "off":
+    plugin._keep_hidden_inputs_in = lambda client, hidden: None
+doc = results.for_students(grade(Path(sys.argv[1]), exercises=["ex1"], hidden=True))
+print(json.dumps(doc))
+"""
+
+
+@pytest.mark.slow
+def test_hidden_inputs_reach_the_student_without_the_guard_and_not_with_it(tmp_path):
+    """Positive control for item 2: carry_hidden does carry a hidden test's input (the canary) into the student's
+    copy when no fresh worker follows a hidden test, and does not when one does, in the same (worst) order."""
+    repo = copy_repository(tmp_path / "repo")
+    submission = build_submission(tmp_path / "submission", "carry_hidden")
+    docs = {}
+    for guard in ("off", "on"):
+        proc = subprocess.run([sys.executable, "-c", GUARD_DRIVER, str(submission), guard], cwd=repo,
+                              env=grading_env(repo), capture_output=True, text=True, timeout=GRADING_TIMEOUT)
+        assert proc.returncode == 0, f"grading with the guard {guard} failed:\n{proc.stderr[-3000:]}"
+        docs[guard] = json.loads(proc.stdout.strip().splitlines()[-1])
+    for guard, doc in docs.items():
+        assert doc["score"] == 0, f"carry_hidden gained points with the guard {guard}: {describe(doc)}"
+        hidden_tests = [t for t in doc["tests"] if t.get("visibility") != "visible"]
+        assert hidden_tests, "no hidden test ran: the hostile step (keeping a hidden input) had nothing to keep"
+    outputs = {guard: json.dumps(doc, ensure_ascii=False) for guard, doc in docs.items()}
+    assert "atk-carry_hidden kept" in outputs["on"], "the attack's mark is missing: it never ran"
+    assert HIDDEN_CANARY in outputs["off"], "positive control: without the guard the canary should reach the student"
+    assert HIDDEN_CANARY not in outputs["on"], "a hidden test's input reached the student's copy with the guard on"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# shared_links beside a victim graded at the same time
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("without", ["", "landlock,namespaces"], ids=["confined", "without-landlock"])
+def test_shared_links_cannot_touch_a_victim_graded_beside_it(tmp_path, without):
+    """A batch of two graded together (--jobs 2): shared_links links the names a visible test reads and a hidden
+    test writes to the other submission's ex4 file. The victim (the reference) keeps its grade alone (every point),
+    its files are unchanged, and nothing outside the sandboxes and OUT is written; with Landlock too, and without
+    it (then the worker can list the sandboxes, and the judge's refusal to follow is all that stands)."""
+    repo = copy_repository(tmp_path / "repo")
+    submissions = tmp_path / "submissions"
+    build_submission(submissions / "a-shared_links", "shared_links")
+    victim = build_submission(submissions / "b-victim", None, base=REPO / "solutions")
+    out = tmp_path / "out"
+    out.mkdir()
+    canaries = plant_canaries(tmp_path, out)
+    before, submissions_before = tree_digest(repo), tree_digest(submissions)
+    victim_ex4 = (victim / "ex4_scaling.py").read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--jobs", "2"],
+                          cwd=repo, env={**grading_env(repo), "GRADER_WITHOUT": without}, capture_output=True, text=True,
+                          timeout=GRADING_TIMEOUT)
+    assert proc.returncode in (0, 1), f"the batch failed: {proc.stderr[-3000:]}"
+    rows, _, _ = _read_out(out)
+    attacker = json.loads((out / "a-shared_links" / "results.json").read_text())  # the instructor's full record
+    # the mark that the hostile step ran, aimed at the victim's sandbox, and was refused
+    record = json.dumps(attacker)
+    assert "atk-shared_links links to" in record and "b-victim" in record, (
+        "shared_links never aimed at the victim (graded alone, or not at the same time): the test shows nothing")
+    assert "symbolic links" in record or "not a regular file" in record, "the read of the planted link was not refused"
+    assert attacker["score"] == 0, f"shared_links gained points: {describe(attacker)}"
+    # the reference graded alone earns every point (test_student_mode_baselines, test_batch_grades_the_reference_fully)
+    alone = {ex: meta["visible"] + meta["hidden"] for ex, meta in json.loads((repo / "tests" / "points.json").read_text()).items()}
+    row = rows.get("b-victim")
+    assert row is not None and {ex: float(row[ex] or 0) for ex in alone} == alone, (
+        f"the victim's grade beside shared_links differs from its grade alone {alone}: {row}")
+    assert (victim / "ex4_scaling.py").read_bytes() == victim_ex4
+    assert not changes(submissions_before, tree_digest(submissions)), "a submission folder changed"
+    assert not changes(before, tree_digest(repo)), "the repository copy changed"
+    assert not touched_canaries(canaries), f"written outside the sandbox and OUT: {touched_canaries(canaries)}"
+    assert not strays_in_out(out, ["a-shared_links", "b-victim"]), "OUT holds files the batch does not write"
+    assert not Path("/tmp/atk-shared_links-victim").exists()

@@ -40,7 +40,8 @@ from pathlib import Path
 
 from grader import sandbox
 from grader.grading import suite_files
-from grader.runner import GradingError, JudgeServer, Limits, preload, read_events
+from grader.runner import GradingError, JudgeServer, Limits, open_events, preload, read_events
+from grader.untrusted_paths import write_new
 
 try:  # the client side imports this module too; a worker always has distributed
     from distributed import WorkerPlugin, get_worker
@@ -145,11 +146,12 @@ class Host:
             target = box / "exercises"
             target.mkdir()
             for name, data in files.items():
-                (target / Path(name).name).write_bytes(data)
+                write_new(target / Path(name).name, data)
             started = time.monotonic()
             with self.lock:
                 rid = self.server.submit(target, exercises, events=box / "events.jsonl", workdir=box / "work",
                                          limits=limits)
+            events_fd = open_events(box / "events.jsonl")
             pid = status = None
             stopped = False
             while status is None:
@@ -161,7 +163,10 @@ class Host:
                     _kill(pid)  # its worker's launcher sees the judge go and kills the worker
             elapsed = time.monotonic() - started
             events: list[dict] = []
-            read_events(box / "events.jsonl", 0, events)
+            try:
+                read_events(events_fd, 0, events)
+            finally:
+                os.close(events_fd)
             return {"status": status, "events": events, "elapsed": elapsed, "stopped": stopped}
         finally:
             shutil.rmtree(box, ignore_errors=True)

@@ -26,9 +26,10 @@ from grader.grading import TESTS_DIR, suite_files
 from grader.processes import kill
 from grader.report import Display
 from grader.runner import (DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeServer, Limits, SessionResult, absorb,
-                           describe_status, preload, read_events)
+                           describe_status, open_events, preload, read_events)
 from grader.sandbox import Caps, Submission
 from grader.stubs import expected_stubs
+from grader.untrusted_paths import write_new
 
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 DEFAULT_SUBMISSION_TIMEOUT = 600.0  # seconds of wall clock for one whole submission
@@ -54,6 +55,7 @@ class Job:
     sandbox: Path | None = None
     exercises: list[str] = field(default_factory=list)
     cpu: int | None = None  # the CPU its judge and worker share (a local batch spreads its judges over the CPUs)
+    events_fd: int | None = None  # its events file, opened when it was made (grader.runner.open_events)
 
 
 @dataclass
@@ -236,11 +238,12 @@ class Batch:
         exercises_dir = job.sandbox / "exercises"
         exercises_dir.mkdir(parents=True)
         for name, data in job.sub.files.items():
-            (exercises_dir / name).write_bytes(data)
+            write_new(exercises_dir / name, data)  # a link another submission's worker put here is not followed
         job.started = time.monotonic()
         job.cpu = self._free_cpu()
         rid = server.submit(exercises_dir, job.exercises, events=job.sandbox / "events.jsonl",
                             workdir=job.sandbox / "work", cpu=job.cpu)
+        job.events_fd = open_events(job.sandbox / "events.jsonl")
         self.running[rid] = job
 
     def _free_cpu(self) -> int | None:
@@ -344,7 +347,7 @@ class Batch:
                 job.started = time.monotonic()  # its time limit starts now, not while the session warmed up
             else:
                 del self.running[rid]
-                self.finish(job, Outcome(status=reply["status"], events=_events(job.sandbox / "events.jsonl"),
+                self.finish(job, Outcome(status=reply["status"], events=_events(job),
                                          elapsed=time.monotonic() - job.started, stopped=job.stopping))
 
     def _stop_late(self) -> None:
@@ -428,10 +431,16 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:200]
 
 
-def _events(path: Path) -> list[dict]:
+def _events(job: Job) -> list[dict]:
+    """The events of a finished job, from the file the parent made (never a name a worker could have replaced)."""
     events: list[dict] = []
+    fd, job.events_fd = job.events_fd, None
+    if fd is None:
+        return events
     try:
-        read_events(path, 0, events)
+        read_events(fd, 0, events)
     except OSError:
         pass
+    finally:
+        os.close(fd)
     return events

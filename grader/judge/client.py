@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import os
 import select
+import shutil
 import signal
 import socket
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from grader import facilities, portable
+from grader import facilities, portable, untrusted_paths
 from grader.judge import rebuild, wire
 from grader.records import GradingError
 from grader.judge.worker import start_zygote
@@ -86,23 +87,50 @@ class WorkerTimeout(WorkerLost):
 _ERROR_CLASSES: dict[str, type] = {}
 
 
+def _student_class(base: type) -> type:
+    """The class ``Student<base>``: a StudentError and a ``base`` (built once per built-in class)."""
+    cls = _ERROR_CLASSES.get(base.__name__)
+    if cls is None:
+        cls = _ERROR_CLASSES[base.__name__] = type(f"Student{base.__name__}", (StudentError, base), {})
+    return cls
+
+
+def _instance(cls: type, message: str) -> StudentError | None:
+    """``cls`` holding ``message``, or None. Some built-in classes take other arguments (UnicodeDecodeError needs
+    five): those are made without their own __init__, since the test reads only the class and the message."""
+    try:
+        return cls(message)
+    except TypeError:
+        pass
+    try:
+        exc = cls.__new__(cls, message)
+        exc.args = (message,)
+        return exc
+    except TypeError:  # ExceptionGroup: no instance without its own arguments
+        return None
+
+
 def student_error(header: dict) -> StudentError:
     """An exception of a class that is both a StudentError and the nearest built-in class of the student's
-    exception, so that ``except ValueError`` in a test works as before while no student class crosses."""
+    exception, so that ``except ValueError`` in a test works as before while no student class crosses. Every
+    built-in ancestor is kept: a student's UnicodeDecodeError is a UnicodeDecodeError and a ValueError here."""
     base_name = header.get("base") if type(header.get("base")) is str else "Exception"
     base = getattr(builtins, base_name, None)
-    if base_name == "SystemExit":
-        cls = StudentExit
-    elif isinstance(base, type) and issubclass(base, Exception) and base is not Exception:
-        cls = _ERROR_CLASSES.get(base_name)
-        if cls is None:
-            cls = _ERROR_CLASSES[base_name] = type(f"Student{base_name}", (StudentError, base), {})
-    else:
-        cls = StudentError
     message = str(header.get("message", ""))[:MAX_OUTPUT_CHARS]
-    try:
-        exc = cls(message)
-    except TypeError:  # a built-in class with a constructor of its own (UnicodeDecodeError needs 5 arguments)
+    exc = None
+    if base_name == "SystemExit":
+        exc = StudentExit(message)
+    elif isinstance(base, type) and issubclass(base, Exception) and base is not Exception:
+        for ancestor in base.__mro__:  # the nearest built-in class that can be made with a message alone
+            if ancestor is Exception:
+                break
+            try:
+                exc = _instance(_student_class(ancestor), message)
+            except TypeError:  # a class no Python class can derive from together with StudentError
+                exc = None
+            if exc is not None:
+                break
+    if exc is None:
         exc = StudentError(message)
     exc.student_type = str(header.get("type", base_name))[:100]
     frames = header.get("frames")
@@ -188,7 +216,7 @@ class _Test:
     callbacks: list = field(default_factory=list)
     output_chars: int = 0
     seed_pending: bool = True
-    callback_error: Exception | None = None
+    callback_error: BaseException | None = None
     lost: WorkerLost | None = None  # once a call of this test lost the worker, every later call fails the same way
 
 
@@ -205,12 +233,14 @@ class WorkerClient:
         self.confine = confine
         self.cpu = cpu  # the CPU the workers run on: their judge's (grader.processes.pin_to_cpu); None: any
         self.generation = 0
+        self.ran_hidden = False  # the current worker served a hidden test (grader.plugin._keep_hidden_inputs_in)
         self.sock: socket.socket | None = None
         self.pid: int | None = None
         self.protections: dict = {}
         self.modules: dict[str, RemoteModule | str] = {}  # name -> module, or why it cannot be imported
         self.import_failures: dict[str, str] = {}  # kept across workers: a module that loops is not retried
         self._release: list[int] = []
+        self._next_id = 0  # the id of the last request sent (grader.judge.wire: every reply must name its request)
         self._test = _Test()
         self._output = None
         self._status = None
@@ -236,7 +266,7 @@ class WorkerClient:
         self.generation += 1
         self._release.clear()
         self.modules = {}
-        self.private.mkdir(parents=True, exist_ok=True)
+        self._fresh_private()
         if not self.forks:
             return self._spawn_portable()
         if sys.platform != "linux":  # forked workers are the Linux path (grader.facilities)
@@ -266,7 +296,7 @@ class WorkerClient:
             header = {}
         if header.get("r") != "hello" or type(header.get("pid")) is not int:
             self.kill()
-            why = (self.private / "output.txt").read_text(errors="replace").strip().splitlines()[-1:]  # ours alone
+            why = _read_regular(self.private / "output.txt").decode(errors="replace").strip().splitlines()[-1:]
             raise GradingError("the worker process could not start" + (f": {why[0]}" if why else ""))
         self.pid = header["pid"]
         self._meter = portable.CpuMeter(self.pid, proc=here.proc)
@@ -276,7 +306,7 @@ class WorkerClient:
     def _hello(self, header: dict) -> None:
         prot = header.get("protections")
         self.protections = {str(k)[:40]: v for k, v in prot.items() if type(v) in (bool, int)} if type(prot) is dict else {}
-        self._output = open(self.private / "output.txt", "rb")
+        self._output = _open_regular(self.private / "output.txt")
 
     def _spawn_portable(self) -> None:
         """Take a worker interpreter that is already importing torch (grader.portable), configure it, wait for
@@ -308,11 +338,23 @@ class WorkerClient:
             header = {}
         if header.get("r") != "hello" or type(header.get("pid")) is not int:
             self.kill()
-            why = (self.private / "output.txt").read_text(errors="replace").strip().splitlines()[-1:]
+            why = _read_regular(self.private / "output.txt").decode(errors="replace").strip().splitlines()[-1:]
             raise GradingError("the worker process could not start" + (f": {why[0]}" if why else ""))
         self.pid = popen.pid
         self._hello(header)
         self._test.cpu_base = self._cpu()
+
+    def _fresh_private(self) -> None:
+        """An empty folder for the next worker. Whatever stands under its name (left by an earlier worker where no
+        Landlock kept that one to its own folder: a link, a FIFO, a folder of links) is removed without following
+        links (shutil.rmtree works from descriptors here), never used."""
+        path = self.private
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+        path.mkdir()
 
     def kill(self) -> None:
         """Stop the current worker and everything it started."""
@@ -397,6 +439,23 @@ class WorkerClient:
             found = self.modules[name] = handle
         return found
 
+    def put_file(self, name: str, data: bytes) -> Path:
+        """Have the worker write ``data`` to the file ``name`` of its folder; returns the path for the student code.
+        The judge never opens it: the worker can replace anything in its folder by a link or a FIFO."""
+        enc = wire.Encoder()
+        self.request({"op": "put", "name": _file_name(name), "data": enc.encode(bytes(data))}, None,
+                     buffers=enc.buffers)
+        return self.private / name
+
+    def get_file(self, name: str) -> bytes:
+        """The bytes of the file ``name`` that the student code wrote in the worker's folder, read by the worker
+        (a regular file only, opened without following a link, at most wire.MAX_FILE bytes)."""
+        data = self.request({"op": "get", "name": _file_name(name)}, None)
+        if type(data) is not bytes or len(data) > wire.MAX_FILE:
+            self.kill()
+            raise WorkerLost("the worker answered a file read with something else")
+        return data
+
     def call(self, obj: RemoteObject, name: str | None, args, kwargs, *, op: str = "call", weights=None):
         enc = wire.Encoder(self._encode_other)
         header = {"op": op, "h": obj._id, "name": name, "args": enc.encode(list(args)),
@@ -435,8 +494,19 @@ class WorkerClient:
         if self._test.seed_pending:
             header["seed"] = 0  # every test starts from the same random state in the worker too
             self._test.seed_pending = False
+        self._refuse_unasked()
+        self._next_id += 1
+        rid = header["id"] = self._next_id
         self._send(header, buffers)
-        return self._wait_reply(cls)
+        return self._wait_reply(cls, rid)
+
+    def _refuse_unasked(self) -> None:
+        """A message waiting before we ask anything answers nothing: a reply forged by the student code (the real
+        one came after it) or a call back from a thread left running. Taken as the answer to the next request it
+        would shift every later reply by one; instead the worker is stopped, and this call is lost."""
+        if select.select([self.sock], [], [], 0)[0]:
+            self.kill()
+            raise WorkerLost("the worker sent a message that answers no request (a forged or extra reply)")
 
     def _send(self, header: dict, buffers=()) -> None:
         try:
@@ -451,19 +521,21 @@ class WorkerClient:
             self.kill()
             raise WorkerLost(f"the process running your code stopped ({ended})") from None
 
-    def _wait_reply(self, cls):
+    def _wait_reply(self, cls, rid: int):
         while True:
             msg, bufs = self._receive()
-            kind = msg.get("r")
+            kind = msg["r"]
+            if kind == "hello" or msg["id"] != rid:
+                self.kill()
+                raise WorkerLost("the worker sent a reply to another request than the one asked (a forged or"
+                                 " reordered message)")
             if kind == "ok":
-                return self._decode(msg.get("value"), bufs, cls)
+                return self._decode(msg["value"], bufs, cls)
             if kind == "err":
                 raise student_error(msg)
-            if kind == "cb":
-                self._run_callback(msg, bufs)
-                continue
-            self.kill()
-            raise WorkerLost("the worker sent a message that is not part of the protocol")
+            self._run_callback(msg, bufs, rid)
+            # code that calls back without end never waits for the worker: its limits are checked here too
+            self._check_limits(0.0)
 
     def _decode(self, value, bufs, cls=RemoteObject):
         def other(dec, tag, x, depth):
@@ -490,63 +562,59 @@ class WorkerClient:
             return ["C", len(self._test.callbacks) - 1]
         raise TypeError(f"a test cannot send a {type(obj).__name__} to the student code")
 
-    def _run_callback(self, msg: dict, bufs) -> None:
-        cid = msg.get("id")
-        if type(cid) is not int or not 0 <= cid < len(self._test.callbacks):
+    def _run_callback(self, msg: dict, bufs, rid: int) -> None:
+        cid = msg["cb"]
+        if not 0 <= cid < len(self._test.callbacks):
             self.kill()
             raise WorkerLost("the worker called back a function that was never handed over")
-        args = self._decode(msg.get("args"), bufs)
-        kwargs = self._decode(msg.get("kwargs"), bufs)
+        args = self._decode(msg["args"], bufs)
+        kwargs = self._decode(msg["kwargs"], bufs)
         if type(args) is not list or type(kwargs) is not dict or any(type(k) is not str for k in kwargs):
             self.kill()
             raise WorkerLost("malformed call back")
         try:
             with torch.set_grad_enabled(msg.get("grad") is not False):  # the grad mode the student code set
                 value = self._test.callbacks[cid](*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - the test's own failure: remembered and raised after the call
+        except KeyboardInterrupt:  # the person running the grader wants to stop: no answer, no worker
+            self.kill()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the test's own failure: remembered and raised after the call
+            # pytest.fail, pytest.skip and Exit are BaseExceptions: the worker still gets its answer, so it never
+            # waits for one, and the test fails (or stops) with it once the call is over
             self._test.callback_error = exc
-            self._send({"op": "cb_err", "message": f"{type(exc).__name__} in the test's function"})
+            self._send({"op": "cb_err", "id": rid, "message": f"{type(exc).__name__} in the test's function"})
             return
         enc = wire.Encoder(self._encode_other)
-        header = {"op": "cb_ok", "value": enc.encode(value)}
+        header = {"op": "cb_ok", "id": rid, "value": enc.encode(value)}
         self._send(header, enc.buffers)
 
     # -- waiting within the limits ----------------------------------------------------------------------------
 
     def _receive(self, startup: bool = False):
+        """The worker's next message, checked against the protocol's table; waits within the test's limits."""
         start = time.monotonic()
-        limits = self.limits
         try:
             while True:
                 ready, _, _ = select.select([self.sock], [], [], POLL)
                 if ready:
-                    msg, bufs = wire.recv(self.sock)
-                    if type(msg) is not dict:
-                        raise wire.WireError("a message that is not a dict")
+                    # a message that has begun must be whole within the backstop, however slowly it trickles in
+                    deadline = time.monotonic() + self.limits.wall_seconds
+                    msg, bufs = wire.recv(self.sock, deadline=deadline)
+                    self.sock.settimeout(self.limits.wall_seconds)
+                    wire.check(msg, "worker")
                     if not startup:  # waiting for a worker to start is not the student's time
                         self._test.waited += time.monotonic() - start
                     self._drain_output()
                     return msg, bufs
-                waited = self._test.waited + time.monotonic() - start
-                if startup and time.monotonic() - start > STARTUP_SECONDS:
-                    raise WorkerLost(f"the worker did not start within {STARTUP_SECONDS} s")
+                waited = time.monotonic() - start
                 if startup:
+                    if waited > STARTUP_SECONDS:
+                        raise WorkerLost(f"the worker did not start within {STARTUP_SECONDS} s")
                     continue
-                cpu = self._cpu() - self._test.cpu_base
-                if cpu > limits.cpu_seconds:
-                    self.kill()
-                    raise WorkerTimeout(f"used more than {limits.cpu_seconds:g} s of CPU time")
-                if waited > limits.wall_seconds:
-                    self.kill()
-                    exc = WorkerTimeout(
-                        f"did not answer within {limits.wall_seconds:g} s of wall-clock time, the backstop for code"
-                        " that waits rather than computes (sleep, input, a lock?)"
-                    )
-                    exc.backstop = True
-                    raise exc
+                self._check_limits(waited)
         except TimeoutError:
             self.kill()
-            exc = WorkerTimeout(f"did not send a whole reply within {limits.wall_seconds:g} s")
+            exc = WorkerTimeout(f"did not send a whole reply within {self.limits.wall_seconds:g} s")
             exc.backstop = True
             raise exc from None
         except (EOFError, ConnectionError, wire.WireError) as exc:
@@ -557,9 +625,25 @@ class WorkerClient:
             self.kill()
             if ended == f"exit code {portable.CPU_LIMIT_EXIT}" and not self.forks:
                 # the spawned worker's own CPU watch (where the judge cannot read its CPU time)
-                raise WorkerTimeout(f"used more than {limits.cpu_seconds:g} s of CPU time") from None
+                raise WorkerTimeout(f"used more than {self.limits.cpu_seconds:g} s of CPU time") from None
             raise WorkerLost(f"the process running your code stopped ({ended}): os._exit(), a crash, or the"
                              " memory limit") from None
+
+    def _check_limits(self, waited: float) -> None:
+        """Stop the worker once this test has used its CPU time, or waited ``waited`` more seconds past the
+        backstop."""
+        limits = self.limits
+        if self._cpu() - self._test.cpu_base > limits.cpu_seconds:
+            self.kill()
+            raise WorkerTimeout(f"used more than {limits.cpu_seconds:g} s of CPU time")
+        if self._test.waited + waited > limits.wall_seconds:
+            self.kill()
+            exc = WorkerTimeout(
+                f"did not answer within {limits.wall_seconds:g} s of wall-clock time, the backstop for code"
+                " that waits rather than computes (sleep, input, a lock?)"
+            )
+            exc.backstop = True
+            raise exc
 
     def _cpu(self) -> float:
         """CPU seconds used by the worker so far (user + system, its threads and waited-for children)."""
@@ -580,6 +664,30 @@ class WorkerClient:
                 text += "\n... output truncated (only the first 2000 characters are kept)\n"
                 self._test.output_chars += 1
             sys.stdout.write(text)
+
+
+def _file_name(name: str) -> str:
+    """A file name of the worker's folder: one plain component (a test names files; it is checked all the same)."""
+    if type(name) is not str or not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"not a plain file name: {name!r}")
+    return name
+
+
+def _open_regular(path: Path):
+    """``path`` opened for reading if it is a regular file, never through a link and never blocking on a FIFO
+    (the worker's folder is the worker's: the judge trusts no name in it)."""
+    try:
+        return os.fdopen(untrusted_paths.open_regular(path), "rb")
+    except untrusted_paths.NotRegularFile as exc:
+        raise GradingError(f"{path.name} in the worker's folder is not a regular file") from exc
+
+
+def _read_regular(path: Path, limit: int = 65536) -> bytes:
+    """The last ``limit`` bytes of a regular file, or b"" (for a message of ours: never blocks, never follows)."""
+    try:
+        return untrusted_paths.read_regular(path, limit=limit, tail=True)
+    except OSError:
+        return b""
 
 
 class ImportFailure(Exception):

@@ -33,6 +33,7 @@ import pytest
 
 from grader import facilities
 from grader.processes import die_with_parent, kill, pin_to_cpu, run_child
+from grader.untrusted_paths import open_regular
 
 
 def warm_hypothesis(items: list[pytest.Item]) -> None:
@@ -190,6 +191,7 @@ def _run_tests(session: pytest.Session, items: list[pytest.Item], client, *, bud
     config = session.config
     config.stash[plugin.CLIENT] = client
     config.stash[plugin.STRIKES] = {}
+    items = plugin.visible_first(items)
     start = time.monotonic()
     try:
         for i, item in enumerate(items):
@@ -248,6 +250,27 @@ def warm_up(session: pytest.Session, target: str, items: list[pytest.Item]) -> N
             item._report_sections = []  # pytest keeps captured output on the item: none of it may carry over
 
 
+JUDGE_MEMORY = 2 * 2**30  # bytes a judge may add to what it holds when forked: its tests, oracles and replies
+
+
+def limit_judge_memory(extra: int = JUDGE_MEMORY) -> None:
+    """Cap this judge's address space at what it uses now plus ``extra``. The wire already refuses a reply larger
+    than it allows (and measures a header before decoding it); this is the floor under it, so that whatever gets
+    past costs this submission's judge (a MemoryError, a lost row) and never the machine or the other judges."""
+    import resource
+
+    try:
+        with open("/proc/self/statm") as f:
+            in_use = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return  # no /proc: no figure to add to (the wire's limits still hold)
+    cap = in_use + extra
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
 def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
     """Runs in the forked child judge: grade one submission, never return."""
 
@@ -255,6 +278,7 @@ def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
         die_with_parent()  # no judge outlives its session
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         pin_to_cpu(msg.get("cpu"))  # the CPU of this judge's slot in the batch; its worker runs there too
+        limit_judge_memory()
         _judge(session, msg, infos)
 
     run_child(judge)  # a bug of ours: the log says what, the caller reports "grading failed"
@@ -265,7 +289,9 @@ def _judge(session: pytest.Session, msg: dict, infos: dict) -> None:
     from grader import plugin
 
     config = session.config
-    config._grader_events_fd = os.open(msg["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    # made by the trusted parent before this judge was asked: opened as that regular file, never created
+    # here, never through a link or a FIFO a worker without Landlock could have put under its name
+    config._grader_events_fd = open_regular(msg["events"], os.O_WRONLY | os.O_APPEND)
     client = plugin.make_client(
         config, target=msg["target"], workdir=msg["workdir"], cpu_seconds=msg["cpu_seconds"],
         wall_seconds=msg["wall_seconds"], memory_bytes=msg.get("memory_bytes"), cpu=msg.get("cpu"),

@@ -16,14 +16,23 @@ Values are JSON scalars (None, bool, int, float, str) or lists whose first item 
 
 Decoding a worker's message never builds anything else: no pickle, no class of the student's. A tensor is
 built by ``torch.frombuffer`` from its dtype, shape and bytes, so it is always a plain ``torch.Tensor``.
+
+The operations, who sends each and the fields it carries are in one table, :data:`OPS`. Every message but
+``hello`` carries the ``id`` of the judge's request it belongs to: a reply (or a call back) whose id is not the
+request the judge waits for is forged or out of order, and the judge stops that worker (the submission's doing)
+rather than take it as the answer to anything. A header is measured before it is decoded (its size, how deep its
+brackets nest, how many items it can hold), so a forged header costs the judge a scan, never a blown-up parse.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 import struct
+import time
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -32,6 +41,9 @@ import torch
 MAX_MESSAGE = 256 * 2**20  # bytes: a reply larger than this is refused (a memory bomb aimed at the judge)
 MAX_DEPTH = 64  # nesting of lists/dicts in one value
 MAX_ITEMS = 2_000_000  # scalars and containers in one message
+MAX_HEADER = 16 * 2**20  # bytes of JSON in one header: values travel there, tensors and bytes in buffers
+SMALL_HEADER = 64 * 2**10  # bytes: a header this small is decoded without measuring it first
+MAX_FILE = 32 * 2**20  # bytes of a file a test reads back from the worker's folder ("get")
 
 _HEAD = struct.Struct("<II")
 _LEN = struct.Struct("<Q")
@@ -57,6 +69,68 @@ class WireError(Exception):
 # ----------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Op:
+    """One operation of the protocol: its name, who sends it, and the fields its header carries (name -> the
+    JSON types allowed; a value encoded by Encoder is a list or a scalar, hence ``VALUE``)."""
+
+    name: str
+    sender: str  # "judge" (key "op") or "worker" (key "r")
+    fields: dict
+    doc: str
+
+
+VALUE = (type(None), bool, int, float, str, list)
+_NAME = (str,)
+_HID = (int,)
+
+OPS: dict[tuple[str, str], Op] = {(op.sender, op.name): op for op in (
+    # the judge asks; the worker answers each request with "ok" or "err", calling back ("cb") in between
+    Op("import", "judge", {"name": _NAME}, "import the student's module NAME; the value is its handle"),
+    Op("getattr", "judge", {"h": _HID, "name": _NAME}, "an attribute of the object behind handle H"),
+    Op("call", "judge", {"h": _HID, "name": (str, type(None)), "args": (list,), "kwargs": (list,)},
+       "call H (or its method NAME) with ARGS and KWARGS"),
+    Op("backward", "judge", {"h": _HID, "name": (str, type(None)), "args": (list,), "kwargs": (list,),
+                             "weights": (list,)}, "gradients of sum(output_i * weight_i) for the tensor ARGS"),
+    Op("put", "judge", {"name": _NAME, "data": (list,)},
+       "write the bytes DATA to the file NAME of the worker's folder (the worker writes, never the judge)"),
+    Op("get", "judge", {"name": _NAME},
+       "the bytes of the regular file NAME of the worker's folder (no link followed, at most MAX_FILE bytes)"),
+    Op("cb_ok", "judge", {"value": VALUE}, "what the test's function returned to a call back"),
+    Op("cb_err", "judge", {"message": _NAME}, "the test's function raised: the student code gets an error"),
+    Op("hello", "worker", {"pid": (int,), "protections": (dict,)}, "the worker is up (no id: it answers a spawn)"),
+    Op("ok", "worker", {"value": VALUE}, "the request's value"),
+    Op("err", "worker", {"type": _NAME, "base": _NAME, "message": _NAME, "frames": (list,)},
+       "the request raised (the nearest built-in class, the student's frames)"),
+    Op("cb", "worker", {"cb": (int,), "args": (list,), "kwargs": (list,), "grad": (bool,)},
+       "call the test's function number CB (a callable the test handed over)"),
+)}
+OPTIONAL = {"release": (list,), "seed": (int,), "id": (int,), "exit_code": (str,), "lineno": (int, type(None))}
+
+
+def check(header: object, sender: str) -> Op:
+    """The operation of a decoded header from ``sender``, once its fields have the types the table says."""
+    if type(header) is not dict:
+        raise WireError("a message that is not a dict")
+    op = OPS.get((sender, header.get("op" if sender == "judge" else "r")))
+    if op is None:
+        raise WireError("an operation that is not part of the protocol")
+    if op.name != "hello" and type(header.get("id")) is not int:
+        raise WireError(f"a {op.name!r} message without a request id")
+    for name, types in op.fields.items():
+        if type(header.get(name)) not in types:
+            raise WireError(f"a {op.name!r} message whose {name!r} is missing or malformed")
+    for name, value in header.items():
+        if name in OPTIONAL and type(value) not in OPTIONAL[name]:
+            raise WireError(f"a {op.name!r} message whose {name!r} is malformed")
+    return op
+
+
+# ----------------------------------------------------------------------------------------------------------
+# framing
+# ----------------------------------------------------------------------------------------------------------
+
+
 def send(sock: socket.socket, header: object, buffers: list[bytes | memoryview] = ()) -> None:
     head = json.dumps(header, separators=(",", ":")).encode()
     parts = [_HEAD.pack(len(head), len(buffers)), head]
@@ -65,11 +139,16 @@ def send(sock: socket.socket, header: object, buffers: list[bytes | memoryview] 
     sock.sendall(b"".join(parts))
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytearray:
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytearray:
     out = bytearray(n)
     view = memoryview(out)
     got = 0
     while got < n:
+        if deadline is not None:  # one deadline for the whole message: a byte at a time cannot stretch it
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the message did not arrive whole in time")
+            sock.settimeout(left)
         k = sock.recv_into(view[got:], n - got)
         if k == 0:
             raise EOFError("the other side closed the connection")
@@ -77,23 +156,46 @@ def _recv_exact(sock: socket.socket, n: int) -> bytearray:
     return out
 
 
-def recv(sock: socket.socket, limit: int = MAX_MESSAGE) -> tuple[object, list[bytearray]]:
-    """One message: (decoded JSON header, buffers). Raises EOFError when the peer is gone."""
-    head_len, count = _HEAD.unpack(_recv_exact(sock, _HEAD.size))
-    if head_len > limit or count > MAX_ITEMS:
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def measure(head: bytes | bytearray) -> tuple[int, int]:
+    """(items, depth) a JSON header can hold at most, found without decoding it: strings are cut out, then every
+    comma separates two items and the brackets left say how deep it nests."""
+    bare = _STRING.sub(b'""', bytes(head))
+    items = bare.count(b",") + 1
+    codes = np.frombuffer(bare, dtype=np.uint8)
+    steps = (codes == ord("[")).astype(np.int32) + (codes == ord("{"))
+    steps -= (codes == ord("]")).astype(np.int32) + (codes == ord("}"))
+    depth = int(np.cumsum(steps).max()) if len(steps) else 0
+    return items, depth
+
+
+def recv(sock: socket.socket, limit: int = MAX_MESSAGE, *, deadline: float | None = None
+         ) -> tuple[object, list[bytearray]]:
+    """One message: (decoded JSON header, buffers). Raises EOFError when the peer is gone, WireError for a message
+    too large or nested too deep (checked before decoding), TimeoutError past ``deadline`` (time.monotonic())."""
+    head_len, count = _HEAD.unpack(_recv_exact(sock, _HEAD.size, deadline))
+    if head_len > min(limit, MAX_HEADER) or count > MAX_ITEMS:
         raise WireError(f"message too large ({head_len} bytes of header, {count} buffers)")
     total = head_len
+    head = _recv_exact(sock, head_len, deadline)
+    # a small header cannot hold many items, and json's own recursion limit stops a deep one: only a large one is
+    # measured (a call's header is a few hundred bytes, and measuring costs microseconds it need not pay)
+    items, depth = measure(head) if head_len > SMALL_HEADER else (0, 0)
+    if items > MAX_ITEMS or depth > MAX_DEPTH + 8:
+        raise WireError(f"message header too large to decode ({items} items, nested {depth} deep)")
     try:
-        header = json.loads(_recv_exact(sock, head_len))
+        header = json.loads(head)
     except (ValueError, RecursionError) as exc:
         raise WireError(f"malformed message header ({type(exc).__name__})") from None
     buffers = []
     for _ in range(count):
-        (n,) = _LEN.unpack(_recv_exact(sock, _LEN.size))
+        (n,) = _LEN.unpack(_recv_exact(sock, _LEN.size, deadline))
         total += n
         if total > limit:
             raise WireError(f"message larger than {limit // 2**20} MiB")
-        buffers.append(_recv_exact(sock, n))
+        buffers.append(_recv_exact(sock, n, deadline))
     return header, buffers
 
 

@@ -27,6 +27,7 @@ except ImportError:  # Windows
 import select
 import signal
 import socket
+import stat
 import sys
 import traceback
 from pathlib import Path
@@ -210,6 +211,28 @@ def _builtin_base(exc: BaseException) -> str:
     return "Exception"
 
 
+def put_file(name: str, data: bytes) -> None:
+    """Write ``data`` to ``name`` in the working directory (the worker's folder) for a test; whatever stood under
+    that name (a link, a FIFO the student code made) is replaced, never followed."""
+    if os.path.lexists(name) and not os.path.isdir(name):
+        os.unlink(name)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with open(fd, "wb") as f:
+        f.write(data)
+
+
+def get_file(name: str) -> bytes:
+    """The bytes of the regular file ``name`` of the working directory, for a test (at most wire.MAX_FILE)."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{name} is not a regular file")
+        data = f.read(wire.MAX_FILE + 1)
+    if len(data) > wire.MAX_FILE:
+        raise OSError(f"{name} is larger than {wire.MAX_FILE // 2**20} MiB")
+    return data
+
+
 class Worker:
     def __init__(self, sock: socket.socket, target: Path) -> None:
         self.sock = sock
@@ -217,6 +240,7 @@ class Worker:
         self.objects: dict[int, object] = {}
         self.next_id = 1
         self._methods: dict[type, list[str]] = {}
+        self.serving: list[int] = []  # ids of the judge's requests being served, innermost last
 
     # -- values out ---------------------------------------------------------------------------------------
 
@@ -260,6 +284,7 @@ class Worker:
         return names
 
     def reply(self, header: dict, value=None) -> None:
+        header["id"] = self.serving[-1]
         enc = wire.Encoder(self._other)
         try:
             header["value"] = enc.encode(value)
@@ -282,7 +307,7 @@ class Worker:
         except BaseException:  # noqa: BLE001
             message = "(its message could not be shown)"
         header = {
-            "r": "err", "type": type(exc).__name__[:100], "base": _builtin_base(exc),
+            "r": "err", "id": self.serving[-1], "type": type(exc).__name__[:100], "base": _builtin_base(exc),
             "message": message[:MAX_MESSAGE_CHARS], "frames": frames[-MAX_FRAMES:],
         }
         if isinstance(exc, SystemExit):
@@ -306,8 +331,8 @@ class Worker:
     def callback(self, cid: int):
         def call_judge(*args, **kwargs):
             enc = wire.Encoder(self._other)
-            header = {"r": "cb", "id": cid, "args": enc.encode(list(args)), "kwargs": enc.encode(kwargs),
-                      "grad": torch.is_grad_enabled()}
+            header = {"r": "cb", "id": self.serving[-1], "cb": cid, "args": enc.encode(list(args)),
+                      "kwargs": enc.encode(kwargs), "grad": torch.is_grad_enabled()}
             wire.send(self.sock, header, enc.buffers)
             return self.wait_callback()
 
@@ -317,7 +342,9 @@ class Worker:
     def wait_callback(self):
         while True:
             msg, bufs = wire.recv(self.sock)
-            op = msg.get("op")
+            op = wire.check(msg, "judge").name
+            if op in ("cb_ok", "cb_err") and msg["id"] != self.serving[-1]:
+                raise CallbackError("the answer of a call back to another request")  # cannot happen: the judge's
             if op == "cb_ok":
                 return wire.Decoder(bufs, self._in).decode(msg["value"])
             if op == "cb_err":
@@ -332,6 +359,7 @@ class Worker:
                 msg, bufs = wire.recv(self.sock)
             except EOFError:
                 return
+            wire.check(msg, "judge")  # the judge is trusted: a failure here is a bug of ours, and ends the worker
             self.dispatch(msg, bufs)
 
     def dispatch(self, msg: dict, bufs: list) -> None:
@@ -339,17 +367,25 @@ class Worker:
             self.objects.pop(hid, None)
         if "seed" in msg:
             torch.default_generator.manual_seed(msg["seed"])  # the CPU generator: all a worker uses
+        self.serving.append(msg["id"])
         try:
-            value = self.run(msg, bufs)
-        except BaseException as exc:  # noqa: BLE001 - anything the student code raises is reported
-            self.error(exc)
-            return
-        self.reply({"r": "ok"}, value)
+            try:
+                value = self.run(msg, bufs)
+            except BaseException as exc:  # noqa: BLE001 - anything the student code raises is reported
+                self.error(exc)
+                return
+            self.reply({"r": "ok"}, value)
+        finally:
+            self.serving.pop()
 
     def run(self, msg: dict, bufs: list):
         op = msg["op"]
         if op == "import":
             return self.load(msg["name"])
+        if op == "put":
+            return put_file(msg["name"], wire.Decoder(bufs).decode(msg["data"]))
+        if op == "get":
+            return get_file(msg["name"])
         obj = self.objects[msg["h"]]
         if op == "getattr":
             return getattr(obj, msg["name"])

@@ -199,8 +199,7 @@ LOAD_CASES = {
 @pytest.mark.parametrize("case", list(LOAD_CASES))
 def test_load_rejects_a_file_that_is_not_json(student, case):
     """SpecialTokenizer.load() of a file that save() did not write (not JSON, other JSON) raises ValueError naming the path."""
-    path = student.files / f"broken-{case}.json"
-    path.write_text(LOAD_CASES[case], encoding="utf-8")
+    path = student.write(f"broken-{case}.json", LOAD_CASES[case])
     err = expect_error(ValueError, lambda: student(MODULE).SpecialTokenizer.load(path), f"a file holding {LOAD_CASES[case]!r}")
     assert str(path) in str(err), f"expected the error message to name the file {str(path)!r}, got {str(err)!r}"
 
@@ -208,5 +207,5 @@ def test_load_rejects_a_file_that_is_not_json(student, case):
 @pytest.mark.points(0.5)
 def test_load_missing_file_raises_file_not_found(student):
     """SpecialTokenizer.load() of a file that does not exist raises FileNotFoundError (as open() does)."""
-    path = student.files / "no-such-file.json"
+    path = student.path("no-such-file.json")
     expect_error(FileNotFoundError, lambda: student(MODULE).SpecialTokenizer.load(path), "a file that does not exist")
