@@ -165,7 +165,7 @@ class Student:
     def files(self) -> Path:
         if self._client.sock is None:
             self._client._spawn()
-        return self._client.private
+        return self._client.files
 
 
 @pytest.fixture

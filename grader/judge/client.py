@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from grader import facilities
-from grader.judge import rebuild, wire
+from grader.judge import confine as confine_ids, rebuild, wire
 from grader.records import GradingError
 from grader.judge.worker import start_zygote
 from grader.processes import describe_status, kill
@@ -40,6 +40,8 @@ class WorkerLimits:
     wall_seconds: float = 60.0  # backstop for code that sleeps or blocks (not the student's CPU)
     memory_bytes: int | None = 4 * 2**30
     output_bytes: int = 32 * 2**20
+    # every file the worker writes, together (a tmpfs in its mount namespace: grader.judge.confine.private_tmpfs)
+    disk_bytes: int = 64 * 2**20
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -227,6 +229,14 @@ class WorkerClient:
         """The folder the current worker may write (its working directory)."""
         return self.workdir / f"worker-{self.generation}"
 
+    @property
+    def files(self) -> Path:
+        """The worker's private folder as the worker sees it: with a disk cap, a tmpfs in the worker's own
+        mount namespace, which the judge reaches through /proc/<worker>/root (the same path works inside)."""
+        if self.pid is not None and self.protections.get("disk_cap"):
+            return Path(f"/proc/{self.pid}/root") / os.path.abspath(self.private).lstrip("/")
+        return self.private
+
     def _spawn(self) -> None:
         self.generation += 1
         self._release.clear()
@@ -241,6 +251,9 @@ class WorkerClient:
             "namespaces": self.confine and here.namespaces, "output_bytes": self.limits.output_bytes,
             "memory_bytes": self.limits.memory_bytes,
             "judge_pid": os.getpid(), "cpu": self.cpu,
+            # the syscall filter, the disk cap and the uid (grader.judge.seccomp, worker._fence)
+            "seccomp": self.confine and here.seccomp, "disk_bytes": self.limits.disk_bytes,
+            "uid": confine_ids.worker_uid(os.getpid()) if self.confine and confine_ids.needs_uid_drop(here) else None,
         }
         socket.send_fds(self.zygote, [wire.json.dumps(config).encode()], [theirs.fileno(), status_w])
         theirs.close()
