@@ -167,6 +167,7 @@ def _worker_main(sock: socket.socket, config: dict, namespaces: dict) -> None:
             protections.update(confine.restrict(read=config["read"], write=[str(private)]))
         if config.get("seccomp"):  # last: the steps above mount, chown and change uid, which it denies
             protections["syscall_filter"] = seccomp.install()
+            protections["no_new_privs"] = protections["no_new_privs"] or protections["syscall_filter"]
         wire.send(sock, {"r": "hello", "pid": pid, "protections": protections})
         Worker(sock, Path(config["target"])).serve()
 
@@ -185,8 +186,10 @@ def _fence(config: dict, private: Path, mount_namespace: bool) -> dict:
     if disk:
         os.chdir(private)  # the working directory was the folder below the mount
     if uid is not None:
-        confine.open_way(config["target"])
-        confine.open_way(private)
+        # the Python installation may live where others cannot pass (/root/.pyenv): a module imported later
+        # (the student's `import statistics`) must still be found. Only the search bit: nothing can be listed.
+        for folder in [*config["read"], private]:
+            confine.open_way(folder)
         confine.share_read_only(config["target"], uid)
         if not disk:
             os.chown(private, uid, uid)
