@@ -65,6 +65,7 @@ REQUIRED_KINDS = (
     "always-equal values", "tensor subclasses", "frame tricks", "tracer tricks", "gc tampering",
     "pyc and cache poisoning", "forged results and events", "reading solutions and hidden tests",
     "writing outside the sandbox", "processes that outlive grading", "leaking hidden text through messages",
+    "unwaited children", "fork bomb", "disk filler", "unix-socket exfiltration", "io_uring",
 )
 
 GRADING_TIMEOUT = 600  # seconds for one grading process (a backstop: a run takes seconds)
