@@ -68,6 +68,17 @@ REQUIRED_KINDS = (
     "unwaited children", "fork bomb", "disk filler", "unix-socket exfiltration", "io_uring",
 )
 
+# The attacks on the worker's ways out end their import with a mark that says what their hostile step met
+# (project_tests/attacks/README.md); graded with every protection on, the mark must say "refused". The disk
+# filler's must also show the tmpfs's cap (ENOSPC before 64 MiB), not the disk's.
+REFUSALS = {
+    "unwaited_children": r"atk-unwaited_children: affinity refused \(PermissionError\), fork refused \(PermissionError\)",
+    "fork_bomb": r"atk-fork_bomb: fork refused \(PermissionError\)",
+    "disk_filler": r"atk-disk_filler: (?:[0-9]|[1-5][0-9]|6[0-3]) MiB written, refused \(OSError errno 28\)",
+    "unix_socket": r"atk-unix_socket: socket refused \(PermissionError\)",
+    "io_uring": r"atk-io_uring: io_uring_setup refused \(errno 1,",
+}
+
 GRADING_TIMEOUT = 600  # seconds for one grading process (a backstop: a run takes seconds)
 PROCESS_GRACE = 2.0  # seconds the grader has, after it exits, for the processes of a grading to be gone
 RERUN_PAUSE = 3.0  # seconds between the two batch runs (time for a lingering process to forge results)
@@ -722,6 +733,15 @@ def test_student_mode_leaks_no_hidden_text(student_runs, attack):
     assert not leaks, f"{attack}: hidden test text in the student's report or results: {leaks}"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", sorted(REFUSALS))
+def test_student_mode_refuses_the_ways_out(student_runs, attack):
+    """The attack's hostile step ran and was refused (its mark is in what the student gets back)."""
+    run = student_runs[attack]
+    assert not run.error, f"grading {attack} failed: {run.error}"
+    assert re.search(REFUSALS[attack], json.dumps(run.doc)), f"{attack}: no refusal mark in {describe(run.doc)}"
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Batch mode: every attack in one batch (and the untouched stubs last), then the same batch again
 # ----------------------------------------------------------------------------------------------------------
@@ -891,6 +911,15 @@ def test_batch_leaks_no_hidden_text(batch_run, student):
     assert not leaks, f"{student}: hidden test text in what the student gets back: {leaks}"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", sorted(REFUSALS))
+def test_batch_refuses_the_ways_out(batch_run, attack):
+    """In the batch too, the attack's hostile step ran and was refused."""
+    doc = batch_run.docs.get(attack)
+    assert doc is not None, f"no results.json for {attack}: {batch_run.first.stderr[-3000:]}"
+    assert re.search(REFUSALS[attack], json.dumps(doc)), f"{attack}: no refusal mark in {describe(doc)}"
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Gradescope: `python -m grader gradescope-run`, what run_autograder calls; its results.json is what students see
 # ----------------------------------------------------------------------------------------------------------
@@ -914,3 +943,34 @@ def test_gradescope_run_gains_and_leaks_nothing(tmp_path, attack):
     leaks = leaks_in({"results.json": doc}, secrets_for(attack))
     assert not leaks, f"{attack}: hidden test text in Gradescope's results.json: {leaks}"
     assert not left, f"{attack} left processes running: {left}"
+
+
+# the attacks on the ways out, two submissions (each exercise file holds one attack): one run each
+ESCAPE_SUBMISSIONS = (("unwaited_children", "fork_bomb", "disk_filler", "unix_socket"), ("io_uring",))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attacks", ESCAPE_SUBMISSIONS, ids="+".join)
+def test_gradescope_run_refuses_the_ways_out(tmp_path, attacks):
+    """Through Gradescope's entry point, a submission of the attacks on the worker's ways out gains 0, every
+    hostile step was refused, nothing is left in /tmp and no process outlives the run."""
+    repo = copy_repository(tmp_path / "source")
+    submission = build_submission(tmp_path / "submission", None)
+    for attack in attacks:
+        for path in (ATTACKS_DIR / attack).glob("ex*_*.py"):
+            shutil.copy2(path, submission / path.name)
+    results = tmp_path / "results" / "results.json"
+    results.parent.mkdir()
+    proc = run_grader(["-m", "grader", "gradescope-run", "--submission", str(submission), "--results",
+                       str(results)], repo)
+    left = [p for attack in attacks for p in outliving(process_name(attack))]
+    leftovers = [p for attack in attacks for p in tmp_files(f"atk-{attack}")]
+    remove(leftovers)
+    assert results.is_file(), f"no results.json: {proc.stderr[-3000:]}"
+    doc = json.loads(results.read_text())
+    assert doc["score"] == 0 and not passed_tests(doc), f"{attacks} gained points on Gradescope: {describe(doc)}"
+    text = json.dumps(doc)
+    unrefused = [attack for attack in attacks if not re.search(REFUSALS[attack], text)]
+    assert not unrefused, f"no refusal mark for {unrefused} in Gradescope's results.json: {text[:3000]}"
+    assert not left, f"processes left running: {left}"
+    assert not leftovers, f"files left in /tmp: {leftovers}"

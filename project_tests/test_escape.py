@@ -192,6 +192,64 @@ def test_tmpfs_caps_the_total_written(tmp_path):
     assert out == {"plain": "written", "capped": "errno 28"}, out
 
 
+def test_open_ways_are_put_back_by_the_last_holder(tmp_path):
+    """open_ways adds only the search bit to the ancestors that lack it and records their modes; close_ways
+    leaves them open while another holder lives, and the last holder puts back exactly the modes it found."""
+    record = str(tmp_path / "ways.json")
+    deep = tmp_path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    os.chmod(tmp_path / "a", 0o700)
+    os.chmod(tmp_path / "a" / "b", 0o750)
+    changed = confine.open_ways([deep], record=record)
+    assert str(tmp_path / "a") in changed and str(tmp_path / "a" / "b") in changed, changed
+    assert oct((tmp_path / "a").stat().st_mode & 0o777) == oct(0o701)
+    assert oct((tmp_path / "a" / "b").stat().st_mode & 0o777) == oct(0o751)
+    # another grader process (our parent, alive) still needs them: nothing is put back yet
+    ways = json.loads(Path(record).read_text())
+    Path(record).write_text(json.dumps({**ways, "holders": [*ways["holders"], os.getppid()]}))
+    assert confine.close_ways(record=record) == []
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o701
+    # the other holder leaves (here: is gone from the record): the last one restores
+    Path(record).write_text(json.dumps({**ways, "holders": [os.getpid()]}))
+    restored = confine.close_ways(record=record)
+    assert sorted(restored) == sorted(changed)
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "a" / "b").stat().st_mode & 0o777 == 0o750
+    assert json.loads(Path(record).read_text()) == {"holders": [], "modes": {}}
+
+
+def _ancestors(*paths) -> set[Path]:
+    found = set()
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        found |= {real, *real.parents}
+    return found
+
+
+@pytest.fixture
+def host_modes(tmp_path):
+    """For a test that grades as root with workers of their own uid: the modes of every folder the grader may
+    change (the ancestors of this test's folder and of the Python installation, the repository's tests/hidden
+    and solutions), recorded before; after, each is checked (the grader puts back what it opened) and put back
+    whatever happened, so that no test leaves the host changed."""
+    import sysconfig
+
+    folders = _ancestors(tmp_path, sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["purelib"],
+                         sysconfig.get_paths()["stdlib"], REPO / "tests" / "hidden", REPO / "solutions")
+    before = {p: os.lstat(p).st_mode & 0o7777 for p in folders if p.exists()}
+    yield before
+    changed = {}
+    for path, mode in before.items():
+        try:
+            now = os.lstat(path).st_mode & 0o7777
+        except OSError:
+            continue
+        if now != mode:
+            changed[str(path)] = (oct(mode), oct(now))
+            os.chmod(path, mode)
+    assert not changed, f"the grading left modes changed on the host (put back now): {changed}"
+
+
 READ_HIDDEN = '''\
 import os, sys
 here = [p for p in sys.path if os.path.isdir(os.path.join(p, "tests", "hidden"))] + [os.environ.get("ATK_REPO", "")]
@@ -206,7 +264,7 @@ raise RuntimeError(f"atk-read_hidden_uid: {mark} as uid {os.getuid()}")
 
 @pytest.mark.slow
 @pytest.mark.skipif(not facilities.present().setuid, reason="the uid drop needs root")
-def test_without_landlock_and_namespaces_the_worker_drops_to_its_own_uid(tmp_path):
+def test_without_landlock_and_namespaces_the_worker_drops_to_its_own_uid(tmp_path, host_modes):
     """As root with Landlock and namespaces switched off, the worker runs as a uid of its own that cannot list
     tests/hidden (sealed by the judge), the filter still holds, the reference still scores 100 on ex1 and the
     hostile submission 0."""

@@ -216,6 +216,7 @@ class WorkerClient:
         self._test = _Test()
         self._output = None
         self._status = None
+        self._ways = False  # whether we opened ways for a worker of its own uid (confine.open_ways)
         self._stat: int | None = None  # /proc/<worker>/stat, open for the worker's life (read twice per test)
         # a zygote of our own, or one shared with the other judges of a batch (forked before any test module
         # was imported, so that no worker ever holds an expected value in its memory)
@@ -255,6 +256,12 @@ class WorkerClient:
             "seccomp": self.confine and here.seccomp, "disk_bytes": self.limits.disk_bytes,
             "uid": confine_ids.worker_uid(os.getpid()) if self.confine and confine_ids.needs_uid_drop(here) else None,
         }
+        if config["uid"] is not None:
+            # the worker's uid owns nothing: it needs the search bit on the way to the Python installation (a
+            # module imported later, the student's `import statistics`, must still be found) and to its folders;
+            # recorded, and put back when the last judge closes (close_ways)
+            self._ways = True
+            confine_ids.open_ways([*config["read"], config["private"]])
         socket.send_fds(self.zygote, [wire.json.dumps(config).encode()], [theirs.fileno(), status_w])
         theirs.close()
         os.close(status_w)
@@ -308,6 +315,9 @@ class WorkerClient:
 
     def close(self) -> None:
         self.kill()
+        if self._ways:
+            self._ways = False
+            confine_ids.close_ways()
         if not self.own_zygote:
             return
         try:

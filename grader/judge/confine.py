@@ -24,7 +24,10 @@ What each layer buys:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
+import json
 import os
 import platform
 import site
@@ -320,14 +323,87 @@ def seal(paths) -> list[str]:
     return done
 
 
-def open_way(folder) -> None:
-    """Let any uid cross every ancestor of ``folder`` (the search bit for others, never the read bit): run by
-    the worker while still root, on the folders the judge made for it. A sealed OUT becomes 0711, through
-    which only a path already known leads."""
-    for ancestor in reversed(Path(os.path.realpath(folder)).parents):
-        info = os.lstat(ancestor)
-        if not info.st_mode & stat.S_IXOTH:
-            os.chmod(ancestor, stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
+# The search bits ``open_ways`` adds are recorded in one root-only file, with the pids of the grader processes
+# that need them: the last one to leave (``close_ways``) puts every mode back. A holder that died without
+# leaving is dropped by the next one that opens or closes, so a crash leaves the bits only until the next
+# grading ends. /run is root's (a worker's uid cannot plant or change the record there).
+WAYS_RECORD = "/run/grader-open-ways.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _ways_record(path: str | None = None):
+    """The record of opened ways, locked for the ``with`` block and written back after it (dead holders
+    dropped). Where it cannot be opened, a record that is kept nowhere: the ways then stay open."""
+    try:
+        fd = os.open(path or WAYS_RECORD, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        yield {"holders": [], "modes": {}}
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            raw = json.loads(os.pread(fd, 1 << 20, 0) or b"{}")
+        except ValueError:
+            raw = {}
+        record = {"holders": [p for p in raw.get("holders", []) if type(p) is int and _alive(p)],
+                  "modes": {str(k): v for k, v in raw.get("modes", {}).items() if type(v) is int}}
+        yield record
+        data = json.dumps(record).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+    finally:
+        os.close(fd)
+
+
+def open_ways(folders, *, record: str | None = None) -> list[str]:
+    """Let any uid cross every ancestor of each of ``folders`` (the search bit for others, never the read bit:
+    nothing can be listed), and note each mode changed so that ``close_ways`` can put it back. Run by the
+    trusted judge, as root, before it starts a worker that drops to its own uid: the Python installation may
+    live where others cannot pass (``/root/.pyenv``: ``/root`` becomes 0701 while grading), and a sealed OUT
+    becomes 0711, through which only a path already known leads. Returns the paths changed now."""
+    changed = []
+    with _ways_record(record) as ways:
+        for folder in folders:
+            for ancestor in reversed(Path(os.path.realpath(folder)).parents):
+                info = os.lstat(ancestor)
+                if not info.st_mode & stat.S_IXOTH:
+                    os.chmod(ancestor, stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
+                    ways["modes"].setdefault(str(ancestor), stat.S_IMODE(info.st_mode))
+                    changed.append(str(ancestor))
+        if os.getpid() not in ways["holders"]:
+            ways["holders"].append(os.getpid())
+    return changed
+
+
+def close_ways(*, record: str | None = None) -> list[str]:
+    """This process no longer needs the ways ``open_ways`` opened; the last holder alive puts back every mode
+    that is still the one ``open_ways`` set (a mode someone changed since is left alone). Returns the paths
+    restored."""
+    restored = []
+    with _ways_record(record) as ways:
+        ways["holders"] = [p for p in ways["holders"] if p != os.getpid()]
+        if ways["holders"]:
+            return restored
+        for path, mode in ways["modes"].items():
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == mode | stat.S_IXOTH:
+                os.chmod(path, mode)
+                restored.append(path)
+        ways["modes"] = {}
+    return restored
 
 
 def share_read_only(folder, gid: int) -> None:

@@ -186,10 +186,7 @@ def _fence(config: dict, private: Path, mount_namespace: bool) -> dict:
     if disk:
         os.chdir(private)  # the working directory was the folder below the mount
     if uid is not None:
-        # the Python installation may live where others cannot pass (/root/.pyenv): a module imported later
-        # (the student's `import statistics`) must still be found. Only the search bit: nothing can be listed.
-        for folder in [*config["read"], private]:
-            confine.open_way(folder)
+        # the judge has opened the way to the Python installation and our folders (confine.open_ways)
         confine.share_read_only(config["target"], uid)
         if not disk:
             os.chown(private, uid, uid)
