@@ -921,6 +921,109 @@ def test_batch_refuses_the_ways_out(batch_run, attack):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# The same batch as root with Landlock and namespaces switched off (a container that forbids them): workers
+# drop to a uid of their own, and the file modes and the syscall filter are what stands
+# ----------------------------------------------------------------------------------------------------------
+
+# a submission that leaves a mark saying whether the worker could list tests/hidden (ATK_REPO: the copy)
+READ_HIDDEN_UID = "zz-read-hidden-uid"
+READ_HIDDEN_SOURCE = '''\
+import os
+folder = os.path.join(os.environ.get("ATK_REPO", "."), "tests", "hidden")
+try:
+    mark = f"listed {len(os.listdir(folder))} hidden files"
+    mark += f", read {sum(len(open(os.path.join(folder, n), 'rb').read()) for n in os.listdir(folder) if n.endswith('.py'))} bytes"
+except OSError as exc:
+    mark = f"hidden refused ({type(exc).__name__})"
+raise RuntimeError(f"atk-read_hidden_uid: {mark} as uid {os.getuid()}")
+'''
+
+
+@dataclass
+class UidBatchRun:
+    proc: subprocess.CompletedProcess
+    repo: Path
+    rows: dict[str, dict]
+    docs: dict[str, dict | None]
+    feedback: dict[str, str]
+    tmp_files: list[str]
+    processes: list[tuple[int, str]]
+    strays_in_out: list[str]
+    host_modes_changed: dict
+
+
+UID_MODE = pytest.mark.skipif(
+    not (hasattr(os, "geteuid") and os.geteuid() == 0 and sys.platform == "linux"),
+    reason="the uid drop happens only when the grader runs as root (Linux)")
+
+
+@pytest.fixture(scope="module")
+def uid_batch_run(tmp_path_factory) -> UidBatchRun:
+    """One batch of every attack, the untouched stubs, the reference and READ_HIDDEN_UID, graded as root with
+    GRADER_WITHOUT=landlock,namespaces; the host's modes checked (and put back) right after it."""
+    from conftest import host_modes_before, host_modes_put_back
+
+    work = tmp_path_factory.mktemp("uid-batch")
+    before = host_modes_before(work)
+    repo = copy_repository(work / "repo")
+    submissions = work / "submissions"
+    for attack in ATTACKS:
+        build_submission(submissions / attack, attack)
+    build_submission(submissions / CONTROL, None)
+    build_submission(submissions / REFERENCE, None, base=REPO / "solutions")
+    (build_submission(submissions / READ_HIDDEN_UID, None) / "ex1_special_tokens.py").write_text(READ_HIDDEN_SOURCE)
+    out = work / "out"
+    env = {**grading_env(repo), "GRADER_WITHOUT": "landlock,namespaces", "ATK_REPO": str(repo)}
+    proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out),
+                           "--jobs", "2", "--no-analysis"], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=GRADING_TIMEOUT)
+    left = outliving("atk-")
+    rows, docs, feedback = _read_out(out)
+    for name in (READ_HIDDEN_UID,):
+        try:
+            docs[name] = json.loads((out / name / "results.json").read_text())
+        except (OSError, ValueError):
+            docs[name] = None
+    leftovers = tmp_files("atk-")
+    remove(leftovers)
+    changed = host_modes_put_back(before)
+    return UidBatchRun(proc, repo, rows, docs, feedback, [str(p) for p in leftovers], left,
+                       strays_in_out(out, [*ATTACKS, CONTROL, REFERENCE, READ_HIDDEN_UID]), changed)
+
+
+@pytest.mark.slow
+@UID_MODE
+def test_uid_mode_batch_gains_nothing_and_cannot_read_the_hidden_tests(uid_batch_run):
+    """As root without Landlock or namespaces: the workers ran as their own uid under the syscall filter; every
+    attack and the stubs score 0, the reference 100; the worker could not list tests/hidden (which this process,
+    root, can: the positive control); nothing was left in /tmp, in OUT or running; every host mode the grader
+    opened was put back; and no hidden text reached what the students get back."""
+    run = uid_batch_run
+    assert run.proc.returncode in (0, 1), f"the batch failed: {run.proc.stderr[-3000:]}"
+    reference = run.docs.get(REFERENCE)
+    assert reference and reference["score"] == 100, f"the reference: {describe(reference)}"
+    prot = reference["lesson"]["protections"]
+    assert prot["uid"] and prot["syscall_filter"] and not prot["filesystem"] and not prot["pid_namespace"], prot
+    for student in [*ATTACKS, CONTROL]:
+        _check_row(run.rows.get(student), run.docs.get(student), student, "uid mode")
+    marks = re.findall(r"atk-read_hidden_uid: [^\\\n\"]*", json.dumps(run.docs.get(READ_HIDDEN_UID)))
+    assert marks and all("hidden refused (PermissionError) as uid" in m for m in marks), (
+        f"the worker's view of tests/hidden: {marks or describe(run.docs.get(READ_HIDDEN_UID))}")
+    assert os.listdir(run.repo / "tests" / "hidden"), "positive control: the hidden tests are there to list"
+    assert oct((run.repo / "tests" / "hidden").stat().st_mode & 0o777) == oct(0o700), "tests/hidden not sealed"
+    escapes = [a for a in sorted(REFUSALS) if a != "disk_filler"]  # no mount namespace here: no tmpfs cap
+    unrefused = [a for a in escapes if not re.search(REFUSALS[a], json.dumps(run.docs.get(a)))]
+    assert not unrefused, f"no refusal mark for {unrefused}"
+    assert not run.tmp_files, f"files left in /tmp: {run.tmp_files}"
+    assert not run.processes, f"processes left running: {run.processes}"
+    assert not run.strays_in_out, f"files in OUT that the batch did not write: {run.strays_in_out}"
+    assert not run.host_modes_changed, f"host modes left changed (put back now): {run.host_modes_changed}"
+    leaks = {s: leaks_in({"results.json": run.docs.get(s), "feedback.md": run.feedback.get(s)}, secrets_for(s))
+             for s in [*ATTACKS, CONTROL]}
+    assert not any(leaks.values()), {s: found for s, found in leaks.items() if found}
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Gradescope: `python -m grader gradescope-run`, what run_autograder calls; its results.json is what students see
 # ----------------------------------------------------------------------------------------------------------
 

@@ -218,38 +218,6 @@ def test_open_ways_are_put_back_by_the_last_holder(tmp_path):
     assert json.loads(Path(record).read_text()) == {"holders": [], "modes": {}}
 
 
-def _ancestors(*paths) -> set[Path]:
-    found = set()
-    for path in paths:
-        real = Path(os.path.realpath(path))
-        found |= {real, *real.parents}
-    return found
-
-
-@pytest.fixture
-def host_modes(tmp_path):
-    """For a test that grades as root with workers of their own uid: the modes of every folder the grader may
-    change (the ancestors of this test's folder and of the Python installation, the repository's tests/hidden
-    and solutions), recorded before; after, each is checked (the grader puts back what it opened) and put back
-    whatever happened, so that no test leaves the host changed."""
-    import sysconfig
-
-    folders = _ancestors(tmp_path, sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["purelib"],
-                         sysconfig.get_paths()["stdlib"], REPO / "tests" / "hidden", REPO / "solutions")
-    before = {p: os.lstat(p).st_mode & 0o7777 for p in folders if p.exists()}
-    yield before
-    changed = {}
-    for path, mode in before.items():
-        try:
-            now = os.lstat(path).st_mode & 0o7777
-        except OSError:
-            continue
-        if now != mode:
-            changed[str(path)] = (oct(mode), oct(now))
-            os.chmod(path, mode)
-    assert not changed, f"the grading left modes changed on the host (put back now): {changed}"
-
-
 READ_HIDDEN = '''\
 import os, sys
 here = [p for p in sys.path if os.path.isdir(os.path.join(p, "tests", "hidden"))] + [os.environ.get("ATK_REPO", "")]
@@ -267,7 +235,8 @@ raise RuntimeError(f"atk-read_hidden_uid: {mark} as uid {os.getuid()}")
 def test_without_landlock_and_namespaces_the_worker_drops_to_its_own_uid(tmp_path, host_modes):
     """As root with Landlock and namespaces switched off, the worker runs as a uid of its own that cannot list
     tests/hidden (sealed by the judge), the filter still holds, the reference still scores 100 on ex1 and the
-    hostile submission 0."""
+    hostile submission 0; afterwards the submission's folder has its group and modes back, and the host's
+    folders their modes (host_modes)."""
     repo = tmp_path / "repo"
     repo.mkdir()
     for part in ("grader", "llm_basics", "tests", "solutions", "exercises"):
@@ -278,6 +247,10 @@ def test_without_landlock_and_namespaces_the_worker_drops_to_its_own_uid(tmp_pat
         (sub / stub.name).write_text(stub.read_text())
     (sub / "ex1_special_tokens.py").write_text(READ_HIDDEN)
     env = {**os.environ, "GRADER_WITHOUT": "landlock,namespaces", "PYTHONPATH": str(repo), "ATK_REPO": str(repo)}
+    def owners(folder: Path) -> dict[str, tuple[int, int]]:
+        return {str(p): (p.lstat().st_gid, p.lstat().st_mode & 0o7777) for p in [folder, *folder.iterdir()]}
+
+    sub_before = owners(sub)
     docs = {}
     for name, target in (("attack", sub), ("reference", repo / "solutions")):
         out = tmp_path / f"{name}.json"
@@ -291,3 +264,5 @@ def test_without_landlock_and_namespaces_the_worker_drops_to_its_own_uid(tmp_pat
     assert "atk-read_hidden_uid: hidden refused (PermissionError) as uid" in text, text[:3000]
     assert attack["score"] == 0
     assert reference["score"] == reference["max_score"] == 25, reference["score"]
+    # the submission's folder was shared with the worker's gid while grading, and is the user's again
+    assert owners(sub) == sub_before

@@ -216,6 +216,7 @@ class WorkerClient:
         self._test = _Test()
         self._output = None
         self._status = None
+        self._shared = None  # (gid, what share_read_only changed) while the target is shared with a worker's gid
         self._ways = False  # whether we opened ways for a worker of its own uid (confine.open_ways)
         self._stat: int | None = None  # /proc/<worker>/stat, open for the worker's life (read twice per test)
         # a zygote of our own, or one shared with the other judges of a batch (forked before any test module
@@ -262,6 +263,8 @@ class WorkerClient:
             # recorded, and put back when the last judge closes (close_ways)
             self._ways = True
             confine_ids.open_ways([*config["read"], config["private"]])
+            if self._shared is None:  # the same uid for every worker of this judge: once, put back by close()
+                self._shared = (config["uid"], confine_ids.share_read_only(self.target, config["uid"]))
         socket.send_fds(self.zygote, [wire.json.dumps(config).encode()], [theirs.fileno(), status_w])
         theirs.close()
         os.close(status_w)
@@ -315,6 +318,10 @@ class WorkerClient:
 
     def close(self) -> None:
         self.kill()
+        if self._shared is not None:
+            gid, before = self._shared
+            self._shared = None
+            confine_ids.unshare(before, gid)
         if self._ways:
             self._ways = False
             confine_ids.close_ways()

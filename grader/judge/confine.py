@@ -406,15 +406,32 @@ def close_ways(*, record: str | None = None) -> list[str]:
     return restored
 
 
-def share_read_only(folder, gid: int) -> None:
+def share_read_only(folder, gid: int) -> list[tuple[str, int, int]]:
     """``folder`` and the files in it: the owner's, readable (not writable) by group ``gid`` alone. The worker
-    of another judge has another gid, so it cannot read this submission; a link is left as it is."""
+    of another judge has another gid, so it cannot read this submission; a link is left as it is. Run by the
+    judge, as root. Returns what it changed, as (path, gid, mode) before, for ``unshare``: the folder may be
+    the user's own (``grade --target exercises``)."""
     folder = Path(os.path.realpath(folder))
+    before = []
     for entry in [folder, *(folder / name for name in os.listdir(folder))]:
         info = os.lstat(entry)
         if stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode):
+            before.append((str(entry), info.st_gid, stat.S_IMODE(info.st_mode)))
             os.chown(entry, info.st_uid, gid, follow_symlinks=False)
             os.chmod(entry, 0o750 if stat.S_ISDIR(info.st_mode) else 0o640)
+    return before
+
+
+def unshare(before: list[tuple[str, int, int]], gid: int) -> None:
+    """Put back the group and mode ``share_read_only`` changed, where the entry is still shared with ``gid``."""
+    for path, old_gid, mode in before:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if info.st_gid == gid and (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
+            os.chown(path, info.st_uid, old_gid, follow_symlinks=False)
+            os.chmod(path, mode)
 
 
 def drop_uid(uid: int) -> None:

@@ -186,8 +186,8 @@ def _fence(config: dict, private: Path, mount_namespace: bool) -> dict:
     if disk:
         os.chdir(private)  # the working directory was the folder below the mount
     if uid is not None:
-        # the judge has opened the way to the Python installation and our folders (confine.open_ways)
-        confine.share_read_only(config["target"], uid)
+        # the judge has opened the way to the Python installation and our folders (confine.open_ways) and
+        # shared the submission's folder with our gid (confine.share_read_only)
         if not disk:
             os.chown(private, uid, uid)
             os.chmod(private, 0o700)
