@@ -950,6 +950,8 @@ class UidBatchRun:
     processes: list[tuple[int, str]]
     strays_in_out: list[str]
     host_modes_changed: dict
+    repo_changes: list[str]
+    submission_changes: list[str]
 
 
 UID_MODE = pytest.mark.skipif(
@@ -963,32 +965,42 @@ def uid_batch_run(tmp_path_factory) -> UidBatchRun:
     GRADER_WITHOUT=landlock,namespaces; the host's modes checked (and put back) right after it."""
     from conftest import host_modes_before, host_modes_put_back
 
+    from grader.judge import confine
+
     work = tmp_path_factory.mktemp("uid-batch")
     before = host_modes_before(work)
-    repo = copy_repository(work / "repo")
-    submissions = work / "submissions"
-    for attack in ATTACKS:
-        build_submission(submissions / attack, attack)
-    build_submission(submissions / CONTROL, None)
-    build_submission(submissions / REFERENCE, None, base=REPO / "solutions")
-    (build_submission(submissions / READ_HIDDEN_UID, None) / "ex1_special_tokens.py").write_text(READ_HIDDEN_SOURCE)
-    out = work / "out"
-    env = {**grading_env(repo), "GRADER_WITHOUT": "landlock,namespaces", "ATK_REPO": str(repo)}
-    proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out),
-                           "--jobs", "2", "--no-analysis"], cwd=repo, env=env, capture_output=True, text=True,
-                          timeout=GRADING_TIMEOUT)
-    left = outliving("atk-")
-    rows, docs, feedback = _read_out(out)
-    for name in (READ_HIDDEN_UID,):
-        try:
-            docs[name] = json.loads((out / name / "results.json").read_text())
-        except (OSError, ValueError):
-            docs[name] = None
-    leftovers = tmp_files("atk-")
-    remove(leftovers)
-    changed = host_modes_put_back(before)
+    # The grader seals the hidden tests and solutions of the copy it runs from; this checkout's own copies are
+    # world-readable, and reachable from the worker (the venv lives in it, on sys.path): a uid of its own reads
+    # whatever is world-readable (README), so this test seals them too while it grades (put back after).
+    ours = set(confine.seal([REPO / "solutions", REPO / "tests" / "hidden"]))
+    try:
+        repo = copy_repository(work / "repo")
+        submissions = work / "submissions"
+        for attack in ATTACKS:
+            build_submission(submissions / attack, attack)
+        build_submission(submissions / CONTROL, None)
+        build_submission(submissions / REFERENCE, None, base=REPO / "solutions")
+        (build_submission(submissions / READ_HIDDEN_UID, None) / "ex1_special_tokens.py").write_text(READ_HIDDEN_SOURCE)
+        out = work / "out"
+        repo_before, submissions_before = tree_digest(repo), tree_digest(submissions)
+        env = {**grading_env(repo), "GRADER_WITHOUT": "landlock,namespaces", "ATK_REPO": str(repo)}
+        proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out),
+                               "--jobs", "2", "--no-analysis"], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=GRADING_TIMEOUT)
+        left = outliving("atk-")
+        rows, docs, feedback = _read_out(out)
+        for name in (READ_HIDDEN_UID,):
+            try:
+                docs[name] = json.loads((out / name / "results.json").read_text())
+            except (OSError, ValueError):
+                docs[name] = None
+        leftovers = tmp_files("atk-")
+        remove(leftovers)
+    finally:
+        changed = {path: modes for path, modes in host_modes_put_back(before).items() if path not in ours}
     return UidBatchRun(proc, repo, rows, docs, feedback, [str(p) for p in leftovers], left,
-                       strays_in_out(out, [*ATTACKS, CONTROL, REFERENCE, READ_HIDDEN_UID]), changed)
+                       strays_in_out(out, [*ATTACKS, CONTROL, REFERENCE, READ_HIDDEN_UID]), changed,
+                       changes(repo_before, tree_digest(repo)), changes(submissions_before, tree_digest(submissions)))
 
 
 @pytest.mark.slow
@@ -996,8 +1008,10 @@ def uid_batch_run(tmp_path_factory) -> UidBatchRun:
 def test_uid_mode_batch_gains_nothing_and_cannot_read_the_hidden_tests(uid_batch_run):
     """As root without Landlock or namespaces: the workers ran as their own uid under the syscall filter; every
     attack and the stubs score 0, the reference 100; the worker could not list tests/hidden (which this process,
-    root, can: the positive control); nothing was left in /tmp, in OUT or running; every host mode the grader
-    opened was put back; and no hidden text reached what the students get back."""
+    root, can: the positive control); nothing changed in the repository, the submissions or OUT, or was left
+    running; every host mode the grader
+    opened was put back; and no hidden text reached what the students get back. What stays open there, /tmp,
+    is written only by the attack aimed at it."""
     run = uid_batch_run
     assert run.proc.returncode in (0, 1), f"the batch failed: {run.proc.stderr[-3000:]}"
     reference = run.docs.get(REFERENCE)
@@ -1014,7 +1028,12 @@ def test_uid_mode_batch_gains_nothing_and_cannot_read_the_hidden_tests(uid_batch
     escapes = [a for a in sorted(REFUSALS) if a != "disk_filler"]  # no mount namespace here: no tmpfs cap
     unrefused = [a for a in escapes if not re.search(REFUSALS[a], json.dumps(run.docs.get(a)))]
     assert not unrefused, f"no refusal mark for {unrefused}"
-    assert not run.tmp_files, f"files left in /tmp: {run.tmp_files}"
+    # without Landlock or a mount namespace, /tmp is writable by any uid, this one's too (README): write_outside
+    # leaves its file there, and nothing else does (its other targets, the repository, the submissions and OUT,
+    # are the instructor's and sealed)
+    assert all(Path(p).name.startswith("atk-write_outside") for p in run.tmp_files), run.tmp_files
+    assert not run.repo_changes, f"the batch's repository changed: {run.repo_changes}"
+    assert not run.submission_changes, f"the submissions changed: {run.submission_changes}"
     assert not run.processes, f"processes left running: {run.processes}"
     assert not run.strays_in_out, f"files in OUT that the batch did not write: {run.strays_in_out}"
     assert not run.host_modes_changed, f"host modes left changed (put back now): {run.host_modes_changed}"

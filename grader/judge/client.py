@@ -263,6 +263,7 @@ class WorkerClient:
             # recorded, and put back when the last judge closes (close_ways)
             self._ways = True
             confine_ids.open_ways([*config["read"], config["private"]])
+            confine_ids.grant_default(self.private, config["uid"])  # what a test writes there, the worker reads
             if self._shared is None:  # the same uid for every worker of this judge: once, put back by close()
                 self._shared = (config["uid"], confine_ids.share_read_only(self.target, config["uid"]))
         socket.send_fds(self.zygote, [wire.json.dumps(config).encode()], [theirs.fileno(), status_w])

@@ -185,6 +185,8 @@ def _fence(config: dict, private: Path, mount_namespace: bool) -> dict:
         private, config["disk_bytes"], uid=uid)
     if disk:
         os.chdir(private)  # the working directory was the folder below the mount
+        if uid is not None:  # the judge writes files here for us as root: readable by our uid (see there)
+            confine.grant_default(private, uid)
     if uid is not None:
         # the judge has opened the way to the Python installation and our folders (confine.open_ways) and
         # shared the submission's folder with our gid (confine.share_read_only)
