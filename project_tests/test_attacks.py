@@ -10,7 +10,10 @@ stubs. Every attack is graded
 * in batch mode: all of them, then the untouched stubs and the reference (graded last, so that an attack on
   the batch itself shows on their rows) in one ``python -m grader batch --jobs 2``, then, 3 s later, the same
   batch again on the same OUT;
-* through Gradescope's entry point (``python -m grader gradescope-run``) for the attacks aimed at it;
+* through Gradescope's entry point (``python -m grader gradescope-run``) for the attacks aimed at it and
+  for the attacks on the worker's ways out (``REFUSALS``);
+* as root with Landlock and namespaces switched off (``GRADER_WITHOUT``): all of them in one batch, the
+  workers running as a uid of their own (``test_uid_mode_...``);
 
 and must gain 0 points, change nothing outside its sandbox, leave no process behind, and carry no piece of a
 hidden test out in anything a student gets back (a hidden test's name, hint and points may be shown).

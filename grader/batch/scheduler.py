@@ -396,7 +396,7 @@ def seal_out(out: Path) -> bool:
     """Where workers drop to a uid of their own (root without Landlock or namespaces), OUT (grades, every
     student's results, the grader's key, the sandboxes) becomes the instructor's alone: OUT is sealed and
     what the batch writes from now on is created without rights for group or others. Each worker then opens
-    only the way to its own folders (grader.judge.confine.open_way)."""
+    only the way to its own folders (grader.judge.confine.open_ways, put back by close_ways)."""
     from grader import facilities
     from grader.judge import confine
 
