@@ -80,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config.option, "tbstyle"):  # a judge runs without the terminal plugin, which owns --tb
         config.option.tbstyle = "native"  # Python's own traceback text: the record keeps it for the instructor
     config.stash[STRIKES] = {}
+    seal_secrets(config)
     path = config.getoption("--grader-events")
     config._grader_events_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None
     config.stash[MAX_STRIKES] = config.getoption("--grader-max-strikes")
@@ -99,6 +100,22 @@ def pytest_configure(config: pytest.Config) -> None:
             config, target=config.getoption("--target"), workdir=config.getoption("--grader-workdir"),
             cpu_seconds=config.getoption("--grader-cpu-limit"), wall_seconds=config.getoption("--grader-wall-limit"),
         )
+
+
+def seal_secrets(config: pytest.Config) -> list[str]:
+    """Where workers drop to a uid of their own (root without Landlock or namespaces), make the hidden tests and
+    the solutions unreadable to it before any worker starts: by default they are world-readable, and that uid
+    owns nothing, so the file modes are all that stands between it and them."""
+    from grader import facilities
+    from grader.judge import confine
+
+    if config.getoption("--grader-no-confine") or not confine.needs_uid_drop(facilities.present()):
+        return []
+    folders = [REPO_ROOT / "solutions", REPO_ROOT / "tests" / "hidden"]
+    for arg in config.args:  # a copy of the tests elsewhere (Gradescope's sandbox) carries its own hidden/
+        path = Path(arg.split("::")[0])
+        folders += [p for p in (path, path.parent, path / "hidden") if p.name == "hidden"]
+    return confine.seal(folders)
 
 
 def emit(config: pytest.Config, event: dict) -> None:

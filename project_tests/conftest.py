@@ -94,3 +94,51 @@ def make_submission(tmp_path: Path):
         return folder
 
     return make
+
+
+# ---------------------------------------------------------------------------------- host modes (uid mode)
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _ancestors(*paths) -> set[Path]:
+    found = set()
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        found |= {real, *real.parents}
+    return found
+
+
+def host_modes_before(*paths) -> dict[Path, int]:
+    """The modes of every folder a grading as root with workers of their own uid may change: the ancestors of
+    ``paths`` and of the Python installation, the repository's tests/hidden and solutions."""
+    import sys
+    import sysconfig
+
+    folders = _ancestors(*paths, sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["purelib"],
+                         sysconfig.get_paths()["stdlib"], _REPO / "tests" / "hidden", _REPO / "solutions")
+    return {p: os.lstat(p).st_mode & 0o7777 for p in folders if p.exists()}
+
+
+def host_modes_put_back(before: dict[Path, int]) -> dict[str, tuple[str, str]]:
+    """Every mode of ``before`` that changed, as path -> (before, now); each is put back."""
+    changed = {}
+    for path, mode in before.items():
+        try:
+            now = os.lstat(path).st_mode & 0o7777
+        except OSError:
+            continue
+        if now != mode:
+            changed[str(path)] = (oct(mode), oct(now))
+            os.chmod(path, mode)
+    return changed
+
+
+@pytest.fixture
+def host_modes(tmp_path):
+    """For a test that grades as root with workers of their own uid: the host's modes (``host_modes_before``)
+    recorded before; after, each is checked (the grader puts back what it opened) and put back whatever
+    happened, so that no test leaves the host changed."""
+    before = host_modes_before(tmp_path)
+    yield before
+    changed = host_modes_put_back(before)
+    assert not changed, f"the grading left modes changed on the host (put back now): {changed}"

@@ -10,7 +10,10 @@ stubs. Every attack is graded
 * in batch mode: all of them, then the untouched stubs and the reference (graded last, so that an attack on
   the batch itself shows on their rows) in one ``python -m grader batch --jobs 2``, then, 3 s later, the same
   batch again on the same OUT;
-* through Gradescope's entry point (``python -m grader gradescope-run``) for the attacks aimed at it;
+* through Gradescope's entry point (``python -m grader gradescope-run``) for the attacks aimed at it and
+  for the attacks on the worker's ways out (``REFUSALS``);
+* as root with Landlock and namespaces switched off (``GRADER_WITHOUT``): all of them in one batch, the
+  workers running as a uid of their own (``test_uid_mode_...``);
 
 and must gain 0 points, change nothing outside its sandbox, leave no process behind, and carry no piece of a
 hidden test out in anything a student gets back (a hidden test's name, hint and points may be shown).
@@ -66,12 +69,24 @@ REQUIRED_KINDS = (
     "pyc and cache poisoning", "forged results and events", "reading solutions and hidden tests",
     "writing outside the sandbox", "processes that outlive grading", "leaking hidden text through messages",
     "hidden inputs carried to later tests", "links and FIFOs in the shared folder",
+    "unwaited children", "fork bomb", "disk filler", "unix-socket exfiltration", "io_uring",
 )
 
 # planted in the inputs a hidden test hands to student code (the copy's tests/hidden): it may reach the worker,
 # and must never reach anything a student gets back (issue 21, item 2)
 HIDDEN_CANARY = "canary-hidden-input-5f1c"
 CANARY_SITE = ("test_ex1_special_tokens_hidden.py", '"not-json": "this is not JSON {"')
+
+# The attacks on the worker's ways out end their import with a mark that says what their hostile step met
+# (project_tests/attacks/README.md); graded with every protection on, the mark must say "refused". The disk
+# filler's must also show the tmpfs's cap (ENOSPC before 64 MiB), not the disk's.
+REFUSALS = {
+    "unwaited_children": r"atk-unwaited_children: affinity refused \(PermissionError\), fork refused \(PermissionError\)",
+    "fork_bomb": r"atk-fork_bomb: fork refused \(PermissionError\)",
+    "disk_filler": r"atk-disk_filler: (?:[0-9]|[1-5][0-9]|6[0-3]) MiB written, refused \(OSError errno 28\)",
+    "unix_socket": r"atk-unix_socket: socket refused \(PermissionError\)",
+    "io_uring": r"atk-io_uring: io_uring_setup refused \(errno 1,",
+}
 
 GRADING_TIMEOUT = 600  # seconds for one grading process (a backstop: a run takes seconds)
 PROCESS_GRACE = 2.0  # seconds the grader has, after it exits, for the processes of a grading to be gone
@@ -745,6 +760,15 @@ def test_student_mode_leaks_no_hidden_text(student_runs, attack):
     assert not carried, f"{attack}: a hidden test's input reached {carried}"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", sorted(REFUSALS))
+def test_student_mode_refuses_the_ways_out(student_runs, attack):
+    """The attack's hostile step ran and was refused (its mark is in what the student gets back)."""
+    run = student_runs[attack]
+    assert not run.error, f"grading {attack} failed: {run.error}"
+    assert re.search(REFUSALS[attack], json.dumps(run.doc)), f"{attack}: no refusal mark in {describe(run.doc)}"
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Batch mode: every attack in one batch (and the untouched stubs last), then the same batch again
 # ----------------------------------------------------------------------------------------------------------
@@ -916,6 +940,137 @@ def test_batch_leaks_no_hidden_text(batch_run, student):
     assert not carried, f"{student}: a hidden test's input reached {carried}"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", sorted(REFUSALS))
+def test_batch_refuses_the_ways_out(batch_run, attack):
+    """In the batch too, the attack's hostile step ran and was refused."""
+    doc = batch_run.docs.get(attack)
+    assert doc is not None, f"no results.json for {attack}: {batch_run.first.stderr[-3000:]}"
+    assert re.search(REFUSALS[attack], json.dumps(doc)), f"{attack}: no refusal mark in {describe(doc)}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The same batch as root with Landlock and namespaces switched off (a container that forbids them): workers
+# drop to a uid of their own, and the file modes and the syscall filter are what stands
+# ----------------------------------------------------------------------------------------------------------
+
+# a submission that leaves a mark saying whether the worker could list tests/hidden (ATK_REPO: the copy)
+READ_HIDDEN_UID = "zz-read-hidden-uid"
+READ_HIDDEN_SOURCE = '''\
+import os
+folder = os.path.join(os.environ.get("ATK_REPO", "."), "tests", "hidden")
+try:
+    mark = f"listed {len(os.listdir(folder))} hidden files"
+    mark += f", read {sum(len(open(os.path.join(folder, n), 'rb').read()) for n in os.listdir(folder) if n.endswith('.py'))} bytes"
+except OSError as exc:
+    mark = f"hidden refused ({type(exc).__name__})"
+raise RuntimeError(f"atk-read_hidden_uid: {mark} as uid {os.getuid()}")
+'''
+
+
+@dataclass
+class UidBatchRun:
+    proc: subprocess.CompletedProcess
+    repo: Path
+    rows: dict[str, dict]
+    docs: dict[str, dict | None]
+    feedback: dict[str, str]
+    tmp_files: list[str]
+    processes: list[tuple[int, str]]
+    strays_in_out: list[str]
+    host_modes_changed: dict
+    repo_changes: list[str]
+    submission_changes: list[str]
+
+
+UID_MODE = pytest.mark.skipif(
+    not (hasattr(os, "geteuid") and os.geteuid() == 0 and sys.platform == "linux"),
+    reason="the uid drop happens only when the grader runs as root (Linux)")
+
+
+@pytest.fixture(scope="module")
+def uid_batch_run(tmp_path_factory) -> UidBatchRun:
+    """One batch of every attack, the untouched stubs, the reference and READ_HIDDEN_UID, graded as root with
+    GRADER_WITHOUT=landlock,namespaces; the host's modes checked (and put back) right after it."""
+    from conftest import host_modes_before, host_modes_put_back
+
+    from grader.judge import confine
+
+    work = tmp_path_factory.mktemp("uid-batch")
+    before = host_modes_before(work)
+    # The grader seals the hidden tests and solutions of the copy it runs from; this checkout's own copies are
+    # world-readable, and reachable from the worker (the venv lives in it, on sys.path): a uid of its own reads
+    # whatever is world-readable (README), so this test seals them too while it grades (put back after).
+    ours = set(confine.seal([REPO / "solutions", REPO / "tests" / "hidden"]))
+    try:
+        repo = copy_repository(work / "repo")
+        submissions = work / "submissions"
+        for attack in ATTACKS:
+            build_submission(submissions / attack, attack)
+        build_submission(submissions / CONTROL, None)
+        build_submission(submissions / REFERENCE, None, base=REPO / "solutions")
+        (build_submission(submissions / READ_HIDDEN_UID, None) / "ex1_special_tokens.py").write_text(READ_HIDDEN_SOURCE)
+        out = work / "out"
+        repo_before, submissions_before = tree_digest(repo), tree_digest(submissions)
+        env = {**grading_env(repo), "GRADER_WITHOUT": "landlock,namespaces", "ATK_REPO": str(repo)}
+        proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out),
+                               "--jobs", "2", "--no-analysis"], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=GRADING_TIMEOUT)
+        left = outliving("atk-")
+        rows, docs, feedback = _read_out(out)
+        for name in (READ_HIDDEN_UID,):
+            try:
+                docs[name] = json.loads((out / name / "results.json").read_text())
+            except (OSError, ValueError):
+                docs[name] = None
+        leftovers = tmp_files("atk-")
+        remove(leftovers)
+    finally:
+        changed = {path: modes for path, modes in host_modes_put_back(before).items() if path not in ours}
+    return UidBatchRun(proc, repo, rows, docs, feedback, [str(p) for p in leftovers], left,
+                       strays_in_out(out, [*ATTACKS, CONTROL, REFERENCE, READ_HIDDEN_UID]), changed,
+                       changes(repo_before, tree_digest(repo)), changes(submissions_before, tree_digest(submissions)))
+
+
+@pytest.mark.slow
+@UID_MODE
+def test_uid_mode_batch_gains_nothing_and_cannot_read_the_hidden_tests(uid_batch_run):
+    """As root without Landlock or namespaces: the workers ran as their own uid under the syscall filter; every
+    attack and the stubs score 0, the reference 100; the worker could not list tests/hidden (which this process,
+    root, can: the positive control); nothing changed in the repository, the submissions or OUT, or was left
+    running; every host mode the grader
+    opened was put back; and no hidden text reached what the students get back. What stays open there, /tmp,
+    is written only by the attack aimed at it."""
+    run = uid_batch_run
+    assert run.proc.returncode in (0, 1), f"the batch failed: {run.proc.stderr[-3000:]}"
+    reference = run.docs.get(REFERENCE)
+    assert reference and reference["score"] == 100, f"the reference: {describe(reference)}"
+    prot = reference["lesson"]["protections"]
+    assert prot["uid"] and prot["syscall_filter"] and not prot["filesystem"] and not prot["pid_namespace"], prot
+    for student in [*ATTACKS, CONTROL]:
+        _check_row(run.rows.get(student), run.docs.get(student), student, "uid mode")
+    marks = re.findall(r"atk-read_hidden_uid: [^\\\n\"]*", json.dumps(run.docs.get(READ_HIDDEN_UID)))
+    assert marks and all("hidden refused (PermissionError) as uid" in m for m in marks), (
+        f"the worker's view of tests/hidden: {marks or describe(run.docs.get(READ_HIDDEN_UID))}")
+    assert os.listdir(run.repo / "tests" / "hidden"), "positive control: the hidden tests are there to list"
+    assert oct((run.repo / "tests" / "hidden").stat().st_mode & 0o777) == oct(0o700), "tests/hidden not sealed"
+    escapes = [a for a in sorted(REFUSALS) if a != "disk_filler"]  # no mount namespace here: no tmpfs cap
+    unrefused = [a for a in escapes if not re.search(REFUSALS[a], json.dumps(run.docs.get(a)))]
+    assert not unrefused, f"no refusal mark for {unrefused}"
+    # without Landlock or a mount namespace, /tmp is writable by any uid, this one's too (README): write_outside
+    # leaves its file there, and nothing else does (its other targets, the repository, the submissions and OUT,
+    # are the instructor's and sealed)
+    assert all(Path(p).name.startswith("atk-write_outside") for p in run.tmp_files), run.tmp_files
+    assert not run.repo_changes, f"the batch's repository changed: {run.repo_changes}"
+    assert not run.submission_changes, f"the submissions changed: {run.submission_changes}"
+    assert not run.processes, f"processes left running: {run.processes}"
+    assert not run.strays_in_out, f"files in OUT that the batch did not write: {run.strays_in_out}"
+    assert not run.host_modes_changed, f"host modes left changed (put back now): {run.host_modes_changed}"
+    leaks = {s: leaks_in({"results.json": run.docs.get(s), "feedback.md": run.feedback.get(s)}, secrets_for(s))
+             for s in [*ATTACKS, CONTROL]}
+    assert not any(leaks.values()), {s: found for s, found in leaks.items() if found}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Gradescope: `python -m grader gradescope-run`, what run_autograder calls; its results.json is what students see
 # ----------------------------------------------------------------------------------------------------------
@@ -1029,3 +1184,33 @@ def test_shared_links_cannot_touch_a_victim_graded_beside_it(tmp_path, without):
     assert not touched_canaries(canaries), f"written outside the sandbox and OUT: {touched_canaries(canaries)}"
     assert not strays_in_out(out, ["a-shared_links", "b-victim"]), "OUT holds files the batch does not write"
     assert not Path("/tmp/atk-shared_links-victim").exists()
+
+# the attacks on the ways out, two submissions (each exercise file holds one attack): one run each
+ESCAPE_SUBMISSIONS = (("unwaited_children", "fork_bomb", "disk_filler", "unix_socket"), ("io_uring",))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attacks", ESCAPE_SUBMISSIONS, ids="+".join)
+def test_gradescope_run_refuses_the_ways_out(tmp_path, attacks):
+    """Through Gradescope's entry point, a submission of the attacks on the worker's ways out gains 0, every
+    hostile step was refused, nothing is left in /tmp and no process outlives the run."""
+    repo = copy_repository(tmp_path / "source")
+    submission = build_submission(tmp_path / "submission", None)
+    for attack in attacks:
+        for path in (ATTACKS_DIR / attack).glob("ex*_*.py"):
+            shutil.copy2(path, submission / path.name)
+    results = tmp_path / "results" / "results.json"
+    results.parent.mkdir()
+    proc = run_grader(["-m", "grader", "gradescope-run", "--submission", str(submission), "--results",
+                       str(results)], repo)
+    left = [p for attack in attacks for p in outliving(process_name(attack))]
+    leftovers = [p for attack in attacks for p in tmp_files(f"atk-{attack}")]
+    remove(leftovers)
+    assert results.is_file(), f"no results.json: {proc.stderr[-3000:]}"
+    doc = json.loads(results.read_text())
+    assert doc["score"] == 0 and not passed_tests(doc), f"{attacks} gained points on Gradescope: {describe(doc)}"
+    text = json.dumps(doc)
+    unrefused = [attack for attack in attacks if not re.search(REFUSALS[attack], text)]
+    assert not unrefused, f"no refusal mark for {unrefused} in Gradescope's results.json: {text[:3000]}"
+    assert not left, f"processes left running: {left}"
+    assert not leftovers, f"files left in /tmp: {leftovers}"

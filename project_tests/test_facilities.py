@@ -82,18 +82,24 @@ def test_write_named_writes_into_a_pipe_in_place(tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
-def test_grading_without_landlock_and_namespaces_reports_them_absent(tmp_path):
-    """The switch reaches the worker: the results document says the protections were off, and why."""
+def test_grading_without_landlock_and_namespaces_reports_them_absent(tmp_path, host_modes):
+    """The switch reaches the worker: the results document says the protections were off, and why. Graded from
+    a copy of the repository: as root this is the uid mode, which seals the hidden tests and solutions of the
+    checkout it runs from (host_modes checks that nothing else is left changed)."""
     import json
+    import shutil
     import subprocess
     import sys
 
-    from grader.course import REPO_ROOT as REPO
+    from grader.course import REPO_ROOT
 
+    repo = tmp_path / "repo"
+    for part in ("grader", "llm_basics", "tests", "solutions", "exercises"):
+        shutil.copytree(REPO_ROOT / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path / "r.json"
-    env = {**os.environ, facilities.ENV: "landlock,namespaces"}
+    env = {**os.environ, facilities.ENV: "landlock,namespaces", "PYTHONPATH": str(repo)}
     subprocess.run([sys.executable, "-m", "grader", "grade", "--target", "solutions", "-e", "ex1", "--json", str(out)],
-                   cwd=REPO, env=env, check=True, capture_output=True)
+                   cwd=repo, env=env, check=True, capture_output=True)
     lesson = json.loads(out.read_text())["lesson"]
     assert lesson["facilities"]["switched_off"] == ["landlock", "namespaces"]
     assert lesson["facilities"]["landlock_abi"] == 0

@@ -436,3 +436,39 @@ def test_output_block_is_the_submission_summary(tmp_path, monkeypatch):
     gradescope._note_problems(doc, sub)
     assert doc["output"] == "Score: 0 / 100\n" + sub.summary()
     assert f"  {first}.py (found at exercises/{first}.py)" in doc["output"] and "Not graded" in doc["output"]
+
+
+# ex1 of a submission that says whether the worker could list the hidden tests: the autograder's own and the
+# copy the grading sandbox holds next to the submission's files
+READ_HIDDEN = '''\
+import os
+folders = {"source": os.path.join(os.environ.get("AUTOGRADER_ROOT", "/autograder"), "source", "tests", "hidden"),
+           "sandbox": os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "hidden")}
+marks = []
+for name, folder in folders.items():
+    try:
+        marks.append(f"{name} listed {len(os.listdir(folder))}")
+    except OSError as exc:
+        marks.append(f"{name} refused ({type(exc).__name__})")
+raise RuntimeError(f"atk-gradescope_hidden: {', '.join(marks)} as uid {os.getuid()}")
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (sys.platform == "linux" and hasattr(os, "geteuid") and os.geteuid() == 0),
+                    reason="the uid drop happens only when the grader runs as root (Linux)")
+def test_uid_mode_seals_the_hidden_tests_before_student_code_runs(autograder, monkeypatch, host_modes):
+    """run_autograder as root with Landlock and namespaces switched off (a Gradescope host may lack them): the
+    worker runs as its own uid and cannot list the autograder's tests/hidden nor the sandbox's copy (both are
+    there: this process, root, lists them), the other three exercises still score full marks, hidden tests
+    included, and the host's modes are as before (host_modes)."""
+    monkeypatch.setenv("GRADER_WITHOUT", "landlock,namespaces")
+    files = {**reference(), "ex1_special_tokens.py": READ_HIDDEN}
+    doc, proc = autograder(files)
+    assert lesson(doc)["protections"]["uid"] and not lesson(doc)["protections"]["filesystem"], lesson(doc)
+    text = json.dumps(doc)
+    assert "atk-gradescope_hidden: source refused (PermissionError), sandbox refused (PermissionError)" in text, (
+        text[:3000])
+    root = Path(proc.args[0]).parent.parent
+    assert os.listdir(root / "source" / "tests" / "hidden"), "positive control: the hidden tests are there"
+    assert doc["score"] == 100 - POINTS["ex1"]["visible"] - POINTS["ex1"]["hidden"], doc["output"]

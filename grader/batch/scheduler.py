@@ -98,6 +98,7 @@ class Batch:
         self.out, self.tests_dir, self.opts = out, tests_dir, opts
         self.points = results.load_points(tests_dir)
         out.mkdir(parents=True, exist_ok=True)
+        seal_out(out)
         skipped: dict[str, str] = {}
         self.entries = scan(submissions, out, skipped)
         self.skipped = skipped
@@ -392,6 +393,21 @@ class Batch:
             k = len(self.skipped)
             summary += f" ({k} other entr{'y' if k == 1 else 'ies'} skipped: {self.out / SKIPPED_NAME})"
         return summary
+
+
+def seal_out(out: Path) -> bool:
+    """Where workers drop to a uid of their own (root without Landlock or namespaces), OUT (grades, every
+    student's results, the grader's key, the sandboxes) becomes the instructor's alone: OUT is sealed and
+    what the batch writes from now on is created without rights for group or others. Each worker then opens
+    only the way to its own folders (grader.judge.confine.open_ways, put back by close_ways)."""
+    from grader import facilities
+    from grader.judge import confine
+
+    if not confine.needs_uid_drop(facilities.present()):
+        return False
+    os.umask(0o077)
+    confine.seal([out, out / Seals.KEY])
+    return True
 
 
 def batch_grade(

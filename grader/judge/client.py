@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from grader import facilities, portable, untrusted_paths
-from grader.judge import rebuild, wire
+from grader.judge import confine as confine_ids, rebuild, wire
 from grader.records import GradingError
 from grader.judge.worker import start_zygote
 from grader.processes import describe_status, kill
@@ -41,6 +41,8 @@ class WorkerLimits:
     wall_seconds: float = 60.0  # backstop for code that sleeps or blocks (not the student's CPU)
     memory_bytes: int | None = 4 * 2**30
     output_bytes: int = 32 * 2**20
+    # every file the worker writes, together (a tmpfs in its mount namespace: grader.judge.confine.private_tmpfs)
+    disk_bytes: int = 64 * 2**20
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -246,6 +248,8 @@ class WorkerClient:
         self._status = None
         self._meter: portable.CpuMeter | None = None  # the worker's CPU time (read twice per test)
         self._spawned: portable.Spawned | None = None  # the current worker, where it was spawned (no zygote)
+        self._shared = None  # (gid, what share_read_only changed) while the target is shared with a worker's gid
+        self._ways = False  # whether we opened ways for a worker of its own uid (confine.open_ways)
         # a zygote of our own, or one shared with the other judges of a batch (forked before any test module
         # was imported, so that no worker ever holds an expected value in its memory); none where fork is
         # missing: each worker is then a fresh interpreter, started ahead of need (grader.portable.Spares)
@@ -280,7 +284,19 @@ class WorkerClient:
             "namespaces": self.confine and here.namespaces, "output_bytes": self.limits.output_bytes,
             "memory_bytes": self.limits.memory_bytes,
             "judge_pid": os.getpid(), "cpu": self.cpu,
+            # the syscall filter, the disk cap and the uid (grader.judge.seccomp, worker._fence)
+            "seccomp": self.confine and here.seccomp, "disk_bytes": self.limits.disk_bytes,
+            "uid": confine_ids.worker_uid(os.getpid()) if self.confine and confine_ids.needs_uid_drop(here) else None,
         }
+        if config["uid"] is not None:
+            # the worker's uid owns nothing: it needs the search bit on the way to the Python installation (a
+            # module imported later, the student's `import statistics`, must still be found) and to its folders;
+            # recorded, and put back when the last judge closes (close_ways)
+            self._ways = True
+            confine_ids.open_ways([*config["read"], config["private"]])
+            confine_ids.grant_default(self.private, config["uid"])  # what a test writes there, the worker reads
+            if self._shared is None:  # the same uid for every worker of this judge: once, put back by close()
+                self._shared = (config["uid"], confine_ids.share_read_only(self.target, config["uid"]))
         socket.send_fds(self.zygote, [wire.json.dumps(config).encode()], [theirs.fileno(), status_w])
         theirs.close()
         os.close(status_w)
@@ -389,6 +405,13 @@ class WorkerClient:
     def close(self) -> None:
         self.kill()
         self._spawned = None
+        if self._shared is not None:
+            gid, before = self._shared
+            self._shared = None
+            confine_ids.unshare(before, gid)
+        if self._ways:
+            self._ways = False
+            confine_ids.close_ways()
         if not self.own_zygote:
             return
         try:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grader.judge import confine, rebuild, wire
+from grader.judge import confine, rebuild, seccomp, wire
 from grader.processes import die_with_parent, pin_to_cpu, run_child
 
 MAX_MESSAGE_CHARS = 2000
@@ -111,7 +111,8 @@ def _launcher(sock: socket.socket, status_fd: int, config: dict) -> None:
     try:
         die_with_parent()
         judge = os.pidfd_open(config["judge_pid"])  # before the namespaces: the judge's pid is ours to see now
-        namespaces = confine.enter_namespaces() if config.get("namespaces", True) else {}
+        # a worker that drops to its own uid needs no user namespace (one that maps only ours has no other uid)
+        namespaces = confine.enter_namespaces(user=not config.get("uid")) if config.get("namespaces", True) else {}
         pid = os.fork()
         if pid == 0:
             os.close(status_fd)  # how the worker ended is for the launcher to say, not the worker
@@ -167,12 +168,39 @@ def _worker_main(sock: socket.socket, config: dict, namespaces: dict) -> None:
         pid = _outer_pid()
         protections = {**confine.NONE, **namespaces}
         _limits(config)  # before confinement: it reads /proc/self/statm
+        protections.update(_fence(config, private, namespaces.get("mount_namespace", False)))
         if config.get("confine", True):
             protections.update(confine.restrict(read=config["read"], write=[str(private)]))
+        if config.get("seccomp"):  # last: the steps above mount, chown and change uid, which it denies
+            protections["syscall_filter"] = seccomp.install()
+            protections["no_new_privs"] = protections["no_new_privs"] or protections["syscall_filter"]
         wire.send(sock, {"r": "hello", "pid": pid, "protections": protections})
         Worker(sock, Path(config["target"])).serve()
 
     run_child(worker, error_code=72)
+
+
+def _fence(config: dict, private: Path, mount_namespace: bool) -> dict:
+    """The worker's disk cap and uid, set while it still may: returns {"disk_cap", "uid"} as protections.
+
+    The disk cap is a size-limited tmpfs over its private folder in its own mount namespace (the output file
+    was opened on the disk below first, and stays under RLIMIT_FSIZE). Without a mount namespace, only
+    RLIMIT_FSIZE's per-file cap holds. The uid: see ``confine.needs_uid_drop``."""
+    uid = config.get("uid")
+    disk = bool(config.get("disk_bytes")) and mount_namespace and confine.private_tmpfs(
+        private, config["disk_bytes"], uid=uid)
+    if disk:
+        os.chdir(private)  # the working directory was the folder below the mount
+        if uid is not None:  # the judge writes files here for us as root: readable by our uid (see there)
+            confine.grant_default(private, uid)
+    if uid is not None:
+        # the judge has opened the way to the Python installation and our folders (confine.open_ways) and
+        # shared the submission's folder with our gid (confine.share_read_only)
+        if not disk:
+            os.chown(private, uid, uid)
+            os.chmod(private, 0o700)
+        confine.drop_uid(uid)
+    return {"disk_cap": disk, "uid": uid is not None}
 
 
 def _address_space_in_use() -> int:

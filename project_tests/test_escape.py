@@ -1,0 +1,268 @@
+"""The worker's ways out, closed by grader.judge.seccomp and the worker's tmpfs (issue 21, item 3).
+
+Each attack of ``project_tests/attacks/`` aimed at the syscall filter (unwaited_children, fork_bomb,
+unix_socket, io_uring) is run here as the worker would run it, in a forked child that is PID 1 of its own PID
+namespace (everything it starts dies with it), once WITHOUT the filter (the positive control: the hostile step
+succeeds) and once WITH it (refused). Each attack ends by raising ``RuntimeError("atk-<name>: <what
+happened>")``: that mark says the hostile step ran. The full gradings (student, batch, Gradescope) are in
+test_attacks.py; here one grading as root with Landlock and namespaces switched off shows the uid drop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from grader import facilities
+from grader.judge import confine, seccomp
+
+REPO = Path(__file__).resolve().parent.parent
+ATTACKS = Path(__file__).resolve().parent / "attacks"
+DEADLINE = 30.0
+
+pytestmark = pytest.mark.skipif(not facilities.present().seccomp or not facilities.present().namespaces,
+                                reason="needs seccomp and namespaces (Linux)")
+
+
+def _attack_file(name: str) -> Path:
+    return next((ATTACKS / name).glob("ex*_*.py"))
+
+
+def run_attack(name: str, *, filtered: bool, cwd: Path) -> str:
+    """The attack's mark (its RuntimeError message), run in PID 1 of a fresh PID namespace, filtered or not."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the launcher's part: namespaces, then the worker as PID 1
+        try:
+            os.close(r)
+            confine.enter_namespaces()
+            inner = os.fork()
+            if inner == 0:
+                try:
+                    os.chdir(cwd)
+                    if filtered and not seccomp.install():
+                        raise OSError("the filter could not be installed")
+                    source = _attack_file(name).read_text()
+                    try:
+                        exec(compile(source, name, "exec"), {"__name__": f"attack_{name}"})
+                        mark = "no mark"
+                    except RuntimeError as exc:
+                        mark = str(exc)
+                    os.write(w, mark.encode())
+                finally:
+                    os._exit(0)
+            os.waitpid(inner, 0)  # PID 1 is gone: the kernel has killed what it started
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 4096):
+        chunks.append(chunk)
+    os.close(r)
+    os.waitpid(pid, 0)
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize("name, control, refused", [
+    ("fork_bomb", "processes started", "fork refused (PermissionError)"),
+    ("unwaited_children", "child ", "fork refused (PermissionError)"),
+    ("io_uring", "io_uring_setup gave a ring", "io_uring_setup refused (errno 1,"),
+])
+def test_filter_refuses_what_succeeds_without_it(tmp_path, name, control, refused):
+    """Without the filter the attack's hostile step succeeds (positive control); with it, it is refused."""
+    off = run_attack(name, filtered=False, cwd=tmp_path)
+    on = run_attack(name, filtered=True, cwd=tmp_path)
+    assert off.startswith(f"atk-{name}: ") and control in off, f"positive control: {off!r}"
+    assert on.startswith(f"atk-{name}: ") and refused in on, f"with the filter: {on!r}"
+
+
+def test_filter_refuses_moving_to_another_cpu(tmp_path):
+    """unwaited_children also moves itself off its CPU: allowed without the filter, refused with it."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: nowhere to move to")
+    assert "affinity moved" in run_attack("unwaited_children", filtered=False, cwd=tmp_path)
+    assert "affinity refused (PermissionError)" in run_attack("unwaited_children", filtered=True, cwd=tmp_path)
+
+
+def test_filter_stops_unix_socket_exfiltration(tmp_path):
+    """A listener on a socket file receives the attack's line without the filter, nothing with it."""
+    path = f"/tmp/atk-unix_socket-{os.getpid()}.sock"
+    received: list[bytes] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        try:
+            server.listen()
+            server.settimeout(0.2)
+
+            def listen(until: float) -> None:
+                while time.monotonic() < until:
+                    try:
+                        conn, _ = server.accept()
+                    except OSError:
+                        continue
+                    with conn:
+                        received.append(conn.recv(4096))
+
+            for filtered in (False, True):
+                thread = threading.Thread(target=listen, args=(time.monotonic() + 1.5,))
+                thread.start()
+                mark = run_attack("unix_socket", filtered=filtered, cwd=tmp_path)
+                thread.join()
+                got, received[:] = list(received), []
+                if filtered:
+                    assert mark == "atk-unix_socket: socket refused (PermissionError)", mark
+                    assert got == [], f"the listener received {got}"
+                else:
+                    assert "socket created" in mark and b"atk-unix_socket was here\n" in got, (mark, got)
+        finally:
+            os.unlink(path)
+
+
+def test_filter_keeps_threads_torch_and_the_open_socket(tmp_path):
+    """Threads, torch with two threads, and a socket made before the filter all keep working under it."""
+    import torch
+
+    a, b = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ok = seccomp.install()
+            done = []
+            t = threading.Thread(target=done.append, args=(1,))
+            t.start()
+            t.join()
+            torch.set_num_threads(2)
+            value = float((torch.ones(64, 64) @ torch.ones(64, 64)).sum())
+            b.sendall(json.dumps({"ok": ok, "thread": done, "torch": value}).encode())
+        finally:
+            os._exit(0)
+    b.close()
+    a.settimeout(DEADLINE)
+    out = json.loads(a.recv(4096))
+    os.waitpid(pid, 0)
+    assert out == {"ok": True, "thread": [1], "torch": 64.0 * 64 * 64}
+
+
+def test_filter_kills_a_call_under_another_abi():
+    """The program checks the audit arch first and kills on a mismatch (an i386 or x32 call's numbers mean
+    other calls); aarch64 gets its own program."""
+    program = seccomp.program("x86_64")
+    assert len(program) % 8 == 0 and program[:8] == bytes.fromhex("2000000004000000")  # ld [arch]
+    assert seccomp.program("aarch64") != program
+
+
+def test_tmpfs_caps_the_total_written(tmp_path):
+    """The disk filler's step, small: on the worker's tmpfs (1 MiB) the second MiB fails with ENOSPC; on the
+    plain folder below (the positive control) it is written."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ns = confine.enter_namespaces()
+            results = {}
+            for name, cap in (("plain", False), ("capped", True)):
+                folder = tmp_path / name
+                folder.mkdir()
+                if cap and not confine.private_tmpfs(folder, 2**20):
+                    raise OSError(f"no tmpfs ({ns})")
+                try:
+                    for i in range(2):
+                        (folder / f"f{i}").write_bytes(b"\0" * (2**20 - 4096))
+                    results[name] = "written"
+                except OSError as exc:
+                    results[name] = f"errno {exc.errno}"
+            os.write(w, json.dumps(results).encode())
+        except BaseException as exc:  # noqa: BLE001
+            os.write(w, json.dumps({"error": repr(exc)}).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    out = json.loads(os.read(r, 4096) or b"{}")
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert out == {"plain": "written", "capped": "errno 28"}, out
+
+
+def test_open_ways_are_put_back_by_the_last_holder(tmp_path):
+    """open_ways adds only the search bit to the ancestors that lack it and records their modes; close_ways
+    leaves them open while another holder lives, and the last holder puts back exactly the modes it found."""
+    record = str(tmp_path / "ways.json")
+    deep = tmp_path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    os.chmod(tmp_path / "a", 0o700)
+    os.chmod(tmp_path / "a" / "b", 0o750)
+    changed = confine.open_ways([deep], record=record)
+    assert str(tmp_path / "a") in changed and str(tmp_path / "a" / "b") in changed, changed
+    assert oct((tmp_path / "a").stat().st_mode & 0o777) == oct(0o701)
+    assert oct((tmp_path / "a" / "b").stat().st_mode & 0o777) == oct(0o751)
+    # another grader process (our parent, alive) still needs them: nothing is put back yet
+    ways = json.loads(Path(record).read_text())
+    Path(record).write_text(json.dumps({**ways, "holders": [*ways["holders"], os.getppid()]}))
+    assert confine.close_ways(record=record) == []
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o701
+    # the other holder leaves (here: is gone from the record): the last one restores
+    Path(record).write_text(json.dumps({**ways, "holders": [os.getpid()]}))
+    restored = confine.close_ways(record=record)
+    assert sorted(restored) == sorted(changed)
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "a" / "b").stat().st_mode & 0o777 == 0o750
+    assert json.loads(Path(record).read_text()) == {"holders": [], "modes": {}}
+
+
+READ_HIDDEN = '''\
+import os, sys
+here = [p for p in sys.path if os.path.isdir(os.path.join(p, "tests", "hidden"))] + [os.environ.get("ATK_REPO", "")]
+try:
+    found = os.listdir(os.path.join(here[-1], "tests", "hidden"))
+    mark = f"listed {len(found)} hidden files"
+except OSError as exc:
+    mark = f"hidden refused ({type(exc).__name__})"
+raise RuntimeError(f"atk-read_hidden_uid: {mark} as uid {os.getuid()}")
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not facilities.present().setuid, reason="the uid drop needs root")
+def test_without_landlock_and_namespaces_the_worker_drops_to_its_own_uid(tmp_path, host_modes):
+    """As root with Landlock and namespaces switched off, the worker runs as a uid of its own that cannot list
+    tests/hidden (sealed by the judge), the filter still holds, the reference still scores 100 on ex1 and the
+    hostile submission 0; afterwards the submission's folder has its group and modes back, and the host's
+    folders their modes (host_modes)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for part in ("grader", "llm_basics", "tests", "solutions", "exercises"):
+        shutil.copytree(REPO / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    for stub in (REPO / "exercises").glob("ex*_*.py"):
+        (sub / stub.name).write_text(stub.read_text())
+    (sub / "ex1_special_tokens.py").write_text(READ_HIDDEN)
+    env = {**os.environ, "GRADER_WITHOUT": "landlock,namespaces", "PYTHONPATH": str(repo), "ATK_REPO": str(repo)}
+    def owners(folder: Path) -> dict[str, tuple[int, int]]:
+        return {str(p): (p.lstat().st_gid, p.lstat().st_mode & 0o7777) for p in [folder, *folder.iterdir()]}
+
+    sub_before = owners(sub)
+    docs = {}
+    for name, target in (("attack", sub), ("reference", repo / "solutions")):
+        out = tmp_path / f"{name}.json"
+        subprocess.run([sys.executable, "-m", "grader", "grade", "--target", str(target), "-e", "ex1", "--hidden",
+                        "--json", str(out)], cwd=repo, env=env, capture_output=True, timeout=600)
+        docs[name] = json.loads(out.read_text())
+    attack, reference = docs["attack"], docs["reference"]
+    prot = attack["lesson"]["protections"]
+    assert prot["uid"] and prot["syscall_filter"] and not prot["filesystem"] and not prot["pid_namespace"], prot
+    text = json.dumps(attack)
+    assert "atk-read_hidden_uid: hidden refused (PermissionError) as uid" in text, text[:3000]
+    assert attack["score"] == 0
+    assert reference["score"] == reference["max_score"] == 25, reference["score"]
+    # the submission's folder was shared with the worker's gid while grading, and is the user's again
+    assert owners(sub) == sub_before
