@@ -54,6 +54,7 @@ from pathlib import Path
 
 from grader import results
 from grader.nbgrader_cell import MODULE_RE
+from grader.untrusted import csv_row
 from grader.course import BEGIN, END, SOLUTIONS, Block, SolutionBlockError, exercise_of, render, segments
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -876,7 +877,7 @@ def _make_exporter():
             with open(dest, "w", newline="") as f:  # csv: a review note or a student id may hold a comma
                 writer = csv.DictWriter(f, columns, restval="")
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows(csv_row(row) for row in rows)  # a review note quotes the submission
 
     return ExerciseScoresExport
 

@@ -453,7 +453,7 @@ def test_missing_exercise_scores_zero_and_the_others_are_graded(suite, tmp_path,
     assert rows["deep"]["ex1"] == "0" and "missing" in rows["deep"]["reason"]  # depth 4 is not searched
     doc = json.loads((out / "half" / "results.json").read_text())
     assert (doc["score"], doc["max_score"]) == (3, 6)
-    assert "Not graded: missing" in (out / "half" / "feedback.md").read_text()
+    assert "Not graded: `missing" in (out / "half" / "feedback.md").read_text()
 
 
 def test_rich_progress_runs_without_a_terminal(suite, tmp_path, private_tmp):
