@@ -26,7 +26,6 @@ from grader.nbgrader_export import (
     ASSIGNMENT,
     EXERCISE_CSV,
     NOTEBOOK,
-    REMOVED,
     SOLUTIONS,
     TESTS_DIR,
     CourseError,
@@ -37,8 +36,6 @@ from grader.nbgrader_export import (
     docstring_markdown,
     exercise_sources,
     extract_submission,
-    hidden_test_lines,
-    redact_notebook,
     half_solved,
     nbgrader,
     nbgrader_solution,
@@ -249,24 +246,6 @@ def test_todo_stubs_write_the_stubs_of_exercises():
                 assert code in stub_module, f"{cell['id']} is not the stub of exercises/"
 
 
-def test_feedback_redaction_removes_hidden_lines_and_keeps_the_rest():
-    """Any line holding a line of a hidden suite goes, plain, HTML-escaped or coloured; hints and public lines stay."""
-    hidden = (TESTS_DIR / "hidden" / f"test_{POINTS['ex2']['name']}_hidden.py").read_text()
-    secrets = hidden_test_lines()
-    line = next(line.strip() for line in hidden.splitlines() if line.strip() in secrets and "<" in line or "\"" in line)
-    hint = ast.get_docstring(next(n for n in ast.parse(hidden).body if isinstance(n, ast.FunctionDef))).splitlines()[0]
-    nb = {"cells": [{"cell_type": "code", "source": "print(open(p).read())", "outputs": [
-        {"output_type": "stream", "name": "stdout", "text": f"mine\n{line}\n"},
-        {"output_type": "display_data", "data": {"text/html": f"<pre>{html.escape(line)}</pre>", "text/plain": hint}},
-        {"output_type": "error", "ename": "E", "evalue": line, "traceback": [f"\x1b[0;32m{line}\x1b[0m"]},
-    ]}]}
-    out = redact_notebook(nb, secrets)["cells"][0]["outputs"]
-    assert out[0]["text"] == f"mine\n{REMOVED}\n"
-    assert out[1]["data"] == {"text/html": REMOVED, "text/plain": hint}
-    assert out[2]["evalue"] == REMOVED and out[2]["traceback"] == [REMOVED]
-    assert hint not in secrets and len(secrets) > 100
-
-
 def test_half_solved_keeps_every_other_block():
     """The partial sample answers the 1st and 3rd blocks and leaves the 2nd as its stub."""
     source = "".join(
@@ -387,15 +366,18 @@ def test_export_row_has_the_judges_scores_and_flags_a_kernel_that_disagrees():
 # test cell shows its full points without running a test. The exercise cells are the untouched stubs.
 FORGERY = """\
 import grader.nbgrader_cell as cell
-cell.grade_tests = lambda test_file, source, **kw: ({"lesson": {"hidden_run": False}, "tests": []}, 1e9)
+cell.judged_cell = lambda test_file: {"value": 1e9, "feedback": ""}
 """
 
 
 # A cell the student adds: while autograde runs it (in the student's kernel, as the instructor), it prints the
-# hidden suites, which the grader's repository holds, into the notebook's output, and so into the feedback.
+# hidden suites, which the grader's repository holds, into the notebook's output, and so into the feedback; it
+# first says how many it found (the mark that its hostile step ran).
 LEAK = """\
 from grader.grading import TESTS_DIR
-for path in sorted((TESTS_DIR / "hidden").glob("test_*.py")):
+found = sorted((TESTS_DIR / "hidden").glob("test_*.py")) + sorted((TESTS_DIR.parent / "solutions").glob("*.py"))
+print(f"hidden files seen: {len(found)}")
+for path in found:
     print(path.read_text())
 """
 
@@ -569,9 +551,9 @@ def _secret_lines() -> set[str]:
 
 @pytest.mark.slow
 def test_feedback_html_holds_no_line_of_a_hidden_test(graded_course):
-    """generate_feedback's HTML, for every student (the leaker printed the hidden suites during autograde),
-    shows no line of a hidden test; the leaker's feedback says that text was removed. No hypothesis cache (the
-    literals of every module a kernel imported) is copied into the feedback either."""
+    """generate_feedback's HTML, for every student, shows no line of a hidden test: the leaker's cell, run in the
+    kernel, found no hidden file to print (its mark says 0, where this process, unconfined, finds them). No
+    hypothesis cache (the literals of every module a kernel imported) is copied into the feedback either."""
     feedback = graded_course["course"] / "feedback"
     pages = sorted(feedback.glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.html"))
     assert {p.parent.parent.name for p in pages} == {*SAMPLE_STUDENTS, "forger", "leaker"}
@@ -581,8 +563,24 @@ def test_feedback_html_holds_no_line_of_a_hidden_test(graded_course):
         text = _page_text(page)
         leaked = sorted(line for line in secret if line in text)
         assert not leaked, f"{page.parent.parent.name}: hidden test lines in the feedback: {leaked[:3]}"
-    assert REMOVED in _page_text(feedback / "leaker" / ASSIGNMENT / f"{ASSIGNMENT}.html")
+    unconfined = len(list((TESTS_DIR / "hidden").glob("test_*.py")) + list(SOLUTIONS.glob("*.py")))
+    assert unconfined > 0, "positive control: outside the kernel the leaker's code finds the hidden files"
+    assert "hidden files seen: 0" in _page_text(feedback / "leaker" / ASSIGNMENT / f"{ASSIGNMENT}.html"), (
+        "the leaker's cell did not run, or found hidden files")
     assert not list(feedback.rglob(".hypothesis")), "a hypothesis cache was copied into the feedback"
+
+
+@pytest.mark.slow
+def test_reference_feedback_shows_every_line_of_its_code(graded_course):
+    """Nothing is redacted: every line of the reference's exercise cells is in its feedback page, as written."""
+    course = graded_course["course"]
+    page = _page_text(course / "feedback" / "reference" / ASSIGNMENT / f"{ASSIGNMENT}.html")
+    code = exercise_sources(course / "submitted" / "reference" / ASSIGNMENT / NOTEBOOK)
+    lines = {line.strip() for body in code.values() for line in body.splitlines() if line.strip()}
+    assert len(lines) > 100, "the check needs code lines to look for"
+    missing = sorted(line for line in lines if line not in page)
+    assert not missing, f"lines of the reference's code missing from its feedback: {missing[:5]}"
+    assert "removed]" not in page
 
 
 @pytest.mark.slow
