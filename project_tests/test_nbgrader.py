@@ -534,10 +534,11 @@ def _page_text(path: Path) -> str:
 
 def _secret_lines() -> set[str]:
     """The lines that only the hidden suites have (not their hints, which students see), as the test sees them:
-    stripped, longer than 12 characters, in no file a student has (visible suites, stubs, lesson code, scripts)."""
+    stripped, longer than 12 characters, in no file a student has (visible suites, stubs, lesson code and text,
+    scripts)."""
     public = set()
     for path in [*TESTS_DIR.glob("*.py"), *(REPO / "exercises").glob("*.py"), *(REPO / "llm_basics").rglob("*.py"),
-                 *(REPO / "resources").rglob("*.py")]:
+                 *(REPO / "resources").rglob("*.py"), *(REPO / "resources").rglob("*.md")]:  # the lesson text too
         public |= {line.strip() for line in path.read_text().splitlines()}
     secret = set()
     for path in (TESTS_DIR / "hidden").glob("test_*.py"):
