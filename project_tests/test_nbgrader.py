@@ -547,7 +547,10 @@ def _secret_lines() -> set[str]:
             if isinstance(node, ast.FunctionDef) and ast.get_docstring(node):
                 public.add(ast.get_docstring(node).splitlines()[0].strip())
         secret |= {line.strip() for line in text.splitlines()}
-    return {line for line in secret - public if len(line) > 12}
+    # a hidden line that is part of a public line (`with torch.device("meta"):` in a stub, before its comment) is
+    # public: honest feedback shows it
+    everything_public = "\n".join(public)
+    return {line for line in secret - public if len(line) > 12 and line not in everything_public}
 
 
 @pytest.mark.slow
