@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import atexit
 import csv
 import html
 import json
@@ -743,6 +744,37 @@ def judged_cells(doc: dict, cells: list[dict]) -> dict[str, dict]:
     return judged
 
 
+# The file of judged test cells lives in a folder private to the autograde process: ForgetJudged removes each
+# notebook's file once its kernel is done, and the folder goes when the process ends (also after a failed notebook).
+_judged_folder: list[str] = []
+
+
+def write_judged(judged: dict[str, dict]) -> Path:
+    """Save what each test cell shows, for the kernel started next (its path in ``JUDGED_ENV``, which the kernel
+    inherits); the previous notebook's file is removed first."""
+    from grader.nbgrader_cell import JUDGED_ENV
+
+    forget_judged()
+    if not _judged_folder:
+        folder = tempfile.mkdtemp(prefix=JUDGED_CELLS)
+        atexit.register(shutil.rmtree, folder, True)
+        _judged_folder.append(folder)
+    fd, path = tempfile.mkstemp(dir=_judged_folder[0], suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(judged, f)
+    os.environ[JUDGED_ENV] = path
+    return Path(path)
+
+
+def forget_judged() -> None:
+    """Remove the judged cells of the last notebook (its kernel has finished) and forget their path."""
+    from grader.nbgrader_cell import JUDGED_ENV
+
+    path = os.environ.pop(JUDGED_ENV, None)
+    if path:
+        Path(path).unlink(missing_ok=True)
+
+
 def _make_judge_before_kernel():
     from nbconvert.preprocessors import Preprocessor
     from traitlets import Bool
@@ -755,42 +787,82 @@ def _make_judge_before_kernel():
         enabled = Bool(True)
 
         def preprocess(self, nb, resources):
-            import tempfile as _tempfile
-
             from grader.grading import grade
-            from grader.nbgrader_cell import JUDGED_ENV
 
-            old = os.environ.pop(JUDGED_ENV, None)
-            if old:
-                Path(old).unlink(missing_ok=True)
+            forget_judged()
             try:
-                with _tempfile.TemporaryDirectory(prefix="nbgrader-judge-") as tmp:
+                with tempfile.TemporaryDirectory(prefix="nbgrader-judge-") as tmp:
                     for name, body in sources_of_cells(nb.cells).items():
                         (Path(tmp) / f"{name}.py").write_text(body)
                     doc = grade(tmp, hidden=True, tests_dir=TESTS_DIR)
             except Exception as exc:  # noqa: BLE001 - one bad notebook must not stop autograde
                 points = results.load_points(TESTS_DIR)
                 doc = results.ungradable(f"{type(exc).__name__}: {exc}"[:300], points=points, exercises=list(points))
-            fd, path = _tempfile.mkstemp(prefix=JUDGED_CELLS, suffix=".json")
-            with os.fdopen(fd, "w") as f:
-                json.dump(judged_cells(doc, nb.cells), f)
-            os.environ[JUDGED_ENV] = path  # the kernel, started next by Execute, inherits it
+            write_judged(judged_cells(doc, nb.cells))  # the kernel, started next by Execute, reads it
             return nb, resources
 
     return JudgeBeforeKernel
 
 
+def _make_forget_judged():
+    from nbconvert.preprocessors import Preprocessor
+    from traitlets import Bool
+
+    class ForgetJudged(Preprocessor):
+        """``autograde``, after the kernel is done: remove the notebook's judged test cells."""
+
+        enabled = Bool(True)
+
+        def preprocess(self, nb, resources):
+            forget_judged()
+            return nb, resources
+
+    return ForgetJudged
+
+
+_warned_unconfined: list[str] = []  # autograde's log says once per process that its kernels are unconfined
+
+
+def warn_unconfined_once(log, why: str) -> bool:
+    """Say once, in autograde's log, that the kernels run where they can read the hidden tests; True if said now."""
+    if _warned_unconfined:
+        return False
+    _warned_unconfined.append(why)
+    log.warning(
+        "The notebooks' kernels are NOT confined here (%s): a cell a student adds can read tests/hidden/ and "
+        "solutions/ and print them into its feedback. The grades are not affected (the judge grades each "
+        "notebook's code before its kernel starts). Autograde as a user who cannot read those folders, or where "
+        "user namespaces are allowed; c.HiddenTestsExecute.require_confinement = True refuses to grade instead.",
+        why)
+    return True
+
+
 def _make_hidden_tests_execute():
     from nbgrader.preprocessors import Execute
+    from traitlets import Bool
 
     class HiddenTestsExecute(Execute):
-        """nbgrader's Execute, whose kernel starts through ``grader.nbgrader_kernel``: no hidden test in reach."""
+        """nbgrader's Execute, whose kernel starts through ``grader.nbgrader_kernel``: no hidden test in reach, or
+        (where the kernel cannot be confined) a warning once, or with ``require_confinement`` no kernel at all."""
+
+        require_confinement = Bool(
+            False, help="Refuse to start a kernel that could read the hidden tests (no user namespaces here): "
+                        "autograde then fails every notebook rather than grade it unconfined.").tag(config=True)
 
         def __init__(self, *args, **kwargs):
-            from grader.nbgrader_kernel import HiddenTestsKernelManager
+            from grader.nbgrader_kernel import kernel_manager_class
 
-            kwargs.setdefault("kernel_manager_class", HiddenTestsKernelManager)
             super().__init__(*args, **kwargs)
+            if "kernel_manager_class" not in kwargs:
+                self.kernel_manager_class = kernel_manager_class(self.require_confinement)
+
+        def preprocess(self, nb, resources, *args, **kwargs):
+            from grader.nbgrader_kernel import confinement
+
+            confined, why = confinement()
+            if not confined and not self.require_confinement:
+                warn_unconfined_once(self.log, why)
+            return super().preprocess(nb, resources, *args, **kwargs)
 
     return HiddenTestsExecute
 
@@ -847,14 +919,15 @@ def assignment_preprocessors() -> list:
 
 
 def autograde_preprocessors() -> list:
-    """``nbgrader autograde``'s preprocessors (after sanitizing): JudgeBeforeKernel first, and Execute's kernel
-    started with the hidden tests out of its reach (HiddenTestsExecute)."""
+    """``nbgrader autograde``'s preprocessors (after sanitizing): JudgeBeforeKernel first, Execute's kernel started
+    with the hidden tests out of its reach (HiddenTestsExecute), and ForgetJudged last."""
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute
 
     execute = __getattr__("HiddenTestsExecute")
     defaults = list(Autograde.class_traits()["autograde_preprocessors"].default())
-    return [__getattr__("JudgeBeforeKernel"), *(execute if p is Execute else p for p in defaults)]
+    return [__getattr__("JudgeBeforeKernel"), *(execute if p is Execute else p for p in defaults),
+            __getattr__("ForgetJudged")]
 
 
 def _make_exporter():

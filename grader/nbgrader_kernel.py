@@ -7,11 +7,15 @@ mount namespace, mounts an empty read-only folder over ``tests/hidden/`` and ``s
 kernel. A cell that opens a hidden test file finds an empty folder, and so does anything the kernel starts.
 
 ipykernel talks to nbgrader over TCP sockets, so the kernel keeps the network (no syscall filter, no network
-namespace). Where user namespaces are missing (a container that forbids them, macOS, Windows) the kernel runs
-unconfined and the launcher says so on stderr (autograde's log): grade there as a user that cannot read the
-hidden tests, or in a container.
+namespace). Whether the kernel can be confined is read from ``grader.facilities.present()`` (so
+``GRADER_WITHOUT=namespaces`` grades as a container that forbids user namespaces would). Where it cannot (no user
+namespaces: such a container, macOS, Windows) the grades are not affected, since the judge graded the code before
+the kernel started, but a cell a student adds can read the hidden tests and print them into its feedback. Then
+autograde says so once in its log (``grader.nbgrader_export.HiddenTestsExecute``) and the kernel runs unconfined,
+or, with ``c.HiddenTestsExecute.require_confinement = True`` in ``nbgrader_config.py``, the launcher refuses to
+start it (``--require``) and autograde fails that notebook rather than grade it unconfined.
 
-    python -m grader.nbgrader_kernel -- python -m ipykernel_launcher -f CONNECTION_FILE
+    python -m grader.nbgrader_kernel [--require] -- python -m ipykernel_launcher -f CONNECTION_FILE
 """
 
 from __future__ import annotations
@@ -68,19 +72,47 @@ def hide(paths=HIDDEN_FROM_KERNEL) -> list[str]:
     return hidden
 
 
+REFUSED = 3  # the launcher's exit status when --require is given and the kernel cannot be confined
+
+
+def confinement() -> tuple[bool, str]:
+    """(True, "") where the kernel can start with the hidden folders out of its reach, else (False, why not)."""
+    from grader.facilities import ENV, present
+
+    found = present()
+    if found.namespaces:
+        return True, ""
+    if "namespaces" in found.switched_off:
+        return False, f"user namespaces are switched off ({ENV})"
+    return False, f"this system offers no user namespaces ({found.platform})"
+
+
 def main(argv: list[str]) -> None:
-    command = argv[argv.index("--") + 1:] if "--" in argv else argv
-    if not command:
-        raise SystemExit("usage: python -m grader.nbgrader_kernel -- KERNEL COMMAND...")
-    try:
-        hide()
-    except OSError as exc:
-        print(f"grader.nbgrader_kernel: the kernel runs UNCONFINED and can read the hidden tests ({exc})",
+    options, command = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else ([], argv)
+    if not command or set(options) - {"--require"}:
+        raise SystemExit("usage: python -m grader.nbgrader_kernel [--require] -- KERNEL COMMAND...")
+    confined, why = confinement()
+    if confined:
+        try:
+            hide()
+        except OSError as exc:  # the facility looked present, but this system refused it (autograde did not warn)
+            confined, why = False, str(exc)
+            if "--require" not in options:
+                print(f"grader.nbgrader_kernel: the kernel runs UNCONFINED and can read the hidden tests ({why})",
+                      file=sys.stderr)
+    if not confined and "--require" in options:
+        print(f"grader.nbgrader_kernel: refusing to start the kernel where it could read the hidden tests ({why})",
               file=sys.stderr)
+        raise SystemExit(REFUSED)
     os.execvp(command[0], command)
 
 
-def _make_kernel_manager():
+def kernel_manager_class(require: bool = False):
+    """jupyter_client's kernel manager, whose kernel starts through this module's launcher (``--require``: only
+    confined). Made on first use: importing this module never imports jupyter_client."""
+    name = "RequiredConfinementKernelManager" if require else "HiddenTestsKernelManager"
+    if name in _managers:
+        return _managers[name]
     from jupyter_client.manager import AsyncKernelManager
 
     class HiddenTestsKernelManager(AsyncKernelManager):
@@ -88,17 +120,20 @@ def _make_kernel_manager():
 
         def format_kernel_cmd(self, extra_arguments=None):
             command = super().format_kernel_cmd(extra_arguments)
-            return [sys.executable, "-m", "grader.nbgrader_kernel", "--", *command]
+            launcher = [sys.executable, "-m", "grader.nbgrader_kernel", *(["--require"] if require else [])]
+            return [*launcher, "--", *command]
 
+    HiddenTestsKernelManager.__name__ = HiddenTestsKernelManager.__qualname__ = name
+    _managers[name] = HiddenTestsKernelManager
     return HiddenTestsKernelManager
 
 
+_managers: dict[str, type] = {}
+
+
 def __getattr__(name: str):
-    # made on first use: importing this module never imports jupyter_client
     if name == "HiddenTestsKernelManager":
-        cls = _make_kernel_manager()
-        globals()[name] = cls
-        return cls
+        return kernel_manager_class()
     raise AttributeError(name)
 
 
