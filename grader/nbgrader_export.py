@@ -419,6 +419,10 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # show those results) and starts the kernel with tests/hidden/ and solutions/ hidden from it (HiddenTestsExecute).
 from grader.nbgrader_export import assignment_preprocessors, autograde_preprocessors  # noqa: E402
 
+# Where user namespaces are missing, the kernel cannot be confined and could read the hidden tests: autograde says so
+# once in its log and grades anyway. Uncomment to refuse instead (every notebook then fails to autograde there).
+# c.HiddenTestsExecute.require_confinement = True
+
 c.GenerateAssignment.preprocessors = assignment_preprocessors()
 c.Autograde.autograde_preprocessors = autograde_preprocessors()
 '''
@@ -443,8 +447,10 @@ code a cell per function (the stubs of `exercises/`), then two short test cells.
 notebook, and never within the reach of a student's kernel: `autograde` grades each notebook's code with this
 repository's judge before its kernel starts (so grade where the repository is installed), the test cells show
 those results (a hint and points per lost hidden test), and the kernel runs where `tests/hidden/` and
-`solutions/` are empty folders (a user and mount namespace: Linux with unprivileged user namespaces; elsewhere
-the kernel's log says it ran unconfined). The feedback shows every line of the notebook as written.
+`solutions/` are empty folders (a user and mount namespace: Linux with unprivileged user namespaces). The
+feedback shows every line of the notebook as written. Where user namespaces are missing, the grades are the same
+but a cell a student adds can read the hidden tests: `autograde` says so once in its log ("NOT confined"), and
+`c.HiddenTestsExecute.require_confinement = True` in `nbgrader_config.py` makes it refuse to start such a kernel instead.
 
 The points that `autograde` records are computed in the student's own kernel, which runs every cell of the
 notebook, including cells the student added: treat them (and `nbgrader export`'s grades.csv, and the
@@ -453,7 +459,8 @@ repository's judge, hidden tests included, exactly as `python -m grader grade --
 the grades. `kernel_score` is nbgrader's total, and `review` says when it differs from the judge's.
 
 The kernel otherwise runs as you: it can read and write what you can, but the hidden tests and the solutions.
-Where that matters, run `autograde` in a container or as a user of its own.
+Where that matters, run `autograde` in a container or as a user of its own (one that cannot read the lesson
+repository's `tests/hidden/` and `solutions/` where the kernel cannot be confined).
 
 `autograde` prints no "checksum ... has changed" warning for an untouched notebook. (nbgrader warns when a
 released read-only cell differs from its source, which a hidden-test block always made true: nbgrader issue
