@@ -754,6 +754,7 @@ def judged_cells(doc: dict, cells: list[dict]) -> dict[str, dict]:
 # The file of judged test cells lives in a folder private to the autograde process: ForgetJudged removes each
 # notebook's file once its kernel is done, and the folder goes when the process ends (also after a failed notebook).
 _judged_folder: list[str] = []
+JUDGE_LOG = "JudgeBeforeKernel"
 
 
 def write_judged(judged: dict[str, dict]) -> Path:
@@ -797,6 +798,7 @@ def _make_judge_before_kernel():
             from grader.grading import grade
 
             forget_judged()
+            start = time.perf_counter()
             try:
                 with tempfile.TemporaryDirectory(prefix="nbgrader-judge-") as tmp:
                     for name, body in sources_of_cells(nb.cells).items():
@@ -806,6 +808,8 @@ def _make_judge_before_kernel():
                 points = results.load_points(TESTS_DIR)
                 doc = results.ungradable(f"{type(exc).__name__}: {exc}"[:300], points=points, exercises=list(points))
             write_judged(judged_cells(doc, nb.cells))  # the kernel, started next by Execute, reads it
+            # what autograde pays for the judge (bench/bench_nbgrader.py reads this line)
+            self.log.info("%s: judged the notebook's code in %.2f s", JUDGE_LOG, time.perf_counter() - start)
             return nb, resources
 
     return JudgeBeforeKernel
