@@ -987,7 +987,8 @@ def _make_exporter():
 
 
 _LAZY = {"ExerciseScoresExport": _make_exporter, "JudgeBeforeKernel": _make_judge_before_kernel,
-         "HiddenTestsExecute": _make_hidden_tests_execute, "TodoStubs": _make_todo_stubs}
+         "HiddenTestsExecute": _make_hidden_tests_execute, "ForgetJudged": _make_forget_judged,
+         "TodoStubs": _make_todo_stubs}
 
 
 def __getattr__(name: str):

@@ -26,6 +26,7 @@ from grader.nbgrader_cell import cell_value, grade_tests, silenced
 from grader.nbgrader_export import (
     ASSIGNMENT,
     EXERCISE_CSV,
+    JUDGE_LOG,
     JUDGED_CELLS,
     NOTEBOOK,
     SOLUTIONS,
@@ -492,6 +493,22 @@ def test_kernel_launcher_without_namespaces_runs_unconfined_or_refuses():
     assert "refusing to start the kernel" in refused.stderr and "GRADER_WITHOUT" in refused.stderr
 
 
+def test_autograde_preprocessors_judge_first_forget_last_and_start_kernels_through_the_launcher():
+    pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -e '.[dev]')")
+    from traitlets.config import Config
+
+    from grader import nbgrader_export
+
+    names = [p.__name__ for p in nbgrader_export.autograde_preprocessors()]
+    assert names[0] == "JudgeBeforeKernel" and names[-1] == "ForgetJudged" and "HiddenTestsExecute" in names
+    assert "Execute" not in names
+    config = Config()
+    config.HiddenTestsExecute.require_confinement = True
+    strict = nbgrader_export.HiddenTestsExecute(config=config).kernel_manager_class
+    assert nbgrader_export.HiddenTestsExecute().kernel_manager_class.__name__ == "HiddenTestsKernelManager"
+    assert strict.__name__ == "RequiredConfinementKernelManager"
+
+
 def test_unconfined_kernels_are_said_once_in_the_log(monkeypatch):
     import grader.nbgrader_export as export
 
@@ -750,10 +767,13 @@ def test_reference_feedback_shows_every_line_of_its_code(graded_course):
 def test_judged_cells_do_not_outlive_autograde(graded_course):
     """The judge's results for each notebook's test cells (written before its kernel started) are gone once
     autograde ends, and autograde never said its kernels were unconfined (they were, in a namespace)."""
+    log = graded_course["autograde_log"]
+    notebooks = len(list((graded_course["course"] / "submitted").glob(f"*/{ASSIGNMENT}/{NOTEBOOK}")))
+    # nbgrader only logs an error in a config file and goes on with its defaults: see that ours were used
+    assert log.count(f"{JUDGE_LOG}: judged the notebook's code in") == notebooks > 0, "JudgeBeforeKernel did not run"
     left = sorted(p.name for p in graded_course["tmp"].rglob(f"{JUDGED_CELLS}*"))
     assert not left, f"judged cells left in the temporary folder: {left}"
-    assert "Autograding" in graded_course["autograde_log"], "autograde did not run"
-    assert "NOT confined" not in graded_course["autograde_log"]
+    assert "NOT confined" not in log
 
 
 @pytest.mark.slow
