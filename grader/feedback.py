@@ -2,11 +2,19 @@
 
 It shows the per-exercise scores, and for each lost *visible* test its hint and the one-line reason. Hidden
 tests are only counted ("2 hidden tests failed (3.5 points)"): their names, hints and reasons never appear.
+
+Text that came from the submission (a reason: an exception's message; a problem: a file name found; the student
+id) is shown as a code span (``grader.untrusted.md_code``), so that it renders as the characters it holds: a
+crafted message cannot add a line, a heading, a link, an image or HTML to the page.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+
+from grader.untrusted import md_code
+
+TEXT_CHARS = 300  # one reason or problem, as the judge cuts a reason
 
 
 def _fmt(x: float | None) -> str:
@@ -18,18 +26,23 @@ def _cell(text: str) -> str:
 
 
 def _line(text: str) -> str:
+    """Our own text (a hint: the first docstring line of one of our tests) on one line."""
     return " ".join(str(text).split())
+
+
+def _student_text(text: str) -> str:
+    return md_code(text, TEXT_CHARS)
 
 
 def render(doc: dict, *, student: str | None = None) -> str:
     lesson = doc["lesson"]
-    title = f"# Feedback for {student}" if student else "# Feedback"
+    title = f"# Feedback for {_student_text(student)}" if student else "# Feedback"
     out = [title, ""]
     if lesson["status"] != "graded":
         out += [
             "**Your submission could not be graded.**",
             "",
-            f"Reason: {_line(lesson.get('reason', 'unknown'))}",
+            f"Reason: {_student_text(lesson.get('reason', 'unknown'))}",
             "",
             "Nothing was scored. Fix the problem above and submit again, or ask your instructor.",
             "",
@@ -54,7 +67,7 @@ def render(doc: dict, *, student: str | None = None) -> str:
     for ex in lesson["exercises"]:
         lines = []
         if ex.get("problem"):
-            lines.append(f"- Not graded: {_line(ex['problem'])}")
+            lines.append(f"- Not graded: {_student_text(ex['problem'])}")
         # a missing or refused file is said once, by the "Not graded" line (its placeholder test holds the same)
         tests = [t for t in lost.get(ex["id"], []) if "nodeid" in t.get("extra_data", {})
                  and t["extra_data"].get("kind") != "not_graded"]
@@ -66,11 +79,11 @@ def render(doc: dict, *, student: str | None = None) -> str:
             for test in visible:
                 extra = test["extra_data"]
                 name = extra["nodeid"].split("::", 1)[-1]
-                lines.append(f"- `{name}` (-{_fmt(test['max_score'])})")
+                lines.append(f"- {md_code(name)} (-{_fmt(test['max_score'])})")
                 if extra.get("hint"):
                     lines.append(f"  - {_line(extra['hint'])}")
                 if extra.get("reason"):
-                    lines.append(f"  - {_line(extra['reason'])}")
+                    lines.append(f"  - {_student_text(extra['reason'])}")
         if hidden:
             points = round(sum(t["max_score"] for t in hidden), 2)
             lines.append(f"- {len(hidden)} hidden test{'s' if len(hidden) != 1 else ''} failed "

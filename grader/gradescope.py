@@ -24,7 +24,11 @@ nothing at all for a run it stops at its own limit), and writes Gradescope's ``r
   box per hidden test with its hint and points (``--hidden-detail tests``), never its name, reason or output;
   ``--hidden-visibility`` says when students see those boxes (``after_published`` by default);
 * everything that is not one of Gradescope's own keys (``max_score``, the ``lesson`` record) under
-  ``extra_data``.
+  ``extra_data``;
+* every output declared ``"text"`` (``output_format`` at the top and on each box, ``test_output_format``,
+  ``test_name_format``): Gradescope's default, ``simple_format``, renders some HTML, and ``md`` and ``html`` would
+  render a crafted message's link or image. As ``text`` it is shown as written; control characters (terminal
+  escape codes) are shown as escapes too (``grader.untrusted.printable``).
 
 A submission that cannot be graded still gets a results.json: score 0 and an output that says why.
 ``AUTOGRADER_ROOT`` replaces ``/autograder`` (for local tests).
@@ -38,6 +42,8 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+
+from grader.untrusted import printable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ZIP_NAME = "autograder.zip"
@@ -56,6 +62,9 @@ HIDDEN_DETAILS = ("counts", "tests")
 DEFAULT_HIDDEN_VISIBILITY = "after_published"
 DEFAULT_HIDDEN_DETAIL = "counts"
 MAX_CASES_LISTED = 5  # failing cases of one parametrized test named in its box
+# How Gradescope shows each output and test name: as plain text, never as Markdown or HTML (see the docstring).
+OUTPUT_FORMAT = "text"
+OUTPUT_CHARS = 20_000  # one box's output, at most (a reason is ~300 characters, printed output 2,000)
 
 SETUP_SH = """\
 #!/usr/bin/env bash
@@ -265,6 +274,11 @@ def _grouped(tests: list[dict]) -> list[list[dict]]:
     return list(groups.values())
 
 
+def _text(text: str) -> str:
+    """An output as Gradescope's ``text`` format shows it: no control characters, cut to OUTPUT_CHARS."""
+    return printable(text, OUTPUT_CHARS)
+
+
 def _points(x: float) -> float:
     """A box's points: a sum of cases rounded to 4 decimals each, shown to 2 (Gradescope's total is ``score``)."""
     return round(x + 0.0, 2)
@@ -297,7 +311,8 @@ def _visible_box(cases: list[dict], number: str) -> dict:
         "score": _points(sum(c["score"] for c in cases)),
         "max_score": _points(sum(c["max_score"] for c in cases)),
         "status": "failed" if failed else "passed",
-        "output": "\n".join(line for line in lines if line),
+        "output": _text("\n".join(line for line in lines if line)),
+        "output_format": OUTPUT_FORMAT,
         "visibility": "visible",
         "tags": [extra["exercise"], "visible"],
         "extra_data": {"exercise": extra["exercise"], "hidden": False, "cases": len(cases),
@@ -321,6 +336,7 @@ def _hidden_boxes(ex: str, module: str, functions: list[list[dict]], *, visibili
             "max_score": _points(top),
             "status": "passed" if passed == len(functions) else "failed",
             "output": f"{passed} of {len(functions)} hidden tests passed ({score:.4g} of {top:.4g} points).",
+            "output_format": OUTPUT_FORMAT,
             "visibility": visibility,
             "tags": [ex, "hidden"],
             "extra_data": {**extra, "tests": len(functions), "passed": passed},
@@ -335,7 +351,8 @@ def _hidden_boxes(ex: str, module: str, functions: list[list[dict]], *, visibili
             "score": _points(sum(c["score"] for c in cases)),
             "max_score": _points(sum(c["max_score"] for c in cases)),
             "status": "passed" if ok else "failed",
-            "output": "" if ok else hint,
+            "output": "" if ok else _text(hint),
+            "output_format": OUTPUT_FORMAT,
             "visibility": visibility,
             "tags": [ex, "hidden"],
             "extra_data": {**extra, "hint": hint},
@@ -363,6 +380,8 @@ def render(doc: dict, *, hidden_visibility: str = DEFAULT_HIDDEN_VISIBILITY,
         if hidden:
             tests += _hidden_boxes(ex, modules.get(ex, ex), hidden, visibility=hidden_visibility,
                                    detail=hidden_detail, number=number)
+    for box in tests:  # a box's name is a test's name (and its parametrize ids): text, like its output
+        box["name_format"] = OUTPUT_FORMAT
     output = doc.get("output", "")
     not_run = [t for t in doc["tests"] if t["extra_data"].get("kind") == "not_run"]
     if not_run:
@@ -372,7 +391,10 @@ def render(doc: dict, *, hidden_visibility: str = DEFAULT_HIDDEN_VISIBILITY,
     return {
         "score": doc["score"],
         "execution_time": doc.get("execution_time", 0.0),
-        "output": output,
+        "output": _text(output),
+        "output_format": OUTPUT_FORMAT,
+        "test_output_format": OUTPUT_FORMAT,
+        "test_name_format": OUTPUT_FORMAT,
         "visibility": doc.get("visibility", "visible"),
         "stdout_visibility": doc.get("stdout_visibility", "hidden"),
         "tests": tests,

@@ -20,10 +20,13 @@
     it (so the hidden tests are in no notebook: not the release, the autograded copy or the feedback). The cell
     prints what was lost and why (for hidden tests: the hint only), and its value is the points earned, which is
     how nbgrader gives partial credit. The value never exceeds the cell's points, and nothing is written to
-    stderr (nbgrader gives 0 to a cell with any stderr output). This runs in the student's kernel, where any
-    cell the student added ran first and may have replaced this very module: the value is feedback for the
-    student. The grades come from the export (``grader.nbgrader_export.ExerciseScoresExport``), which grades the
-    notebook's code again with the judge.
+    stderr (nbgrader gives 0 to a cell with any stderr output). While nbgrader autogrades, the cell runs no test:
+    it shows the judge's results for the notebook's code, computed before the kernel started
+    (``grader.nbgrader_export.JudgeBeforeKernel``), and the kernel cannot read the hidden tests
+    (``grader.nbgrader_kernel``). This runs in the student's kernel, where any cell the student added ran first
+    and may have replaced this very module: the value is feedback for the student. The grades come from the
+    export (``grader.nbgrader_export.ExerciseScoresExport``), which grades the notebook's code again with the
+    judge.
 
 ``%%walkthrough``
     Runs the lesson's walkthrough code. It is not graded, so it is skipped while nbgrader autogrades.
@@ -35,6 +38,7 @@ import atexit
 import contextlib
 import importlib.util
 import io
+import json
 import os
 import re
 import shutil
@@ -44,6 +48,8 @@ import time
 import warnings
 from pathlib import Path
 from types import ModuleType
+
+from grader.untrusted import one_line
 
 MODULE_RE = re.compile(r"^ex\d+_\w+$")
 TEST_FILE_RE = re.compile(r"^(?P<hidden>hidden/)?test_(?P<ex>ex\d+)_\w+\.py$")
@@ -221,7 +227,7 @@ def feedback(doc: dict, earned: float, cap: float) -> str:
             continue
         name = failed[0]["name"].split(": ", 1)[-1].split("[", 1)[0]
         count = f" ({len(failed)} of {len(cases)} cases)" if len(cases) > 1 else ""
-        why = " - ".join(x for x in (extra["hint"], extra["reason"]) if x)
+        why = " - ".join(x for x in (extra["hint"], one_line(extra["reason"])) if x)  # a reason is the student's text
         lines.append(f"  lost {lost:g}: {name}{count}: {why}")
     return "\n".join(lines)
 
@@ -273,11 +279,33 @@ def find_test_file(test_file: str, *, here: Path | None = None) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
+# Set by grader.nbgrader_export.JudgeBeforeKernel while nbgrader autogrades: a JSON file, written before the
+# kernel started, of what each test cell shows ({test file: {"value": points, "feedback": text}}).
+JUDGED_ENV = "LESSON1_JUDGED_CELLS"
+
+
+def judged_cell(test_file: str) -> dict:
+    """What a test cell shows while nbgrader autogrades: the judge's results for it, computed outside this kernel
+    (which has no hidden test to run: grader.nbgrader_kernel hides them)."""
+    path = os.environ.get(JUDGED_ENV)
+    if not path:
+        raise RuntimeError(f"{test_file}: no results of the judge (autograde with the course's nbgrader_config.py)")
+    with open(path) as f:
+        judged = json.load(f)
+    if test_file not in judged:
+        raise RuntimeError(f"{test_file}: the judge has no results for this cell")
+    return judged[test_file]
+
+
 def _graded_tests_magic(line: str, cell: str):
     parts = line.split()
     if len(parts) != 2:
         raise ValueError("usage: %%graded_tests <test file under tests/> <points>")
     test_file, cap = parts[0], float(parts[1])
+    if autograding():  # the judge graded this notebook's code before the kernel started: show that
+        judged = judged_cell(test_file)
+        print(judged["feedback"])
+        return cell_value(float(judged["value"]), cap)
     path = find_test_file(test_file)
     if path is None:
         if autograding():  # a grade cell whose tests are missing must not earn its points by printing nothing

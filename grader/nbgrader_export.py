@@ -18,10 +18,14 @@ Each exercise reads like a handout, made from ``solutions/``, ``tests/`` and ``t
    with the given code (imports, helpers) in read-only cells between them; the first cell has ``--start``.
    ``generate_assignment`` turns each block into the stub of ``exercises/`` (``TodoStubs``);
 3. an autograded cell ``%%graded_tests test_exN_name.py 15`` that runs the visible suite from ``tests/``;
-4. an autograded cell ``%%graded_tests hidden/test_exN_name_hidden.py 10`` that runs the hidden suite, read
-   from the instructor's repository at autograde time: no hidden test is in any notebook, released cells are
-   their source cells (no "checksum changed" warnings), and ``generate_feedback`` removes any hidden line that
-   an output could carry (``HideHiddenTests``).
+4. an autograded cell ``%%graded_tests hidden/test_exN_name_hidden.py 10`` for the hidden suite: no hidden test
+   is in any notebook, and released cells are their source cells (no "checksum changed" warnings).
+
+While ``nbgrader autograde`` runs, no test runs in the student's kernel: ``JudgeBeforeKernel`` grades the
+notebook's ``%%exercise`` code with the judge first (hidden tests included, the code in the confined worker), the
+test cells show those results (hints and points for hidden tests), and the kernel starts in a mount namespace
+where ``tests/hidden/`` and ``solutions/`` are empty (``grader.nbgrader_kernel``), so a cell that reads them gets
+nothing and the feedback needs no redaction.
 
 The magics live in ``grader.nbgrader_cell``: a test cell grades the saved module and leaves the points earned as
 its value (nbgrader's partial credit). That value is computed inside the student's own kernel, which also runs
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import atexit
 import csv
 import html
 import json
@@ -54,6 +59,7 @@ from pathlib import Path
 
 from grader import results
 from grader.nbgrader_cell import MODULE_RE
+from grader.untrusted import csv_row
 from grader.course import BEGIN, END, SOLUTIONS, Block, SolutionBlockError, exercise_of, render, segments
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -409,11 +415,16 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 
 # nbgrader's own preprocessor lists, with one class swapped or added (grader.nbgrader_export):
 # generate_assignment writes the stubs of exercises/ (TodoStubs instead of ClearSolutions), and
-# generate_feedback removes every line of a hidden test that a notebook's outputs could carry (HideHiddenTests).
-from grader.nbgrader_export import assignment_preprocessors, feedback_preprocessors  # noqa: E402
+# autograde grades each notebook's code with the judge before its kernel starts (JudgeBeforeKernel: the test cells
+# show those results) and starts the kernel with tests/hidden/ and solutions/ hidden from it (HiddenTestsExecute).
+from grader.nbgrader_export import assignment_preprocessors, autograde_preprocessors  # noqa: E402
+
+# Where user namespaces are missing, the kernel cannot be confined and could read the hidden tests: autograde says so
+# once in its log and grades anyway. Uncomment to refuse instead (every notebook then fails to autograde there).
+# c.HiddenTestsExecute.require_confinement = True
 
 c.GenerateAssignment.preprocessors = assignment_preprocessors()
-c.GenerateFeedback.preprocessors = feedback_preprocessors()
+c.Autograde.autograde_preprocessors = autograde_preprocessors()
 '''
 
 COURSE_README = f"""\
@@ -433,11 +444,13 @@ Run the commands from this folder, in the Python environment where the lesson re
 The assignment is the notebook and `tests/` beside it: the visible suites (and their `conftest.py` and
 `points.json`), which the notebook's test cells run. Each exercise is a handout: its task, then the module's
 code a cell per function (the stubs of `exercises/`), then two short test cells. The hidden tests are in no
-notebook: the hidden-test cells read them from this repository's `tests/hidden/` when `autograde` runs (so grade
-where the repository is installed), and `generate_feedback` never shows a line of them: the hidden-test cells
-show a hint and points per lost test, and a line of a hidden test found in any output of a student's notebook
-is replaced by "[hidden test text removed]" (`grader.nbgrader_export.HideHiddenTests`, set in
-`nbgrader_config.py`).
+notebook, and never within the reach of a student's kernel: `autograde` grades each notebook's code with this
+repository's judge before its kernel starts (so grade where the repository is installed), the test cells show
+those results (a hint and points per lost hidden test), and the kernel runs where `tests/hidden/` and
+`solutions/` are empty folders (a user and mount namespace: Linux with unprivileged user namespaces). The
+feedback shows every line of the notebook as written. Where user namespaces are missing, the grades are the same
+but a cell a student adds can read the hidden tests: `autograde` says so once in its log ("NOT confined"), and
+`c.HiddenTestsExecute.require_confinement = True` in `nbgrader_config.py` makes it refuse to start such a kernel instead.
 
 The points that `autograde` records are computed in the student's own kernel, which runs every cell of the
 notebook, including cells the student added: treat them (and `nbgrader export`'s grades.csv, and the
@@ -445,11 +458,9 @@ formgrader) as feedback. The exporter grades the code of each submitted notebook
 repository's judge, hidden tests included, exactly as `python -m grader grade --hidden` would: its columns are
 the grades. `kernel_score` is nbgrader's total, and `review` says when it differs from the judge's.
 
-The same kernel runs as you, with this repository readable: a cell a student adds can read `tests/hidden/`
-while `autograde` runs it. The feedback step removes such text when it appears verbatim in the notebook's
-outputs, not when it is encoded or written to a file (`generate_feedback` copies the autograded folder's files).
-Where that matters, run `autograde` in a container or as a user that cannot read the hidden tests except through
-this repository's judge, or release the exporter's grades without nbgrader's feedback.
+The kernel otherwise runs as you: it can read and write what you can, but the hidden tests and the solutions.
+Where that matters, run `autograde` in a container or as a user of its own (one that cannot read the lesson
+repository's `tests/hidden/` and `solutions/` where the kernel cannot be confined).
 
 `autograde` prints no "checksum ... has changed" warning for an untouched notebook. (nbgrader warns when a
 released read-only cell differs from its source, which a hidden-test block always made true: nbgrader issue
@@ -497,21 +508,29 @@ def exercise_sources(notebook: Path | str) -> dict[str, str]:
     is left out: the notebook is the student's, and ``%%exercise ../../x`` must not become a path.
     """
     try:
-        cells = json.loads(Path(notebook).read_text())["cells"]
-        pieces: dict[str, list[str]] = {}
-        for cell in cells:
-            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            first, _, body = source.partition("\n")
-            words = first.split()
-            if cell["cell_type"] != "code" or words[:1] != ["%%exercise"] or len(words) not in (2, 3):
-                continue
-            if not MODULE_RE.match(words[1]) or (len(words) == 3 and words[2] != "--start"):
-                continue
-            if len(words) == 3:
-                pieces[words[1]] = []
-            pieces.setdefault(words[1], []).append(body.strip("\n"))
+        return sources_of_cells(json.loads(Path(notebook).read_text())["cells"])
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{notebook}: not a readable notebook ({type(exc).__name__}: {exc})"[:300]) from None
+
+
+def _source_of(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def sources_of_cells(cells: list[dict]) -> dict[str, str]:
+    """``exercise_sources`` of a notebook's cells (raises KeyError, TypeError... on a malformed cell)."""
+    pieces: dict[str, list[str]] = {}
+    for cell in cells:
+        source = _source_of(cell)
+        first, _, body = source.partition("\n")
+        words = first.split()
+        if cell["cell_type"] != "code" or words[:1] != ["%%exercise"] or len(words) not in (2, 3):
+            continue
+        if not MODULE_RE.match(words[1]) or (len(words) == 3 and words[2] != "--start"):
+            continue
+        if len(words) == 3:
+            pieces[words[1]] = []
+        pieces.setdefault(words[1], []).append(body.strip("\n"))
     return {name: "\n\n\n".join(parts) + "\n" for name, parts in pieces.items()}
 
 
@@ -701,81 +720,162 @@ def score_row(assignment: str, student: str, judged: dict, kernel: dict[str, tup
 # ----------------------------------------------------------------------------------------------------------
 
 TODO_LINE = re.compile(r"^\s*# TODO: (?P<todo>.+?)\s*$")
-REMOVED = "[hidden test text removed]"
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-MIN_SECRET_CHARS = 13  # shorter lines ("return x", "import torch") say nothing of a hidden test
+JUDGED_CELLS = "lesson1-judged-"  # prefix of the file of each notebook's judged test cells (grader.nbgrader_cell)
 
 
-def _public_lines(tests_dir: Path, repo: Path) -> set[str]:
-    files = [*tests_dir.glob("test_*.py"), *(repo / "exercises").glob("*.py"), *(repo / "llm_basics").rglob("*.py"),
-             tests_dir / "conftest.py"]
-    return {line.strip() for path in files if path.is_file() for line in path.read_text().splitlines()}
+def judged_cells(doc: dict, cells: list[dict]) -> dict[str, dict]:
+    """{test file: {"value": points, "feedback": text}} for each ``%%graded_tests FILE POINTS`` cell: what the
+    cell shows, from the judge's results document of the notebook's code (hidden tests: hints and points only)."""
+    from grader.nbgrader_cell import TEST_FILE_RE, cell_value, feedback
+
+    judged = {}
+    for cell in cells:
+        words = _source_of(cell).partition("\n")[0].split()
+        if cell.get("cell_type") != "code" or words[:1] != ["%%graded_tests"] or len(words) != 3:
+            continue
+        match = TEST_FILE_RE.match(words[1])
+        if not match:
+            continue
+        ex, hidden = match.group("ex"), bool(match.group("hidden"))
+        tests = [t for t in doc["tests"] if t["extra_data"]["exercise"] == ex
+                 and bool(t["extra_data"].get("hidden")) == hidden]
+        cap = float(words[2])
+        # the exercise's total, as the judge rounds it (a sum of the tests' rounded points can miss it by 0.0005)
+        summary = next((e for e in doc["lesson"].get("exercises", []) if e["id"] == ex), {})
+        value = cell_value(summary.get("hidden_score" if hidden else "visible_score") or 0.0, cap)
+        shown = {"lesson": {"hidden_run": hidden}, "tests": tests}
+        text = feedback(shown, value, cap)
+        if doc["lesson"].get("status") not in (None, "graded"):
+            text += "\n  not graded: " + str(doc["lesson"].get("reason", ""))[:300]
+        judged[words[1]] = {"value": value, "feedback": text}
+    return judged
 
 
-def hidden_test_lines(tests_dir: Path = TESTS_DIR) -> set[str]:
-    """The lines (stripped) that only the hidden suites have: what feedback must never show. Their hints (the
-    first docstring line of each test) are left out: students are meant to see those."""
-    hidden = sorted((tests_dir / "hidden").glob("test_*.py"))
-    hints = set()
-    lines = set()
-    for path in hidden:
-        text = path.read_text()
-        lines |= {line.strip() for line in text.splitlines()}
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and ast.get_docstring(node):
-                hints.add(ast.get_docstring(node).strip().splitlines()[0].strip())
-    public = _public_lines(tests_dir, tests_dir.parent) | hints
-    return {line for line in lines - public if len(line) >= MIN_SECRET_CHARS}
+# The file of judged test cells lives in a folder private to the autograde process: ForgetJudged removes each
+# notebook's file once its kernel is done, and the folder goes when the process ends (also after a failed notebook).
+_judged_folder: list[str] = []
+JUDGE_LOG = "JudgeBeforeKernel"
 
 
-def redact(text: str, secrets: set[str]) -> str:
-    """``text`` with every line that holds one of ``secrets`` replaced by a marker (also when the line is HTML-
-    escaped or coloured with ANSI codes)."""
-    if not secrets or not text:
-        return text
-    out = []
-    for line in text.split("\n"):
-        plain = ANSI.sub("", html.unescape(line))
-        out.append(REMOVED if any(s in line or s in plain for s in secrets) else line)
-    return "\n".join(out)
+def write_judged(judged: dict[str, dict]) -> Path:
+    """Save what each test cell shows, for the kernel started next (its path in ``JUDGED_ENV``, which the kernel
+    inherits); the previous notebook's file is removed first."""
+    from grader.nbgrader_cell import JUDGED_ENV
+
+    forget_judged()
+    if not _judged_folder:
+        folder = tempfile.mkdtemp(prefix=JUDGED_CELLS)
+        atexit.register(shutil.rmtree, folder, True)
+        _judged_folder.append(folder)
+    fd, path = tempfile.mkstemp(dir=_judged_folder[0], suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(judged, f)
+    os.environ[JUDGED_ENV] = path
+    return Path(path)
 
 
-def _redact_value(value, secrets: set[str]):
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, list):
-        return [_redact_value(v, secrets) for v in value]
-    if isinstance(value, dict):
-        return {k: _redact_value(v, secrets) for k, v in value.items()}
-    return value
+def forget_judged() -> None:
+    """Remove the judged cells of the last notebook (its kernel has finished) and forget their path."""
+    from grader.nbgrader_cell import JUDGED_ENV
+
+    path = os.environ.pop(JUDGED_ENV, None)
+    if path:
+        Path(path).unlink(missing_ok=True)
 
 
-def redact_notebook(nb, secrets: set[str]):
-    """Every cell's source and outputs (streams, results, displays, errors) through ``redact``, in place."""
-    for cell in nb["cells"]:
-        cell["source"] = _redact_value(cell["source"], secrets)
-        for output in cell.get("outputs", []):
-            for key in ("text", "data", "evalue", "traceback"):
-                if key in output:
-                    output[key] = _redact_value(output[key], secrets)
-    return nb
-
-
-def _make_hide_hidden_tests():
+def _make_judge_before_kernel():
     from nbconvert.preprocessors import Preprocessor
     from traitlets import Bool
 
-    class HideHiddenTests(Preprocessor):
-        """``generate_feedback``: no line of a hidden test reaches the feedback HTML. The hidden-test cells hold
-        none (they read the suites from the repository), and their output is hints and points; this catches the
-        rest: a line of a hidden suite in any cell's source or output becomes "[hidden test text removed]"."""
+    class JudgeBeforeKernel(Preprocessor):
+        """``autograde``, before the kernel starts: grade the notebook's ``%%exercise`` code with the judge (hidden
+        tests included, student code in the confined worker) and leave what each test cell shows in a file whose
+        path the kernel gets in its environment. So the kernel runs no test, and needs no hidden one."""
 
-        enabled = Bool(True)  # nbconvert's preprocessors are off unless enabled
+        enabled = Bool(True)
 
         def preprocess(self, nb, resources):
-            return redact_notebook(nb, hidden_test_lines()), resources
+            from grader.grading import grade
 
-    return HideHiddenTests
+            forget_judged()
+            start = time.perf_counter()
+            try:
+                with tempfile.TemporaryDirectory(prefix="nbgrader-judge-") as tmp:
+                    for name, body in sources_of_cells(nb.cells).items():
+                        (Path(tmp) / f"{name}.py").write_text(body)
+                    doc = grade(tmp, hidden=True, tests_dir=TESTS_DIR)
+            except Exception as exc:  # noqa: BLE001 - one bad notebook must not stop autograde
+                points = results.load_points(TESTS_DIR)
+                doc = results.ungradable(f"{type(exc).__name__}: {exc}"[:300], points=points, exercises=list(points))
+            write_judged(judged_cells(doc, nb.cells))  # the kernel, started next by Execute, reads it
+            # what autograde pays for the judge (bench/bench_nbgrader.py reads this line)
+            self.log.info("%s: judged the notebook's code in %.2f s", JUDGE_LOG, time.perf_counter() - start)
+            return nb, resources
+
+    return JudgeBeforeKernel
+
+
+def _make_forget_judged():
+    from nbconvert.preprocessors import Preprocessor
+    from traitlets import Bool
+
+    class ForgetJudged(Preprocessor):
+        """``autograde``, after the kernel is done: remove the notebook's judged test cells."""
+
+        enabled = Bool(True)
+
+        def preprocess(self, nb, resources):
+            forget_judged()
+            return nb, resources
+
+    return ForgetJudged
+
+
+_warned_unconfined: list[str] = []  # autograde's log says once per process that its kernels are unconfined
+
+
+def warn_unconfined_once(log, why: str) -> bool:
+    """Say once, in autograde's log, that the kernels run where they can read the hidden tests; True if said now."""
+    if _warned_unconfined:
+        return False
+    _warned_unconfined.append(why)
+    log.warning(
+        "The notebooks' kernels are NOT confined here (%s): a cell a student adds can read tests/hidden/ and "
+        "solutions/ and print them into its feedback. The grades are not affected (the judge grades each "
+        "notebook's code before its kernel starts). Autograde as a user who cannot read those folders, or where "
+        "user namespaces are allowed; c.HiddenTestsExecute.require_confinement = True refuses to grade instead.",
+        why)
+    return True
+
+
+def _make_hidden_tests_execute():
+    from nbgrader.preprocessors import Execute
+    from traitlets import Bool
+
+    class HiddenTestsExecute(Execute):
+        """nbgrader's Execute, whose kernel starts through ``grader.nbgrader_kernel``: no hidden test in reach, or
+        (where the kernel cannot be confined) a warning once, or with ``require_confinement`` no kernel at all."""
+
+        require_confinement = Bool(
+            False, help="Refuse to start a kernel that could read the hidden tests (no user namespaces here): "
+                        "autograde then fails every notebook rather than grade it unconfined.").tag(config=True)
+
+        def __init__(self, *args, **kwargs):
+            from grader.nbgrader_kernel import kernel_manager_class
+
+            super().__init__(*args, **kwargs)
+            if "kernel_manager_class" not in kwargs:
+                self.kernel_manager_class = kernel_manager_class(self.require_confinement)
+
+        def preprocess(self, nb, resources, *args, **kwargs):
+            from grader.nbgrader_kernel import confinement
+
+            confined, why = confinement()
+            if not confined and not self.require_confinement:
+                warn_unconfined_once(self.log, why)
+            return super().preprocess(nb, resources, *args, **kwargs)
+
+    return HiddenTestsExecute
 
 
 def _make_todo_stubs():
@@ -829,11 +929,16 @@ def assignment_preprocessors() -> list:
     return [stubs if p is ClearSolutions else p for p in _default_preprocessors(GenerateAssignment)]
 
 
-def feedback_preprocessors() -> list:
-    """``nbgrader generate_feedback``'s preprocessors, then HideHiddenTests."""
-    from nbgrader.converters import GenerateFeedback
+def autograde_preprocessors() -> list:
+    """``nbgrader autograde``'s preprocessors (after sanitizing): JudgeBeforeKernel first, Execute's kernel started
+    with the hidden tests out of its reach (HiddenTestsExecute), and ForgetJudged last."""
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
 
-    return [*_default_preprocessors(GenerateFeedback), __getattr__("HideHiddenTests")]
+    execute = __getattr__("HiddenTestsExecute")
+    defaults = list(Autograde.class_traits()["autograde_preprocessors"].default())
+    return [__getattr__("JudgeBeforeKernel"), *(execute if p is Execute else p for p in defaults),
+            __getattr__("ForgetJudged")]
 
 
 def _make_exporter():
@@ -876,12 +981,13 @@ def _make_exporter():
             with open(dest, "w", newline="") as f:  # csv: a review note or a student id may hold a comma
                 writer = csv.DictWriter(f, columns, restval="")
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows(csv_row(row) for row in rows)  # a review note quotes the submission
 
     return ExerciseScoresExport
 
 
-_LAZY = {"ExerciseScoresExport": _make_exporter, "HideHiddenTests": _make_hide_hidden_tests,
+_LAZY = {"ExerciseScoresExport": _make_exporter, "JudgeBeforeKernel": _make_judge_before_kernel,
+         "HiddenTestsExecute": _make_hidden_tests_execute, "ForgetJudged": _make_forget_judged,
          "TodoStubs": _make_todo_stubs}
 
 

@@ -1,6 +1,9 @@
 """Render a results document for a person: a table per run, then what to fix, hint first.
 
-Rich output on a terminal; plain text when the output is not a terminal or ``NO_COLOR`` is set.
+Rich output on a terminal; plain text when the output is not a terminal or ``NO_COLOR`` is set. A reason, a
+traceback, printed output, a student id come from the submission: every line is written through
+``grader.untrusted`` (control characters shown as escapes), so that no escape code from a submission reaches the
+terminal (a crafted one could clear the line and write "100/100" in its place).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import re
 import sys
 import time
 from collections import defaultdict
+
+from grader.untrusted import one_line, printable
 
 
 def _fmt(x: float | None) -> str:
@@ -50,7 +55,12 @@ def _by_function(tests: list[dict]) -> dict[str, list[dict]]:
 
 
 def _advice(doc: dict, verbose: bool) -> list[tuple[str, str]]:
-    """(style, line) pairs: what was lost and why, grouped by exercise."""
+    """(style, line) pairs: what was lost and why, grouped by exercise; no control character in any line."""
+    return [(style, printable(text).replace("\n", " ").replace("\t", " "))
+            for style, text in _raw_advice(doc, verbose)]
+
+
+def _raw_advice(doc: dict, verbose: bool) -> list[tuple[str, str]]:
     lines: list[tuple[str, str]] = []
     names = {ex["id"]: ex["name"] for ex in doc["lesson"]["exercises"]}
     target = doc["lesson"]["target"]
@@ -155,7 +165,7 @@ def render_plain(doc: dict, *, verbose: bool = False, watching: bool = False) ->
     rows = _rows(doc)
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(4)]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    out = [f"Grading {doc['lesson']['target']}/", "", line(headers), line(tuple("-" * w for w in widths))]
+    out = [f"Grading {one_line(doc['lesson']['target'])}/", "", line(headers), line(tuple("-" * w for w in widths))]
     out += [line(r) for r in rows]
     advice = _advice(doc, verbose)
     if advice:
@@ -166,7 +176,9 @@ def render_plain(doc: dict, *, verbose: bool = False, watching: bool = False) ->
 def render_rich(doc: dict, console, *, verbose: bool = False, watching: bool = False) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Grading {doc['lesson']['target']}/", title_justify="left")
+    from rich.markup import escape
+
+    table = Table(title=escape(f"Grading {one_line(doc['lesson']['target'])}/"), title_justify="left")
     for header, justify in (("Exercise", "left"), ("Visible", "right"), ("Hidden", "right"), ("Total", "right")):
         table.add_column(header, justify=justify)
     for ex, row in zip(doc["lesson"]["exercises"], _rows(doc)):
@@ -203,14 +215,14 @@ class progress_line:  # noqa: N801 - used like a function: on_progress=progress_
 
     def __call__(self, done: int, total: int, nodeid: str) -> None:
         name = nodeid.split("/")[-1]
-        text = f"  grading {done}/{total}  {name}"[:100]
+        text = f"  grading {done}/{total}  {one_line(name)}"[:100]
         self.stream.write("\r" + text.ljust(self.width))
         self.stream.flush()
         self.width = len(text)
 
     def status(self, text: str) -> None:
         """Say what a wait is for until the first test starts (importing torch, collecting the tests)."""
-        text = f"  {text}"[:100]
+        text = "  " + one_line(text)[:98]
         self.stream.write("\r" + text.ljust(self.width))
         self.stream.flush()
         self.width = len(text)
@@ -285,7 +297,7 @@ class Display:
         width = len(str(self.total))
         what = (f"{row['total']}/{row['max']}" if row["status"] == "graded" else f"{row['status']}: {row['reason']}")
         when = "skipped (unchanged)" if seconds is None else f"{seconds:.1f} s"
-        return f"[{self.done:>{width}}/{self.total}] {row['student']}  {what}  ({when})"
+        return f"[{self.done:>{width}}/{self.total}] {one_line(row['student'])}  {one_line(what)}  ({when})"
 
     def finished(self, row: dict, seconds: float | None) -> None:
         self.done += 1

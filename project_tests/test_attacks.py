@@ -39,6 +39,7 @@ import codecs
 import csv
 import hashlib
 import importlib.util
+import io
 import json
 import marshal
 import os
@@ -60,7 +61,9 @@ ATTACKS = sorted(p.name for p in ATTACKS_DIR.iterdir() if p.is_dir() and any(p.g
 MODULES = ("ex1_special_tokens", "ex2_topk_attention", "ex3_parameter_accounting", "ex4_scaling")
 CONTROL = "zz-untouched-stubs"  # graded last in the batch: an attack on the batch itself shows on this row
 REFERENCE = "zz-reference"  # the solutions, in the batch: full marks, or the grading itself is broken
-GRADESCOPE_ATTACKS = ("leak_messages", "linger_results", "carry_hidden")  # the ones that target what Gradescope shows or reads
+GRADESCOPE_ATTACKS = ("carry_hidden", "hostile_text", "leak_messages", "linger_results")  # aimed at what Gradescope shows or reads
+# hostile_text again, in the batch, under a student id that a spreadsheet would read as a formula showing 100
+FORMULA_STUDENT = "=1+99"
 
 # the kinds of attack the issue asks for; each must be named in the docstring of at least one attack
 REQUIRED_KINDS = (
@@ -70,6 +73,7 @@ REQUIRED_KINDS = (
     "writing outside the sandbox", "processes that outlive grading", "leaking hidden text through messages",
     "hidden inputs carried to later tests", "links and FIFOs in the shared folder",
     "unwaited children", "fork bomb", "disk filler", "unix-socket exfiltration", "io_uring",
+    "student text as markup",
 )
 
 # planted in the inputs a hidden test hands to student code (the copy's tests/hidden): it may reach the worker,
@@ -781,6 +785,7 @@ class BatchRun:
     rows: dict[str, dict]  # student -> row of grades.csv, first run
     docs: dict[str, dict | None]  # student -> results.json, first run
     feedback: dict[str, str]
+    raw_csv: str  # grades.csv as written, first run
     rows_after_pause: dict[str, dict]  # grades.csv again, RERUN_PAUSE seconds after the first run
     docs_after_pause: dict[str, dict | None]
     rerun_rows: dict[str, dict]
@@ -822,7 +827,7 @@ def _read_out(out: Path) -> tuple[dict[str, dict], dict[str, dict | None], dict[
     except OSError:
         rows = {}
     docs, feedback = {}, {}
-    for student in [*ATTACKS, CONTROL, REFERENCE]:
+    for student in [*ATTACKS, CONTROL, REFERENCE, FORMULA_STUDENT]:
         try:
             docs[student] = json.loads((out / student / "results.json").read_text())
         except (OSError, ValueError):
@@ -845,6 +850,7 @@ def batch_run(tmp_path_factory) -> BatchRun:
         build_submission(submissions / attack, attack)
     build_submission(submissions / CONTROL, None)
     build_submission(submissions / REFERENCE, None, base=REPO / "solutions")
+    build_submission(submissions / FORMULA_STUDENT, "hostile_text")
     out = work / "out"
     out.mkdir()
     canaries = plant_canaries(work, out) + [submissions / ".canary"]
@@ -854,6 +860,7 @@ def batch_run(tmp_path_factory) -> BatchRun:
     first = run_grader(args, repo)
     left = outliving("atk-")
     rows, docs, feedback = _read_out(out)
+    raw_csv = (out / "grades.csv").read_text() if (out / "grades.csv").is_file() else ""
     time.sleep(RERUN_PAUSE)
     rows_after_pause, docs_after_pause, _ = _read_out(out)
     second = run_grader(args, repo)
@@ -861,10 +868,11 @@ def batch_run(tmp_path_factory) -> BatchRun:
     rerun_rows, rerun_docs, _ = _read_out(out)
     leftovers = tmp_files("atk-")
     remove(leftovers)
-    return BatchRun(first, second, rows, docs, feedback, rows_after_pause, docs_after_pause, rerun_rows, rerun_docs,
+    return BatchRun(first, second, rows, docs, feedback, raw_csv, rows_after_pause, docs_after_pause, rerun_rows,
+                    rerun_docs,
                     changes(before, tree_digest(repo)), bad_pycs(repo),
                     changes(submissions_before, tree_digest(submissions)),
-                    strays_in_out(out, [*ATTACKS, CONTROL, REFERENCE]), touched_canaries(canaries),
+                    strays_in_out(out, [*ATTACKS, CONTROL, REFERENCE, FORMULA_STUDENT]), touched_canaries(canaries),
                     [str(p) for p in leftovers], left)
 
 
@@ -1076,18 +1084,41 @@ def test_uid_mode_batch_gains_nothing_and_cannot_read_the_hidden_tests(uid_batch
 # ----------------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class GradescopeRun:
+    proc: subprocess.CompletedProcess
+    results: Path
+    left: list[tuple[int, str]]
+
+
+@pytest.fixture(scope="module")
+def gradescope_run(tmp_path_factory):
+    """``gradescope_run(attack)``: the attack graded once through ``gradescope-run`` (cached: the tests share it)."""
+    runs: dict[str, GradescopeRun] = {}
+
+    def run(attack: str) -> GradescopeRun:
+        if attack not in runs:
+            tmp = tmp_path_factory.mktemp(f"gradescope-{attack}")
+            repo = copy_repository(tmp / "source")
+            submission = build_submission(tmp / "submission", attack)
+            results = tmp / "results" / "results.json"
+            results.parent.mkdir()
+            proc = run_grader(["-m", "grader", "gradescope-run", "--submission", str(submission), "--results",
+                               str(results)], repo)
+            left = outliving(process_name(attack))
+            remove(tmp_files(f"atk-{attack}"))
+            runs[attack] = GradescopeRun(proc, results, left)
+        return runs[attack]
+
+    return run
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", GRADESCOPE_ATTACKS)
-def test_gradescope_run_gains_and_leaks_nothing(tmp_path, attack):
+def test_gradescope_run_gains_and_leaks_nothing(gradescope_run, attack):
     """Gradescope's results.json gives 0 points, holds no hidden text, and is not rewritten after the run."""
-    repo = copy_repository(tmp_path / "source")
-    submission = build_submission(tmp_path / "submission", attack)
-    results = tmp_path / "results" / "results.json"
-    results.parent.mkdir()
-    proc = run_grader(["-m", "grader", "gradescope-run", "--submission", str(submission), "--results",
-                       str(results)], repo)
-    left = outliving(process_name(attack))
-    remove(tmp_files(f"atk-{attack}"))
+    run = gradescope_run(attack)
+    proc, results, left = run.proc, run.results, run.left
     assert results.is_file(), f"no results.json: {proc.stderr[-3000:]}"
     doc = json.loads(results.read_text())
     assert doc["score"] == 0 and not passed_tests(doc), f"{attack} gained points on Gradescope: {describe(doc)}"
@@ -1214,3 +1245,77 @@ def test_gradescope_run_refuses_the_ways_out(tmp_path, attacks):
     assert not unrefused, f"no refusal mark for {unrefused} in Gradescope's results.json: {text[:3000]}"
     assert not left, f"processes left running: {left}"
     assert not leftovers, f"files left in /tmp: {leftovers}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# hostile_text: student text that would render as markup, a terminal command or a formula, in every mode
+# ----------------------------------------------------------------------------------------------------------
+
+HOSTILE_TAG = "<img src=x onerror=alert(1)>"  # pieces of hostile_text's message (see its docstring)
+HOSTILE_LINK = "javascript:alert(1)"
+ESCAPE_CODE = "\x1b["  # the escape character itself, which starts every terminal escape code
+ESCAPE_SHOWN = "\\x1b[2K"  # the same shown as text: what a reader sees in its place
+
+
+def _markdown_html(text: str) -> str:
+    mistune = pytest.importorskip("mistune", reason="mistune (nbconvert's Markdown renderer) is not installed")
+    return mistune.html(text)
+
+
+def _hostile_reason(doc: dict) -> str:
+    """The raw reason hostile_text's ex3 tests failed with (the results document is data, not a rendering)."""
+    reasons = [t["extra_data"]["reason"] for t in doc["tests"]
+               if t["extra_data"]["exercise"] == "ex3" and HOSTILE_TAG in t["extra_data"].get("reason", "")]
+    assert reasons, "the hostile message never reached a reason: the attack did not run"
+    return reasons[0]
+
+
+def test_old_renderings_of_hostile_text_were_live():
+    """Positive control: rendered the way the reports did before grader.untrusted, the message is an image with
+    an onerror handler, a link and a bold score in Markdown, an escape code in a terminal, a formula in a CSV."""
+    reason = "line 1: importing it raised ValueError: " + HOSTILE_TAG + f" [full marks]({HOSTILE_LINK}) **Score: 100**"
+    old_feedback = _markdown_html(f"- `test_x` (-1)\n  - {' '.join(reason.split())}\n")
+    assert HOSTILE_TAG in old_feedback and "<strong>Score: 100</strong>" in old_feedback
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow([FORMULA_STUDENT, "", "0"])
+    assert buffer.getvalue().startswith(FORMULA_STUDENT), "a plain CSV writer writes the formula as it is"
+
+
+@pytest.mark.slow
+def test_student_mode_shows_hostile_text_as_text(student_runs):
+    """The terminal report (plain and -v) shows the message with its escape codes as text: the attack's text
+    arrived, and no escape character did."""
+    run = student_runs["hostile_text"]
+    assert not run.error, f"grading hostile_text failed: {run.error}"
+    assert ESCAPE_CODE in _hostile_reason(run.doc), "positive control: the reason itself holds the escape codes"
+    assert ESCAPE_SHOWN in run.report and HOSTILE_TAG in run.report, "the hostile text did not reach the report"
+    assert "\x1b" not in run.report, "an escape code reached the terminal report"
+
+
+@pytest.mark.slow
+def test_batch_shows_hostile_text_as_text(batch_run):
+    """feedback.md renders the message as text (no image, no link, no bold score), grades.csv holds no control
+    character, and the student id that is a formula is written as text."""
+    feedback = batch_run.feedback["hostile_text"]
+    page = _markdown_html(feedback)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page, "the hostile text did not arrive in feedback.md"
+    assert "<img" not in page and "<a " not in page and "<strong>Score: 100" not in page, page[:2000]
+    assert "\x1b" not in feedback and "\x1b" not in batch_run.raw_csv, "an escape code in feedback.md or grades.csv"
+    row = batch_run.rows.get("hostile_text")
+    assert row is not None and ESCAPE_SHOWN in row["reason"], f"the reason did not arrive: {row}"
+    formula = batch_run.rows.get("'" + FORMULA_STUDENT)
+    assert formula is not None, f"no row for {FORMULA_STUDENT!r} written as text: {sorted(batch_run.rows)}"
+    assert formula["total"] == "0" and formula["status"] == "graded", formula
+    assert not any(line.startswith(FORMULA_STUDENT) for line in batch_run.raw_csv.splitlines())
+
+
+@pytest.mark.slow
+def test_gradescope_shows_hostile_text_as_text(gradescope_run):
+    """Gradescope is told that every output and name is plain text, and the message arrives without its escape
+    codes."""
+    doc = json.loads(gradescope_run("hostile_text").results.read_text())
+    assert (doc["output_format"], doc["test_output_format"], doc["test_name_format"]) == ("text",) * 3
+    assert all(box["output_format"] == box["name_format"] == "text" for box in doc["tests"])
+    outputs = "\n".join(box["output"] for box in doc["tests"])
+    assert HOSTILE_TAG in outputs and ESCAPE_SHOWN in outputs, "the hostile text did not arrive"
+    assert "\x1b" not in json.dumps(doc, ensure_ascii=False), "an escape code in what Gradescope shows"

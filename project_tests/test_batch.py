@@ -230,15 +230,18 @@ def hostile_submissions(subs: Path, pids: Path) -> None:
                     open({str(pids)!r} + "/" + n + str(os.getpid()), "w").close()
                 except OSError:
                     pass
-            if os.fork() == 0:
-                name("forker-child")
-                time.sleep(1000)
-            if os.fork() == 0:
-                os.setsid()
+            try:  # the syscall filter refuses fork (grader.judge.seccomp); where it is missing, the forks happen
                 if os.fork() == 0:
-                    name("forker-escaped")
+                    name("forker-child")
                     time.sleep(1000)
-                os._exit(0)
+                if os.fork() == 0:
+                    os.setsid()
+                    if os.fork() == 0:
+                        name("forker-escaped")
+                        time.sleep(1000)
+                    os._exit(0)
+            except PermissionError:
+                pass
             time.sleep(0.3)
 
             def add(a, b):
@@ -453,7 +456,7 @@ def test_missing_exercise_scores_zero_and_the_others_are_graded(suite, tmp_path,
     assert rows["deep"]["ex1"] == "0" and "missing" in rows["deep"]["reason"]  # depth 4 is not searched
     doc = json.loads((out / "half" / "results.json").read_text())
     assert (doc["score"], doc["max_score"]) == (3, 6)
-    assert "Not graded: missing" in (out / "half" / "feedback.md").read_text()
+    assert "Not graded: `missing" in (out / "half" / "feedback.md").read_text()
 
 
 def test_rich_progress_runs_without_a_terminal(suite, tmp_path, private_tmp):

@@ -15,6 +15,7 @@ import html
 import json
 import os
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from grader.nbgrader_cell import cell_value, grade_tests, silenced
 from grader.nbgrader_export import (
     ASSIGNMENT,
     EXERCISE_CSV,
+    JUDGE_LOG,
+    JUDGED_CELLS,
     NOTEBOOK,
-    REMOVED,
     SOLUTIONS,
     TESTS_DIR,
     CourseError,
@@ -37,12 +39,14 @@ from grader.nbgrader_export import (
     docstring_markdown,
     exercise_sources,
     extract_submission,
-    hidden_test_lines,
-    redact_notebook,
+    forget_judged,
     half_solved,
+    judged_cells,
     nbgrader,
     nbgrader_solution,
     score_row,
+    warn_unconfined_once,
+    write_judged,
     write_samples,
 )
 from grader.course import BEGIN, END
@@ -249,24 +253,6 @@ def test_todo_stubs_write_the_stubs_of_exercises():
                 assert code in stub_module, f"{cell['id']} is not the stub of exercises/"
 
 
-def test_feedback_redaction_removes_hidden_lines_and_keeps_the_rest():
-    """Any line holding a line of a hidden suite goes, plain, HTML-escaped or coloured; hints and public lines stay."""
-    hidden = (TESTS_DIR / "hidden" / f"test_{POINTS['ex2']['name']}_hidden.py").read_text()
-    secrets = hidden_test_lines()
-    line = next(line.strip() for line in hidden.splitlines() if line.strip() in secrets and "<" in line or "\"" in line)
-    hint = ast.get_docstring(next(n for n in ast.parse(hidden).body if isinstance(n, ast.FunctionDef))).splitlines()[0]
-    nb = {"cells": [{"cell_type": "code", "source": "print(open(p).read())", "outputs": [
-        {"output_type": "stream", "name": "stdout", "text": f"mine\n{line}\n"},
-        {"output_type": "display_data", "data": {"text/html": f"<pre>{html.escape(line)}</pre>", "text/plain": hint}},
-        {"output_type": "error", "ename": "E", "evalue": line, "traceback": [f"\x1b[0;32m{line}\x1b[0m"]},
-    ]}]}
-    out = redact_notebook(nb, secrets)["cells"][0]["outputs"]
-    assert out[0]["text"] == f"mine\n{REMOVED}\n"
-    assert out[1]["data"] == {"text/html": REMOVED, "text/plain": hint}
-    assert out[2]["evalue"] == REMOVED and out[2]["traceback"] == [REMOVED]
-    assert hint not in secrets and len(secrets) > 100
-
-
 def test_half_solved_keeps_every_other_block():
     """The partial sample answers the 1st and 3rd blocks and leaves the 2nd as its stub."""
     source = "".join(
@@ -379,6 +365,168 @@ def test_export_row_has_the_judges_scores_and_flags_a_kernel_that_disagrees():
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Autograde's test cells show what the judge found before the kernel started (no kernel, no nbgrader here)
+# ----------------------------------------------------------------------------------------------------------
+
+HOSTILE_REASON = "ValueError: <b>x</b>\x1b[2K all passed"
+HIDDEN_INPUT = "hidden-input-7f3a"  # what a hidden test's reason may hold: it must not reach the cell
+
+
+def _judged_doc() -> dict:
+    def test(nodeid, status, points, hidden, hint, reason):
+        return {"name": f"ex1: {nodeid}", "status": status, "max_score": points, "score": 0.0,
+                "extra_data": {"nodeid": nodeid, "exercise": "ex1", "hidden": hidden, "hint": hint, "reason": reason}}
+
+    tests = [test("test_add", "passed", 1.0, False, "add adds.", ""),
+             test("test_work[1]", "failed", 1.0, False, "work doubles.", HOSTILE_REASON),
+             test("test_work[2]", "passed", 1.0, False, "work doubles.", ""),
+             test("test_secret", "failed", 1.0, True, "add works for negative numbers.", HIDDEN_INPUT)]
+    summary = {"id": "ex1", "visible_score": 2.0, "hidden_score": 0.0, "score": 2.0}
+    return {"tests": tests, "lesson": {"status": "graded", "exercises": [summary]}}
+
+
+JUDGED_NOTEBOOK = [
+    {"cell_type": "markdown", "source": "%%graded_tests test_ex1_demo.py 3"},  # text, not a cell to fill
+    {"cell_type": "code", "source": "%%exercise ex1_demo --start\ndef add(a, b):\n    return a + b"},
+    {"cell_type": "code", "source": ["%%graded_tests test_ex1_demo.py 3\n", "# the visible tests"]},
+    {"cell_type": "code", "source": "%%graded_tests hidden/test_ex1_demo_hidden.py 1\n# hidden"},
+]
+
+
+def test_judged_cells_are_the_judges_scores_and_hidden_ones_hints_only():
+    judged = judged_cells(_judged_doc(), JUDGED_NOTEBOOK)
+    assert sorted(judged) == ["hidden/test_ex1_demo_hidden.py", "test_ex1_demo.py"]
+    visible, hidden = judged["test_ex1_demo.py"], judged["hidden/test_ex1_demo_hidden.py"]
+    assert (visible["value"], hidden["value"]) == (2.0, 0.0)
+    assert visible["feedback"].splitlines()[0] == "visible tests: 2 / 3 points"
+    assert "work (1 of 2 cases): work doubles." in visible["feedback"] and "<b>x</b>" in visible["feedback"]
+    assert "\x1b" not in visible["feedback"] and "\\x1b[2K" in visible["feedback"], "a reason is the student's text"
+    assert hidden["feedback"].splitlines() == ["hidden tests: 0 / 1 points",
+                                               "  lost 1: add works for negative numbers."]
+    assert HIDDEN_INPUT in json.dumps(_judged_doc()) and HIDDEN_INPUT not in json.dumps(judged)
+
+
+def test_judged_cells_of_an_ungradable_notebook_say_why():
+    doc = results.ungradable("SyntaxError: bad", points=POINTS, exercises=list(POINTS))
+    ex = next(iter(POINTS))
+    name = f"test_{POINTS[ex]['name']}.py"
+    judged = judged_cells(doc, [{"cell_type": "code", "source": f"%%graded_tests {name} 5\n"}])
+    assert judged[name]["value"] == 0 and "not graded: SyntaxError: bad" in judged[name]["feedback"]
+
+
+def test_test_cell_while_autograding_shows_the_judged_results_and_runs_no_test(monkeypatch, capsys):
+    """In autograde the cell reads the judge's file (it never looks for a test file: test_ex1_demo.py exists
+    nowhere here), caps its value at the cell's points, and fails loudly when there are no results."""
+    from grader.nbgrader_cell import JUDGED_ENV, _graded_tests_magic
+
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.delenv(JUDGED_ENV, raising=False)
+    with pytest.raises(RuntimeError, match="no results of the judge"):
+        _graded_tests_magic("test_ex1_demo.py 3", "")
+    path = write_judged({"test_ex1_demo.py": {"value": 1e9, "feedback": "visible tests: shown"}})
+    try:
+        assert os.environ[JUDGED_ENV] == str(path) and path.is_file()
+        assert _graded_tests_magic("test_ex1_demo.py 3", "# the visible tests") == 3.0
+        assert capsys.readouterr().out == "visible tests: shown\n"
+        with pytest.raises(RuntimeError, match="no results for this cell"):
+            _graded_tests_magic("hidden/test_ex1_demo_hidden.py 1", "")
+        second = write_judged({})
+        assert not path.exists() and second.is_file(), "the previous notebook's file is removed"
+    finally:
+        forget_judged()
+    assert JUDGED_ENV not in os.environ and not second.exists()
+
+
+def test_judged_cells_folder_goes_when_the_autograde_process_ends(tmp_path):
+    """Even when no ForgetJudged ran (a notebook that failed), nothing of the judged cells outlives the process."""
+    code = ("from grader.nbgrader_export import write_judged\n"
+            "path = write_judged({'x': {'value': 1, 'feedback': ''}})\n"
+            "print(path, path.is_file())\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    path, existed = out.stdout.split()
+    assert existed == "True", out.stderr
+    assert Path(path).parent.parent == tmp_path and Path(path).parent.name.startswith(JUDGED_CELLS)
+    assert not list(tmp_path.iterdir()), "the judged cells outlived the process"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The kernel's launcher: the hidden tests out of reach, or a warning once, or (required) no kernel
+# ----------------------------------------------------------------------------------------------------------
+
+# what a cell the student adds might run: its first line is the mark that it ran
+PROBE = """\
+import pathlib, sys
+root = pathlib.Path(sys.argv[1])
+print("hidden files seen:", len([*(root / "tests" / "hidden").glob("*.py"), *(root / "solutions").glob("*.py")]))
+"""
+
+
+def _launch(*options: str, without: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GRADER_WITHOUT": without}
+    command = [sys.executable, "-m", "grader.nbgrader_kernel", *options, "--", sys.executable, "-c", PROBE, str(REPO)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_kernel_launcher_hides_the_hidden_tests():
+    from grader.facilities import present
+
+    if not present().namespaces:
+        pytest.skip("no user namespaces here: the launcher cannot hide anything (see the test below)")
+    direct = subprocess.run([sys.executable, "-c", PROBE, str(REPO)], capture_output=True, text=True, timeout=60)
+    seen = int(direct.stdout.split()[-1])
+    assert seen > 0, "positive control: unconfined, the probe finds the hidden tests and solutions"
+    for options in ((), ("--require",)):
+        run = _launch(*options)
+        assert (run.returncode, run.stdout, run.stderr) == (0, "hidden files seen: 0\n", ""), options
+
+
+def test_kernel_launcher_without_namespaces_runs_unconfined_or_refuses():
+    """GRADER_WITHOUT=namespaces (a container that forbids them): the kernel starts and can read the hidden tests
+    (autograde's log says so once), or with --require it never starts."""
+    from grader.nbgrader_kernel import REFUSED
+
+    run = _launch(without="namespaces")
+    assert run.returncode == 0 and int(run.stdout.split()[-1]) > 0, run.stderr
+    refused = _launch("--require", without="namespaces")
+    assert refused.returncode == REFUSED and refused.stdout == "", "the kernel started although confinement failed"
+    assert "refusing to start the kernel" in refused.stderr and "GRADER_WITHOUT" in refused.stderr
+
+
+def test_autograde_preprocessors_judge_first_forget_last_and_start_kernels_through_the_launcher():
+    pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -e '.[dev]')")
+    from traitlets.config import Config
+
+    from grader import nbgrader_export
+
+    names = [p.__name__ for p in nbgrader_export.autograde_preprocessors()]
+    assert names[0] == "JudgeBeforeKernel" and names[-1] == "ForgetJudged" and "HiddenTestsExecute" in names
+    assert "Execute" not in names
+    config = Config()
+    config.HiddenTestsExecute.require_confinement = True
+    strict = nbgrader_export.HiddenTestsExecute(config=config).kernel_manager_class
+    assert nbgrader_export.HiddenTestsExecute().kernel_manager_class.__name__ == "HiddenTestsKernelManager"
+    assert strict.__name__ == "RequiredConfinementKernelManager"
+
+
+def test_unconfined_kernels_are_said_once_in_the_log(monkeypatch):
+    import grader.nbgrader_export as export
+
+    class Log:
+        said: list[str] = []
+
+        def warning(self, text, *args):
+            self.said.append(text % args)
+
+    monkeypatch.setattr(export, "_warned_unconfined", [])
+    log = Log()
+    assert warn_unconfined_once(log, "user namespaces are switched off") is True
+    assert warn_unconfined_once(log, "user namespaces are switched off") is False
+    assert len(log.said) == 1 and "NOT confined here (user namespaces are switched off)" in log.said[0]
+    assert "require_confinement" in log.said[0]
+
+
+# ----------------------------------------------------------------------------------------------------------
 # End to end: generate_assignment, three submissions, autograde, export; compared with python -m grader
 # ----------------------------------------------------------------------------------------------------------
 
@@ -387,15 +535,18 @@ def test_export_row_has_the_judges_scores_and_flags_a_kernel_that_disagrees():
 # test cell shows its full points without running a test. The exercise cells are the untouched stubs.
 FORGERY = """\
 import grader.nbgrader_cell as cell
-cell.grade_tests = lambda test_file, source, **kw: ({"lesson": {"hidden_run": False}, "tests": []}, 1e9)
+cell.judged_cell = lambda test_file: {"value": 1e9, "feedback": ""}
 """
 
 
 # A cell the student adds: while autograde runs it (in the student's kernel, as the instructor), it prints the
-# hidden suites, which the grader's repository holds, into the notebook's output, and so into the feedback.
+# hidden suites, which the grader's repository holds, into the notebook's output, and so into the feedback; it
+# first says how many it found (the mark that its hostile step ran).
 LEAK = """\
 from grader.grading import TESTS_DIR
-for path in sorted((TESTS_DIR / "hidden").glob("test_*.py")):
+found = sorted((TESTS_DIR / "hidden").glob("test_*.py")) + sorted((TESTS_DIR.parent / "solutions").glob("*.py"))
+print(f"hidden files seen: {len(found)}")
+for path in found:
     print(path.read_text())
 """
 
@@ -426,6 +577,8 @@ def graded_course(tmp_path_factory):
     env = dict(os.environ)
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
         env[name] = str(tmp / name.lower())  # no user or machine Jupyter settings leak in
+    env["TMPDIR"] = str(tmp / "tmp")  # what nbgrader and its kernels leave in the temporary folder is seen here
+    (tmp / "tmp").mkdir()
     pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     _check(nbgrader(course, "generate_assignment", ASSIGNMENT, env=env, **pipes), "generate_assignment")
     submitted = write_samples(course)
@@ -444,7 +597,7 @@ def graded_course(tmp_path_factory):
     exporter = "grader.nbgrader_export.ExerciseScoresExport"
     _check(nbgrader(course, "export", "--exporter", exporter, env=env, **pipes), "export --exporter")
     _check(nbgrader(course, "generate_feedback", ASSIGNMENT, env=env, **pipes), "generate_feedback")
-    return {"course": course, "batch": batch, "autograde_log": log}
+    return {"course": course, "batch": batch, "autograde_log": log, "tmp": tmp / "tmp"}
 
 
 def _rows(path: Path) -> dict[str, dict]:
@@ -552,10 +705,11 @@ def _page_text(path: Path) -> str:
 
 def _secret_lines() -> set[str]:
     """The lines that only the hidden suites have (not their hints, which students see), as the test sees them:
-    stripped, longer than 12 characters, in no file a student has (visible suites, stubs, lesson code, scripts)."""
+    stripped, longer than 12 characters, in no file a student has (visible suites, stubs, lesson code and text,
+    scripts)."""
     public = set()
     for path in [*TESTS_DIR.glob("*.py"), *(REPO / "exercises").glob("*.py"), *(REPO / "llm_basics").rglob("*.py"),
-                 *(REPO / "resources").rglob("*.py")]:
+                 *(REPO / "resources").rglob("*.py"), *(REPO / "resources").rglob("*.md")]:  # the lesson text too
         public |= {line.strip() for line in path.read_text().splitlines()}
     secret = set()
     for path in (TESTS_DIR / "hidden").glob("test_*.py"):
@@ -564,25 +718,62 @@ def _secret_lines() -> set[str]:
             if isinstance(node, ast.FunctionDef) and ast.get_docstring(node):
                 public.add(ast.get_docstring(node).splitlines()[0].strip())
         secret |= {line.strip() for line in text.splitlines()}
-    return {line for line in secret - public if len(line) > 12}
+    # a hidden line that is part of a public line (`with torch.device("meta"):` in a stub, before its comment) is
+    # public: honest feedback shows it
+    everything_public = "\n".join(public)
+    return {line for line in secret - public if len(line) > 12 and line not in everything_public}
 
 
 @pytest.mark.slow
 def test_feedback_html_holds_no_line_of_a_hidden_test(graded_course):
-    """generate_feedback's HTML, for every student (the leaker printed the hidden suites during autograde),
-    shows no line of a hidden test; the leaker's feedback says that text was removed. No hypothesis cache (the
-    literals of every module a kernel imported) is copied into the feedback either."""
+    """generate_feedback's HTML, for every student, shows no line of a hidden test but the student's own: the
+    leaker's cell, run in the kernel, found no hidden file to print (its mark says 0, where this process, unconfined, finds them). No
+    hypothesis cache (the literals of every module a kernel imported) is copied into the feedback either."""
     feedback = graded_course["course"] / "feedback"
     pages = sorted(feedback.glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.html"))
     assert {p.parent.parent.name for p in pages} == {*SAMPLE_STUDENTS, "forger", "leaker"}
     secret = _secret_lines()
-    assert len(secret) > 100, "the check needs hidden lines to look for"
     for page in pages:
+        student = page.parent.parent.name
+        # the student's own lines are shown back as written: a hidden test may share a line with a right answer
+        notebook = json.loads((graded_course["course"] / "submitted" / student / ASSIGNMENT / NOTEBOOK).read_text())
+        own = {line.strip() for cell in notebook["cells"] for line in _source(cell).splitlines()}
+        theirs = secret - own
+        assert len(theirs) > 100, f"{student}: the check needs hidden lines to look for"
         text = _page_text(page)
-        leaked = sorted(line for line in secret if line in text)
-        assert not leaked, f"{page.parent.parent.name}: hidden test lines in the feedback: {leaked[:3]}"
-    assert REMOVED in _page_text(feedback / "leaker" / ASSIGNMENT / f"{ASSIGNMENT}.html")
+        leaked = sorted(line for line in theirs if line in text)
+        assert not leaked, f"{student}: hidden test lines in the feedback: {leaked[:3]}"
+    unconfined = len(list((TESTS_DIR / "hidden").glob("test_*.py")) + list(SOLUTIONS.glob("*.py")))
+    assert unconfined > 0, "positive control: outside the kernel the leaker's code finds the hidden files"
+    assert "hidden files seen: 0" in _page_text(feedback / "leaker" / ASSIGNMENT / f"{ASSIGNMENT}.html"), (
+        "the leaker's cell did not run, or found hidden files")
     assert not list(feedback.rglob(".hypothesis")), "a hypothesis cache was copied into the feedback"
+
+
+@pytest.mark.slow
+def test_reference_feedback_shows_every_line_of_its_code(graded_course):
+    """Nothing is redacted: every line of the reference's exercise cells is in its feedback page, as written."""
+    course = graded_course["course"]
+    page = _page_text(course / "feedback" / "reference" / ASSIGNMENT / f"{ASSIGNMENT}.html")
+    code = exercise_sources(course / "submitted" / "reference" / ASSIGNMENT / NOTEBOOK)
+    lines = {line.strip() for body in code.values() for line in body.splitlines() if line.strip()}
+    assert len(lines) > 100, "the check needs code lines to look for"
+    missing = sorted(line for line in lines if line not in page)
+    assert not missing, f"lines of the reference's code missing from its feedback: {missing[:5]}"
+    assert "removed]" not in page
+
+
+@pytest.mark.slow
+def test_judged_cells_do_not_outlive_autograde(graded_course):
+    """The judge's results for each notebook's test cells (written before its kernel started) are gone once
+    autograde ends, and autograde never said its kernels were unconfined (they were, in a namespace)."""
+    log = graded_course["autograde_log"]
+    notebooks = len(list((graded_course["course"] / "submitted").glob(f"*/{ASSIGNMENT}/{NOTEBOOK}")))
+    # nbgrader only logs an error in a config file and goes on with its defaults: see that ours were used
+    assert log.count(f"{JUDGE_LOG}: judged the notebook's code in") == notebooks > 0, "JudgeBeforeKernel did not run"
+    left = sorted(p.name for p in graded_course["tmp"].rglob(f"{JUDGED_CELLS}*"))
+    assert not left, f"judged cells left in the temporary folder: {left}"
+    assert "NOT confined" not in log
 
 
 @pytest.mark.slow

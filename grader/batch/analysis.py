@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.batch.gradebook import Seals
+from grader.untrusted import csv_row
 
 ITEMS_CSV, HISTOGRAMS_CSV, PNG = "item_analysis.csv", "score_histograms.csv", "item_analysis.png"
 SIMILARITY_HTML, SIMILARITY_CSV = "similarity.html", "similarity.csv"
@@ -150,7 +151,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, list(rows[0]))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(csv_row(row) for row in rows)  # student ids are the submissions' text
 
 
 def item_analysis(out: Path, points: dict) -> dict[str, Path]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from grader import results
 from grader.records import ExerciseSummary
+from grader.untrusted import csv_row
 
 REASON_CHARS = 200  # one exercise's part of a gradebook reason
 
@@ -153,7 +154,8 @@ class Gradebook:
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, self.columns, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(self.rows)
+            # a student id or a reason is the submission's text: no control character, no formula (csv_row)
+            writer.writerows(csv_row(row) for row in self.rows)
         tmp.replace(self.path)
         self.written, self.dirty = time.monotonic(), False
 

@@ -31,9 +31,11 @@ worksheet; "Offline grading worksheet" must be on in the assignment's feedback t
   tick "Allow updating records that have been modified more recently in Moodle than in the spreadsheet" to
   replace grades someone changed in Moodle after the download.
 
-Not written, and reported: submissions that are not graded (ungradable, error, pending), rows without an LMS id
-or whose id is not in the file ("submissions without a student"), and students in the file with no graded
-submission ("students without a submission": left as they were).
+The one cell written is a number, which a spreadsheet never reads as a formula; every other cell is the LMS's own,
+written back as read. Not written, and reported (names and reasons on one line, control characters shown as
+escapes: they come from the LMS file and the submissions): submissions that are not graded (ungradable, error,
+pending), rows without an LMS id or whose id is not in the file ("submissions without a student"), and students
+in the file with no graded submission ("students without a submission": left as they were).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.runner import GradingError
+from grader.untrusted import one_line
 
 TITLE_AND_ID = re.compile(r"\A(.*)\s\((\d+)\)\Z")  # Canvas's Assignment.title_and_id
 NOT_A_STUDENT = re.compile(r"^\s*(Muted|Manual Posting.*)?\s*$", re.IGNORECASE)
@@ -102,7 +105,7 @@ class Merge:
                              ("not graded, left as they were", self.not_graded),
                              ("not written", self.skipped)):
             if names:
-                lines.append(f"{title} ({len(names)}): " + "; ".join(names))
+                lines.append(f"{title} ({len(names)}): " + "; ".join(one_line(name) for name in names))
         return "\n".join(lines)
 
 
@@ -157,7 +160,7 @@ def _write(merge: Merge, cells: list[str], index: int, label: str, row: dict | N
     if row is None:
         merge.no_submission.append(label)
     elif row["status"] != "graded":
-        reason = row["reason"] if len(row["reason"]) <= 80 else row["reason"][:77].rstrip() + "..."
+        reason = one_line(row["reason"], 80)
         merge.not_graded.append(f"{label} ({row['status']}: {reason})")
     elif locked:
         merge.skipped.append(f"{label} (the grade is locked in the LMS)")
