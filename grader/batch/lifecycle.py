@@ -135,22 +135,39 @@ class ProcessTree:
         bare = [pid for pid, p in self.others.items() if p is None]
         self.others.clear()
         killed = []
-        if held:
-            import psutil
-
-            _, alive = psutil.wait_procs(list(held.values()), timeout=grace)
-            for process in alive:
-                try:
-                    process.kill()  # psutil checks the start time first: never a reused pid
-                    killed.append(process.pid)
-                except psutil.Error:  # gone meanwhile
-                    pass
-            psutil.wait_procs(alive, timeout=2.0)
+        alive = _wait_held(list(held.values()), grace)
+        for process in alive:
+            try:
+                process.kill()  # psutil checks the start time first: never a reused pid
+                killed.append(process.pid)
+            except Exception:  # noqa: BLE001 - psutil.Error: gone meanwhile
+                pass
+        _wait_held(alive, 2.0)
         for pid in portable.wait_pids(bare, grace):
             kill(pid)
             killed.append(pid)
         portable.wait_pids(bare, 2.0)
         return killed
+
+
+def _wait_held(processes: list, seconds: float) -> list:
+    """Poll until every ``psutil.Process`` has ended (a zombie has: a container's init may never reap it, and
+    psutil's own wait would wait for that) or ``seconds`` passed; returns those still running."""
+    deadline = time.monotonic() + seconds
+    left = [p for p in processes if _running(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(portable.POLL_SECONDS)
+        left = [p for p in left if _running(p)]
+    return left
+
+
+def _running(process) -> bool:
+    try:
+        import psutil
+
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except Exception:  # noqa: BLE001 - gone
+        return False
 
 
 def _held(pid: int):

@@ -375,7 +375,7 @@ class Batch:
         tree = ProcessTree(server.pid)  # before anything is killed
         kill(server.pid)
         server.close()
-        tree.reap()
+        tree.reap(grace=0.0)  # its spawned workers have their own sessions and may be computing: they go now
         del self.running[rid]
         self.finish(job, Outcome(status=0, events=_events(job.sandbox / "events.jsonl"),
                                  elapsed=time.monotonic() - job.started, stopped=True))
