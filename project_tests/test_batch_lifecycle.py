@@ -202,13 +202,14 @@ def test_portable_batch_grades_every_submission_and_warns_once(suite, tmp_path, 
     import psutil
 
     subs, out, log = tmp_path / "subs", tmp_path / "out", io.StringIO()
+    # the stub first: the second submission's workers were started while the first one's folder existed
+    write_folder(subs / "a_stub", {"ex1_alpha.py": 'def add(a, b):\n    raise NotImplementedError("ex1")\n'})
     write_folder(subs / "good", {"ex1_alpha.py": GOOD["ex1_alpha.py"]})
-    write_folder(subs / "stub", {"ex1_alpha.py": 'def add(a, b):\n    raise NotImplementedError("ex1")\n'})
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     rows = {r["student"]: r for r in batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"},
                                                  stream=log)}
     assert [rows["good"][k] for k in ("ex1", "status")] == ["3", "graded"]
-    assert [rows["stub"][k] for k in ("ex1", "status")] == ["0", "graded"]
+    assert [rows["a_stub"][k] for k in ("ex1", "status")] == ["0", "graded"]
     doc = json.loads((out / ".grader-instructor" / "good.json").read_text())
     assert doc["lesson"]["facilities"]["start_method"] == "spawn"
     assert not any(doc["lesson"]["protections"].values())

@@ -181,3 +181,21 @@ def test_torch_wheel_note_names_intel_macs_only():
     assert "Intel Mac" in portable.torch_wheel_note("Darwin", "x86_64")
     for system, machine in [("Darwin", "arm64"), ("Linux", "x86_64"), ("Linux", "aarch64"), ("Windows", "AMD64")]:
         assert portable.torch_wheel_note(system, machine) is None
+
+
+def test_a_spare_worker_does_not_start_in_the_submission_folder(tmp_path):
+    """A spare worker outlives the submission it was started beside, whose folder is removed when it is done: it
+    starts in the project root (an interpreter whose folder is gone failed in ``import torch``, and the next
+    submission lost its first test)."""
+    psutil = pytest.importorskip("psutil")
+    folder = tmp_path / "submission-work"
+    folder.mkdir()
+    popen, sock, _ = portable.spawn_worker(str(folder))
+    try:
+        assert Path(psutil.Process(popen.pid).cwd()) == REPO
+    finally:
+        popen.kill()
+        popen.wait()
+        sock.close()
+    with pytest.raises(FileNotFoundError):
+        portable.spawn_worker(str(tmp_path / "gone"))
