@@ -177,4 +177,5 @@ def unconfined_warning(here: Facilities | None = None) -> str | None:
     return ("warning: this batch runs student code UNCONFINED: " + ", ".join(why) + ". A submission can read the "
             "hidden tests, the solutions and every other file this user can, write outside its folder, use the "
             "network and leave processes running; only the CPU, memory and time limits apply. Grade on Linux "
-            "5.13+ (Landlock), or as root in a container so the worker drops to its own uid.")
+            "5.13+ (Landlock), or as root in a container so the worker drops to its own uid"
+            + ("." if WORKER_DROPS_UID else " (once the worker does: not in this version)."))
