@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 BLOCKED = ("pidfd_open", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "unshare")
@@ -69,7 +70,13 @@ def main(spec: dict) -> dict:
     from grader import check, facilities, grading, plots, results, runner, watch
     from grader.runner import Limits
 
-    out = {"refused": refused(), "facilities": facilities.present().record(), "grade": {}}
+    out = {"refused": refused(), "facilities": facilities.present().record(), "grade": {}, "seconds": {}}
+    clock = time.monotonic()
+
+    def lap(step: str) -> None:  # wall-clock seconds per step, for whoever wants to cut the test's cost
+        nonlocal clock
+        out["seconds"][step], clock = round(time.monotonic() - clock, 1), time.monotonic()
+
     limits = Limits(**spec["limits"])
     # one judge session (every suite, hidden included) grades the submissions and check's reference and stubs:
     # each session started on this path imports torch and collects by itself
@@ -81,8 +88,10 @@ def main(spec: dict) -> dict:
                 doc = grading.grade(target, exercises=spec["exercises"], hidden=True, limits=limits, server=server)
                 out["grade"][name] = verdicts(doc)
                 out["protections"] = doc["lesson"].get("protections")
+                lap(name)
             out["check"] = ([check.check_reference(server=server)[0], check.check_stubs(server=server)[0]]
                             if spec.get("check") else None)
+            lap("check")
         finally:
             server.close()
     # watch: one open session, two saves of ex1 (the stub, then the reference), each graded in turn
@@ -96,7 +105,9 @@ def main(spec: dict) -> dict:
         out["watch"].append(verdicts(sitting.grade(["ex1"])))
     finally:
         sitting.close()
+    lap("watch")
     out["plots"] = [[name, str(path)] for name, path in plots.make_plots("solutions", work)]
+    lap("plots")
     return out
 
 

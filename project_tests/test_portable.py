@@ -20,14 +20,16 @@ LIMITS = {"timeout": 1.0, "wall": 30.0, "max_strikes": 0}  # 1 s of CPU: the two
 
 
 def half_done(folder: Path) -> Path:
-    """ex1: the reference with a wrong decode (Hypothesis finds it), a pad that never ends (timeouts) and a save
-    that kills its process (a crash); ex2: a syntax error (that exercise only is lost)."""
+    """ex1: the reference with a wrong decode (Hypothesis finds it), a pad that never ends when asked to pad to 3 on
+    the left (one timeout: each costs a worker, and on the portable path its replacement's torch import) and a
+    save that kills its process (a crash); ex2: a syntax error (that exercise only is lost)."""
     folder.mkdir()
     source = (REPO / "solutions" / "ex1_special_tokens.py").read_text()
     source = source.replace("    def decode(self, ids", "    def decode(self, ids, *_a, **_k):\n"
                             "        return self._decode(ids, *_a, **_k).replace('e', 'E')\n\n    def _decode(self, ids", 1)
-    source = source.replace("    def pad(\n", "    def pad(self, *a, **k):\n        while True:\n            pass\n\n"
-                            "    def _pad(\n", 1)
+    source = source.replace("    def pad(\n", "    def pad(self, *a, **k):\n"
+                            "        while k.get('side') == 'left' and k.get('length') == 3:\n            pass\n"
+                            "        return self._pad(*a, **k)\n\n    def _pad(\n", 1)
     source = source.replace("    def save(self, path", "    def save(self, path, *_a):\n        import os\n"
                             "        os._exit(3)\n\n    def _save(self, path", 1)
     (folder / "ex1_special_tokens.py").write_text(source)
