@@ -10,8 +10,10 @@ from grader import results, stubs
 from grader.grading import TESTS_DIR, grade
 
 
-def check_reference(tests_dir: Path = TESTS_DIR) -> tuple[bool, list[str]]:
-    doc = grade("solutions", hidden=True, tests_dir=tests_dir)
+def check_reference(tests_dir: Path = TESTS_DIR, *, server=None) -> tuple[bool, list[str]]:
+    """Grade the reference, hidden tests included: full marks, and the points points.json promises.
+    ``server``: an open judge session that collected every suite, hidden included (else one is started)."""
+    doc = grade("solutions", hidden=True, tests_dir=tests_dir, server=server)
     problems = [
         f"reference lost {t['max_score']:g} on {t['extra_data']['nodeid']}: {t['extra_data']['reason']}"
         for t in doc["tests"]
@@ -31,13 +33,14 @@ def check_reference(tests_dir: Path = TESTS_DIR) -> tuple[bool, list[str]]:
     return not problems, problems
 
 
-def check_stubs(tests_dir: Path = TESTS_DIR) -> tuple[bool, list[str]]:
-    """Grade freshly generated stubs (not whatever is in exercises/ now): every test must fail as not implemented."""
+def check_stubs(tests_dir: Path = TESTS_DIR, *, server=None) -> tuple[bool, list[str]]:
+    """Grade freshly generated stubs (not whatever is in exercises/ now): every test must fail as not implemented.
+    ``server``: as for ``check_reference``."""
     with tempfile.TemporaryDirectory(prefix="stubs-") as tmp:
         folder = Path(tmp)
         for name, text in stubs.expected_stubs().items():
             (folder / name).write_text(text)
-        doc = grade(folder, hidden=True, tests_dir=tests_dir)
+        doc = grade(folder, hidden=True, tests_dir=tests_dir, server=server)
     problems = [
         f"stub test {t['extra_data']['nodeid']} {t['status']} as {t['extra_data']['kind']}: {t['extra_data']['reason']}"
         for t in doc["tests"]

@@ -164,11 +164,18 @@ _FORCE_TCP = os.environ.get("GRADER_WORKER_TCP") == "1"  # the project tests tak
 def spawn_worker(cwd: str) -> tuple[subprocess.Popen, socket.socket, dict]:
     """Start ``python -m grader.judge.spawned`` (it imports torch, then waits for its configuration).
 
-    Returns the process, our end (a listener to ``accept_worker`` on, on Windows) and the address it was given."""
+    Returns the process, our end (a listener to ``accept_worker`` on, on Windows) and the address it was given.
+
+    ``cwd`` must exist now, but the interpreter starts in the project root, not there: a spare outlives the
+    submission it was started beside, whose folder is removed when that submission is done, and an interpreter
+    whose folder was removed fails in ``import torch`` (the next submission's first test then lost its worker).
+    The worker moves to its own private folder once configured (grader.judge.spawned)."""
+    if not os.path.isdir(cwd):
+        raise FileNotFoundError(cwd)
     ours, theirs, address = _connected_pair()
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in [_project_root(), env.get("PYTHONPATH", "")] if p)
-    kwargs: dict = {"stdin": subprocess.DEVNULL, "cwd": cwd, "env": env}
+    kwargs: dict = {"stdin": subprocess.DEVNULL, "cwd": _project_root(), "env": env}
     if theirs is not None:
         kwargs["pass_fds"] = (theirs.fileno(),)
         kwargs["start_new_session"] = True  # its own process group: the judge kills everything it starts

@@ -3,10 +3,10 @@
 Run as ``python project_tests/portable_loop.py SUBMISSIONS_JSON`` inside a fresh mount namespace whose /proc is an
 empty tmpfs (test_portable sets that up with ``unshare``). Before anything else it installs a syscall filter
 (libseccomp, through ctypes) that answers ENOSYS for pidfd_open, Landlock's three calls and unshare, as a kernel
-without them would; then it proves that each is gone (the hostile step, refused), grades every submission with
+without them would; then it proves that each is gone (the hostile step, refused), grades every submission (hidden tests included) with
 ``GRADER_WITHOUT=fork,affinity`` (the spawn start method: fork exists on Linux but not on Windows, and is unsafe
 on macOS), re-grades one exercise twice through ``watch``'s open session (two saves), draws the plots and runs
-``check``'s reference and stub gradings. It prints one JSON document: what was refused, the facilities seen, and
+``check``'s reference and stub gradings (in the submissions' judge session). It prints one JSON document: what was refused, the facilities seen, and
 the verdicts, for the test to compare with the Linux path's.
 """
 
@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 BLOCKED = ("pidfd_open", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "unshare")
@@ -66,15 +67,33 @@ def verdicts(doc: dict) -> dict:
 def main(spec: dict) -> dict:
     block_syscalls()
     os.environ["GRADER_WITHOUT"] = "fork,affinity"
-    from grader import check, facilities, grading, plots, watch
+    from grader import check, facilities, grading, plots, results, runner, watch
     from grader.runner import Limits
 
-    out = {"refused": refused(), "facilities": facilities.present().record(), "grade": {}}
+    out = {"refused": refused(), "facilities": facilities.present().record(), "grade": {}, "seconds": {}}
+    clock = time.monotonic()
+
+    def lap(step: str) -> None:  # wall-clock seconds per step, for whoever wants to cut the test's cost
+        nonlocal clock
+        out["seconds"][step], clock = round(time.monotonic() - clock, 1), time.monotonic()
+
     limits = Limits(**spec["limits"])
-    for name, target in spec["targets"].items():
-        doc = grading.grade(target, exercises=spec["exercises"], limits=limits)
-        out["grade"][name] = verdicts(doc)
-        out["protections"] = doc["lesson"].get("protections")
+    # one judge session (every suite, hidden included) grades the submissions and check's reference and stubs:
+    # each session started on this path imports torch and collects by itself
+    with tempfile.TemporaryDirectory(prefix="portable-session-") as tmp:
+        files = grading.suite_files(list(results.load_points(grading.TESTS_DIR)), hidden=True)
+        server = runner.JudgeServer(files, rootdir=grading.TESTS_DIR.parent, tmpdir=Path(tmp), limits=limits)
+        try:
+            for name, target in spec["targets"].items():
+                doc = grading.grade(target, exercises=spec["exercises"], hidden=True, limits=limits, server=server)
+                out["grade"][name] = verdicts(doc)
+                out["protections"] = doc["lesson"].get("protections")
+                lap(name)
+            out["check"] = ([check.check_reference(server=server)[0], check.check_stubs(server=server)[0]]
+                            if spec.get("check") else None)
+            lap("check")
+        finally:
+            server.close()
     # watch: one open session, two saves of ex1 (the stub, then the reference), each graded in turn
     work = Path(tempfile.mkdtemp(prefix="portable-watch-"))
     shutil.copy(spec["stub_ex1"], work / "ex1_special_tokens.py")
@@ -86,8 +105,9 @@ def main(spec: dict) -> dict:
         out["watch"].append(verdicts(sitting.grade(["ex1"])))
     finally:
         sitting.close()
+    lap("watch")
     out["plots"] = [[name, str(path)] for name, path in plots.make_plots("solutions", work)]
-    out["check"] = [check.check_reference()[0], check.check_stubs()[0]] if spec.get("check") else None
+    lap("plots")
     return out
 
 

@@ -169,3 +169,122 @@ def test_process_tree_reaps_what_does_not_end(tmp_path):
         if child.poll() is None:
             os.kill(child.pid, signal.SIGKILL)
             child.wait()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The portable path (issue 26): no pidfds, no /proc of our own, spawned judge session and workers
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def portable_only(monkeypatch):
+    """Every facility off (``GRADER_WITHOUT=all``), and the Linux calls the batch would use without asking
+    grader.facilities made to fail, as on macOS: a batch that still reached them would break."""
+    from grader import facilities
+    from grader.batch import lifecycle
+
+    def no_proc():
+        raise AssertionError("/proc read on the portable path")
+
+    monkeypatch.setenv(facilities.ENV, "all")
+    monkeypatch.delattr(os, "pidfd_open")
+    monkeypatch.setattr(lifecycle, "_children_map", no_proc)
+    facilities.refresh()
+    yield facilities.present()
+    monkeypatch.undo()
+    facilities.refresh()
+
+
+@pytest.mark.slow
+def test_portable_batch_grades_every_submission_and_warns_once(suite, tmp_path, private_tmp, portable_only, capsys):
+    """``GRADER_WITHOUT=all``: two submissions of one exercise are graded by a spawned session (one at a time),
+    nothing the batch started outlives it, and the missing confinement is said once on stderr and in the summary."""
+    import psutil
+
+    subs, out, log = tmp_path / "subs", tmp_path / "out", io.StringIO()
+    # the stub first: the second submission's workers were started while the first one's folder existed
+    write_folder(subs / "a_stub", {"ex1_alpha.py": 'def add(a, b):\n    raise NotImplementedError("ex1")\n'})
+    write_folder(subs / "good", {"ex1_alpha.py": GOOD["ex1_alpha.py"]})
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    rows = {r["student"]: r for r in batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"},
+                                                 stream=log)}
+    assert [rows["good"][k] for k in ("ex1", "status")] == ["3", "graded"]
+    assert [rows["a_stub"][k] for k in ("ex1", "status")] == ["0", "graded"]
+    doc = json.loads((out / ".grader-instructor" / "good.json").read_text())
+    assert doc["lesson"]["facilities"]["start_method"] == "spawn"
+    assert not any(doc["lesson"]["protections"].values())
+    left = [p for p in psutil.Process().children(recursive=True)
+            if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == []
+    err = capsys.readouterr().err
+    assert err.count("UNCONFINED") == 1 and "landlock (switched off by GRADER_WITHOUT)" in err
+    summary = log.getvalue().strip().splitlines()
+    assert summary[-1].startswith("warning: this batch runs student code UNCONFINED")
+    assert "2 submissions: 2 graded" in summary[-2]
+
+
+def test_portable_time_limit_ends_the_session_and_requeues_the_rest(suite, tmp_path, private_tmp, portable_only):
+    """On the portable path a submission's judge is the session itself: at the submission's time limit the session
+    and every process below it go (held through psutil, no pidfd), the row says "timed out", and the submission
+    waiting behind it goes back to the queue for a new session."""
+    import psutil
+
+    from grader.batch.scheduler import Batch, Options
+
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "a_slow", {"ex1_alpha.py": GOOD["ex1_alpha.py"]})
+    write_folder(subs / "b_next", {"ex1_alpha.py": GOOD["ex1_alpha.py"]})
+    batch = Batch(subs, out, suite, Options(timeout_per_submission=5.0), None, io.StringIO())
+    slow, waiting = (batch.prepare(s, e) for s, e in batch.entries.items())
+    # a stand-in session: a process with a grandchild in its own session, as a spawned worker is
+    code = ("import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
+            " start_new_session=True)\nprint('ready', flush=True)\ntime.sleep(60)\n")
+    session = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert session.stdout.readline() == "ready\n"
+    tree = [session.pid, *(p.pid for p in psutil.Process(session.pid).children(recursive=True))]
+    assert len(tree) == 2
+
+    class Spawned:
+        pid, spawned = session.pid, session
+
+        def close(self):
+            session.stdout.close()
+            session.wait(5)
+
+    batch.server = Spawned()
+    slow.judge_pid, slow.started, slow.sandbox = session.pid, time.monotonic() - 10, tmp_path / "box" / "a"
+    waiting.started = time.monotonic()
+    batch.running = {1: slow, 2: waiting}
+    batch._stop_late()
+    assert batch.server is None and batch.running == {} and list(batch.queue) == [waiting]
+    assert waiting.judge_pid == 0 and not waiting.stopping
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in tree)
+    row = next(r for r in batch.book.rows if r["student"] == "a_slow")
+    assert row["status"] == "ungradable" and row["reason"].startswith("timed out after 5 s"), row
+
+
+@pytest.mark.parametrize("without, warned", [
+    ("", None),
+    ("landlock", None),  # the forked worker still enters its namespaces
+    ("landlock,fork", ["landlock (switched off", "namespaces (not entered by a spawned worker)"]),
+    ("landlock,namespaces,setuid", ["landlock (switched off", "namespaces (switched off", "setuid (switched off"]),
+])
+def test_unconfined_warning_names_what_is_missing(monkeypatch, without, warned):
+    """The batch warning appears exactly when the worker would get no Landlock, no namespaces and no uid drop,
+    and names why each is missing."""
+    from grader import facilities
+
+    monkeypatch.setenv(facilities.ENV, without)
+    try:
+        here = facilities.refresh()
+        if not without and not (here.landlock or (here.namespaces and here.fork)):
+            pytest.skip("this machine offers no confinement of its own")
+        text = facilities.unconfined_warning()
+    finally:
+        monkeypatch.delenv(facilities.ENV)
+        facilities.refresh()
+    if warned is None:
+        assert text is None
+    else:
+        assert text.startswith("warning: this batch runs student code UNCONFINED") and "Landlock" in text
+        assert all(part in text for part in warned), text

@@ -105,6 +105,8 @@ def connect(address: str):
 class DaskBatch(Batch):
     """A Batch whose submissions are graded by Dask tasks (``self.running``: task key -> job)."""
 
+    grades_here = False  # the workers' machines confine them, not this one (their results say how)
+
     def __init__(self, *args, scheduler: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.address = scheduler

@@ -11,13 +11,14 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import feedback, results, sandbox
+from grader import facilities, feedback, results, sandbox
 from grader.batch.gradebook import (Gradebook, Seals, add_ungraded_exercises, earlier_rows, empty_doc, row_from_doc,
                                     ungradable_doc)
 from grader.batch.intake import NOT_A_SUBMISSION, Entry, report_skipped, scan
@@ -92,7 +93,13 @@ class Options:
 
 
 class Batch:
-    """One run over a submissions folder. ``run()`` grades what needs grading and returns the sorted rows."""
+    """One run over a submissions folder. ``run()`` grades what needs grading and returns the sorted rows.
+
+    On the portable path (no fork: grader.facilities) the judge session grades one submission at a time in its
+    own process, so a submission past its time limit is stopped by ending the session (and every process below
+    it); the next submission starts a new one."""
+
+    grades_here = True  # the workers run on this machine: its confinement is the batch's (not so on Dask)
 
     def __init__(self, submissions: Path, out: Path, tests_dir: Path, opts: Options, progress, stream) -> None:
         self.out, self.tests_dir, self.opts = out, tests_dir, opts
@@ -117,6 +124,7 @@ class Batch:
         self.unprepared = dict(self.entries)  # students not read yet (the rows an interruption leaves pending)
         self.signals = StopSignals()
         self.start = time.monotonic()
+        self.warning = facilities.unconfined_warning() if self.grades_here else None
 
     # -- rows -------------------------------------------------------------------------------------------------
 
@@ -301,6 +309,8 @@ class Batch:
 
     def run(self) -> list[dict]:
         """Grade, then close (always: on SIGINT/SIGTERM too); ``Interrupted`` after closing if a signal came."""
+        if self.warning:
+            print(self.warning, file=sys.stderr, flush=True)  # once, before any student code runs
         with StopSignals() as self.signals:
             try:
                 self._prepare_all()
@@ -353,10 +363,31 @@ class Batch:
 
     def _stop_late(self) -> None:
         now = time.monotonic()
-        for job in self.running.values():
+        for rid, job in list(self.running.items()):
             if now - job.started > self.opts.timeout_per_submission and job.judge_pid and not job.stopping:
                 job.stopping = True
+                if self.server is not None and self.server.spawned is not None:
+                    self._end_session(rid, job)
+                    return
                 kill(job.judge_pid)  # its worker's launcher sees the judge go and kills the worker
+
+    def _end_session(self, rid: int, job: Job) -> None:
+        """The portable path's stop: ``job``'s judge is the session itself, so the session and everything below it
+        (spawned workers, what they started) go; ``job`` is recorded as timed out and the submissions sent to the
+        session but not started go back to the queue, for the next session."""
+        server, self.server = self.server, None
+        tree = ProcessTree(server.pid)  # before anything is killed
+        kill(server.pid)
+        server.close()
+        tree.reap(grace=0.0)  # its spawned workers have their own sessions and may be computing: they go now
+        del self.running[rid]
+        self.finish(job, Outcome(status=0, events=_events(job.sandbox / "events.jsonl"),
+                                 elapsed=time.monotonic() - job.started, stopped=True))
+        waiting = sorted(self.running.items())  # in the order they were sent
+        self.running.clear()
+        for _, other in reversed(waiting):
+            other.judge_pid, other.stopping = 0, False
+            self.queue.appendleft(other)
 
     def close(self) -> None:
         """Stop what still runs (an interrupted batch), wait until every process the batch started has gone, then
@@ -392,6 +423,8 @@ class Batch:
         if self.skipped:
             k = len(self.skipped)
             summary += f" ({k} other entr{'y' if k == 1 else 'ies'} skipped: {self.out / SKIPPED_NAME})"
+        if self.warning:
+            summary += "\n" + self.warning
         return summary
 
 
