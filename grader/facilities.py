@@ -155,10 +155,6 @@ def _landlock_abi() -> int:
     return confine.landlock_abi()
 
 
-# Whether grader.judge.worker drops to an unprivileged uid when the grader runs as root (contract 8). Not on this
-# branch yet: until it is, the setuid facility confines nothing, and a batch run as root without Landlock or
-# namespaces is warned like any other.
-WORKER_DROPS_UID = False
 CONFINEMENT = ("landlock", "namespaces", "setuid")  # what keeps a worker from the instructor's files and network
 
 
@@ -168,7 +164,8 @@ def unconfined_warning(here: Facilities | None = None) -> str | None:
     at least one of them is in use. A student's own machine is not a trust boundary: ``grade`` never warns."""
     here = here or present()
     confining = {"landlock": here.landlock, "namespaces": here.namespaces and here.fork,
-                 "setuid": here.setuid and here.fork and WORKER_DROPS_UID}
+                 # as root without the other two, a forked worker drops to a uid of its own (grader.judge.confine)
+                 "setuid": here.setuid and here.fork}
     if any(confining.values()):
         return None
     why = []
@@ -178,11 +175,10 @@ def unconfined_warning(here: Facilities | None = None) -> str | None:
         elif name == "namespaces" and here.namespaces:
             why.append("namespaces (not entered by a spawned worker)")
         elif name == "setuid" and here.setuid:
-            why.append("setuid (the worker does not drop its uid yet)")
+            why.append("setuid (a spawned worker does not drop its uid)")
         else:
             why.append(f"{name} (not offered here)")
     return ("warning: this batch runs student code UNCONFINED: " + ", ".join(why) + ". A submission can read the "
             "hidden tests, the solutions and every other file this user can, write outside its folder, use the "
             "network and leave processes running; only the CPU, memory and time limits apply. Grade on Linux "
-            "5.13+ (Landlock), or as root in a container so the worker drops to its own uid"
-            + ("." if WORKER_DROPS_UID else " (once the worker does: not in this version)."))
+            "5.13+ (Landlock), or as root in a container so the worker drops to its own uid.")

@@ -34,9 +34,12 @@ def _name(n):
     ctypes.CDLL(None).prctl(15, n.encode(), 0, 0, 0)  # PR_SET_NAME
 
 _name("slowpoke-worker")
-if os.fork() == 0:
-    _name("slowpoke-child")
-    time.sleep(1000)
+try:  # refused by the syscall filter (grader.judge.seccomp); where it is missing, the child stays behind
+    if os.fork() == 0:
+        _name("slowpoke-child")
+        time.sleep(1000)
+except PermissionError:
+    pass
 
 def add(a, b):
     time.sleep(30)
@@ -268,6 +271,7 @@ def test_portable_time_limit_ends_the_session_and_requeues_the_rest(suite, tmp_p
     ("landlock", None),  # the forked worker still enters its namespaces
     ("landlock,fork", ["landlock (switched off", "namespaces (not entered by a spawned worker)"]),
     ("landlock,namespaces,setuid", ["landlock (switched off", "namespaces (switched off", "setuid (switched off"]),
+    ("landlock,namespaces", "root"),  # as root, the forked worker drops to a uid of its own: no warning
 ])
 def test_unconfined_warning_names_what_is_missing(monkeypatch, without, warned):
     """The batch warning appears exactly when the worker would get no Landlock, no namespaces and no uid drop,
@@ -279,6 +283,10 @@ def test_unconfined_warning_names_what_is_missing(monkeypatch, without, warned):
         here = facilities.refresh()
         if not without and not (here.landlock or (here.namespaces and here.fork)):
             pytest.skip("this machine offers no confinement of its own")
+        if warned == "root":
+            if not here.setuid:
+                pytest.skip("the uid drop needs the grader to run as root")
+            warned = None
         text = facilities.unconfined_warning()
     finally:
         monkeypatch.delenv(facilities.ENV)

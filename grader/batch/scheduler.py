@@ -381,7 +381,7 @@ class Batch:
         server.close()
         tree.reap(grace=0.0)  # its spawned workers have their own sessions and may be computing: they go now
         del self.running[rid]
-        self.finish(job, Outcome(status=0, events=_events(job.sandbox / "events.jsonl"),
+        self.finish(job, Outcome(status=0, events=_events(job),
                                  elapsed=time.monotonic() - job.started, stopped=True))
         waiting = sorted(self.running.items())  # in the order they were sent
         self.running.clear()
