@@ -439,9 +439,10 @@ def make_venv(venv: Path, need: tuple, status: "Status", scratch: Path) -> tuple
     """(the venv's python, uv or None). With a suitable Python here, ``python -m venv`` and pip brings uv into it;
     with an older one, uv comes into a scratch venv first and makes the venv with a suitable Python."""
     if sys.version_info[:2] >= need:
-        if not venv_python(venv).exists():
-            status.step = f"creating {venv.name}/ (python -m venv)"
-            code, output = run_step([sys.executable, "-m", "venv", str(venv)], status)
+        stale = venv_python(venv).exists() and python_version(venv_python(venv)) < need
+        if stale or not venv_python(venv).exists():
+            status.step = f"creating {venv.name}/ (python -m venv{' --clear: its Python was too old' if stale else ''})"
+            code, output = run_step([sys.executable, "-m", "venv", *(["--clear"] if stale else []), str(venv)], status)
             if code != 0:
                 raise SetupFailed(output + f"setup: `python -m venv` failed (on Debian/Ubuntu: apt install python3-venv)")
         return venv_python(venv), get_uv(venv_python(venv), status)

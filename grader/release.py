@@ -287,7 +287,7 @@ def _assemble(stage: Path, repo: Path) -> None:
 
     _write(stage / "README.md", student_readme(repo))
     _write(stage / "pyproject.toml", student_pyproject((repo / "pyproject.toml").read_text(encoding="utf-8")))
-    for name in (".gitignore", "LICENSE"):
+    for name in (".gitignore", "LICENSE", "requirements.lock"):
         if (repo / name).is_file():
             shutil.copy2(repo / name, stage / name)
     for folder in ("llm_basics", "resources"):
