@@ -392,9 +392,11 @@ def python_version(python: Path) -> tuple:
         return 0, 0
 
 
-def pip_get_uv(python: Path) -> list:
-    """The command that installs uv with pip into ``python``'s environment (pip's own configuration applies)."""
-    return [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv"]
+def pip_get_uv(python: Path, into: Path | None = None) -> list:
+    """The command that installs uv with ``python``'s pip (pip's own configuration applies), into ``into``'s
+    environment when given (``pip --python``, pip 22.3 and later)."""
+    target = ["--python", str(into)] if into is not None else []
+    return [str(python), "-m", "pip", *target, "install", "--quiet", "--disable-pip-version-check", "uv"]
 
 
 def uv_venv_command(uv: Path, venv: Path, need: tuple) -> list:
@@ -403,9 +405,10 @@ def uv_venv_command(uv: Path, venv: Path, need: tuple) -> list:
 
 
 def uv_install_command(uv: Path, python: Path, project: str, options: list, constraints: Path | None) -> list:
-    """``uv pip install -e PROJECT uv`` into ``python``'s environment, under the lock's constraints; uv itself
-    is installed too, so that later installs (``make test``'s extras) take the fast way."""
-    cmd = [str(uv), "pip", "install", "--python", str(python), "-e", project, "uv", *options]
+    """``uv pip install -e PROJECT uv pip`` into ``python``'s environment, under the lock's constraints; uv
+    itself too, so that later installs (``make test``'s extras) take the fast way, and pip, which a venv made
+    without it would otherwise lack."""
+    cmd = [str(uv), "pip", "install", "--python", str(python), "-e", project, "uv", "pip", *options]
     return cmd + (["--constraint", str(constraints)] if constraints else [])
 
 
@@ -441,16 +444,14 @@ def make_venv(venv: Path, need: tuple, status: "Status", scratch: Path) -> tuple
     if sys.version_info[:2] >= need:
         stale = venv_python(venv).exists() and python_version(venv_python(venv)) < need
         if stale or not venv_python(venv).exists():
-            status.step = f"creating {venv.name}/ (python -m venv{' --clear: its Python was too old' if stale else ''})"
-            code, output = run_step([sys.executable, "-m", "venv", *(["--clear"] if stale else []), str(venv)], status)
-            if code != 0:
-                raise SetupFailed(output + f"setup: `python -m venv` failed (on Debian/Ubuntu: apt install python3-venv)")
-        return venv_python(venv), get_uv(venv_python(venv), status)
+            new_venv(venv, status, clear=stale)
+        uv = get_uv(venv_python(venv), status)
+        if uv is None:
+            ensure_pip(venv_python(venv), status)
+        return venv_python(venv), uv
     status.step = f"Python {sys.version.split()[0]} is older than {need[0]}.{need[1]}: getting uv to find a newer one"
     boot = scratch / "boot"
-    uv = None
-    if run_step([sys.executable, "-m", "venv", str(boot)], status)[0] == 0:
-        uv = get_uv(venv_python(boot), status, boot)
+    uv = get_uv(venv_python(boot), status) if new_venv(boot, status, quiet=True) else None
     if uv is None:
         raise SetupFailed(need_line(need))
     status.step = f"uv venv --python >={need[0]}.{need[1]} (a Python on this machine, or a managed one)"
@@ -460,16 +461,39 @@ def make_venv(venv: Path, need: tuple, status: "Status", scratch: Path) -> tuple
     return venv_python(venv), uv
 
 
-def get_uv(python: Path, status: "Status", venv: Path | None = None) -> Path | None:
-    """uv in ``python``'s environment (already there, or installed with pip now); None when it cannot be had."""
+def new_venv(venv: Path, status: "Status", *, clear: bool = False, quiet: bool = False) -> bool:
+    """``python -m venv --without-pip``: a venv in a fraction of a second (seeding pip costs seconds, and the
+    pip that brings uv need not live in the venv: ``pip --python`` installs into another environment)."""
+    if not quiet:
+        why = " --clear: its Python was too old" if clear else ""
+        status.step = f"creating {venv.name}/ (python -m venv{why})"
+    cmd = [sys.executable, "-m", "venv", "--without-pip", *(["--clear"] if clear else []), str(venv)]
+    code, output = run_step(cmd, status)
+    if code != 0 and not quiet:
+        raise SetupFailed(output + "setup: `python -m venv` failed (on Debian/Ubuntu: apt install python3-venv)")
+    return code == 0
+
+
+def ensure_pip(python: Path, status: "Status") -> bool:
+    """pip inside the venv (``ensurepip``), for the pip path and for a venv made without it."""
+    if run_step([str(python), "-m", "pip", "--version"], status)[0] == 0:
+        return True
+    status.step = "python -m ensurepip (pip into the venv)"
+    return run_step([str(python), "-m", "ensurepip", "--upgrade", "--default-pip"], status)[0] == 0
+
+
+def get_uv(python: Path, status: "Status") -> Path | None:
+    """uv in ``python``'s venv: already there, or installed now by pip (this Python's pip with ``--python``, else
+    the venv's own pip); None when it cannot be had or ``GRADER_SETUP=pip`` asks for pip."""
     if os.environ.get("GRADER_SETUP") == "pip":
         return None
-    uv = venv_uv(venv or python.parent.parent)
+    uv = venv_uv(python.parent.parent)
     if uv.exists():
         return uv
     status.step = "pip install uv (the installer that takes seconds where pip takes a minute)"
-    code, _ = run_step(pip_get_uv(python), status)
-    return uv if code == 0 and uv.exists() else None
+    if run_step(pip_get_uv(Path(sys.executable), into=python), status)[0] != 0 and ensure_pip(python, status):
+        run_step(pip_get_uv(python), status)
+    return uv if uv.exists() else None
 
 
 def plan(uv: Path, python: Path, project: str, settings: dict, lock: Path, scratch: Path,
