@@ -507,7 +507,7 @@ def plan(uv: Path, python: Path, project: str, settings: dict, lock: Path, scrat
 
 
 def install_with_uv(uv: Path, python: Path, project: str, extra_args: list, status: "Status", scratch: Path) -> int:
-    settings = pip_config(str(python))
+    settings = pip_config(sys.executable) or pip_config(str(python))  # the venv may have no pip yet
     cmd, env, sentence = plan(uv, python, project, settings, LOCK, scratch, reachable(CPU_INDEX + "/torch/"))
     status.write(f"  {sentence}")
     status.step = f"uv pip install -e {project} (under requirements.lock)"
