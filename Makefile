@@ -32,7 +32,7 @@ help: ## list the targets
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) grader/install.py --venv $(VENV) $(PIP_EXTRA)
-	@$(PY) -c "import importlib.util as u, sys; gone = [m for m in sys.argv[1:] if not u.find_spec(m)]; sys.exit(gone and 'setup failed, not installed: ' + ' '.join(gone))" torch pytest pytest_timeout hypothesis rich matplotlib watchfiles
+	@$(PY) -c "import importlib.util as u, sys; gone = [m for m in sys.argv[1:] if not u.find_spec(m)]; sys.exit('setup failed, not installed: ' + ' '.join(gone) if gone else 0)" torch pytest pytest_timeout hypothesis rich matplotlib watchfiles
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the dependencies (done by the other targets when needed)
