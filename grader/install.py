@@ -38,7 +38,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-from importlib import metadata
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -73,13 +72,6 @@ def requires_python(pyproject: Path = REPO_ROOT / "pyproject.toml") -> tuple:
     """The oldest Python the project runs on, from ``requires-python = ">=3.11"`` ((3, 11))."""
     found = re.search(r'^requires-python\s*=\s*">=\s*(\d+)\.(\d+)', _pyproject_text(pyproject), re.M)
     return (int(found.group(1)), int(found.group(2))) if found else (3, 8)
-
-
-def installed_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def pin_satisfied(pin: str, version: str | None) -> bool:
@@ -253,25 +245,6 @@ def _columns() -> int:
     return shutil.get_terminal_size((100, 24)).columns or 100
 
 
-def pip_install(args: list[str], label: str, stream=None) -> tuple[int, str]:
-    """Run ``pip install ARGS`` with a status line; returns (exit code, pip's output)."""
-    stream = stream or sys.stdout
-    with tempfile.TemporaryDirectory(prefix="setup-") as tmp:
-        env = {**os.environ, "TMPDIR": tmp, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-        cmd = [sys.executable, "-m", "pip", "install", "--progress-bar", "off", *args]
-        out: list[str] = []
-        with Status(stream, label, Path(tmp)) as status:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                    cwd=REPO_ROOT)
-            for line in proc.stdout:
-                if NOISE.search(line):
-                    continue
-                out.append(line)
-                status.line(line)
-            code = proc.wait()
-    return code, "".join(out)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # pip's configuration, translated for uv
 # ----------------------------------------------------------------------------------------------------------
@@ -401,7 +374,7 @@ def pip_get_uv(python: Path, into: Path | None = None) -> list:
 
 def uv_venv_command(uv: Path, venv: Path, need: tuple) -> list:
     """uv makes the venv with a suitable Python: one it finds on the machine, or a managed one it downloads."""
-    return [str(uv), "venv", "--allow-existing", "--seed", "--python", f">={need[0]}.{need[1]}", str(venv)]
+    return [str(uv), "venv", "--allow-existing", "--python", f">={need[0]}.{need[1]}", str(venv)]
 
 
 def uv_install_command(uv: Path, python: Path, project: str, options: list, constraints: Path | None) -> list:
