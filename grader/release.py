@@ -5,7 +5,7 @@ What goes in, and from where::
     README.md        this repository's README minus every <!-- instructor-only --> ... <!-- /instructor-only -->
     Makefile         this one minus every # BEGIN instructor-only ... # END instructor-only block
     pyproject.toml   this one, without the instructor-only optional dependencies (bench, nbgrader)
-    .gitignore       this one (and LICENSE)
+    .gitignore       this one (and LICENSE, and requirements.lock: the setup installs its versions)
     llm_basics/      the given lesson code, as is
     resources/       the lesson text and walkthroughs, as is
     exercises/       the stubs, generated fresh from solutions/ (never copied from exercises/)

@@ -265,7 +265,7 @@ def test_make_grade_from_python_3_10_ends_in_a_report_or_one_line(tmp_path):
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     for name in ("grader/install.py", "Makefile", "requirements.lock", "pyproject.toml"):  # uncommitted edits
         shutil.copy2(REPO / name, clone / name)
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}  # uv's own cache, as a student's second clone would
     proc = subprocess.run(["make", "grade", f"PYTHON={PY310}"], cwd=clone, capture_output=True, text=True,
                           env=env, timeout=900)
     out = proc.stdout + proc.stderr
