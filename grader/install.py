@@ -305,6 +305,18 @@ def lock_platform_matches() -> bool:
     return sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "amd64")
 
 
+def lock_python(lock: Path) -> tuple:
+    """(major, minor) of the Python the lock was made for (its ``# python: 3.11.7`` line), or (0, 0)."""
+    found = re.search(r"^# python: (\d+)\.(\d+)", lock.read_text(encoding="utf-8"), re.M) if lock.is_file() else None
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
+def hashes_fit(python: Path, lock: Path) -> bool:
+    """Do the lock's hashes name the files this install will take? They are those of the lock's machine (Linux
+    x86-64, its Python): elsewhere (macOS, Python 3.12...) other files of the same versions are taken."""
+    return lock_platform_matches() and python_version(python) == lock_python(lock)
+
+
 def constraints_from_lock(lock: Path, out: Path, *, hashes: bool, local_torch: bool) -> Path | None:
     """Write the lock as a constraints file for this install into ``out``; None without a lock.
 
@@ -473,7 +485,7 @@ def plan(uv: Path, python: Path, project: str, settings: dict, lock: Path, scrat
          cpu_index_reachable: bool) -> tuple:
     """(the uv install command, its environment, the sentence about torch)."""
     backend, sentence = torch_source(cpu_index_reachable)
-    constraints = constraints_from_lock(lock, scratch / "constraints.txt", hashes=True,
+    constraints = constraints_from_lock(lock, scratch / "constraints.txt", hashes=hashes_fit(python, lock),
                                         local_torch=lock_platform_matches())
     cmd = uv_install_command(uv, python, project, [*uv_options(settings), *backend], constraints)
     return cmd, uv_environment(settings), sentence

@@ -9,6 +9,11 @@ an install of a subset (a student's, without the extras) gets the same versions 
 Its header says which pyproject.toml it was made from (a digest of the dependencies) and for which Python: the
 Gradescope image makes its venv with that Python. ``check`` (and a project test) fails when they disagree.
 
+The hashes are those of the files the lock's machine takes (Linux x86-64, the lock's Python; where a version came
+from a mirror, its files there, which are PyPI's: checked for numpy 2.4.6): the Gradescope image and CI check them;
+an install on another platform or Python takes other files of the same versions, so it gets the versions only
+(grader/install.py: ``hashes_fit``).
+
 torch is pinned (``torch==X+cpu``, the build the tests ran with) but carries no hash: the wheel on our machines
 comes from a local folder, and PyTorch's index, which serves it to everyone else, cannot be reached from here to
 check that it is the same file; a hash we cannot check would make every install outside our machines fail.
