@@ -31,6 +31,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null || { echo "setup: $(PYTHON) is missing or older than Python 3.8: install Python 3.11 (python.org) and run make grade PYTHON=python3.11"; exit 1; }
 	@$(PYTHON) grader/install.py --venv $(VENV) $(PIP_EXTRA)
 	@$(PY) -c "import importlib.util as u, sys; gone = [m for m in sys.argv[1:] if not u.find_spec(m)]; sys.exit('setup failed, not installed: ' + ' '.join(gone) if gone else 0)" torch pytest pytest_timeout hypothesis rich matplotlib watchfiles
 	@touch $(STAMP)
