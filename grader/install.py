@@ -157,14 +157,15 @@ DOWNLOAD = re.compile(r"^\s*Downloading (\S+) \(([\d.]+ [kMG]?B)\)")
 
 
 class Status:
-    """One line, rewritten in place on a terminal: the step pip is on, bytes downloaded so far, the time."""
+    """One line for the whole install, rewritten in place on a terminal: the install's step (``step``), the line
+    its tool printed last (``detail``), bytes downloaded so far, the time."""
 
     FRAMES = "|/-\\"
 
     def __init__(self, stream, label: str, tmpdir: Path | None = None, step: str = "starting") -> None:
         self.stream, self.label, self.tmpdir = stream, label, tmpdir
         self.tty = stream.isatty()
-        self._step, self.width, self.start = step, 0, time.monotonic()
+        self._step, self.detail, self.width, self.start = step, "", 0, time.monotonic()
         self.last_log = self.start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -187,7 +188,7 @@ class Status:
     @step.setter
     def step(self, text: str) -> None:
         """A new step of the whole install; a log gets it as a line, a terminal on the status line."""
-        self._step = text
+        self._step, self.detail = text, ""
         if not self.tty:
             self.write(f"  {text[:150]}")
             self.last_log = time.monotonic()
@@ -204,7 +205,7 @@ class Status:
         text = text.strip()
         if not STEP.match(text):
             return
-        self._step = text
+        self.detail = text
         logged = DOWNLOAD.match(text) or text.startswith(("Installing collected", "Successfully installed",
                                                           "Resolved", "Installed", "Using Python"))
         if not self.tty and logged:
@@ -220,7 +221,7 @@ class Status:
             sizes = [(p.stat().st_mtime, p.stat().st_size) for p in self.tmpdir.glob("pip-*/*") if p.is_file()]
         except OSError:
             return ""
-        if not sizes or not DOWNLOAD.match(self.step):
+        if not sizes or not DOWNLOAD.match(self.detail):
             return ""
         return f", {max(sizes)[1] / 1e6:.1f} MB so far"
 
@@ -229,14 +230,15 @@ class Status:
         while not self._stop.wait(0.2):
             elapsed = time.monotonic() - self.start
             if self.tty:
-                text = f"  {self.FRAMES[frame % 4]} {self.label} [{elapsed:4.0f} s] {self.step}{self._downloaded()}"
+                now = f"{self._step}: {self.detail}" if self.detail else self._step  # the install's step, the tool's
+                text = f"  {self.FRAMES[frame % 4]} {self.label} [{elapsed:4.0f} s] {now}{self._downloaded()}"
                 text = text[: max(40, _columns() - 1)]
                 self.stream.write("\r" + text.ljust(self.width))
                 self.stream.flush()
                 self.width = len(text)
                 frame += 1
             elif time.monotonic() - self.last_log > 20:  # a log gets a line now and then, so a wait is never mute
-                self.stream.write(f"  ... {elapsed:.0f} s: {self.step[:120]}\n")
+                self.stream.write(f"  ... {elapsed:.0f} s: {(self.detail or self._step)[:120]}\n")
                 self.stream.flush()
                 self.last_log = time.monotonic()
 
@@ -492,6 +494,7 @@ def plan(uv: Path, python: Path, project: str, settings: dict, lock: Path, scrat
 
 
 def install_with_uv(uv: Path, python: Path, project: str, extra_args: list, status: "Status", scratch: Path) -> int:
+    status.step = "reading pip's settings for uv; does PyTorch's CPU index answer?"
     settings = pip_config(sys.executable) or pip_config(str(python))  # the venv may have no pip yet
     cmd, env, sentence = plan(uv, python, project, settings, LOCK, scratch, reachable(CPU_INDEX + "/torch/"))
     status.write(f"  {sentence}")

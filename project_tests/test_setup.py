@@ -282,3 +282,24 @@ def test_make_grade_from_python_3_10_ends_in_a_report_or_one_line(tmp_path):
                               ).returncode == 0
     else:
         assert len([line for line in proc.stdout.splitlines() if line.startswith("setup:")]) == 1, out
+
+
+@pytest.mark.slow
+def test_where_pip_cannot_get_uv_the_pip_path_installs_the_cpu_build(tmp_path):
+    """uv cannot be had (here: a pip constraint no uv meets, as an index without uv would): the setup says so
+    once, pip installs the project with the lock's versions, and torch is the CPU build (a real install)."""
+    blocked = tmp_path / "no-uv.txt"
+    machine = install.pip_config(sys.executable).get("constraint", [])  # keep this machine's own constraints
+    blocked.write_text("uv<0\n" + "".join(Path(c).read_text() + "\n" for c in machine if Path(c).is_file()))
+    env = {**os.environ, "PIP_CONSTRAINT": str(blocked)}
+    env.pop("GRADER_SETUP", None)
+    venv = tmp_path / "venv"
+    proc = subprocess.run([sys.executable, str(REPO / "grader" / "install.py"), "--venv", str(venv)],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("Installing with pip (uv could not be installed)") == 1
+    assert not install.venv_uv(venv).exists()
+    check = "import torch, pytest, hypothesis; print(torch.__version__)"
+    version = subprocess.run([str(install.venv_python(venv)), "-c", check], capture_output=True, text=True)
+    assert version.stdout.strip() == "2.13.0+cpu", version.stderr
+    assert "Installed in" in proc.stdout and "with pip: torch 2.13.0+cpu." in proc.stdout
