@@ -1,16 +1,17 @@
 """``requirements.lock``: the versions and file hashes of the tested environment, for every install.
 
 ``make lock`` (``python -m grader.lockfile``) writes it with ``uv pip compile``: every dependency of
-pyproject.toml, extras included, pinned to the version installed in the venv the tests ran in, with the hash of
-every file each version has on the indexes. Every install uses it as its constraints (grader/install.py,
+pyproject.toml, extras included, pinned to the version installed in the venv the tests ran in, with the hashes of
+its files (below). Every install uses it as its constraints (grader/install.py,
 Gradescope's setup.sh, the nbgrader course's setup), so all of them get the versions the instructor tested, and
 an install of a subset (a student's, without the extras) gets the same versions as the whole.
 
 Its header says which pyproject.toml it was made from (a digest of the dependencies) and for which Python: the
 Gradescope image makes its venv with that Python. ``check`` (and a project test) fails when they disagree.
 
-The hashes are those of the files the lock's machine takes (Linux x86-64, the lock's Python; where a version came
-from a mirror, its files there, which are PyPI's: checked for numpy 2.4.6): the Gradescope image and CI check them;
+The hashes are those of the files that the index a version came from lists (for a version taken from a mirror
+that holds only the lock machine's wheels, those alone; the mirror's files are PyPI's: checked for numpy 2.4.6),
+and at least the files the lock's machine takes (Linux x86-64, the lock's Python): the Gradescope image and CI check them;
 an install on another platform or Python takes other files of the same versions, so it gets the versions only
 (grader/install.py: ``hashes_fit``).
 
