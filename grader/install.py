@@ -484,21 +484,31 @@ def get_uv(python: Path, status: "Status") -> Path | None:
 
 
 def plan(uv: Path, python: Path, project: str, settings: dict, lock: Path, scratch: Path,
-         cpu_index_reachable: bool) -> tuple:
-    """(the uv install command, its environment, the sentence about torch)."""
+         cpu_index_reachable: bool, index_reachable: bool = True) -> tuple:
+    """(the uv install command, its environment, the sentence about torch). Where even the package index does not
+    answer, uv runs ``--offline``: its cache and local files (find-links folders, file:// indexes) only, where
+    it would otherwise fail on the first index it cannot reach (pip skips such an index with a warning)."""
     backend, sentence = torch_source(cpu_index_reachable)
+    offline = [] if index_reachable else ["--offline"]
     constraints = constraints_from_lock(lock, scratch / "constraints.txt", hashes=hashes_fit(python, lock),
                                         local_torch=lock_platform_matches())
-    cmd = uv_install_command(uv, python, project, [*uv_options(settings), *backend], constraints)
+    cmd = uv_install_command(uv, python, project, [*uv_options(settings), *backend, *offline], constraints)
     return cmd, uv_environment(settings), sentence
 
 
+def index_answers(settings: dict) -> bool:
+    """Does the package index (pip's index-url, else PyPI) answer? A local (file://) one always does."""
+    index = (settings.get("index-url") or [PYPI])[0]
+    return not index.startswith(("http://", "https://")) or reachable(index.rstrip("/") + "/pip/")
+
+
 def install_with_uv(uv: Path, python: Path, project: str, extra_args: list, status: "Status", scratch: Path) -> int:
-    status.step = "reading pip's settings for uv; does PyTorch's CPU index answer?"
+    status.step = "reading pip's settings for uv; do the package index and PyTorch's CPU index answer?"
     settings = pip_config(sys.executable) or pip_config(str(python))  # the venv may have no pip yet
-    cmd, env, sentence = plan(uv, python, project, settings, LOCK, scratch, reachable(CPU_INDEX + "/torch/"))
+    cmd, env, sentence = plan(uv, python, project, settings, LOCK, scratch, reachable(CPU_INDEX + "/torch/"),
+                              index_answers(settings))
     status.write(f"  {sentence}")
-    status.step = f"uv pip install -e {project} (under requirements.lock)"
+    status.step = f"uv pip install -e {project} (under requirements.lock{'' if '--offline' not in cmd else ', offline'})"
     code, output = run_step(cmd + extra_args, status, env)
     if code != 0:
         status.write(output.rstrip())

@@ -244,19 +244,28 @@ def _local_torch_folders() -> list[str]:
     return [f for f in folders if list(Path(f).glob("torch-*+cpu-*.whl"))]
 
 
+def test_without_an_index_uv_runs_offline(tmp_path, monkeypatch):
+    args = (Path("uv"), Path(sys.executable), ".", {}, lockfile.LOCK, tmp_path, False)
+    assert "--offline" in install.plan(*args, index_reachable=False)[0]
+    assert "--offline" not in install.plan(*args, index_reachable=True)[0]
+    monkeypatch.setattr(install, "reachable", lambda url, timeout=5.0: False)
+    assert install.index_answers({"index-url": ["file:///srv/simple"]})
+    assert not install.index_answers({}) and not install.index_answers({"index-url": ["https://x.example/simple"]})
+
+
 @pytest.mark.skipif(_uv() is None or not _local_torch_folders(), reason="needs uv and a local torch CPU wheel")
 def test_offline_the_local_wheel_gives_the_cpu_build(tmp_path):
-    """Offline (uv's --offline: no network at all), PyTorch's index unreachable: torch's CPU build still comes
-    from the local wheel that pip's settings name, under the lock's constraint (a dry run: nothing installed)."""
+    """Offline (no index answers: uv's --offline, no network at all), PyTorch's index unreachable: torch's CPU
+    build still comes from the local wheel that pip's settings name, under the lock's constraint. The setup's
+    own command, narrowed to torch alone (a dry run into a scratch target: nothing installed)."""
     settings = {"find-links": _local_torch_folders()}
     cmd, env, _ = install.plan(Path(_uv()), Path(sys.executable), ".", settings, lockfile.LOCK, tmp_path,
-                               cpu_index_reachable=False)
-    assert "--torch-backend" not in cmd
-    constraint = cmd[cmd.index("--constraint", cmd.index("--find-links")) + 1]
-    probe = [cmd[0], "pip", "install", "--dry-run", "--offline", "--no-deps", "--python", sys.executable,
-             "--target", str(tmp_path / "t"), *install.uv_options(settings), "--constraint", constraint, "torch"]
-    proc = subprocess.run(probe, capture_output=True, text=True, env={**os.environ, **env},
-                          timeout=120)
+                               cpu_index_reachable=False, index_reachable=False)
+    assert "--torch-backend" not in cmd and "--offline" in cmd
+    options = cmd[cmd.index("pip", 2) + 1:]  # what follows the project and the tools it adds
+    probe = [cmd[0], "pip", "install", "--dry-run", "--no-deps", "--python", sys.executable,
+             "--target", str(tmp_path / "t"), *options, "torch"]
+    proc = subprocess.run(probe, capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"\+ torch==2\.13\.0\+cpu", proc.stderr), proc.stderr
 
