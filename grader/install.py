@@ -2,7 +2,7 @@
 install the project into it, saying what it does while it does it. It runs on Python 3.8 and later with the
 standard library only: it runs before anything is installed, and with whatever ``python3`` a student has.
 
-The steps (``plan``), each with one status line:
+The steps (``main``), all on one status line:
 1. **A Python the project runs on** (``requires-python`` in pyproject.toml). Where this Python is older, uv (below)
    finds a newer one on the machine or installs a managed one (``uv venv --python``); where neither works, one
    line says what to install.
@@ -18,8 +18,8 @@ The steps (``plan``), each with one status line:
 5. **Which torch**: the lock pins the CPU build (``torch==2.13.0+cpu``) on Linux x86-64. Where PyTorch's CPU index
    answers, uv's ``--torch-backend cpu`` takes torch from it; where it does not (offline, or a machine that
    reaches only a mirror), a local wheel, a ``--find-links`` folder or uv's cache provides it (``--torch-backend
-   cpu`` alone fails offline: it looks the index up). On the pip path, a pip dry run decides whether PyTorch's
-   CPU index is needed (``choose_torch``), as before uv.
+   cpu`` alone fails offline: it looks the index up); where no package index answers, uv runs ``--offline``. On
+   the pip path, a pip dry run decides whether PyTorch's CPU index is needed (``choose_torch``), as before uv.
 
 Progress: the tools' output goes through one status line on a terminal (the step, the time), and a few lines in a
 log otherwise; all of it is printed when a step fails.
@@ -77,6 +77,11 @@ def requires_python(pyproject: Path = REPO_ROOT / "pyproject.toml") -> tuple:
 def pin_satisfied(pin: str, version: str | None) -> bool:
     """Does an installed ``version`` (``2.13.0+cpu``) meet an exact pin (``torch==2.13.0``)?"""
     return version is not None and "==" in pin and version.split("+")[0] == pin.split("==", 1)[1].strip()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The pip path (where uv cannot be had): which torch would pip install? uv's --torch-backend does this
+# ----------------------------------------------------------------------------------------------------------
 
 
 def _active(requirement: str, environment: dict) -> bool:
@@ -148,7 +153,7 @@ def choose_torch(pin: str, pip_args: list[str], run=subprocess.run,
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Running pip with a status line
+# One status line for the whole install
 # ----------------------------------------------------------------------------------------------------------
 
 STEP = re.compile(r"^\s*(Resolved|Prepared|Installed|Uninstalled|Audited|Using Python|Using CPython|Creating|Collecting|Downloading|Obtaining|Installing|Building|Preparing|Processing|Using cached|"
@@ -357,7 +362,7 @@ def torch_source(cpu_index_reachable: bool) -> tuple:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The venv, uv, and the install commands
+# The steps: the venv (and its Python), uv, the install with uv or with pip
 # ----------------------------------------------------------------------------------------------------------
 
 
