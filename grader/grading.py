@@ -1,4 +1,4 @@
-"""Grade one submission: choose the suites, run them (grader.runner), build the results document."""
+"""Grade one submission: choose the suites, run them (grader.judge.session), build the results document."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from grader import results
-from grader.runner import GradingError, Limits, run_session
+from grader.judge.session import GradingError, Limits, run_session
 
 from grader.course import REPO_ROOT, TESTS_DIR  # noqa: F401 - REPO_ROOT: imported from here by project tests
 

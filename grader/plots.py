@@ -10,7 +10,7 @@ import importlib.util
 from pathlib import Path
 
 from grader.course import TESTS_DIR, load_manifest
-from grader.plugin import resolve_target
+from grader.judge.plugin import resolve_target
 
 
 def plots(tests_dir: Path = TESTS_DIR) -> list[tuple[str, str, str]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from grader import facilities
 from grader.course import load_manifest
 from grader.records import ExerciseSummary, TestRecord
-from grader.runner import SessionResult
+from grader.judge.session import SessionResult
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "gradescope_results.schema.json"
 HIDDEN_VISIBILITY = "after_published"  # Gradescope shows these once grades are published
@@ -115,7 +115,7 @@ def build(
             "exercises": summary,
             # worker processes replaced after a crash or a timeout (and judge restarts, which should not happen)
             "restarts": session.restarts + max(0, session.workers - 1),
-            # which confinement the process running the student code had (grader.judge.confine)
+            # which confinement the process running the student code had (grader.worker.confine)
             "protections": session.protections,
             # what this machine offers the grader, facility by facility (grader.facilities)
             "facilities": facilities.present().record(),

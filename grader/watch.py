@@ -1,7 +1,7 @@
 """``python -m grader watch`` (``make watch``): grade an exercise each time you save it.
 
 One process pays for ``import torch`` and for collecting the graded suites once, at the start: it keeps a judge
-session open (``grader.runner.JudgeServer``, with every visible suite collected). Each save of an exercise file
+session open (``grader.judge.session.JudgeServer``, with every visible suite collected). Each save of an exercise file
 submits that exercise to the session, which forks a judge for it, which forks its worker, exactly as ``make
 grade`` does: the save goes through ``grader.grading.grade`` with the open session passed in, so the verdicts are
 the same. The report of the saved exercise is then redrawn.
@@ -26,8 +26,9 @@ import threading
 import time
 from pathlib import Path
 
-from grader import grading, report, results, runner
-from grader.runner import DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, Limits
+from grader import grading, report, results
+from grader.judge import session as runner
+from grader.judge.session import DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, Limits
 
 QUIET_MS = 50  # a save is graded once its folder has been quiet this long (an editor may write a file in steps)
 TICK_MS = 200  # with no save, the watcher still wakes this often (to say it is ready; a stat of four files)
@@ -110,7 +111,7 @@ def watch(
     Ctrl-C (or ``stop_event`` is set). Returns the exit code."""
     import watchfiles
 
-    from grader.plugin import resolve_target
+    from grader.judge.plugin import resolve_target
 
     out = out or sys.stdout
     err = err or sys.stderr

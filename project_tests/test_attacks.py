@@ -1002,7 +1002,7 @@ def uid_batch_run(tmp_path_factory) -> UidBatchRun:
     GRADER_WITHOUT=landlock,namespaces; the host's modes checked (and put back) right after it."""
     from conftest import host_modes_before, host_modes_put_back
 
-    from grader.judge import confine
+    from grader.worker import confine
 
     work = tmp_path_factory.mktemp("uid-batch")
     before = host_modes_before(work)
@@ -1134,12 +1134,13 @@ def test_gradescope_run_gains_and_leaks_nothing(gradescope_run, attack):
 # ----------------------------------------------------------------------------------------------------------
 
 # grades carry_hidden's ex1 with the hidden tests FIRST (the worst order: every visible test comes after them);
-# with "off", the step that stops a worker which served a hidden test (grader.plugin._keep_hidden_inputs_in) is
+# with "off", the step that stops a worker which served a hidden test (grader.judge.plugin._keep_hidden_inputs_in) is
 # switched off in this process only, before the judge session is forked from it; prints the student's copy
 GUARD_DRIVER = """\
 import json, sys
 from pathlib import Path
-from grader import plugin, results
+from grader.judge import plugin
+from grader import results
 from grader.grading import grade
 plugin.visible_first = lambda items: sorted(items, key=lambda item: not plugin.is_hidden(item))
 if sys.argv[2] == "off":

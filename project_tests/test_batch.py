@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import batch, feedback, sandbox
+from grader import batch, feedback
+from grader.intake import collect as sandbox
 from grader.batch import batch_grade
-from grader.runner import GradingError, preload
+from grader.judge.session import GradingError, preload
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -230,7 +231,7 @@ def hostile_submissions(subs: Path, pids: Path) -> None:
                     open({str(pids)!r} + "/" + n + str(os.getpid()), "w").close()
                 except OSError:
                     pass
-            try:  # the syscall filter refuses fork (grader.judge.seccomp); where it is missing, the forks happen
+            try:  # the syscall filter refuses fork (grader.worker.seccomp); where it is missing, the forks happen
                 if os.fork() == 0:
                     name("forker-child")
                     time.sleep(1000)
@@ -270,7 +271,7 @@ def hostile_submissions(subs: Path, pids: Path) -> None:
         ''',
         "sitecustomize.py": "import builtins\nbuiltins.NotImplementedError = type('X', (Exception,), {})\n",
         "evil.pth": "import os; os.environ['PWNED'] = '1'\n",
-        "pytest.ini": "[pytest]\naddopts = -p no:grader.plugin\n",
+        "pytest.ini": "[pytest]\naddopts = -p no:grader.judge.plugin\n",
     })
 
 
@@ -671,7 +672,7 @@ def test_stray_files_get_no_row_a_warning_and_a_line_in_skipped_txt(suite, tmp_p
 
 def test_a_change_to_the_grading_code_regrades_everyone(suite, tmp_path, private_tmp, monkeypatch):
     code = tmp_path / "repo"
-    write_folder(code, {"llm_basics/model.py": "A = 1\n", "grader/plugin.py": "B = 1\n",
+    write_folder(code, {"llm_basics/model.py": "A = 1\n", "grader/judge/plugin.py": "B = 1\n",
                         "grader/graded_pytest.ini": "[pytest]\n", "grader/schema.json": "{}",
                         "grader/notes.txt": "not code", "tests/test_x.py": "", "llm_basics/sub/deep.py": ""})
     monkeypatch.setattr(sandbox, "CODE_ROOT", code)
@@ -679,7 +680,7 @@ def test_a_change_to_the_grading_code_regrades_everyone(suite, tmp_path, private
     for name in ("grader/notes.txt", "tests/test_x.py"):
         (code / name).write_text("changed")
         assert sandbox.code_digest() == digest, name
-    for name in ("llm_basics/model.py", "grader/plugin.py", "grader/graded_pytest.ini", "grader/schema.json",
+    for name in ("llm_basics/model.py", "grader/judge/plugin.py", "grader/graded_pytest.ini", "grader/schema.json",
                  "llm_basics/sub/deep.py"):  # subpackages count too (grader/judge/ is one)
         (code / name).write_text((code / name).read_text() + "\n")
         assert sandbox.code_digest() != digest, name
@@ -724,10 +725,10 @@ def test_code_graded_early_cannot_change_a_later_submission(tmp_path, suite):
 
 
 def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite):
-    from grader.sandbox import suspicious
+    from grader.intake.collect import suspicious
 
     subs = tmp_path / "subs"
-    sneaky = "import sys\ndef add(a, b):\n    sys.modules['grader.plugin']\n    return a + b\n"
+    sneaky = "import sys\ndef add(a, b):\n    sys.modules['grader.judge.plugin']\n    return a + b\n"
     write_folder(subs / "sneaky", {"ex1_alpha.py": sneaky, "ex2_beta.py": GOOD["ex2_beta.py"]})
     write_folder(subs / "honest", GOOD)
     rows = {r["student"]: r for r in batch_grade(subs, tmp_path / "out", tests_dir=suite, **FAST)}
@@ -745,7 +746,7 @@ def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite
     ("latest_ex2 = 1", None), ("notctypes = 1", None), ("ctypes_like = 1", None),
 ])
 def test_the_review_flags_names_as_whole_words(text, flagged):
-    from grader.sandbox import suspicious
+    from grader.intake.collect import suspicious
 
     found = suspicious({"ex1_alpha.py": text.encode()})
     assert found == ([f"ex1_alpha.py: {flagged}"] if flagged else []), text

@@ -34,7 +34,7 @@ def _name(n):
     ctypes.CDLL(None).prctl(15, n.encode(), 0, 0, 0)  # PR_SET_NAME
 
 _name("slowpoke-worker")
-try:  # refused by the syscall filter (grader.judge.seccomp); where it is missing, the child stays behind
+try:  # refused by the syscall filter (grader.worker.seccomp); where it is missing, the child stays behind
     if os.fork() == 0:
         _name("slowpoke-child")
         time.sleep(1000)

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from grader import plugin, runner, untrusted_paths
-from grader.judge import wire
-from grader.judge.client import StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout, student_error
-from grader.plugin import worker_read_paths
+from grader.judge import plugin, session as runner
+from grader import untrusted_paths
+from grader.worker import wire
+from grader.worker.client import StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout, student_error
+from grader.judge.plugin import worker_read_paths
 
 STUDENT = '''
 import gc

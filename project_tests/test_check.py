@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import stubs
-from grader.check import check_reference, check_stubs
+from grader.instructor import stubs
+from grader.instructor.check import check_reference, check_stubs
 from grader.grading import REPO_ROOT, grade
 
 SOLUTIONS = REPO_ROOT / "solutions"

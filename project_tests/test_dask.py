@@ -24,7 +24,7 @@ import pytest
 from grader import batch
 from grader.batch import batch_grade
 from grader.batch.lifecycle import Interrupted
-from grader.runner import GradingError
+from grader.judge.session import GradingError
 
 distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: pip install -e '.[dask]'")
 

@@ -1,4 +1,4 @@
-"""The worker's ways out, closed by grader.judge.seccomp and the worker's tmpfs (issue 21, item 3).
+"""The worker's ways out, closed by grader.worker.seccomp and the worker's tmpfs (issue 21, item 3).
 
 Each attack of ``project_tests/attacks/`` aimed at the syscall filter (unwaited_children, fork_bomb,
 unix_socket, io_uring) is run here as the worker would run it, in a forked child that is PID 1 of its own PID
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from grader import facilities
-from grader.judge import confine, seccomp
+from grader.worker import confine, seccomp
 
 REPO = Path(__file__).resolve().parent.parent
 ATTACKS = Path(__file__).resolve().parent / "attacks"

@@ -14,7 +14,7 @@ import pytest
 
 from grader import report, results
 from grader.grading import grade, needs_flop_counter, normalise_exercise
-from grader.runner import GradingError, Limits
+from grader.judge.session import GradingError, Limits
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = Limits(timeout=2.0)
@@ -143,7 +143,7 @@ def test_unmarked_graded_test_is_an_error(demo_tests, make_submission):
 
 COUNT_WITHOUT_DYNAMO = """
 import sys
-from grader.runner import preload
+from grader.judge.session import preload
 preload()
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel

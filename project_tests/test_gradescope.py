@@ -15,10 +15,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from grader import gradescope
+from grader.platforms import gradescope
 from grader.results import SCHEMA_PATH, load_points
-from grader.runner import Limits
-from grader.stubs import expected_stubs
+from grader.judge.session import Limits
+from grader.instructor.stubs import expected_stubs
 
 REPO = Path(__file__).resolve().parent.parent
 POINTS = load_points(REPO / "tests")
@@ -100,7 +100,7 @@ def test_zip_layout(autograder_zip):
     for ex, name in NAMES.items():
         assert any(n.startswith(f"tests/test_{ex}_") for n in names)
         assert any(n.startswith(f"tests/hidden/test_{ex}_") for n in names), f"hidden tests of {ex} missing"
-    assert {"tests/points.json", "tests/conftest.py", "grader/plugin.py", "llm_basics/model.py"} <= names
+    assert {"tests/points.json", "tests/conftest.py", "grader/judge/plugin.py", "llm_basics/model.py"} <= names
     assert not any(n.startswith(("solutions/", "exercises/")) or "__pycache__" in n for n in names)
 
 
@@ -296,7 +296,7 @@ def test_results_code_runs_on_a_bare_python_3_10(tmp_path):
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "import grader.runner, grader.sandbox, grader.report\n"
+        "import grader.judge.session, grader.intake.collect, grader.report\n"
         "from grader import gradescope, results\n"
         "doc = json.loads(sys.stdin.read())\n"
         "out = gradescope.render(doc, hidden_detail='tests')\n"
@@ -425,7 +425,7 @@ def test_no_budget_runs_every_test(demo_tests, make_submission, tmp_path):
 
 def test_output_block_is_the_submission_summary(tmp_path, monkeypatch):
     """Gradescope's "Files graded / Not graded" block is sandbox.Submission.summary (the batch uses it too)."""
-    from grader import sandbox
+    from grader.intake import collect as sandbox
 
     folder = tmp_path / "sub" / "exercises"
     folder.mkdir(parents=True)

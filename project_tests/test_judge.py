@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.judge import wire
-from grader.judge.client import RemoteObject, StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout
-from grader.plugin import worker_read_paths
+from grader.worker import wire
+from grader.worker.client import RemoteObject, StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout
+from grader.judge.plugin import worker_read_paths
 from llm_basics.model import ModelConfig, TinyLM, TransformerBlock
 from llm_basics.tokenizer import BPETokenizer
 
@@ -318,7 +318,7 @@ def test_the_seeds_a_session_pins_draw_the_examples_derandomize_draws():
 
 def _run_as_pytest_would(test) -> BaseException:
     """Call ``test`` through the plugin's pytest_pyfunc_call wrapper; returns what pytest would see raised."""
-    from grader import plugin
+    from grader.judge import plugin
 
     hook = plugin.pytest_pyfunc_call(None)
     next(hook)
@@ -341,8 +341,8 @@ def test_a_property_test_ends_at_the_first_example_that_reaches_a_stub(base):
     from hypothesis import Phase, given, settings
     from hypothesis import strategies as st
 
-    from grader import plugin
-    from grader.judge.client import student_error
+    from grader.judge import plugin
+    from grader.worker.client import student_error
 
     calls = []
 

@@ -13,7 +13,7 @@ import pytest
 
 from grader.batch import batch_grade
 from grader.grading import grade
-from grader.runner import Limits
+from grader.judge.session import Limits
 
 IGNORES_SIGNALS_AND_LOOPS = """
     import signal

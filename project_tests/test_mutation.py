@@ -1,4 +1,4 @@
-"""Generated mutants (grader/mutation.py): made only inside the solution blocks, graded with the batch grader,
+"""Generated mutants (grader/instructor/mutation.py): made only inside the solution blocks, graded with the batch grader,
 and every survivor triaged in project_tests/mutation_triage.toml. The full run is `make mutation`; these tests
 check the driver on the real solutions without grading them all."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import mutation
+from grader.instructor import mutation
 from grader.results import load_points
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import release
-from grader.stubs import expected_stubs
+from grader.instructor import release
+from grader.instructor.stubs import expected_stubs
 
 REPO = Path(__file__).resolve().parent.parent
 STUDENT_COMMANDS = {"grade", "plots", "watch"}

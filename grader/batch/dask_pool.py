@@ -34,7 +34,7 @@ from collections import Counter
 
 from grader.batch.dask_worker import PLUGIN_NAME, START_TOPIC, GraderSetup, Suite, differences, grade_submission
 from grader.batch.scheduler import Batch, Job, Outcome
-from grader.runner import GradingError
+from grader.judge.session import GradingError
 
 LOCAL = "local:"
 TRIES = 3  # deaths of a worker, while it graded a submission, after which that submission is ungradable

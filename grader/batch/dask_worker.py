@@ -1,7 +1,7 @@
 """The Dask worker's side of a Dask batch (grader.batch.dask_pool): one warm judge session per worker process, and
 the task that grades one submission with it.
 
-A Dask worker grades exactly as a local batch does: the same judge session (grader.runner.JudgeServer: pytest
+A Dask worker grades exactly as a local batch does: the same judge session (grader.judge.session.JudgeServer: pytest
 with the grading plugin, the suites collected once, a judge forked per submission, the student code only in the
 judge's confined worker), the same limits, the same event stream. Only the transport differs: the submission's
 taken files come in the task (a few KB, never a path on a shared disk), and the judge's events go back in its
@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from grader import sandbox
+from grader.intake import collect as sandbox
 from grader.grading import suite_files
-from grader.runner import GradingError, JudgeServer, Limits, open_events, preload, read_events
+from grader.judge.session import GradingError, JudgeServer, Limits, open_events, preload, read_events
 from grader.untrusted_paths import write_new
 
 try:  # the client side imports this module too; a worker always has distributed

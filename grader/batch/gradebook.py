@@ -16,6 +16,8 @@ from grader import results
 from grader.records import ExerciseSummary
 from grader.untrusted import csv_row
 
+INSTRUCTOR = ".grader-instructor"  # OUT/.grader-instructor/<student>.json: the full results documents
+
 REASON_CHARS = 200  # one exercise's part of a gradebook reason
 
 

@@ -1,6 +1,6 @@
 """The batch scheduler: which submissions to grade, in what order, how many at once, and when to stop one.
 
-One judge session (grader.runner.JudgeServer) collects the suites once; each submission is a request to it. This
+One judge session (grader.judge.session.JudgeServer) collects the suites once; each submission is a request to it. This
 process reads every submission before any student code runs, and it alone writes OUT (results documents,
 feedback, the gradebook), from the events the judges write.
 """
@@ -18,18 +18,19 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import facilities, feedback, results, sandbox
-from grader.batch.gradebook import (Gradebook, Seals, add_ungraded_exercises, earlier_rows, empty_doc, row_from_doc,
+from grader import facilities, feedback, results
+from grader.intake import collect as sandbox
+from grader.batch.gradebook import (INSTRUCTOR, Gradebook, Seals, add_ungraded_exercises, earlier_rows, empty_doc, row_from_doc,
                                     ungradable_doc)
-from grader.batch.intake import NOT_A_SUBMISSION, Entry, report_skipped, scan
+from grader.intake.entries import NOT_A_SUBMISSION, Entry, report_skipped, scan
 from grader.batch.lifecycle import Interrupted, ProcessTree, StopSignals
 from grader.grading import TESTS_DIR, suite_files
 from grader.processes import kill
 from grader.report import Display
-from grader.runner import (DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeServer, Limits, SessionResult, absorb,
+from grader.judge.session import (DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeServer, Limits, SessionResult, absorb,
                            describe_status, open_events, preload, read_events)
-from grader.sandbox import Caps, Submission
-from grader.stubs import expected_stubs
+from grader.intake.collect import Caps, Submission
+from grader.instructor.stubs import expected_stubs
 from grader.untrusted_paths import write_new
 
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
@@ -37,10 +38,9 @@ DEFAULT_SUBMISSION_TIMEOUT = 600.0  # seconds of wall clock for one whole submis
 DEFAULT_MEMORY_MB = 2048  # address space a submission's worker may add on top of the preloaded interpreter
 WARM_FROM = 4  # submissions that must have started an exercise for the judge session to warm it up (_server)
 SANDBOX = ".sandbox"
-INSTRUCTOR = ".grader-instructor"  # OUT/.grader-instructor/<student>.json: the full results documents
 CSV_NAME = "grades.csv"
 SKIPPED_NAME = "skipped.txt"
-__all__ = ["NOT_A_SUBMISSION", "Batch", "Options", "batch_grade", "scan"]
+__all__ = ["NOT_A_SUBMISSION", "Batch", "Options", "scan"]
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Job:
     sandbox: Path | None = None
     exercises: list[str] = field(default_factory=list)
     cpu: int | None = None  # the CPU its judge and worker share (a local batch spreads its judges over the CPUs)
-    events_fd: int | None = None  # its events file, opened when it was made (grader.runner.open_events)
+    events_fd: int | None = None  # its events file, opened when it was made (grader.judge.session.open_events)
 
 
 @dataclass
@@ -432,48 +432,15 @@ def seal_out(out: Path) -> bool:
     """Where workers drop to a uid of their own (root without Landlock or namespaces), OUT (grades, every
     student's results, the grader's key, the sandboxes) becomes the instructor's alone: OUT is sealed and
     what the batch writes from now on is created without rights for group or others. Each worker then opens
-    only the way to its own folders (grader.judge.confine.open_ways, put back by close_ways)."""
+    only the way to its own folders (grader.worker.confine.open_ways, put back by close_ways)."""
     from grader import facilities
-    from grader.judge import confine
+    from grader.worker import confine
 
     if not confine.needs_uid_drop(facilities.present()):
         return False
     os.umask(0o077)
     confine.seal([out, out / Seals.KEY])
     return True
-
-
-def batch_grade(
-    submissions: Path,
-    out: Path,
-    *,
-    jobs: int = DEFAULT_JOBS,
-    tests_dir: Path = TESTS_DIR,
-    force: bool = False,
-    timeout_per_submission: float = DEFAULT_SUBMISSION_TIMEOUT,
-    memory_mb: int | None = DEFAULT_MEMORY_MB,
-    test_timeout: float = DEFAULT_TIMEOUT,
-    wall_timeout: float = DEFAULT_WALL,
-    caps: Caps = Caps(),
-    progress: str | None = "auto",
-    stream=None,
-    scheduler: str | None = None,
-) -> list[dict]:
-    """Grade every entry of ``submissions`` into ``out``; returns the gradebook rows sorted by student id.
-    ``scheduler``: grade on that Dask cluster (``tcp://host:port``, or ``local:N`` to start one here) instead of
-    ``jobs`` at a time in this machine's judge session (grader.batch.dask_pool)."""
-    submissions, out, tests_dir = Path(submissions), Path(out), Path(tests_dir)
-    if not submissions.is_dir():
-        raise GradingError(f"no such folder: {submissions}")
-    if jobs < 1:
-        raise GradingError("--jobs must be at least 1")
-    opts = Options(jobs=jobs, force=force, timeout_per_submission=timeout_per_submission, memory_mb=memory_mb,
-                   test_timeout=test_timeout, wall_timeout=wall_timeout, caps=caps)
-    if scheduler:
-        from grader.batch.dask_pool import DaskBatch  # Dask is an optional dependency
-
-        return DaskBatch(submissions, out, tests_dir, opts, progress, stream, scheduler=scheduler).run()
-    return Batch(submissions, out, tests_dir, opts, progress, stream).run()
 
 
 def _first_line(exc: Exception) -> str:

@@ -49,7 +49,7 @@ def warm_hypothesis(items: list[pytest.Item]) -> None:
 
     from hypothesis import strategies as st
 
-    from grader.plugin import hypothesis_test
+    from grader.judge.plugin import hypothesis_test
 
     handles, parametrized = {}, set()
     for item in items:
@@ -86,7 +86,7 @@ def _pin_seed(wrapped, handle) -> None:
 
 
 def serve(session: pytest.Session, fd: int) -> None:
-    from grader import plugin
+    from grader.judge import plugin
 
     requests = socket.socket(fileno=fd)
     infos = {item.nodeid: plugin.describe_test(item) for item in session.items}
@@ -172,7 +172,7 @@ def _serve_in_process(session: pytest.Session, requests: socket.socket, infos: d
 
 def _forget_submission(session: pytest.Session) -> None:
     """Clear what grading one submission left in this process (what a forked judge takes with it when it exits)."""
-    from grader import plugin
+    from grader.judge import plugin
 
     config = session.config
     if config._grader_events_fd is not None:
@@ -186,7 +186,7 @@ def _forget_submission(session: pytest.Session) -> None:
 
 def _run_tests(session: pytest.Session, items: list[pytest.Item], client, *, budget: float = 0.0) -> None:
     """Run ``items`` through pytest's own protocol against the worker of ``client``, writing the event stream."""
-    from grader import plugin
+    from grader.judge import plugin
 
     config = session.config
     config.stash[plugin.CLIENT] = client
@@ -225,7 +225,7 @@ def warm_up(session: pytest.Session, target: str, items: list[pytest.Item]) -> N
     grades faster from its second submission on. The reference runs in a worker like any submission, so its
     code never enters this process; the results are thrown away, and nothing of them reaches a submission's
     record: each judge starts with its own client, strikes and event stream."""
-    from grader import plugin
+    from grader.judge import plugin
 
     config = session.config
     events_fd, config._grader_events_fd = config._grader_events_fd, None  # its events go nowhere
@@ -286,7 +286,7 @@ def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
 
 def _judge(session: pytest.Session, msg: dict, infos: dict) -> None:
     """Grade the submission of request ``msg``: the same steps in a forked judge and on the portable path."""
-    from grader import plugin
+    from grader.judge import plugin
 
     config = session.config
     # made by the trusted parent before this judge was asked: opened as that regular file, never created
@@ -300,21 +300,5 @@ def _judge(session: pytest.Session, msg: dict, infos: dict) -> None:
     wanted = set(msg["exercises"])
     items = [item for item in session.items if infos[item.nodeid]["exercise"] in wanted]
     plugin.emit(config, {"event": "collected", "tests": [infos[item.nodeid] for item in items]})
-    # whole-submission budget (grader.runner.Limits.budget)
+    # whole-submission budget (grader.judge.session.Limits.budget)
     _run_tests(session, items, client, budget=float(msg.get("budget_seconds") or 0))
-
-
-def _main(argv: list[str]) -> int:
-    """``python -m grader.judge.serve CONFIG``: the judge session on the portable path (grader.portable)."""
-    from grader import portable, runner
-
-    config = json.loads(argv[0])
-    sock = portable.connect_back(config["address"])
-    runner.enter_session(Path(config["log"]), Path(config["workdir"]), int(config["output_bytes"]))
-    runner.preload()
-    # pytest's --grader-serve takes a descriptor; the session's socket object must not close it behind us
-    return int(pytest.main([*config["args"], f"--grader-serve={sock.detach()}"]))
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

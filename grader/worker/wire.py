@@ -12,7 +12,7 @@ Values are JSON scalars (None, bool, int, float, str) or lists whose first item 
     ["N", dtype, shape, i] numpy array     ["Y", dtype] torch dtype     ["P", str] pathlib.Path
     ["H", id, [method names]] an object that stays in the worker (a handle)
     ["C", id] a callable that stays in the judge (a callback)
-    ["R", kind, value] an object of the given lesson code, rebuilt by trusted code (grader.judge.rebuild)
+    ["R", kind, value] an object of the given lesson code, rebuilt by trusted code (grader.worker.rebuild)
 
 Decoding a worker's message never builds anything else: no pickle, no class of the student's. A tensor is
 built by ``torch.frombuffer`` from its dtype, shape and bytes, so it is always a plain ``torch.Tensor``.

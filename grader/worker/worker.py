@@ -21,7 +21,7 @@ import importlib.util
 import json
 import os
 try:
-    import resource  # Unix: the forked worker's limits (a spawned worker sets its own: grader.judge.spawned)
+    import resource  # Unix: the forked worker's limits (a spawned worker sets its own: grader.worker.spawned)
 except ImportError:  # Windows
     resource = None  # type: ignore[assignment]
 import select
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grader.judge import confine, rebuild, seccomp, wire
+from grader.worker import confine, rebuild, seccomp, wire
 from grader.processes import die_with_parent, pin_to_cpu, run_child
 
 MAX_MESSAGE_CHARS = 2000

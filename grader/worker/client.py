@@ -1,7 +1,7 @@
 """The judge's side of the worker: proxies that turn attribute access and calls into requests.
 
 ``student("ex2_topk_attention")`` returns a :class:`RemoteModule`; ``.topk_attention(q, k, v, 2)`` sends the
-call to the worker and returns the reply decoded as plain data (see grader.judge.wire). Objects the student
+call to the worker and returns the reply decoded as plain data (see grader.worker.wire). Objects the student
 code creates come back as :class:`RemoteObject` handles; callables the test hands over stay here and are called
 back. Every wait is bounded by the limits of the current test: the worker's own CPU time (from /proc, else psutil:
 grader.portable.CpuMeter; a busy machine costs the student nothing) and a much larger wall-clock backstop. A worker that overruns, crashes or
@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from grader import facilities, portable, untrusted_paths
-from grader.judge import confine as confine_ids, rebuild, wire
+from grader.worker import confine as confine_ids, rebuild, wire
 from grader.records import GradingError
-from grader.judge.worker import start_zygote
+from grader.worker.worker import start_zygote
 from grader.processes import describe_status, kill
 
 MAX_OUTPUT_CHARS = 2000  # printed output kept per test
@@ -41,7 +41,7 @@ class WorkerLimits:
     wall_seconds: float = 60.0  # backstop for code that sleeps or blocks (not the student's CPU)
     memory_bytes: int | None = 4 * 2**30
     output_bytes: int = 32 * 2**20
-    # every file the worker writes, together (a tmpfs in its mount namespace: grader.judge.confine.private_tmpfs)
+    # every file the worker writes, together (a tmpfs in its mount namespace: grader.worker.confine.private_tmpfs)
     disk_bytes: int = 64 * 2**20
 
 
@@ -235,14 +235,14 @@ class WorkerClient:
         self.confine = confine
         self.cpu = cpu  # the CPU the workers run on: their judge's (grader.processes.pin_to_cpu); None: any
         self.generation = 0
-        self.ran_hidden = False  # the current worker served a hidden test (grader.plugin._keep_hidden_inputs_in)
+        self.ran_hidden = False  # the current worker served a hidden test (grader.judge.plugin._keep_hidden_inputs_in)
         self.sock: socket.socket | None = None
         self.pid: int | None = None
         self.protections: dict = {}
         self.modules: dict[str, RemoteModule | str] = {}  # name -> module, or why it cannot be imported
         self.import_failures: dict[str, str] = {}  # kept across workers: a module that loops is not retried
         self._release: list[int] = []
-        self._next_id = 0  # the id of the last request sent (grader.judge.wire: every reply must name its request)
+        self._next_id = 0  # the id of the last request sent (grader.worker.wire: every reply must name its request)
         self._test = _Test()
         self._output = None
         self._status = None
@@ -284,7 +284,7 @@ class WorkerClient:
             "namespaces": self.confine and here.namespaces, "output_bytes": self.limits.output_bytes,
             "memory_bytes": self.limits.memory_bytes,
             "judge_pid": os.getpid(), "cpu": self.cpu,
-            # the syscall filter, the disk cap and the uid (grader.judge.seccomp, worker._fence)
+            # the syscall filter, the disk cap and the uid (grader.worker.seccomp, worker._fence)
             "seccomp": self.confine and here.seccomp, "disk_bytes": self.limits.disk_bytes,
             "uid": confine_ids.worker_uid(os.getpid()) if self.confine and confine_ids.needs_uid_drop(here) else None,
         }

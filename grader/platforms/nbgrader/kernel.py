@@ -1,7 +1,7 @@
 """The kernel ``nbgrader autograde`` runs a student's notebook in: ipykernel, with the hidden tests out of reach.
 
 The kernel runs every cell of the notebook, cells the student added included, as the instructor. It needs no
-hidden test (``grader.nbgrader_export.JudgeBeforeKernel`` grades the notebook's code with the judge before the
+hidden test (``grader.platforms.nbgrader.export.JudgeBeforeKernel`` grades the notebook's code with the judge before the
 kernel starts, and the test cells only show those results), so it gets none: the launcher enters a new user and
 mount namespace, mounts an empty read-only folder over ``tests/hidden/`` and ``solutions/``, then runs the
 kernel. A cell that opens a hidden test file finds an empty folder, and so does anything the kernel starts.
@@ -11,11 +11,11 @@ namespace). Whether the kernel can be confined is read from ``grader.facilities.
 ``GRADER_WITHOUT=namespaces`` grades as a container that forbids user namespaces would). Where it cannot (no user
 namespaces: such a container, macOS, Windows) the grades are not affected, since the judge graded the code before
 the kernel started, but a cell a student adds can read the hidden tests and print them into its feedback. Then
-autograde says so once in its log (``grader.nbgrader_export.HiddenTestsExecute``) and the kernel runs unconfined,
+autograde says so once in its log (``grader.platforms.nbgrader.export.HiddenTestsExecute``) and the kernel runs unconfined,
 or, with ``c.HiddenTestsExecute.require_confinement = True`` in ``nbgrader_config.py``, the launcher refuses to
 start it (``--require``) and autograde fails that notebook rather than grade it unconfined.
 
-    python -m grader.nbgrader_kernel [--require] -- python -m ipykernel_launcher -f CONNECTION_FILE
+    python -m grader.platforms.nbgrader.kernel [--require] -- python -m ipykernel_launcher -f CONNECTION_FILE
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[3]  # grader/platforms/nbgrader/ -> the repository
 HIDDEN_FROM_KERNEL = (REPO_ROOT / "tests" / "hidden", REPO_ROOT / "solutions")
 
 CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
@@ -90,7 +90,7 @@ def confinement() -> tuple[bool, str]:
 def main(argv: list[str]) -> None:
     options, command = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else ([], argv)
     if not command or set(options) - {"--require"}:
-        raise SystemExit("usage: python -m grader.nbgrader_kernel [--require] -- KERNEL COMMAND...")
+        raise SystemExit("usage: python -m grader.platforms.nbgrader.kernel [--require] -- KERNEL COMMAND...")
     confined, why = confinement()
     if confined:
         try:
@@ -98,10 +98,10 @@ def main(argv: list[str]) -> None:
         except OSError as exc:  # the facility looked present, but this system refused it (autograde did not warn)
             confined, why = False, str(exc)
             if "--require" not in options:
-                print(f"grader.nbgrader_kernel: the kernel runs UNCONFINED and can read the hidden tests ({why})",
+                print(f"grader.platforms.nbgrader.kernel: the kernel runs UNCONFINED and can read the hidden tests ({why})",
                       file=sys.stderr)
     if not confined and "--require" in options:
-        print(f"grader.nbgrader_kernel: refusing to start the kernel where it could read the hidden tests ({why})",
+        print(f"grader.platforms.nbgrader.kernel: refusing to start the kernel where it could read the hidden tests ({why})",
               file=sys.stderr)
         raise SystemExit(REFUSED)
     os.execvp(command[0], command)
@@ -120,7 +120,7 @@ def kernel_manager_class(require: bool = False):
 
         def format_kernel_cmd(self, extra_arguments=None):
             command = super().format_kernel_cmd(extra_arguments)
-            launcher = [sys.executable, "-m", "grader.nbgrader_kernel", *(["--require"] if require else [])]
+            launcher = [sys.executable, "-m", "grader.platforms.nbgrader.kernel", *(["--require"] if require else [])]
             return [*launcher, "--", *command]
 
     HiddenTestsKernelManager.__name__ = HiddenTestsKernelManager.__qualname__ = name

@@ -495,9 +495,3 @@ def add_mutation_parser(sub) -> None:
     p.add_argument("-q", "--quiet", dest="verbose", action="store_false",
                    help="do not print the triage stanzas of untriaged survivors")
     p.set_defaults(func=cmd_mutation)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from grader.cli import build_parser
-
-    sys.exit(cmd_mutation(build_parser().parse_args(["mutation", *sys.argv[1:]])))

@@ -1,7 +1,7 @@
 """Read one submission as a list of files, safely: a folder, an archive, archives inside them, or loose files.
 
 Nothing is extracted to disk and nothing is followed: a folder is walked without following links, an archive is
-read member by member. The search rule (``grader.sandbox``) then picks the exercise files from the list.
+read member by member. The search rule (``grader.intake.collect``) then picks the exercise files from the list.
 
 * A folder is walked ``SCAN_DEPTH`` levels deep (deeper than the search rule looks, so that a file that is too deep
   can be named in the reason), skipping hidden folders, ``__MACOSX``, ``__pycache__``, ``site-packages`` and

@@ -24,14 +24,14 @@ Each exercise reads like a handout, made from ``solutions/``, ``tests/`` and ``t
 While ``nbgrader autograde`` runs, no test runs in the student's kernel: ``JudgeBeforeKernel`` grades the
 notebook's ``%%exercise`` code with the judge first (hidden tests included, the code in the confined worker), the
 test cells show those results (hints and points for hidden tests), and the kernel starts in a mount namespace
-where ``tests/hidden/`` and ``solutions/`` are empty (``grader.nbgrader_kernel``), so a cell that reads them gets
+where ``tests/hidden/`` and ``solutions/`` are empty (``grader.platforms.nbgrader.kernel``), so a cell that reads them gets
 nothing and the feedback needs no redaction.
 
-The magics live in ``grader.nbgrader_cell``: a test cell grades the saved module and leaves the points earned as
+The magics live in ``grader.platforms.nbgrader.cell``: a test cell grades the saved module and leaves the points earned as
 its value (nbgrader's partial credit). That value is computed inside the student's own kernel, which also runs
 any cell the student added, so it is feedback, not a grade: ``nbgrader export`` (``grades.csv``) shows it as is.
 
-``nbgrader export --exporter grader.nbgrader_export.ExerciseScoresExport`` writes the grades
+``nbgrader export --exporter grader.platforms.nbgrader.export.ExerciseScoresExport`` writes the grades
 (``exercise_grades.csv``, a column per exercise): it takes the ``%%exercise`` cells of each SUBMITTED notebook
 and grades that code with ``grader.grading.grade`` (the judge, hidden tests included), the one grading path of
 ``python -m grader``. nbgrader's kernel total is kept beside it (``kernel_score``), and ``review`` says when the
@@ -58,11 +58,11 @@ import time
 from pathlib import Path
 
 from grader import results
-from grader.nbgrader_cell import MODULE_RE
+from grader.platforms.nbgrader.cell import MODULE_RE
 from grader.untrusted import csv_row
 from grader.course import BEGIN, END, SOLUTIONS, Block, SolutionBlockError, exercise_of, render, segments
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[3]  # grader/platforms/nbgrader/ -> the repository
 TESTS_DIR = REPO_ROOT / "tests"
 LESSON_DIR = REPO_ROOT / "resources" / "lesson-1-llm-basics"
 DEFAULT_OUT = Path("dist/nbgrader")
@@ -79,7 +79,7 @@ SECTIONS_LEFT_OUT = ("6.", "7.")  # how to run the scripts and `make grade`: the
 # nbgrader's delimiters: none of them may appear anywhere else in a cell, or nbgrader misreads the cell.
 NB_DELIMITERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 CODE_STUB = 'raise NotImplementedError("write this part: see the TODO line above")'
-CELL_TIMEOUT = 1800  # s; each graded test inside a cell has its own limit (grader.runner.DEFAULT_TIMEOUT)
+CELL_TIMEOUT = 1800  # s; each graded test inside a cell has its own limit (grader.judge.session.DEFAULT_TIMEOUT)
 
 
 class CourseError(ValueError):
@@ -345,7 +345,7 @@ def build_notebook(
     head, sections = lesson_sections((lesson_dir / "README.md").read_text())
     cells = [
         markdown(head + "\n" + NOTEBOOK_INTRO, "title"),
-        read_only_code("%load_ext grader.nbgrader_cell", "setup"),
+        read_only_code("%load_ext grader.platforms.nbgrader.cell", "setup"),
     ]
     placed: set[str] = set()
 
@@ -413,11 +413,11 @@ c.Execute.timeout = {CELL_TIMEOUT}
 # folder): it holds literals of the modules a kernel imported. (The test cells keep theirs in a private folder.)
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".hypothesis"]
 
-# nbgrader's own preprocessor lists, with one class swapped or added (grader.nbgrader_export):
+# nbgrader's own preprocessor lists, with one class swapped or added (grader.platforms.nbgrader.export):
 # generate_assignment writes the stubs of exercises/ (TodoStubs instead of ClearSolutions), and
 # autograde grades each notebook's code with the judge before its kernel starts (JudgeBeforeKernel: the test cells
 # show those results) and starts the kernel with tests/hidden/ and solutions/ hidden from it (HiddenTestsExecute).
-from grader.nbgrader_export import assignment_preprocessors, autograde_preprocessors  # noqa: E402
+from grader.platforms.nbgrader.export import assignment_preprocessors, autograde_preprocessors  # noqa: E402
 
 # Where user namespaces are missing, the kernel cannot be confined and could read the hidden tests: autograde says so
 # once in its log and grades anyway. Uncomment to refuse instead (every notebook then fails to autograde there).
@@ -438,7 +438,7 @@ Run the commands from this folder, in the Python environment where the lesson re
     nbgrader generate_assignment {ASSIGNMENT}      # release/{ASSIGNMENT}/: the notebook without solutions, and tests/
     # collect the students' notebooks as submitted/<student id>/{ASSIGNMENT}/{NOTEBOOK}
     nbgrader autograde {ASSIGNMENT}
-    nbgrader export --exporter grader.nbgrader_export.ExerciseScoresExport   # {EXERCISE_CSV}: the grades
+    nbgrader export --exporter grader.platforms.nbgrader.export.ExerciseScoresExport   # {EXERCISE_CSV}: the grades
     nbgrader generate_feedback {ASSIGNMENT}        # feedback/<student id>/{ASSIGNMENT}/{ASSIGNMENT}.html
 
 The assignment is the notebook and `tests/` beside it: the visible suites (and their `conftest.py` and
@@ -720,13 +720,13 @@ def score_row(assignment: str, student: str, judged: dict, kernel: dict[str, tup
 # ----------------------------------------------------------------------------------------------------------
 
 TODO_LINE = re.compile(r"^\s*# TODO: (?P<todo>.+?)\s*$")
-JUDGED_CELLS = "lesson1-judged-"  # prefix of the file of each notebook's judged test cells (grader.nbgrader_cell)
+JUDGED_CELLS = "lesson1-judged-"  # prefix of the file of each notebook's judged test cells (grader.platforms.nbgrader.cell)
 
 
 def judged_cells(doc: dict, cells: list[dict]) -> dict[str, dict]:
     """{test file: {"value": points, "feedback": text}} for each ``%%graded_tests FILE POINTS`` cell: what the
     cell shows, from the judge's results document of the notebook's code (hidden tests: hints and points only)."""
-    from grader.nbgrader_cell import TEST_FILE_RE, cell_value, feedback
+    from grader.platforms.nbgrader.cell import TEST_FILE_RE, cell_value, feedback
 
     judged = {}
     for cell in cells:
@@ -760,7 +760,7 @@ JUDGE_LOG = "JudgeBeforeKernel"
 def write_judged(judged: dict[str, dict]) -> Path:
     """Save what each test cell shows, for the kernel started next (its path in ``JUDGED_ENV``, which the kernel
     inherits); the previous notebook's file is removed first."""
-    from grader.nbgrader_cell import JUDGED_ENV
+    from grader.platforms.nbgrader.cell import JUDGED_ENV
 
     forget_judged()
     if not _judged_folder:
@@ -776,7 +776,7 @@ def write_judged(judged: dict[str, dict]) -> Path:
 
 def forget_judged() -> None:
     """Remove the judged cells of the last notebook (its kernel has finished) and forget their path."""
-    from grader.nbgrader_cell import JUDGED_ENV
+    from grader.platforms.nbgrader.cell import JUDGED_ENV
 
     path = os.environ.pop(JUDGED_ENV, None)
     if path:
@@ -853,7 +853,7 @@ def _make_hidden_tests_execute():
     from traitlets import Bool
 
     class HiddenTestsExecute(Execute):
-        """nbgrader's Execute, whose kernel starts through ``grader.nbgrader_kernel``: no hidden test in reach, or
+        """nbgrader's Execute, whose kernel starts through ``grader.platforms.nbgrader.kernel``: no hidden test in reach, or
         (where the kernel cannot be confined) a warning once, or with ``require_confinement`` no kernel at all."""
 
         require_confinement = Bool(
@@ -861,14 +861,14 @@ def _make_hidden_tests_execute():
                         "autograde then fails every notebook rather than grade it unconfined.").tag(config=True)
 
         def __init__(self, *args, **kwargs):
-            from grader.nbgrader_kernel import kernel_manager_class
+            from grader.platforms.nbgrader.kernel import kernel_manager_class
 
             super().__init__(*args, **kwargs)
             if "kernel_manager_class" not in kwargs:
                 self.kernel_manager_class = kernel_manager_class(self.require_confinement)
 
         def preprocess(self, nb, resources, *args, **kwargs):
-            from grader.nbgrader_kernel import confinement
+            from grader.platforms.nbgrader.kernel import confinement
 
             confined, why = confinement()
             if not confined and not self.require_confinement:
@@ -992,7 +992,7 @@ _LAZY = {"ExerciseScoresExport": _make_exporter, "JudgeBeforeKernel": _make_judg
 
 
 def __getattr__(name: str):
-    # nbgrader finds the exporter by name (``--exporter grader.nbgrader_export.ExerciseScoresExport``); it and the
+    # nbgrader finds the exporter by name (``--exporter grader.platforms.nbgrader.export.ExerciseScoresExport``); it and the
     # preprocessors are made on first use so that importing this module never imports nbgrader.
     if name in _LAZY:
         cls = _LAZY[name]()

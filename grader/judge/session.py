@@ -28,7 +28,7 @@ from grader.records import GradingError, TestRecord  # noqa: F401 - GradingError
 from grader.untrusted_paths import create_new, open_regular, read_regular
 
 
-GRADER_DIR = Path(__file__).resolve().parent
+GRADER_DIR = Path(__file__).resolve().parents[1]  # grader/judge/ -> grader/
 PYTEST_INI = GRADER_DIR / "graded_pytest.ini"
 DEFAULT_TIMEOUT = 10.0  # CPU seconds the student code may use per test (the reference needs well under 1 s)
 DEFAULT_WALL = 60.0  # wall-clock backstop per test, for code that sleeps or blocks rather than computes
@@ -59,7 +59,7 @@ class SessionResult:
     records: dict[str, TestRecord] = field(default_factory=dict)  # nodeid -> what happened in that test
     log: str = ""  # what the child printed outside of tests (truncated)
     restarts: int = 0  # judge restarts: none since the judge runs no student code (kept in the document)
-    protections: dict = field(default_factory=dict)  # which confinement the worker had (grader.judge.confine)
+    protections: dict = field(default_factory=dict)  # which confinement the worker had (grader.worker.confine)
     workers: int = 0  # worker processes started (one, plus one after each crash or timeout)
 
 
@@ -114,8 +114,8 @@ def preload(*, flop_counter: bool = False) -> None:
         import torch
         import torch.utils.flop_counter  # noqa: F401 - its FlopCounterMode is one of the wrappers set below
 
-        import grader.judge.client  # noqa: F401
-        import grader.plugin  # noqa: F401
+        import grader.worker.client  # noqa: F401
+        import grader.judge.plugin  # noqa: F401
         import llm_basics.attention  # noqa: F401
         import llm_basics.generation  # noqa: F401
         import llm_basics.model  # noqa: F401
@@ -138,7 +138,7 @@ def preload(*, flop_counter: bool = False) -> None:
 
 
 def enter_session(log_path: Path, workdir: Path, output_bytes: int) -> None:
-    """Set up the judge session's process (forked, or spawned by grader.judge.serve's ``__main__``)."""
+    """Set up the judge session's process (forked, or spawned by grader.judge.entry)."""
     faulthandler.disable()  # a parent's faulthandler (pytest's) would dump our crashes onto its stderr
     os.chdir(workdir)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
@@ -190,7 +190,7 @@ class JudgeServer:
             "-c", str(PYTEST_INI),
             "--rootdir", str(rootdir),
             "--confcutdir", str(rootdir),
-            "-p", "grader.plugin",
+            "-p", "grader.judge.plugin",
             "-p", "no:cacheprovider",
             # plugins a graded run never uses; each costs a little in every test (~10% of a run in all)
             "-p", "no:logging", "-p", "no:warnings", "-p", "no:faulthandler", "-p", "no:doctest",
@@ -225,7 +225,7 @@ class JudgeServer:
         self._lines = None
 
     def _spawn(self, args: list[str]) -> None:
-        """The portable path: the session is a fresh interpreter (``python -m grader.judge.serve``) that imports
+        """The portable path: the session is a fresh interpreter (``python -m grader.judge.entry``) that imports
         torch and collects by itself, and grades each submission in its own process, one at a time. Requests and
         replies are lines of JSON on a stream socket (no SOCK_SEQPACKET on macOS or Windows)."""
         self.sock, self.spawned = portable.spawn_session(

@@ -1,7 +1,7 @@
 """The grading pytest plugin: a points marker, an option group, the `student` fixture, and an event stream.
 
-Loaded explicitly (``-p grader.plugin``) by the grading runner; to run a suite by hand without the runner:
-``python -m pytest -p grader.plugin tests/test_ex2_topk_attention.py --target solutions``. It does three things:
+Loaded explicitly (``-p grader.judge.plugin``) by the grading runner; to run a suite by hand without the runner:
+``python -m pytest -p grader.judge.plugin tests/test_ex2_topk_attention.py --target solutions``. It does three things:
 
 1. checks that every collected graded test carries ``@pytest.mark.points(n)`` and splits ``n`` over the cases
    of a parametrized test;
@@ -91,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
         portable.SPARES.prepare(os.getcwd())
     elif config.getoption("--grader-serve") is not None:
         # one zygote for every submission of the session, forked now: before any test module is imported
-        from grader.judge.worker import start_zygote
+        from grader.worker.worker import start_zygote
 
         config.stash[ZYGOTE] = start_zygote()
     else:
@@ -107,7 +107,7 @@ def seal_secrets(config: pytest.Config) -> list[str]:
     the solutions unreadable to it before any worker starts: by default they are world-readable, and that uid
     owns nothing, so the file modes are all that stands between it and them."""
     from grader import facilities
-    from grader.judge import confine
+    from grader.worker import confine
 
     if config.getoption("--grader-no-confine") or not confine.needs_uid_drop(facilities.present()):
         return []
@@ -147,7 +147,7 @@ def worker_read_paths(target: Path) -> list[str]:
     client). Never the repository itself, its tests, solutions or grader."""
     if not facilities.present().landlock:  # the paths are Landlock's rules: none to make here
         return []
-    from grader.judge import confine
+    from grader.worker import confine
 
     return [*confine.default_read_paths(exclude=[REPO_ROOT]), str(REPO_ROOT / "llm_basics")]
 
@@ -157,7 +157,7 @@ def make_client(config: pytest.Config, *, target: str, workdir: str | None = Non
     """The judge's connection to the worker that runs ``target`` (started on first use, on ``cpu`` if given)."""
     import tempfile
 
-    from grader.judge.client import WorkerClient, WorkerLimits
+    from grader.worker.client import WorkerClient, WorkerLimits
 
     folder = resolve_target(target)
     limits = WorkerLimits(cpu_seconds=cpu_seconds, wall_seconds=wall_seconds)
@@ -183,7 +183,7 @@ class Student:
         self._client = client
 
     def __call__(self, name: str):
-        from grader.judge.client import ImportFailure
+        from grader.worker.client import ImportFailure
 
         try:
             return self._client.module(name)
@@ -323,7 +323,7 @@ def _stop_at_stubs(item: pytest.Item) -> None:
     student's traceback. Hypothesis lets a test replace each example's call (``.hypothesis.inner_test``)."""
     import functools
 
-    from grader.judge.client import StudentError
+    from grader.worker.client import StudentError
 
     handle = hypothesis_test(item)[1]
     inner = getattr(handle, "inner_test", None)
@@ -425,7 +425,7 @@ def _one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
 
 def reason_from_excinfo(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> tuple[str, str]:
     """(kind, reason): kind is one of not_implemented, timeout, failed, error, exit."""
-    from grader.judge.client import StudentError, StudentExit, WorkerLost
+    from grader.worker.client import StudentError, StudentExit, WorkerLost
 
     exc = excinfo.value
     if isinstance(exc, CutShort):
@@ -453,7 +453,7 @@ def reason_from_excinfo(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> tup
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    from grader.judge.client import StudentError, WorkerLost
+    from grader.worker.client import StudentError, WorkerLost
 
     student_tb = None
     if call.excinfo is not None and isinstance(call.excinfo.value, StudentError):

@@ -1,4 +1,4 @@
-"""A worker started as a fresh interpreter (``python -m grader.judge.spawned ADDRESS``): the portable path.
+"""A worker started as a fresh interpreter (``python -m grader.worker.spawned ADDRESS``): the portable path.
 
 Where the judge cannot fork a worker from a zygote that already imported torch (no ``fork`` facility: macOS,
 Windows, ``GRADER_WITHOUT=fork``), grader.portable starts this module instead. It imports torch and the lesson
@@ -9,7 +9,7 @@ before), so none of that start-up is in any test's time. Then, in order:
 2. import torch with one thread (as the zygote does), then read the configuration the judge sends;
 3. move into its private folder, send its output there, set the limits the platform offers (``resource``);
 4. confine itself where the kernel offers it (Landlock), report which protections it got;
-5. serve requests with grader.judge.worker's ``Worker``, as a forked worker does.
+5. serve requests with grader.worker.worker's ``Worker``, as a forked worker does.
 
 Where the judge cannot read the worker's CPU time (no /proc and no psutil), the worker watches its own
 (``time.process_time``, portable) and leaves with ``portable.CPU_LIMIT_EXIT`` past the test's limit; the judge
@@ -33,9 +33,9 @@ def main(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)  # as the zygote does: grading compares single-threaded results
-    import grader.judge.rebuild  # noqa: F401 - llm_basics, as the zygote has it loaded
-    from grader.judge import wire
-    from grader.judge.worker import Worker
+    import grader.worker.rebuild  # noqa: F401 - llm_basics, as the zygote has it loaded
+    from grader.worker import wire
+    from grader.worker.worker import Worker
 
     config, _ = wire.recv(sock)
     if type(config) is not dict:
@@ -66,7 +66,7 @@ def _set_up(config: dict) -> dict:
     here = facilities.present()
     if here.rlimits:
         _rlimits(config)
-    from grader.judge import confine
+    from grader.worker import confine
 
     protections = dict(confine.NONE)  # every protection named, False where absent (the results say which)
     if here.landlock and config.get("confine"):
@@ -98,11 +98,11 @@ def _rlimits(config: dict) -> None:
 
 
 class _WatchedWorker:
-    """grader.judge.worker's ``Worker``, told where each test begins (the judge seeds its first request) so that
+    """grader.worker.worker's ``Worker``, told where each test begins (the judge seeds its first request) so that
     its own CPU watch can count from there."""
 
     def __init__(self, sock, target: Path) -> None:
-        from grader.judge.worker import Worker
+        from grader.worker.worker import Worker
 
         outer = self
 

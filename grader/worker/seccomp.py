@@ -33,7 +33,7 @@ import errno
 import platform
 import struct
 
-from grader.judge.confine import PR_SET_NO_NEW_PRIVS, _libc, _prctl
+from grader.worker.confine import PR_SET_NO_NEW_PRIVS, _libc, _prctl
 
 # linux/audit.h: the arch word the kernel puts in seccomp_data.arch
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}

@@ -252,7 +252,7 @@ def find_leaks(release: Path, repo: Path = REPO_ROOT) -> list[str]:
 
 
 # `python -m grader ARGS` run in a release folder with this interpreter, blind to this repository: an editable
-# install of the project (pip install -e) adds an import finder that would otherwise find grader.release & co.
+# install of the project (pip install -e) adds an import finder that would otherwise find grader.instructor.release & co.
 # here even when the release leaves them out.
 RUN_GRADER_DETACHED = (
     "import runpy, sys; "
@@ -283,7 +283,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _assemble(stage: Path, repo: Path) -> None:
-    from grader.stubs import expected_stubs
+    from grader.instructor.stubs import expected_stubs
 
     _write(stage / "README.md", student_readme(repo))
     _write(stage / "pyproject.toml", student_pyproject((repo / "pyproject.toml").read_text(encoding="utf-8")))

@@ -1,6 +1,6 @@
 """The notebook side of the nbgrader course: three cell magics that the lesson notebook's first cell loads.
 
-    %load_ext grader.nbgrader_cell
+    %load_ext grader.platforms.nbgrader.cell
 
 ``%%exercise ex2_topk_attention [--start]``
     One piece of an exercise module: its imports (the cell with ``--start``, which begins the module afresh),
@@ -9,7 +9,7 @@
     place), and the module is imported (as ``from ex2_topk_attention import *``) so that the next cells can try
     it. While nbgrader autogrades, the code is only saved: it then runs nowhere but in the grader's sandboxed
     worker, exactly as a ``.py`` submission would, so a crash or an endless loop in it cannot take the kernel
-    (and the other exercises) down. ``grader.nbgrader_export.exercise_sources`` joins the same cells in notebook
+    (and the other exercises) down. ``grader.platforms.nbgrader.export.exercise_sources`` joins the same cells in notebook
     order for the judge.
 
 ``%%graded_tests test_ex2_topk_attention.py 15``
@@ -22,10 +22,10 @@
     how nbgrader gives partial credit. The value never exceeds the cell's points, and nothing is written to
     stderr (nbgrader gives 0 to a cell with any stderr output). While nbgrader autogrades, the cell runs no test:
     it shows the judge's results for the notebook's code, computed before the kernel started
-    (``grader.nbgrader_export.JudgeBeforeKernel``), and the kernel cannot read the hidden tests
-    (``grader.nbgrader_kernel``). This runs in the student's kernel, where any cell the student added ran first
+    (``grader.platforms.nbgrader.export.JudgeBeforeKernel``), and the kernel cannot read the hidden tests
+    (``grader.platforms.nbgrader.kernel``). This runs in the student's kernel, where any cell the student added ran first
     and may have replaced this very module: the value is feedback for the student. The grades come from the
-    export (``grader.nbgrader_export.ExerciseScoresExport``), which grades the notebook's code again with the
+    export (``grader.platforms.nbgrader.export.ExerciseScoresExport``), which grades the notebook's code again with the
     judge.
 
 ``%%walkthrough``
@@ -166,7 +166,7 @@ def grade_tests(
     ``hidden/test_ex1_special_tokens_hidden.py``): it names the exercise and says whether the tests are hidden.
     """
     from grader import results
-    from grader.runner import Limits, run_session
+    from grader.judge.session import Limits, run_session
 
     match = TEST_FILE_RE.match(test_file)
     if not match:
@@ -279,14 +279,14 @@ def find_test_file(test_file: str, *, here: Path | None = None) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-# Set by grader.nbgrader_export.JudgeBeforeKernel while nbgrader autogrades: a JSON file, written before the
+# Set by grader.platforms.nbgrader.export.JudgeBeforeKernel while nbgrader autogrades: a JSON file, written before the
 # kernel started, of what each test cell shows ({test file: {"value": points, "feedback": text}}).
 JUDGED_ENV = "LESSON1_JUDGED_CELLS"
 
 
 def judged_cell(test_file: str) -> dict:
     """What a test cell shows while nbgrader autogrades: the judge's results for it, computed outside this kernel
-    (which has no hidden test to run: grader.nbgrader_kernel hides them)."""
+    (which has no hidden test to run: grader.platforms.nbgrader.kernel hides them)."""
     path = os.environ.get(JUDGED_ENV)
     if not path:
         raise RuntimeError(f"{test_file}: no results of the judge (autograde with the course's nbgrader_config.py)")
@@ -342,8 +342,8 @@ def private_hypothesis_home() -> None:
 
 
 def load_ipython_extension(ipython) -> None:
-    """``%load_ext grader.nbgrader_cell``: register the magics and import the heavy modules once."""
-    from grader.runner import preload
+    """``%load_ext grader.platforms.nbgrader.cell``: register the magics and import the heavy modules once."""
+    from grader.judge.session import preload
 
     with silenced():
         preload()  # torch, pytest, hypothesis: imported once, so each graded cell forks in milliseconds

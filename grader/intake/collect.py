@@ -2,7 +2,7 @@
 
 A submission is a folder (a clone of the student release, or just the exercise files), an archive (``.zip``,
 ``.tar.gz``, ``.tgz``), or several loose files and folders of one student in an LMS download (``parts``, see
-``grader.batch.intake``). ``grader.archives`` reads it as a list of files, never extracting anything to disk and
+``grader.intake.entries``). ``grader.intake.archives`` reads it as a list of files, never extracting anything to disk and
 opening the archives found inside it; only the expected exercise files are taken, into memory. Nothing else in
 the submission (``conftest.py``, ``pytest.ini``, ``sitecustomize.py``, ``.pth`` files, edited tests) ever
 reaches the grading run.
@@ -36,7 +36,7 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.archives import (ARCHIVE_SUFFIXES, MAX_DEPTH, SCAN_DEPTH, SKIPPED_DIRS, Caps, Member, Part,
+from grader.intake.archives import (ARCHIVE_SUFFIXES, MAX_DEPTH, SCAN_DEPTH, SKIPPED_DIRS, Caps, Member, Part,
                              SubmissionError, Tree, archive_suffix, read_entry, read_parts, searchable)
 
 __all__ = ["ARCHIVE_SUFFIXES", "MAX_DEPTH", "SKIPPED_DIRS", "Caps", "Part", "Submission", "SubmissionError",
@@ -268,7 +268,7 @@ def tests_digest(tests_dir: Path) -> str:
     return h.hexdigest()
 
 
-CODE_ROOT = Path(__file__).resolve().parent.parent  # the repository: llm_basics/ and grader/
+CODE_ROOT = Path(__file__).resolve().parents[2]  # the repository: llm_basics/ and grader/
 CODE_PATTERNS = ("llm_basics/**/*.py", "grader/**/*.py", "grader/**/*.ini", "grader/**/*.json")
 
 

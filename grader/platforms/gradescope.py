@@ -14,7 +14,7 @@ needs 3.11) so that a grade never changes with its version; where the image's ``
 venv ``/autograder/venv``, whatever the image's ``python3`` is.
 
 ``run_autograder`` calls ``python -m grader gradescope-run``, which takes only the expected exercise files out
-of the submission (``grader.sandbox``: at most three folders deep, ``exercises/<name>.py`` preferred), grades them
+of the submission (``grader.intake.collect``: at most three folders deep, ``exercises/<name>.py`` preferred), grades them
 with the visible and hidden suites within a whole-submission time budget (``--budget``: Gradescope records
 nothing at all for a run it stops at its own limit), and writes Gradescope's ``results.json`` (``render``):
 
@@ -45,7 +45,7 @@ from pathlib import Path
 
 from grader.untrusted import printable
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # grader/platforms/ -> the repository
 ZIP_NAME = "autograder.zip"
 SHIPPED_FOLDERS = ("llm_basics", "grader", "resources", "tests")
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis"}
@@ -90,7 +90,7 @@ NEED="Python 3.11 or newer is needed and could not be installed: choose a newer 
 # build (2.13.0+cpu) instead of PyPI's CUDA build (several GB, and the autograder has no GPU).
 "$VENV/bin/python" -m pip install --no-cache-dir -r "$ROOT/source/requirements.txt"
 # fail the image build now, not at the first submission, if something is missing
-cd "$ROOT/source" && "$VENV/bin/python" -c "import torch, pytest, hypothesis, grader.plugin, llm_basics"
+cd "$ROOT/source" && "$VENV/bin/python" -c "import torch, pytest, hypothesis, grader.judge.plugin, llm_basics"
 """
 
 RUN_AUTOGRADER = """\
@@ -215,9 +215,10 @@ def _note_problems(doc: dict, sub) -> None:
 
 def grade_submission(submission: Path, *, tests_dir: Path | None = None, limits=None) -> dict:
     """The results document for the submission folder ``submission``, hidden tests included; never raises."""
-    from grader import results, sandbox
+    from grader import results
+    from grader.intake import collect as sandbox
     from grader.grading import TESTS_DIR, grade
-    from grader.runner import GradingError
+    from grader.judge.session import GradingError
 
     tests_dir = Path(tests_dir or TESTS_DIR)
     start = time.perf_counter()
@@ -433,7 +434,7 @@ def _add_options(p, *, timeout_default) -> None:
 
 
 def add_gradescope_parser(sub) -> None:
-    from grader.runner import DEFAULT_TIMEOUT
+    from grader.judge.session import DEFAULT_TIMEOUT
 
     p = sub.add_parser("gradescope", help="write autograder.zip for a Gradescope programming assignment")
     p.add_argument("--out", default="dist/gradescope", help="folder for autograder.zip (default dist/gradescope)")
@@ -461,7 +462,7 @@ def _cmd_build(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from grader.runner import Limits
+    from grader.judge.session import Limits
 
     run(Path(args.submission), Path(args.results), limits=Limits(timeout=args.timeout, budget=args.budget or None),
         hidden_visibility=args.hidden_visibility, hidden_detail=args.hidden_detail)

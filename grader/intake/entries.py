@@ -29,8 +29,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import sandbox
-from grader.archives import Part
+from grader.intake import collect as sandbox
+from grader.intake.archives import Part
 
 NOT_A_SUBMISSION = "not a folder or a supported archive (.zip, .tar.gz, .tgz)"
 

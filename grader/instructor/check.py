@@ -1,12 +1,13 @@
 """The promises every release makes: the reference scores full marks, the untouched stubs score zero, and every
-behaviour an exercise docstring promises is checked by a graded test (grader.promises)."""
+behaviour an exercise docstring promises is checked by a graded test (grader.instructor.promises)."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
-from grader import results, stubs
+from grader import results
+from grader.instructor import stubs
 from grader.grading import TESTS_DIR, grade
 
 
@@ -57,7 +58,7 @@ def check(verbose: bool = False) -> bool:
     if stale:
         ok = False
         print("exercises/ is out of date (run `make stubs`): " + ", ".join(stale))
-    from grader.promises import check_promises
+    from grader.instructor.promises import check_promises
 
     checks = (("reference scores full marks", check_reference), ("stubs score 0", check_stubs),
               ("every docstring promise has a test (tests/promises.toml)", check_promises))
