@@ -472,11 +472,11 @@ def test_rich_progress_runs_without_a_terminal(suite, tmp_path, private_tmp):
 
 
 def test_time_left_is_the_pace_of_graded_submissions_counting_down(monkeypatch):
-    from grader import report
+    from grader.batch import progress
 
     now = [0.0]
-    monkeypatch.setattr(report.time, "monotonic", lambda: now[0])
-    display = report.Display(10, None, io.StringIO())
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    display = progress.Display(10, None, io.StringIO())
     assert display._left() == "estimating time left"
     graded = {"student": "x", "status": "graded", "total": "1", "max": "1", "reason": ""}
     for t in (10.0, 20.0):

@@ -26,7 +26,7 @@ from grader.intake.entries import NOT_A_SUBMISSION, Entry, report_skipped, scan
 from grader.batch.lifecycle import Interrupted, ProcessTree, StopSignals
 from grader.grading import TESTS_DIR, suite_files
 from grader.processes import kill
-from grader.report import Display
+from grader.batch.progress import Display
 from grader.judge.session import (DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeServer, Limits, SessionResult, absorb,
                            describe_status, open_events, preload, read_events)
 from grader.intake.collect import Caps, Submission

@@ -38,7 +38,6 @@ import argparse
 import difflib
 import hashlib
 import shutil
-import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path

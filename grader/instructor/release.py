@@ -34,9 +34,12 @@ from grader.course import REPO_ROOT, Block, segments
 
 # grader modules that `make grade` starts from (install: the Makefile's setup step); whatever they import from
 # grader.* comes along
-STUDENT_ENTRY_MODULES = ("__init__", "__main__", "cli", "plugin", "runner", "grading", "results", "report", "install")
-# never shipped, even when something imports them (they need solutions/ or hidden tests, or give them away)
-INSTRUCTOR_MODULES = frozenset({"release", "gradescope", "batch", "nbgrader_export", "check", "stubs"})
+# comes along; a subpackage (judge/, worker/, intake/) is shipped whole, its files only (not its subfolders)
+STUDENT_ENTRY_MODULES = ("__init__", "__main__", "cli", "judge.plugin", "judge.session", "grading", "results",
+                         "report", "install")
+# never shipped, even when something imports them (they need solutions/ or hidden tests, or give them away): these
+# folders of grader/, by name
+INSTRUCTOR_MODULES = frozenset({"instructor", "platforms", "batch"})
 # subcommands taken out of the release's cli.py
 INSTRUCTOR_COMMANDS = frozenset({"check", "stubs", "release", "gradescope", "gradescope-run", "batch", "nbgrader"})
 GRADER_DATA_SUFFIXES = (".ini", ".json")
@@ -132,40 +135,55 @@ def student_pyproject(text: str) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _grader_imports(source: str, grader_dir: Path) -> set[str]:
-    """Names of the grader modules that ``source`` imports (at any level, lazily or not)."""
+def _module_file(dotted: str, grader_dir: Path) -> str | None:
+    """``judge.plugin`` -> ``judge/plugin.py`` (or ``judge/__init__.py`` for a package), relative to grader/."""
+    parts = [p for p in dotted.split(".") if p]
+    for rel in (Path(*parts).with_suffix(".py") if parts else None, Path(*parts, "__init__.py")):
+        if rel is not None and (grader_dir / rel).is_file():
+            return rel.as_posix()
+    return None
+
+
+def _grader_imports(source: str, grader_dir: Path, package: str = "") -> set[str]:
+    """Dotted names (relative to grader) of the grader modules that ``source`` imports (at any level, lazily or
+    not); ``package``: the dotted package of the importing file, for relative imports."""
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("grader.")}
+            found |= {a.name.partition(".")[2] for a in node.names if a.name.startswith("grader.")}
         elif isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level == 0 and module.startswith("grader."):
-                found.add(module.split(".")[1])
-            elif (node.level == 0 and module == "grader") or (node.level == 1 and not module):
-                found |= {a.name for a in node.names if (grader_dir / f"{a.name}.py").is_file()}
-            elif node.level == 1:
-                found.add(module.split(".")[0])
-    return found
+            if node.level:
+                base = [p for p in package.split(".") if p]
+                base = base[: len(base) - node.level + 1]
+                module = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+            elif node.module == "grader" or (node.module or "").startswith("grader."):
+                module = node.module.partition(".")[2]
+            else:
+                continue
+            found.add(module)
+            for a in node.names:  # from grader.judge import plugin: the submodule too
+                if _module_file(f"{module}.{a.name}", grader_dir):
+                    found.add(f"{module}.{a.name}".strip("."))
+    return {m for m in found if m}
 
 
 def student_grader_files(grader_dir: Path) -> dict[str, str]:
-    """File name -> text of every grader file the release ships."""
+    """Path under grader/ (``judge/plugin.py``) -> text of every grader file the release ships."""
     files: dict[str, str] = {}
-    todo = [m for m in STUDENT_ENTRY_MODULES if (grader_dir / f"{m}.py").is_file()]
+    todo = [rel for m in STUDENT_ENTRY_MODULES if (rel := _module_file(m, grader_dir))]
     while todo:
-        module = todo.pop()
-        name = f"{module}.py"
-        if name in files:
+        rel = todo.pop()
+        if rel in files or rel.split("/")[0] in INSTRUCTOR_MODULES:
             continue
-        files[name] = (grader_dir / name).read_text(encoding="utf-8")
-        for dep in _grader_imports(files[name], grader_dir):
-            if dep not in INSTRUCTOR_MODULES and (grader_dir / f"{dep}.py").is_file() and f"{dep}.py" not in files:
-                todo.append(dep)
-            elif dep not in INSTRUCTOR_MODULES and (grader_dir / dep / "__init__.py").is_file():
-                # a subpackage (the judge): shipped whole
-                for path in sorted((grader_dir / dep).glob("*.py")):
-                    files[f"{dep}/{path.name}"] = path.read_text(encoding="utf-8")
+        files[rel] = (grader_dir / rel).read_text(encoding="utf-8")
+        folder = Path(rel).parent
+        if folder != Path("."):  # a subpackage: shipped whole (its own files), with the packages above it
+            todo += [(folder / p.name).as_posix() for p in sorted((grader_dir / folder).glob("*.py"))]
+            todo += [(parent / "__init__.py").as_posix() for parent in folder.parents if parent != Path(".")]
+        package = ".".join(Path(rel).parent.parts if Path(rel).name == "__init__.py" else Path(rel).parent.parts)
+        for dep in _grader_imports(files[rel], grader_dir, package):
+            if (dep_rel := _module_file(dep, grader_dir)) and dep_rel not in files:
+                todo.append(dep_rel)
     for path in sorted(grader_dir.iterdir()):
         if path.suffix in GRADER_DATA_SUFFIXES and path.is_file():
             files[path.name] = path.read_text(encoding="utf-8")

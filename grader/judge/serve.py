@@ -27,7 +27,6 @@ import socket
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
