@@ -8,16 +8,16 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 EX     ?=
 GRADE_ARGS ?=
-# pip -q still warns about unreachable index locations on some machines: hide that noise, keep real errors.
+# more options for the installer (uv, or pip where uv cannot be had): grader/install.py. The check after it
+# finds the packages without importing them (importing torch costs seconds; `make grade` does it anyway).
 PIP_EXTRA ?=
-PIP_INSTALL = $(PY) -m pip install -q --progress-bar off $(PIP_EXTRA)
-QUIET_PIP = 2>&1 | grep -v "is ignored: it is neither" || true
+INSTALL = $(PY) grader/install.py --venv $(VENV) $(PIP_EXTRA)
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup grade watch test walkthrough plots clean
 # BEGIN instructor-only
-.PHONY: check stubs bench release batch gradescope nbgrader mutation
+.PHONY: check stubs bench release batch gradescope nbgrader mutation lock
 DEV         := $(VENV)/.installed-dev
 TEST_SETUP  := $(DEV)
 SUBMISSIONS ?= submissions
@@ -30,10 +30,10 @@ TEST_SETUP ?= $(STAMP)
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || { echo "Setting up $(VENV) (first run, or after pyproject.toml changes): python -m venv..."; $(PYTHON) -m venv $(VENV); }
-	@$(PY) -m grader.install $(PIP_EXTRA)
-	@$(PY) -c "import torch, pytest, pytest_timeout, hypothesis, rich, matplotlib, watchfiles" || { echo "setup failed: see the pip output above"; exit 1; }
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null || { echo "setup: $(PYTHON) is missing or older than Python 3.8: install Python 3.11 (python.org) and run make grade PYTHON=python3.11"; exit 1; }
+	@$(PYTHON) grader/install.py --venv $(VENV) $(PIP_EXTRA)
+	@$(PY) -c "import importlib.util as u, sys; gone = [m for m in sys.argv[1:] if not u.find_spec(m)]; sys.exit('setup failed, not installed: ' + ' '.join(gone) if gone else 0)" torch pytest pytest_timeout hypothesis rich matplotlib watchfiles
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the dependencies (done by the other targets when needed)
@@ -59,18 +59,21 @@ clean: ## remove generated folders (keeps .venv)
 
 $(DEV): $(STAMP)
 	@echo "Adding the instructor and test tools (jsonschema, nbgrader, Dask)..."
-	@$(PIP_INSTALL) -e ".[dev,dask]" $(QUIET_PIP)
+	@$(INSTALL) --extras dev,dask
 	@$(PY) -c "import jsonschema, nbgrader, mutmut.mutation.mutators, distributed" || { echo "setup failed: see the pip output above"; exit 1; }
 	@touch $(DEV)
 
 check: $(DEV) ## reference must score 100 and the untouched stubs 0 (hidden tests included)
 	@$(PY) -m grader check
 
+lock: $(DEV) ## refresh requirements.lock from the tested venv (versions and file hashes; every install uses it)
+	@$(PY) -m grader.lockfile
+
 stubs: $(STAMP) ## regenerate exercises/ from solutions/
 	@$(PY) -m grader stubs
 
 bench: $(DEV) ## run the benchmarks (tokenizer, block, suites' cost, grade, batch, Dask, nbgrader); prints figures, never fails on speed
-	@$(PIP_INSTALL) -e ".[dev,bench]" $(QUIET_PIP)
+	@$(INSTALL) --extras dev,dask,bench
 	@for b in bench/bench_tokenizer.py bench/bench_block.py bench/bench_compute.py bench/bench_grade.py bench/bench_batch.py bench/bench_dask.py bench/bench_nbgrader.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 release: $(DEV) ## write the student release to dist/student/

@@ -1,15 +1,19 @@
-"""How long is a student's first `make grade`, from a clean clone with only Python and pip?
+"""How long is a student's first `make grade`, from a clean clone with only Python and pip? And CI's install?
 
-For each git ref given, clones the repository into a scratch folder and runs `make setup` (the venv and every
-dependency, with an empty pip cache) and then `make grade`, as a student's first `make grade` does; refs are
-run in turn, round after round, so that a change in the machine's load hits each alike. Prints the median of
-each, with the load average, since other work on the machine changes these figures a lot. Run from the
-repository root:
+Each variant is a git ref and an installer: ``uv`` (the setup's default), ``pip`` (the same ref with
+``GRADER_SETUP=pip``: the path taken where uv cannot be had) or ``as-is`` (a ref from before uv, with
+``--before REF``). For each, a scratch clone runs `make setup` (the venv and every dependency) and then `make
+grade`, as a student's first `make grade` does, with pip's and uv's caches both empty (fresh folders). With
+``--ci``, another clean clone of each variant times CI's install step (`make .venv/.installed-dev`: what
+`.ci/run` -> `make test` installs before the tests). Variants run in turn, round after round, so that a change in
+the machine's load hits each alike. Prints the median of each, with the load average, since other work on the
+machine changes these figures a lot. Run from the repository root:
 
-    .venv/bin/python bench/bench_setup.py [--rounds 3] [REF ...]     # default: HEAD
+    .venv/bin/python bench/bench_setup.py [--rounds 3] [--ci] [--before REF] [--installers uv,pip] [REF]
 
-pip is used as configured on the machine (its index, --find-links, constraints): on this project's machines the
-torch wheel comes from the local disk, so the figures leave out its download (192 MB for the CPU build).
+pip and uv use the machine's configuration (its index, --find-links, constraints: uv gets pip's, translated by
+grader/install.py): on this project's machines the torch wheel comes from the local disk, so the figures leave
+out its download (192 MB for the CPU build).
 """
 
 from __future__ import annotations
@@ -23,45 +27,98 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+CI_INSTALL = ".venv/.installed-dev"  # the Makefile's DEV stamp: everything `make test` installs
 
 
-def first_grade(ref: str, scratch: Path) -> tuple[float, float, float]:
-    """(setup seconds, first grade seconds, the 1-minute load average at the end) for one clean clone of ref."""
+def _clone(ref: str, scratch: Path) -> Path:
     clone = scratch / f"clone-{time.time_ns()}"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     subprocess.run(["git", "checkout", "-q", ref], cwd=clone, check=True)
-    env = {**os.environ, "PIP_CACHE_DIR": str(scratch / f"pip-cache-{time.time_ns()}")}
+    return clone
+
+
+def _environment(installer: str, scratch: Path) -> dict:
+    """Empty caches for pip and uv; pip's path forced for the ``pip`` variant."""
+    stamp = time.time_ns()
+    env = {**os.environ, "PIP_CACHE_DIR": str(scratch / f"pip-cache-{stamp}"),
+           "UV_CACHE_DIR": str(scratch / f"uv-cache-{stamp}")}
+    env.pop("GRADER_SETUP", None)
+    if installer == "pip":
+        env["GRADER_SETUP"] = "pip"
+    return env
+
+
+def _timed_make(targets: list[str], clone: Path, env: dict) -> list[float]:
     times = []
-    for target in ("setup", "grade"):
+    for target in targets:
         start = time.perf_counter()
         subprocess.run(["make", target], cwd=clone, env=env, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         times.append(time.perf_counter() - start)
-    subprocess.run(["rm", "-rf", str(clone), env["PIP_CACHE_DIR"]], check=True)
-    return times[0], times[1], os.getloadavg()[0]
+    return times
+
+
+def _cleanup(clone: Path, env: dict) -> None:
+    subprocess.run(["rm", "-rf", str(clone), env["PIP_CACHE_DIR"], env["UV_CACHE_DIR"]], check=True)
+
+
+def first_grade(ref: str, installer: str, scratch: Path) -> tuple[float, float, float]:
+    """(setup seconds, first grade seconds, the 1-minute load average at the end) for one clean clone."""
+    clone, env = _clone(ref, scratch), _environment(installer, scratch)
+    setup, grade = _timed_make(["setup", "grade"], clone, env)
+    _cleanup(clone, env)
+    return setup, grade, os.getloadavg()[0]
+
+
+def ci_install(ref: str, installer: str, scratch: Path) -> float:
+    """Seconds of CI's install step (everything `make test` installs) in one clean clone, caches empty."""
+    clone, env = _clone(ref, scratch), _environment(installer, scratch)
+    (seconds,) = _timed_make([CI_INSTALL], clone, env)
+    _cleanup(clone, env)
+    return seconds
+
+
+def _variants(args) -> dict[str, tuple[str, str]]:
+    """{label: (commit, installer)}."""
+    def sha(ref: str) -> str:
+        return subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    out = {f"{args.ref} {installer}": (sha(args.ref), installer) for installer in args.installers.split(",")}
+    if args.before:
+        out[f"{args.before} (before)"] = (sha(args.before), "as-is")
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("refs", nargs="*", default=["HEAD"])
+    parser.add_argument("ref", nargs="?", default="HEAD")
+    parser.add_argument("--before", help="a ref from before uv, timed as it is (pip)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--installers", default="uv,pip", help="which of REF's paths to time (uv, pip)")
+    parser.add_argument("--ci", action="store_true", help="also time CI's install step in its own clean clone")
     args = parser.parse_args()
-    refs = {ref: subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO, capture_output=True, text=True,
-                                check=True).stdout.strip() for ref in args.refs}
-    got: dict[str, list[tuple[float, float, float]]] = {ref: [] for ref in refs}
+    variants = _variants(args)
+    got: dict[str, list[tuple[float, float, float]]] = {label: [] for label in variants}
+    ci: dict[str, list[float]] = {label: [] for label in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
-            for ref, sha in refs.items():
-                setup, grade, load = first_grade(sha, Path(tmp))
-                got[ref].append((setup, grade, load))
-                print(f"round {round_ + 1} {ref} ({sha}): setup {setup:5.1f} s, first grade {grade:4.1f} s,"
+            for label, (sha, installer) in variants.items():
+                setup, grade, load = first_grade(sha, installer, Path(tmp))
+                got[label].append((setup, grade, load))
+                print(f"round {round_ + 1} {label} ({sha}): setup {setup:5.1f} s, first grade {grade:4.1f} s,"
                       f" total {setup + grade:5.1f} s, load {load:.1f}", flush=True)
-    print(f"median of {args.rounds} clean clones, {os.cpu_count()} cores:")
-    for ref, rows in got.items():
+                if args.ci:
+                    ci[label].append(ci_install(sha, installer, Path(tmp)))
+                    print(f"round {round_ + 1} {label} ({sha}): CI install {ci[label][-1]:5.1f} s,"
+                          f" load {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"median of {args.rounds} clean clones, {os.cpu_count()} cores, pip's and uv's caches empty:")
+    for label, rows in got.items():
         setup, grade = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
         total = statistics.median(r[0] + r[1] for r in rows)
         loads = ", ".join(f"{r[2]:.1f}" for r in rows)
-        print(f"  {ref:12s} setup {setup:5.1f} s + first grade {grade:4.1f} s = {total:5.1f} s   (load {loads})")
+        ci_part = f", CI install {statistics.median(ci[label]):5.1f} s" if ci[label] else ""
+        print(f"  {label:22s} setup {setup:5.1f} s + first grade {grade:4.1f} s = {total:5.1f} s{ci_part}"
+              f"   (load {loads})")
 
 
 if __name__ == "__main__":

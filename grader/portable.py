@@ -13,16 +13,12 @@ A spawned worker's start-up is never charged to a test: the judge measures its C
 worker says hello, and does not count the wait for it against the wall-clock backstop. A spare worker is started
 ahead of need (``Spares``), so that after a crash or a timeout the next test finds one already warm, and so that
 the first worker's torch import overlaps the session's own collection.
-
-Only the standard library is imported at the top: grader.install reads ``torch_wheel_note`` before torch or
-psutil are installed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import secrets
 import socket
 import subprocess
@@ -348,25 +344,3 @@ def children_of(pid: int) -> list[int]:
         return [c.pid for c in psutil.Process(pid).children(recursive=True)]
     except Exception:  # noqa: BLE001
         return []
-
-
-# ----------------------------------------------------------------------------------------------------------
-# torch wheels
-# ----------------------------------------------------------------------------------------------------------
-
-TORCH_WHEEL_PLATFORMS = "Linux (x86-64, aarch64), macOS on Apple silicon (arm64), Windows (x86-64)"
-
-
-def torch_wheel_note(system: str | None = None, machine: str | None = None) -> str | None:
-    """What to tell a student whose machine has no wheel of the pinned torch (None where it has one).
-
-    PyTorch stopped publishing macOS x86-64 wheels after 2.2, so an Intel Mac cannot install torch==2.13.0 with
-    pip: it fails deep in the resolver with "no matching distribution". grader.install prints this instead."""
-    system = system or platform.system()
-    machine = (machine or platform.machine()).lower()
-    if system == "Darwin" and machine in ("x86_64", "amd64", "i386"):
-        return ("This is an Intel Mac: PyTorch publishes no wheels of torch 2.13.0 for it (none for Intel Macs since "
-                "torch 2.2), so pip cannot install it here. Grade on another machine, in a Linux container or VM "
-                "(Docker Desktop: `docker run -it -v $PWD:/work python:3.12 bash`, then `make setup` inside), "
-                "or in a GitHub Codespace.")
-    return None

@@ -83,11 +83,11 @@ CANARY_SITE = ("test_ex1_special_tokens_hidden.py", '"not-json": "this is not JS
 
 # The attacks on the worker's ways out end their import with a mark that says what their hostile step met
 # (project_tests/attacks/README.md); graded with every protection on, the mark must say "refused". The disk
-# filler's must also show the tmpfs's cap (ENOSPC before 64 MiB), not the disk's.
+# filler's must also show the tmpfs's cap (ENOSPC by 64 MiB, the size of the tmpfs), not the disk's.
 REFUSALS = {
     "unwaited_children": r"atk-unwaited_children: affinity refused \(PermissionError\), fork refused \(PermissionError\)",
     "fork_bomb": r"atk-fork_bomb: fork refused \(PermissionError\)",
-    "disk_filler": r"atk-disk_filler: (?:[0-9]|[1-5][0-9]|6[0-3]) MiB written, refused \(OSError errno 28\)",
+    "disk_filler": r"atk-disk_filler: (?:[0-9]|[1-5][0-9]|6[0-4]) MiB written, refused \(OSError errno 28\)",
     "unix_socket": r"atk-unix_socket: socket refused \(PermissionError\)",
     "io_uring": r"atk-io_uring: io_uring_setup refused \(errno 1,",
 }
@@ -1178,7 +1178,10 @@ def test_hidden_inputs_reach_the_student_without_the_guard_and_not_with_it(tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("without", ["", "landlock,namespaces"], ids=["confined", "without-landlock"])
+# without Landlock the uid drop (as root) would keep the worker out of the other sandboxes altogether (see
+# test_uid_mode_batch_gains_nothing_and_cannot_read_the_hidden_tests): switched off too, so that the judge's
+# refusal to follow what the worker planted is all that stands
+@pytest.mark.parametrize("without", ["", "landlock,namespaces,setuid"], ids=["confined", "without-landlock"])
 def test_shared_links_cannot_touch_a_victim_graded_beside_it(tmp_path, without):
     """A batch of two graded together (--jobs 2): shared_links links the names a visible test reads and a hidden
     test writes to the other submission's ex4 file. The victim (the reference) keeps its grade alone (every point),

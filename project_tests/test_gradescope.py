@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -94,7 +96,8 @@ def test_zip_layout(autograder_zip):
         run_script = zf.read("run_autograder").decode()
     for script in ("setup.sh", "run_autograder"):
         assert (infos[script].external_attr >> 16) & stat.S_IXUSR, f"{script} must be executable"
-    assert "torch==2.13.0" in requirements.splitlines() and "download.pytorch.org/whl/cpu" in requirements
+    assert "torch==2.13.0" in requirements.splitlines()
+    assert zf_text(autograder_zip, "requirements.lock") == (REPO / "requirements.lock").read_text()
     assert "AUTOGRADER_ROOT" in run_script and "gradescope-run" in run_script
     names = set(infos)
     for ex, name in NAMES.items():
@@ -178,15 +181,55 @@ def test_broken_submission_costs_only_the_broken_exercises(autograder):
     assert f"{missing_ex}: missing" in doc["output"]
 
 
-def _setup_lines(autograder_zip, first: str, last: str) -> str:
-    """The lines of setup.sh from the one starting with ``first`` to the one starting with ``last``."""
+def zf_text(autograder_zip, name: str) -> str:
     with zipfile.ZipFile(autograder_zip) as zf:
-        lines = zf.read("setup.sh").decode().splitlines()
+        return zf.read(name).decode()
+
+
+def _setup_lines(autograder_zip, first: str, last: str) -> str:
+    """The lines of setup.sh from the one starting with ``first`` to the one starting with ``last`` (indent
+    ignored), dedented."""
+    lines = [line.strip() for line in zf_text(autograder_zip, "setup.sh").splitlines()]
     start = next(i for i, line in enumerate(lines) if line.startswith(first))
     end = next(i for i, line in enumerate(lines) if i >= start and line.startswith(last))
-    install = next(i for i, line in enumerate(lines) if "pip install" in line)
+    install = next(i for i, line in enumerate(lines) if i > start and "pip install" in line)
     assert end < install, "the Python is chosen before the (long) pip install"
     return "\n".join(lines[start:end + 1])
+
+
+def _setup_commands(autograder_zip) -> list[str]:
+    """setup.sh's commands, one per line (continuation lines joined, comments dropped)."""
+    text = zf_text(autograder_zip, "setup.sh").replace("\\\n", " ")
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def test_setup_installs_from_the_lock_with_uv_in_the_locks_python(autograder_zip):
+    """Read what setup.sh runs: uv from pip, a venv with the lock's Python, the runtime requirements under the
+    lock (hashes checked by uv), torch's CPU build from PyTorch's index where it answers; pip only without uv."""
+    commands = _setup_commands(autograder_zip)
+    get_uv = next(i for i, c in enumerate(commands) if c.endswith("-m pip install --quiet uv; then UV=\"$ROOT/uv/bin/uv\"; fi"))
+    venv = commands.index('"$UV" venv --python "$LOCK_PYTHON" "$VENV"')
+    uv_install = next(i for i, c in enumerate(commands) if c.startswith('"$UV" pip install'))
+    assert get_uv < venv < uv_install
+    assert commands[uv_install].endswith('-r "$SRC/requirements.txt" --constraint "$LOCK"')
+    assert '"${BACKEND[@]}"' in commands[uv_install] and "BACKEND=(--torch-backend cpu)" in commands
+    assert "LOCK_PYTHON=\"$(sed -n 's/^# python: //p' \"$LOCK\")\"" in commands
+    pip_install = next(i for i, c in enumerate(commands) if c.startswith('"$VENV/bin/python" -m pip install'))
+    assert commands[pip_install].endswith('--constraint "$ROOT/constraints.txt"')
+    assert commands.index("else") < pip_install < commands.index("fi", pip_install)  # the pip path is the fallback
+
+
+def test_setup_pip_path_takes_the_locks_versions_without_hashes(autograder_zip, tmp_path):
+    """pip checks all hashes or none, and torch has none: the pip path's constraints are the lock's pins."""
+    strip = next(c for c in _setup_commands(autograder_zip) if c.startswith("sed -e '/--hash=/d'"))
+    (tmp_path / "source").mkdir()
+    shutil.copy2(REPO / "requirements.lock", tmp_path / "source" / "requirements.lock")
+    script = f'ROOT="{tmp_path}"; LOCK="$ROOT/source/requirements.lock"\n{strip}'
+    subprocess.run(["bash", "-euo", "pipefail", "-c", script], check=True)
+    text = (tmp_path / "constraints.txt").read_text()
+    assert "--hash" not in text and "\\" not in text
+    assert re.findall(r"^(\S+)==(\S+)$", text, re.M) == re.findall(r"^(\S+)==(\S+?)(?: \\)?$",
+                                                                     (REPO / "requirements.lock").read_text(), re.M)
 
 
 def _fake_image(tmp_path: Path, python3: str) -> tuple[Path, dict]:
@@ -253,30 +296,35 @@ PY310 = _pyenv_python("3.10")
                                           "Ubuntu 22.04 simulation needs a real 3.10 as python3")
 def test_ubuntu_22_04_image_installs_and_grades(autograder_zip, tmp_path):
     """Gradescope's newest base image, simulated: python3 is a real Python 3.10, apt-get only hands over a Python
-    3.11 as Ubuntu's python3.11 package would. setup.sh runs unchanged (venv, pip install of requirements.txt,
-    import check), then run_autograder grades the reference with that venv while python3 is still 3.10.
+    3.11 as Ubuntu's python3.11 package would. setup.sh runs unchanged (uv from pip, a venv with the lock's
+    Python, found on this machine since uv may not download one here, the requirements under the lock, the import
+    check), then run_autograder grades the reference with that venv while python3 is still 3.10.
 
-    Not simulated: apt itself, and PyTorch's CPU wheel index (not reachable here): the index line is taken out
-    of requirements.txt, and pip finds torch 2.13.0+cpu on this machine's wheel folder instead."""
+    Not simulated: apt itself, and PyTorch's CPU wheel index and uv's Python downloads (not reachable here): uv
+    gets this machine's pip settings through its own variables (UV_FIND_LINKS...), as an image behind a mirror
+    would, and takes torch 2.13.0+cpu from the local wheel folder."""
+    from grader import install
+
     root = tmp_path / "autograder"
     with zipfile.ZipFile(autograder_zip) as zf:
         zf.extractall(root / "source")
         for info in zf.infolist():
             os.chmod(root / "source" / info.filename, (info.external_attr >> 16) & 0o777)
-    requirements = root / "source" / "requirements.txt"
-    requirements.write_text("".join(line for line in requirements.read_text().splitlines(keepends=True)
-                                    if not line.startswith("--extra-index-url")))
     _, env = _fake_image(tmp_path, PY310)
-    env.update(AUTOGRADER_ROOT=str(root), PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_PROGRESS_BAR="off")
+    env.update(AUTOGRADER_ROOT=str(root), PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_PROGRESS_BAR="off",
+               UV_PYTHON_DOWNLOADS="never", **_uv_variables(install.pip_config(sys.executable)))
     assert subprocess.run([PY310, "-c", "import sys; assert sys.version_info[:2] == (3, 10)"]).returncode == 0
     setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], env=env, capture_output=True, text=True,
                            timeout=1500)
     assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
-    assert "python3.11 python3.11-venv" in (tmp_path / "apt.log").read_text()
+    assert "uv could not be installed" not in setup.stdout and "+ /" in setup.stderr
+    assert re.search(r"^\+ \S+/uv/bin/uv pip install --python \S+ -r \S+ --constraint \S+requirements.lock$",
+                     setup.stderr, re.M), setup.stderr[-3000:]
     venv_python = root / "venv" / "bin" / "python"
-    version = subprocess.run([str(venv_python), "-c", "import sys; print(sys.version_info[:2])"],
-                             capture_output=True, text=True).stdout
-    assert version.strip() == "(3, 11)"
+    version = subprocess.run([str(venv_python), "-c", "import platform, torch; print(platform.python_version(),"
+                              " torch.__version__)"], capture_output=True, text=True).stdout
+    assert version.split() == [(REPO / "requirements.lock").read_text().split("# python: ")[1].split()[0],
+                               "2.13.0+cpu"]
     where = root / "submission" / "exercises"
     where.mkdir(parents=True)
     for name, text in reference().items():
@@ -285,6 +333,18 @@ def test_ubuntu_22_04_image_installs_and_grades(autograder_zip, tmp_path):
     doc = json.loads((root / "results" / "results.json").read_text())
     check_gradescope_format(doc)
     assert doc["score"] == 100, doc["output"]
+
+
+def _uv_variables(settings: dict) -> dict:
+    """uv's own variables for pip's settings (what an image behind a mirror would set)."""
+    env = {"UV_INDEX_STRATEGY": "unsafe-best-match"}
+    if settings.get("find-links"):
+        env["UV_FIND_LINKS"] = ",".join(settings["find-links"])
+    if settings.get("extra-index-url"):
+        env["UV_INDEX"] = " ".join(settings["extra-index-url"])
+    if settings.get("constraint"):
+        env["UV_CONSTRAINT"] = " ".join(settings["constraint"])
+    return env
 
 
 @pytest.mark.skipif(PY310 is None, reason="no Python 3.10 here (pyenv's /root/.pyenv/versions/3.10.*)")

@@ -1,4 +1,5 @@
-"""grader.install: the setup adds PyTorch's CPU index only where pip would otherwise download the CUDA build."""
+"""grader.install, the pip path (where uv cannot be had): PyTorch's CPU index is added only where pip would otherwise
+download the CUDA build."""
 
 from __future__ import annotations
 
@@ -77,5 +78,6 @@ def test_the_pin_comes_from_pyproject_and_a_local_build_meets_it():
 
 def test_pip_runs_with_a_status_line_and_its_output_is_kept(tmp_path, capsys):
     # a real pip run that needs no network: install nothing, just print pip's help for `install`
-    code, output = install.pip_install(["--help"], "checking", sys.stdout)
+    with install.Status(sys.stdout, "checking") as status:
+        code, output = install.run_step([sys.executable, "-m", "pip", "install", "--help"], status)
     assert code == 0 and "Usage" in output

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import facilities, grading, portable
+from grader import facilities, grading, install, portable
 from grader.judge.session import Limits
 
 REPO = Path(__file__).resolve().parent.parent
@@ -180,9 +180,9 @@ def test_workflow_for_published_repositories_is_well_formed():
 
 def test_torch_wheel_note_names_intel_macs_only():
     """The setup stops with a sentence on an Intel Mac (no wheel of the pinned torch) and says nothing elsewhere."""
-    assert "Intel Mac" in portable.torch_wheel_note("Darwin", "x86_64")
+    assert "Intel Mac" in install.torch_wheel_note("Darwin", "x86_64")
     for system, machine in [("Darwin", "arm64"), ("Linux", "x86_64"), ("Linux", "aarch64"), ("Windows", "AMD64")]:
-        assert portable.torch_wheel_note(system, machine) is None
+        assert install.torch_wheel_note(system, machine) is None
 
 
 def test_a_spare_worker_does_not_start_in_the_submission_folder(tmp_path):

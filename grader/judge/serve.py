@@ -256,6 +256,8 @@ def limit_judge_memory(extra: int = JUDGE_MEMORY) -> None:
     """Cap this judge's address space at what it uses now plus ``extra``. The wire already refuses a reply larger
     than it allows (and measures a header before decoding it); this is the floor under it, so that whatever gets
     past costs this submission's judge (a MemoryError, a lost row) and never the machine or the other judges."""
+    if sys.platform != "linux":  # forked judges are the Linux path; the portable one grades in its session
+        return
     import resource
 
     try:

@@ -419,14 +419,24 @@ def open_events(path: Path) -> int:
     return open_regular(path)
 
 
+def _read_from(fd: int, offset: int) -> bytes:
+    """Everything in the file behind ``fd`` from ``offset`` on."""
+    parts = []
+    if sys.platform != "linux":  # no pread on Windows: seek, then read (the descriptor is ours alone)
+        os.lseek(fd, offset, os.SEEK_SET)
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+        return b"".join(parts)
+    while chunk := os.pread(fd, 1 << 20, offset + sum(map(len, parts))):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def read_events(source: Path | int, offset: int, into: list[dict]) -> int:
     """Append the whole event lines past ``offset`` to ``into``; returns the new offset. ``source``: a descriptor
     from open_events, or a path, read only as a regular file (never through a link, never from a FIFO)."""
     if isinstance(source, int):
-        parts = []
-        while chunk := os.pread(source, 1 << 20, offset + sum(map(len, parts))):
-            parts.append(chunk)
-        data = b"".join(parts)
+        data = _read_from(source, offset)
     else:
         data = read_regular(source, offset=offset)
     end = data.rfind(b"\n") + 1  # only whole lines

@@ -3,15 +3,17 @@
 ``python -m grader gradescope --out dist/gradescope`` writes ``dist/gradescope/autograder.zip``. Gradescope
 unpacks it into ``/autograder/source``, so the zip's top level is that folder::
 
-    setup.sh          run once when Gradescope builds the image: a Python >= 3.11 venv with requirements.txt
-    requirements.txt  the project's dependencies (torch pinned), with PyTorch's CPU wheel index
+    setup.sh          run once when Gradescope builds the image: a venv with the lock's Python, uv installs
+                      requirements.txt under requirements.lock (pip where uv cannot be had)
+    requirements.txt  the project's dependencies (torch pinned)
+    requirements.lock every version and file hash of the instructor's tested venv (``make lock``)
     run_autograder    run for every submission: grades /autograder/submission into /autograder/results/results.json
     llm_basics/  grader/  resources/  tests/ (hidden suites included)
 
-Any Ubuntu base image works. The grader needs Python 3.11 or newer, because hypothesis is pinned (6.170.17, which
-needs 3.11) so that a grade never changes with its version; where the image's ``python3`` is older (Ubuntu
-22.04: 3.10), ``setup.sh`` installs Ubuntu's own ``python3.11`` package beside it. Everything then runs in the
-venv ``/autograder/venv``, whatever the image's ``python3`` is.
+Any Ubuntu base image works. ``setup.sh`` gets uv from pip and makes the venv ``/autograder/venv`` with the
+Python the lock was made for (one the image has, or a managed one uv downloads), whatever the image's ``python3``
+is. Where uv cannot be had, pip installs the lock's versions into Ubuntu's Python 3.11 or newer (hypothesis is
+pinned, 6.170.17, and needs 3.11; on Ubuntu 22.04, whose ``python3`` is 3.10, its ``python3.11`` package).
 
 ``run_autograder`` calls ``python -m grader gradescope-run``, which takes only the expected exercise files out
 of the submission (``grader.intake.collect``: at most three folders deep, ``exercises/<name>.py`` preferred), grades them
@@ -69,28 +71,50 @@ OUTPUT_CHARS = 20_000  # one box's output, at most (a reason is ~300 characters,
 SETUP_SH = """\
 #!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image. Any Ubuntu base image works (22.04 or
-# newer): the grader runs in its own venv with Python >= 3.11. AUTOGRADER_ROOT replaces /autograder (local tests).
+# newer). Everything comes from requirements.lock, made by `make lock` from the venv the instructor's tests ran
+# in: the same versions, checked against the lock's file hashes, in the Python the lock was made for.
+# AUTOGRADER_ROOT replaces /autograder (local tests).
 set -euxo pipefail
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
+SRC="$ROOT/source"
 VENV="$ROOT/venv"
+LOCK="$SRC/requirements.lock"
+LOCK_PYTHON="$(sed -n 's/^# python: //p' "$LOCK")"
+CPU_INDEX=https://download.pytorch.org/whl/cpu
 apt-get update
 apt-get install -y --no-install-recommends python3 python3-venv
-# Python >= 3.11 is needed: hypothesis is pinned (6.170.17, so that grades never change with its version) and
-# needs it. Ubuntu 22.04's python3 is 3.10: there, take Ubuntu's own python3.11 package (universe) beside it.
-PYTHON=python3
-if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-    apt-get install -y --no-install-recommends python3.11 python3.11-venv
-    PYTHON=python3.11
+# uv, from pip, in a venv of its own (Ubuntu 24.04's pip refuses to install into the system's Python)
+UV=""
+if python3 -m venv "$ROOT/uv" && "$ROOT/uv/bin/python" -m pip install --quiet uv; then UV="$ROOT/uv/bin/uv"; fi
+if [ -n "$UV" ]; then
+    # the lock's Python, exactly: one the image has, or a managed one that uv downloads
+    "$UV" venv --python "$LOCK_PYTHON" "$VENV"
+    # torch's CPU build (the lock pins X+cpu): from PyTorch's index (uv's --torch-backend) where it answers, else
+    # from what uv's own settings name (UV_FIND_LINKS, UV_INDEX): --torch-backend alone fails offline
+    BACKEND=(--torch-backend cpu)
+    python3 -c "import urllib.request as u; u.urlopen(u.Request('$CPU_INDEX/torch/', method='HEAD'), timeout=20)" \\
+        || BACKEND=()
+    "$UV" pip install --python "$VENV/bin/python" "${BACKEND[@]}" -r "$SRC/requirements.txt" --constraint "$LOCK"
+else
+    echo "uv could not be installed: installing with pip (slower), in Ubuntu's Python rather than $LOCK_PYTHON"
+    # Python >= 3.11 is needed: hypothesis is pinned (6.170.17, so that grades never change with its version)
+    # and needs it. Ubuntu 22.04's python3 is 3.10: there, take Ubuntu's own python3.11 package (universe).
+    PYTHON=python3
+    if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        apt-get install -y --no-install-recommends python3.11 python3.11-venv
+        PYTHON=python3.11
+    fi
+    # fail now, with a message that says what to do, if there is still no suitable Python
+    NEED="Python 3.11 or newer is needed and could not be installed: choose a newer Ubuntu base image"
+    "$PYTHON" -c "import sys; sys.exit(0 if sys.version_info >= (3, 11) else '$NEED')"
+    "$PYTHON" -m venv "$VENV"
+    # the lock's versions without its hashes: pip checks every requirement's hash or none, and torch has none
+    sed -e '/--hash=/d' -e 's/ *\\\\$//' "$LOCK" > "$ROOT/constraints.txt"
+    "$VENV/bin/python" -m pip install --no-cache-dir --extra-index-url "$CPU_INDEX" -r "$SRC/requirements.txt" \\
+        --constraint "$ROOT/constraints.txt"
 fi
-# fail now, with a message that says what to do, if there is still no suitable Python
-NEED="Python 3.11 or newer is needed and could not be installed: choose a newer Ubuntu base image"
-"$PYTHON" -c "import sys; sys.exit(0 if sys.version_info >= (3, 11) else '$NEED')"
-"$PYTHON" -m venv "$VENV"
-# requirements.txt pins torch==2.13.0 and adds PyTorch's CPU wheel index, so pip takes the small CPU-only
-# build (2.13.0+cpu) instead of PyPI's CUDA build (several GB, and the autograder has no GPU).
-"$VENV/bin/python" -m pip install --no-cache-dir -r "$ROOT/source/requirements.txt"
 # fail the image build now, not at the first submission, if something is missing
-cd "$ROOT/source" && "$VENV/bin/python" -c "import torch, pytest, hypothesis, grader.judge.plugin, llm_basics"
+cd "$SRC" && "$VENV/bin/python" -c "import torch, pytest, hypothesis, grader.judge.plugin, llm_basics"
 """
 
 RUN_AUTOGRADER = """\
@@ -138,19 +162,27 @@ class GradescopeError(RuntimeError):
 
 
 def requirements_txt(repo: Path = REPO_ROOT) -> str:
-    """The project's runtime dependencies, exactly as pyproject.toml lists them, plus the CPU wheel index."""
+    """The project's runtime dependencies, exactly as pyproject.toml lists them; setup.sh installs them under
+    requirements.lock (shipped beside it), which pins every version and, for all but torch, every file's hash."""
     import tomllib  # here, not at the top: the container only needs Python >= 3.11 to grade, not to build
 
     project = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     deps = project["dependencies"]
     if not any(d.replace(" ", "").startswith("torch==") for d in deps):
         raise GradescopeError("pyproject.toml must pin torch (torch==X.Y.Z): a range resolves to a CUDA build")
-    header = (
-        "# Installed by setup.sh. PyTorch's CPU index offers torch==<pin>+cpu, which pip prefers to PyPI's CUDA\n"
-        "# build of the same version: no GPU libraries are downloaded.\n"
-        f"--extra-index-url {CPU_WHEELS}\n"
-    )
+    header = ("# Installed by setup.sh with --constraint requirements.lock: the versions (and file hashes) the\n"
+              "# instructor's tests ran with, and torch's CPU build.\n")
     return header + "".join(f"{d}\n" for d in deps)
+
+
+def lock_text(repo: Path = REPO_ROOT) -> str:
+    """requirements.lock, which setup.sh installs from; the build fails where it is missing or out of date."""
+    from grader import lockfile
+
+    problems = lockfile.check(repo / lockfile.LOCK.name, repo / "pyproject.toml")
+    if problems:
+        raise GradescopeError("requirements.lock: " + "; ".join(problems))
+    return (repo / lockfile.LOCK.name).read_text(encoding="utf-8")
 
 
 def _files(repo: Path) -> list[tuple[str, Path]]:
@@ -190,6 +222,7 @@ def build_autograder(out: Path, *, repo: Path = REPO_ROOT, budget: float = DEFAU
                                        hidden_detail=hidden_detail, timeout=timeout)
         _add(zf, "run_autograder", script.encode(), executable=True)
         _add(zf, "requirements.txt", requirements_txt(repo).encode())
+        _add(zf, "requirements.lock", lock_text(repo).encode())
         for name, path in _files(repo):
             _add(zf, name, path.read_bytes())
     tmp.replace(target)

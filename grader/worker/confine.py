@@ -383,8 +383,7 @@ def open_ways(folders, *, record: str | None = None) -> list[str]:
                     os.chmod(ancestor, stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
                     ways["modes"].setdefault(str(ancestor), stat.S_IMODE(info.st_mode))
                     changed.append(str(ancestor))
-        if os.getpid() not in ways["holders"]:
-            ways["holders"].append(os.getpid())
+        ways["holders"].append(os.getpid())  # once per client: a judge may hold several (warm-up, grading)
     return changed
 
 
@@ -394,7 +393,8 @@ def close_ways(*, record: str | None = None) -> list[str]:
     restored."""
     restored = []
     with _ways_record(record) as ways:
-        ways["holders"] = [p for p in ways["holders"] if p != os.getpid()]
+        if os.getpid() in ways["holders"]:
+            ways["holders"].remove(os.getpid())  # this client's hold only
         if ways["holders"]:
             return restored
         for path, mode in ways["modes"].items():
