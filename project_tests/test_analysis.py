@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_batch import FAST, GOOD, REPO, STUB, _real_lesson_ready, private_tmp, suite, write_folder  # noqa: E402,F401
+from helpers import FAST, GOOD, REPO, STUB, _real_lesson_ready, write_folder  # noqa: E402
 
 from grader.batch import batch_grade  # noqa: E402
 from grader.batch.analysis import analyze, item_analysis, similarity  # noqa: E402

@@ -13,10 +13,8 @@ import json
 import os
 import signal
 import tarfile
-import tempfile
 import textwrap
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,109 +24,7 @@ from grader.intake import collect as sandbox
 from grader.batch import batch_grade
 from grader.judge.session import GradingError, preload
 
-REPO = Path(__file__).resolve().parent.parent
-
-POINTS = {
-    "ex1": {"name": "ex1_alpha", "title": "Alpha", "visible": 2, "hidden": 1},
-    "ex2": {"name": "ex2_beta", "title": "Beta", "visible": 2, "hidden": 1},
-}
-SUITE = {
-    "conftest.py": '''
-        import pytest
-
-        @pytest.fixture(autouse=True)
-        def _fresh():
-            yield
-    ''',
-    "test_ex1_alpha.py": '''
-        import pytest
-
-        @pytest.mark.points(1)
-        def test_add_sums(student):
-            """add(a, b) returns a + b."""
-            got = student("ex1_alpha").add(1, 2)
-            assert got == 3, f"expected 3, got {got}"
-
-        @pytest.mark.points(1)
-        def test_add_zero(student):
-            """add(a, 0) returns a."""
-            got = student("ex1_alpha").add(5, 0)
-            assert got == 5, f"expected 5, got {got}"
-    ''',
-    "hidden/test_ex1_alpha_hidden.py": '''
-        import pytest
-
-        @pytest.mark.points(1)
-        def test_add_negative_secret(student):
-            """SECRET HINT add works for negatives."""
-            assert student("ex1_alpha").add(-1, -2) == -3, "SECRET REASON expected -3"
-    ''',
-    "test_ex2_beta.py": '''
-        import pytest
-
-        @pytest.mark.points(1)
-        def test_mul_product(student):
-            """mul(a, b) returns a * b."""
-            got = student("ex2_beta").mul(2, 3)
-            assert got == 6, f"expected 6, got {got}"
-
-        @pytest.mark.points(1)
-        def test_mul_one(student):
-            """mul(a, 1) returns a."""
-            got = student("ex2_beta").mul(7, 1)
-            assert got == 7, f"expected 7, got {got}"
-    ''',
-    "hidden/test_ex2_beta_hidden.py": '''
-        import pytest
-
-        @pytest.mark.points(1)
-        def test_mul_zero_secret(student):
-            """SECRET HINT mul by zero."""
-            assert student("ex2_beta").mul(3, 0) == 0, "SECRET REASON expected 0"
-    ''',
-}
-GOOD = {"ex1_alpha.py": "def add(a, b):\n    return a + b\n", "ex2_beta.py": "def mul(a, b):\n    return a * b\n"}
-STUB = {
-    "ex1_alpha.py": 'def add(a, b):\n    raise NotImplementedError("ex1: add the numbers")\n',
-    "ex2_beta.py": 'def mul(a, b):\n    raise NotImplementedError("ex2: multiply the numbers")\n',
-}
-FAST = dict(jobs=2, test_timeout=2.0, memory_mb=512, timeout_per_submission=60.0, progress=None)
-
-
-@pytest.fixture
-def suite(tmp_path: Path) -> Path:
-    root = tmp_path / "suite" / "tests"
-    (root / "hidden").mkdir(parents=True)
-    (root / "points.json").write_text(json.dumps(POINTS))
-    for name, text in SUITE.items():
-        (root / name).write_text(textwrap.dedent(text))
-    return root
-
-
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch) -> Path:
-    """A temp dir of our own for the duration of the test: whatever lands in it was written outside OUT."""
-    folder = tmp_path / "systmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    monkeypatch.setenv("TMPDIR", str(folder))
-    return folder
-
-
-def write_folder(folder: Path, files: dict[str, str | bytes]) -> Path:
-    for name, data in files.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data if isinstance(data, bytes) else textwrap.dedent(data).encode())
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def write_zip(path: Path, files: dict[str, str | bytes]) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return path
+from helpers import FAST, GOOD, POINTS, REPO, STUB, _real_lesson_ready, processes_named, read_csv, write_folder, write_zip
 
 
 def write_tar(path: Path, files: dict[str, str | bytes], symlink: tuple[str, str] | None = None) -> Path:
@@ -149,11 +45,6 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*")}
 
 
-def read_csv(out: Path) -> dict[str, dict]:
-    with open(out / "grades.csv", newline="") as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
-
-
 def children_of_me() -> list[int]:
     me, found = os.getpid(), []
     for name in os.listdir("/proc"):
@@ -165,27 +56,6 @@ def children_of_me() -> list[int]:
             if int(fields[1]) == me:
                 found.append(int(name))
     return found
-
-
-def processes_named(prefix: str) -> list[int]:
-    """Processes whose comm name (PR_SET_NAME) starts with ``prefix``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if Path(f"/proc/{name}/comm").read_text().startswith(prefix) and alive(int(name)):
-                    found.append(int(name))
-            except OSError:
-                continue
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -556,18 +426,6 @@ def test_cli_parser_and_missing_folder(tmp_path):
 # ----------------------------------------------------------------------------------------------------------
 # The real lesson, end to end
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _real_lesson_ready() -> str | None:
-    points = json.loads((REPO / "tests" / "points.json").read_text())
-    for meta in points.values():
-        name = meta["name"]
-        for folder in ("solutions", "exercises"):
-            if not (REPO / folder / f"{name}.py").is_file():
-                return f"{folder}/{name}.py is not written yet"
-        if not list((REPO / "tests").glob(f"test_{name}.py")):
-            return f"tests/test_{name}.py is not written yet"
-    return None
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_batch import FAST, GOOD, alive, processes_named, private_tmp, suite, write_folder  # noqa: E402,F401
+from helpers import FAST, GOOD, alive, processes_named, write_folder  # noqa: E402
 
 from grader.batch import batch_grade  # noqa: E402
 from grader.batch.gradebook import Gradebook, Seals  # noqa: E402

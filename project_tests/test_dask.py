@@ -32,7 +32,7 @@ from grader.batch import dask_pool  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_batch import GOOD, POINTS, STUB, SUITE, read_csv, write_folder  # noqa: E402
+from helpers import GOOD, POINTS, STUB, SUITE, read_csv, write_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = dict(test_timeout=5.0, memory_mb=512, timeout_per_submission=60.0, progress=None)

@@ -9,7 +9,6 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from grader import report, results
@@ -190,6 +189,8 @@ def test_exercise_names_are_normalised():
 
 
 def test_results_validate_against_gradescope_schema(demo_tests, make_submission):
+    import jsonschema  # here, not at the top: importing it costs 1.4 s at every collection
+
     schema = json.loads(results.SCHEMA_PATH.read_text())
     doc = grade(make_submission(ex1_demo="def add(a, b):\n    return 0\n"), tests_dir=demo_tests, hidden=True, limits=FAST)
     jsonschema.validate(doc, schema)

@@ -14,7 +14,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from grader.platforms import gradescope
@@ -65,6 +64,8 @@ def autograder(tmp_path, autograder_zip):
 
 def check_gradescope_format(doc: dict) -> None:
     """Gradescope's results.json: its schema, and nothing but Gradescope's own keys at the top level."""
+    import jsonschema  # here, not at the top: importing it costs 1.4 s at every collection
+
     jsonschema.validate(doc, SCHEMA)
     extra = set(doc) - set(gradescope.GRADESCOPE_KEYS)
     assert not extra, f"keys Gradescope does not know belong under extra_data: {sorted(extra)}"

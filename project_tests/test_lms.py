@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_batch import FAST, GOOD, STUB, private_tmp, read_csv, suite, write_folder, write_zip  # noqa: E402,F401
+from helpers import FAST, GOOD, read_csv, write_folder  # noqa: E402
 
 from grader.batch import batch_grade  # noqa: E402
 from grader.platforms import lms
