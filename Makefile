@@ -15,7 +15,7 @@ INSTALL = $(PY) grader/install.py --venv $(VENV) $(PIP_EXTRA)
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup grade watch test walkthrough plots clean
+.PHONY: help setup grade watch test test-fast walkthrough plots clean
 # BEGIN instructor-only
 .PHONY: check stubs bench release batch gradescope nbgrader mutation lock
 DEV         := $(VENV)/.installed-dev
@@ -46,6 +46,9 @@ watch: $(STAMP) ## grade an exercise again each time you save it (EX=ex2 for one
 
 test: $(TEST_SETUP) ## run the project's whole test suite
 	@$(PY) -m pytest project_tests -q
+
+test-fast: $(TEST_SETUP) ## run every module's unit tests, not the slow ones (about a minute)
+	@$(PY) -m pytest project_tests -q -m "not slow"
 
 walkthrough: $(STAMP) ## run the three lesson walkthroughs
 	@for s in resources/lesson-1-llm-basics/step*.py; do echo "== $$s"; $(PY) $$s || exit 1; done
