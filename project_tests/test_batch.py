@@ -145,6 +145,7 @@ def hostile_submissions(subs: Path, pids: Path) -> None:
     })
 
 
+@pytest.mark.slow
 def test_hostile_batch_every_submission_gets_a_row(suite, tmp_path, private_tmp):
     subs, out, pids = tmp_path / "subs", tmp_path / "out", tmp_path / "pids"
     subs.mkdir()
@@ -265,6 +266,7 @@ def test_rerun_skips_unchanged_submissions_unless_forced(suite, tmp_path, privat
     assert list(private_tmp.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_submission_wall_clock_limit_stops_a_hang(suite, tmp_path, private_tmp):
     subs, out = tmp_path / "subs", tmp_path / "out"
     write_folder(subs / "slow", {"ex1_alpha.py": "while True:\n    pass\n", "ex2_beta.py": GOOD["ex2_beta.py"]})

@@ -73,6 +73,7 @@ def wait_for(condition, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stopped_batch_leaves_no_process_and_a_whole_gradebook_and_resumes(suite, tmp_path, private_tmp, signum):
     subs, out = tmp_path / "subs", tmp_path / "out"

@@ -64,6 +64,7 @@ def test_half_done_submission_gets_exactly_the_finished_exercises(tmp_path: Path
     assert doc["score"] == 50 and doc["max_score"] == 100
 
 
+@pytest.mark.slow
 def test_grading_the_reference_ten_times_gives_identical_results():
     runs = [grade("solutions", hidden=True) for _ in range(10)]
     fingerprints = {tuple((t["name"], t["score"]) for t in doc["tests"]) for doc in runs}

@@ -156,6 +156,7 @@ print(real.get_total_flops(), meta.get_total_flops(), "torch._dynamo" in sys.mod
 """
 
 
+@pytest.mark.slow
 def test_counting_flops_after_preload_does_not_import_the_compiler():
     """The first FlopCounterMode count used to import torch._dynamo (~0.7 s of CPU, in the judge and in the
     worker): preload marks torch's compiler-skipping wrappers as already skipped. Same counts: 2·m·k·n for a

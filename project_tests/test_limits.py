@@ -84,6 +84,7 @@ def test_a_cpu_loop_is_a_timeout_that_names_cpu_time(demo_tests, make_submission
     assert not doc["lesson"]["needs_regrade"]  # its own CPU use: a final result
 
 
+@pytest.mark.slow
 def test_sleeping_past_the_backstop_is_a_timeout_marked_for_regrade(demo_tests, make_submission, tmp_path):
     sub = make_submission(ex2_other=textwrap.dedent(SLEEPS))
     doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=5.0, wall=1.5))
