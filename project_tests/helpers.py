@@ -1,21 +1,25 @@
 """Helpers shared by the project's batch tests (test_batch, test_batch_lifecycle, test_analysis, test_dask,
-test_lms): the small fake suite they grade against, its good and stub submissions, and ways to write
-submissions and read what a batch left.
+test_lms, test_attacks): the small fake suite they grade against, its good and stub submissions, ways to write
+submissions and read what a batch left, and the real lesson's reference, stubs and mutants as a batch.
 
-They live here rather than in test_batch.py so that a test module never imports another test module: importing
-test_batch collected its tests' module-level work a second time and tied every batch test to that file's layout.
-The fixtures that go with them (``suite``, ``private_tmp``) are in conftest.py."""
+They live here rather than in a test module so that test modules do not import each other: each import tied one
+test file to another's layout (test_dask used test_batch's suite, test_batch used test_dask's lesson folders).
+The one exception is ``lesson_submissions``, which reads test_ex2_variants.py's table of ex2 mutants, when called.
+The fixtures that go with these (``suite``, ``private_tmp``) are in conftest.py."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import re
+import shutil
 import textwrap
 import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+ATTACKS_DIR = Path(__file__).resolve().parent / "attacks"
 
 # Two exercises, 3 points each, 1 of them hidden: small enough that a batch of it takes seconds.
 POINTS = {
@@ -147,3 +151,45 @@ def _real_lesson_ready() -> str | None:
         if not list((REPO / "tests").glob(f"test_{name}.py")):
             return f"tests/test_{name}.py is not written yet"
     return None
+
+
+# ---------------------------------------------------------------------------------- the real lesson in a batch
+def build_submission(folder: Path, attack: str | None, *, base: Path = REPO / "exercises") -> Path:
+    """The untouched stubs (or the files of ``base``), with the attack's one exercise file laid over its stub."""
+    folder.mkdir(parents=True)
+    for stub in sorted(base.glob("ex*_*.py")):
+        shutil.copy2(stub, folder / stub.name)
+    if attack:
+        for path in (ATTACKS_DIR / attack).glob("ex*_*.py"):
+            shutil.copy2(path, folder / path.name)
+    return folder
+
+
+def lesson_submissions(subs: Path) -> None:
+    """The reference, the stubs, two ex2 mutants and a submission that reads the tests, as a batch's folders."""
+    # the mutants are test_ex2_variants.py's own table (imported here, when asked for, not copied): one list of them
+    from test_ex2_variants import MODULE, MUTANTS
+    from variants import mutate
+
+    points = json.loads((REPO / "tests" / "points.json").read_text())
+    write_folder(subs / "reference", {f"exercises/{m['name']}.py": (REPO / "solutions" / f"{m['name']}.py").read_bytes()
+                                      for m in points.values()})
+    build_submission(subs / "stubs", None)
+    for name in sorted(MUTANTS)[:2]:  # the stubs, with a plausible wrong ex2
+        folder = build_submission(subs / f"mutant-{name}", None)
+        (folder / f"{MODULE}.py").write_text(mutate(MODULE, *MUTANTS[name][0]))
+    build_submission(subs / "redteam", "read_hidden")  # tries to copy the hidden tests out
+
+
+def _verdicts(doc: dict) -> list[dict]:
+    """Every test's entry but its duration and CPU time: name, score, status, message, captured output, and the judge's
+    traceback with the suite's folder (the worker's copy, or the repository) and object addresses left out."""
+
+    def same(key, value):
+        if key == "details":
+            value = re.sub(r'File "[^"]*/tests/', 'File "tests/', re.sub(r"0x[0-9a-f]+", "0x?", value))
+        return value
+
+    volatile = ("duration", "cpu")
+    return [{**t, "extra_data": {k: same(k, v) for k, v in t.get("extra_data", {}).items() if k not in volatile}}
+            for t in doc["tests"]]

@@ -55,6 +55,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import build_submission
+
 REPO = Path(__file__).resolve().parent.parent
 ATTACKS_DIR = Path(__file__).resolve().parent / "attacks"
 ATTACKS = sorted(p.name for p in ATTACKS_DIR.iterdir() if p.is_dir() and any(p.glob("ex*_*.py")))
@@ -382,17 +384,6 @@ def plant_hidden_canary(repo: Path) -> None:
 def canary_in(parts: dict[str, object]) -> list[str]:
     """The parts (a report's text, a document) that hold HIDDEN_CANARY."""
     return [where for where, value in parts.items() if HIDDEN_CANARY in json.dumps(value, ensure_ascii=False)]
-
-
-def build_submission(folder: Path, attack: str | None, *, base: Path = REPO / "exercises") -> Path:
-    """The untouched stubs (or the files of ``base``), with the attack's one exercise file laid over its stub."""
-    folder.mkdir(parents=True)
-    for stub in sorted(base.glob("ex*_*.py")):
-        shutil.copy2(stub, folder / stub.name)
-    if attack:
-        for path in (ATTACKS_DIR / attack).glob("ex*_*.py"):
-            shutil.copy2(path, folder / path.name)
-    return folder
 
 
 def tree_digest(root: Path) -> dict[str, str]:

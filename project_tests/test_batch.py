@@ -619,7 +619,7 @@ def test_the_warm_up_run_changes_no_verdict(tmp_path, private_tmp, monkeypatch):
     submissions have started (grader.judge.serve.warm_up): every test of every submission must get the verdict
     it gets without it, whether every exercise is warmed or only some."""
     from grader.batch import scheduler
-    from test_dask import _verdicts, lesson_submissions
+    from helpers import _verdicts, lesson_submissions
 
     subs = tmp_path / "subs"
     lesson_submissions(subs)  # the reference, the stubs, two ex2 mutants, a submission that reads the tests
