@@ -47,6 +47,7 @@ def read(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_item_analysis_and_similarity_of_a_small_class(suite, tmp_path, private_tmp):
     subs, out = tmp_path / "subs", tmp_path / "out"
     for i in range(2):

@@ -690,6 +690,7 @@ def test_the_batch_warms_up_only_the_exercises_its_submissions_started(tmp_path,
     assert flops == {"flop_counter": True}
 
 
+@pytest.mark.slow
 def test_what_a_submission_prints_stays_in_its_own_record(suite, tmp_path, private_tmp):
     """Judges graded at the same time must not share pytest's capture: each record holds its own student's
     output, all of it, and nobody else's."""

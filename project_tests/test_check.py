@@ -43,6 +43,7 @@ def test_stub_keeps_everything_outside_the_block():
     )
 
 
+@pytest.mark.slow
 def test_reference_scores_full_marks_including_hidden():
     ok, problems = check_reference()
     assert ok, "\n".join(problems)

@@ -77,6 +77,7 @@ def run_attack(name: str, *, filtered: bool, cwd: Path) -> str:
     ("unwaited_children", "child ", "fork refused (PermissionError)"),
     ("io_uring", "io_uring_setup gave a ring", "io_uring_setup refused (errno 1,"),
 ])
+@pytest.mark.slow
 def test_filter_refuses_what_succeeds_without_it(tmp_path, name, control, refused):
     """Without the filter the attack's hostile step succeeds (positive control); with it, it is refused."""
     off = run_attack(name, filtered=False, cwd=tmp_path)
@@ -93,6 +94,7 @@ def test_filter_refuses_moving_to_another_cpu(tmp_path):
     assert "affinity refused (PermissionError)" in run_attack("unwaited_children", filtered=True, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_filter_stops_unix_socket_exfiltration(tmp_path):
     """A listener on a socket file receives the attack's line without the filter, nothing with it."""
     path = f"/tmp/atk-unix_socket-{os.getpid()}.sock"

@@ -86,6 +86,7 @@ def test_not_implemented_is_reported_as_such(demo_tests, make_submission):
     assert "not implemented yet: ex2: double it" in test["extra_data"]["reason"]
 
 
+@pytest.mark.slow
 def test_infinite_loop_costs_that_test_only(demo_tests, make_submission):
     sub = make_submission(ex1_demo="def add(a, b):\n    return a + b\ndef work(n):\n    while n == 2:\n        pass\n    return n\n")
     doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0))
@@ -209,6 +210,7 @@ def test_junit_xml_is_rendered_from_results(demo_tests, make_submission):
     assert failures[0].get("message") == "expected 8, got 4"
 
 
+@pytest.mark.slow
 def test_cli_grade_writes_json_and_prints_plain_table(tmp_path):
     out = tmp_path / "results.json"
     junit = tmp_path / "junit.xml"
@@ -230,6 +232,7 @@ def test_cli_reports_usage_problems_with_exit_2():
     assert proc.returncode == 2 and "unknown exercise 'ex9'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_endless_loop_at_import_costs_one_timeout_not_one_per_test(demo_tests, make_submission):
     sub = make_submission(ex1_demo="while True:\n    pass\n")
     doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0))
@@ -249,6 +252,7 @@ def test_module_that_crashes_at_import_is_imported_once(demo_tests, make_submiss
     assert exercise(doc, "ex2")["score"] == 2
 
 
+@pytest.mark.slow
 def test_two_timeouts_cut_the_rest_of_that_exercise(demo_tests, make_submission):
     sub = make_submission(ex1_demo="def add(a, b):\n    return a + b\ndef work(n):\n    while n >= 2:\n        pass\n    return n\n")
     doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0, max_strikes=2))
@@ -289,6 +293,7 @@ def test_no_color_or_a_pipe_gives_plain_text(monkeypatch, demo_tests, make_submi
     assert not report.use_rich(out) and "\x1b[" not in out.getvalue() and "5 / 5" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_final_grading_runs_every_test_whatever_timed_out_before(demo_tests, make_submission):
     """Without max_strikes (batch, Gradescope, nbgrader) a loop costs only the tests that reach it."""
     sub = make_submission(ex1_demo="def add(a, b):\n    return a + b\ndef work(n):\n    while n in (2, 3):\n        pass\n    return n\n")

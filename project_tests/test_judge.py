@@ -181,6 +181,7 @@ def test_objects_of_the_student_stay_in_the_worker(ex):
         counter.n = 5
 
 
+@pytest.mark.slow
 def test_limits_cost_the_test_and_a_new_worker_serves_the_next(client, ex):
     with pytest.raises(WorkerTimeout, match="CPU"):  # its own CPU time, however busy the machine is
         ex.spin()
@@ -276,6 +277,7 @@ def test_no_descriptor_of_the_judge_reaches_the_worker(ex, tmp_path):
         os.close(secret)
 
 
+@pytest.mark.slow
 def test_the_seeds_a_session_pins_draw_the_examples_derandomize_draws():
     """warm_hypothesis computes each derandomized test's seed once per session: the same examples, in order."""
     from types import SimpleNamespace

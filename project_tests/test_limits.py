@@ -58,6 +58,7 @@ def batch_rows(demo_tests: Path, tmp_path: Path, submission: Path, **limits) -> 
 
 @pytest.mark.parametrize("source", [IGNORES_SIGNALS_AND_LOOPS, RECURSES_AT_IMPORT], ids=["loop-ignoring-signals",
                                                                                           "deep-recursion"])
+@pytest.mark.slow
 def test_import_time_fault_costs_only_its_exercise_locally(demo_tests, make_submission, source):
     sub = make_submission(ex1_demo=textwrap.dedent(source))
     doc = grade(sub, tests_dir=demo_tests, hidden=True, limits=Limits(timeout=1.0, wall=20.0))

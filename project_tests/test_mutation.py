@@ -21,6 +21,7 @@ def mutants_of(module: str) -> tuple:
 MODULES = [meta["name"] for meta in load_points().values()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", MODULES)
 def test_mutants_change_only_solution_blocks(module):
     text = (mutation.SOLUTIONS / f"{module}.py").read_text(encoding="utf-8")
@@ -47,6 +48,7 @@ def test_operator_families_are_all_used():
     assert len(dropped_checks) >= 10
 
 
+@pytest.mark.slow
 def test_mutant_ids_survive_an_unrelated_edit():
     """An id names the function and the changed line, so editing another part of the file keeps it."""
     text = (mutation.SOLUTIONS / "ex4_scaling.py").read_text(encoding="utf-8")

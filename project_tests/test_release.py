@@ -184,6 +184,7 @@ def test_build_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
         release.build_release(REPO)
 
 
+@pytest.mark.slow
 def test_rebuild_replaces_an_earlier_release(built, tmp_path):
     out = tmp_path / "student"
     release.build_release(out)
