@@ -90,6 +90,7 @@ def test_item_analysis_and_similarity_of_a_small_class(suite, tmp_path, private_
     assert "copier_a/ex1_alpha.py" in page and "similarity-" not in page and "<script>" not in page
 
 
+@pytest.mark.slow
 def test_a_class_that_all_fails_one_test_flags_it(suite, tmp_path, private_tmp):
     subs, out = tmp_path / "subs", tmp_path / "out"
     for i in range(4):

@@ -37,6 +37,7 @@ def test_mutants_change_only_solution_blocks(module):
     assert len(ids) == len(set(ids)), "two mutants share an id"
 
 
+@pytest.mark.slow
 def test_operator_families_are_all_used():
     """Operators, comparisons, constants, off-by-ones, removed statements, swapped arguments, dropped checks."""
     ops = {m.operator for module in MODULES for m in mutants_of(module)}
