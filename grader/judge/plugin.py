@@ -91,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
         portable.SPARES.prepare(os.getcwd())
     elif config.getoption("--grader-serve") is not None:
         # one zygote for every submission of the session, forked now: before any test module is imported
-        from grader.worker.worker import start_zygote
+        from grader.worker.zygote import start_zygote
 
         config.stash[ZYGOTE] = start_zygote()
     else:
