@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import builtins
 import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from grader.worker import wire
-
-if TYPE_CHECKING:  # for the annotations only: the client imports this module, never the other way round
-    from grader.worker.client import WorkerClient
 
 MAX_OUTPUT_CHARS = 2000  # printed output kept per test; also the longest student message a test sees
 
@@ -123,6 +120,17 @@ def student_error(header: dict) -> StudentError:
     return exc
 
 
+class Client(Protocol):
+    """What a proxy needs of grader.worker.client.WorkerClient (named here, not imported: the client imports
+    this module, and an import back would be a cycle)."""
+
+    generation: int
+
+    def request(self, header: dict, owner, *, buffers=(), cls=...): ...
+    def call(self, obj, name, args, kwargs, *, op: str = ..., weights=None): ...
+    def forget(self, generation: int, hid: int) -> None: ...
+
+
 # ----------------------------------------------------------------------------------------------------------
 # proxies
 # ----------------------------------------------------------------------------------------------------------
@@ -133,7 +141,7 @@ class RemoteObject:
 
     __slots__ = ("_client", "_id", "_generation", "_methods", "__weakref__")
 
-    def __init__(self, client: "WorkerClient", hid: int, methods: list[str]) -> None:
+    def __init__(self, client: Client, hid: int, methods: list[str]) -> None:
         object.__setattr__(self, "_client", client)
         object.__setattr__(self, "_id", hid)
         object.__setattr__(self, "_generation", client.generation)
