@@ -38,7 +38,7 @@ import torch
 from grader.worker import confine, rebuild, seccomp, wire
 from grader.processes import die_with_parent, pin_to_cpu, run_child
 
-MAX_MESSAGE_CHARS = 2000
+from grader.limits import MESSAGE_CHARS as MAX_MESSAGE_CHARS  # the one source of the caps
 MAX_FRAMES = 12
 
 
