@@ -8,7 +8,7 @@ from pathlib import Path
 from grader import results
 from grader.judge.session import GradingError, Limits, run_session
 
-from grader.course import REPO_ROOT, TESTS_DIR  # noqa: F401 - REPO_ROOT: imported from here by project tests
+from grader.course import REPO_ROOT, TESTS_DIR, resolve_target  # noqa: F401 - REPO_ROOT: imported from here by project tests
 
 
 def exercise_ids(tests_dir: Path = TESTS_DIR) -> list[str]:
@@ -84,7 +84,7 @@ def grade(
     hidden = hidden and has_hidden_tests(tests_dir)
     files = suite_files(chosen, hidden=hidden, tests_dir=tests_dir)
     # a relative target is relative to the caller's folder, not to the judge's (which runs elsewhere)
-    where = target if str(target) in ("exercises", "solutions") else Path(target).expanduser().resolve()
+    where = resolve_target(target)
     warm = needs_flop_counter(points, chosen, REPO_ROOT / where)
     session = run_session(files, target=where, rootdir=tests_dir.parent, exercises=chosen, limits=limits,
                           on_progress=on_progress, flop_counter=warm, server=server)

@@ -111,7 +111,7 @@ def watch(
     Ctrl-C (or ``stop_event`` is set). Returns the exit code."""
     import watchfiles
 
-    from grader.judge.plugin import resolve_target
+    from grader.course import resolve_target
 
     out = out or sys.stdout
     err = err or sys.stderr

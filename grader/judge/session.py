@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import facilities, portable
+from grader import facilities, limits as caps, portable
 from grader.processes import describe_status, kill, run_child  # noqa: F401 - describe_status is re-exported
 from grader.records import GradingError, TestRecord  # noqa: F401 - GradingError is re-exported
 from grader.untrusted_paths import create_new, open_regular, read_regular
@@ -30,10 +30,10 @@ from grader.untrusted_paths import create_new, open_regular, read_regular
 
 GRADER_DIR = Path(__file__).resolve().parents[1]  # grader/judge/ -> grader/
 PYTEST_INI = GRADER_DIR / "graded_pytest.ini"
-DEFAULT_TIMEOUT = 10.0  # CPU seconds the student code may use per test (the reference needs well under 1 s)
-DEFAULT_WALL = 60.0  # wall-clock backstop per test, for code that sleeps or blocks rather than computes
+DEFAULT_TIMEOUT = caps.CPU_SECONDS  # CPU seconds the student code may use per test (the reference needs well under 1 s)
+DEFAULT_WALL = caps.WALL_SECONDS  # wall-clock backstop per test, for code that sleeps or blocks rather than computes
 HARD_GRACE = 10.0  # extra seconds before the parent kills a judge that stopped reporting (a bug of ours)
-OUTPUT_LIMIT = 32 * 1024 * 1024  # bytes a child may write to any file (captured prints included)
+OUTPUT_LIMIT = caps.OUTPUT_BYTES  # bytes a child may write to any file (captured prints included)
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Limits:
     wall: float = DEFAULT_WALL
     # extra address space allowed on top of what the parent already maps: a runaway allocation becomes a
     # MemoryError in that test instead of swapping the machine
-    memory_bytes: int | None = 4 * 2**30
+    memory_bytes: int | None = caps.MEMORY_BYTES
     output_bytes: int = OUTPUT_LIMIT
     max_strikes: int = 0  # > 0: skip an exercise's other tests after this many timeouts/crashes (quick feedback)
     # Whole-submission budget, wall-clock seconds (None: none). Checked by the judge between tests: once it is used
@@ -201,6 +201,7 @@ class JudgeServer:
             # capture in memory, not in pytest's default temporary file: judges forked from this session would
             # share that file (and its offset), and one student's output could land in another's record
             "--capture=sys",
+            f"--grader-cpu-limit={limits.timeout}", f"--grader-wall-limit={limits.wall}",  # the warm-up's too
             # grade the reference once before serving (in these exercises only, when given)
             *([f"--grader-warm={warm_with}"] if warm_with else []),
             *([f"--grader-warm-exercises={','.join(warm_exercises)}"] if warm_with and warm_exercises else []),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from grader import facilities, portable
+from grader import facilities, limits as caps, portable
 from grader.worker import rebuild, wire
 from grader.worker.process import STARTUP_SECONDS, WorkerProcess
 # the proxies and errors are imported from here by the judge's plugin and the tests: kept importable as before
@@ -36,12 +36,12 @@ POLL = 0.1  # seconds between limit checks while the worker computes
 
 @dataclass
 class WorkerLimits:
-    cpu_seconds: float = 10.0  # CPU time of the student's code per test
-    wall_seconds: float = 60.0  # backstop for code that sleeps or blocks (not the student's CPU)
-    memory_bytes: int | None = 4 * 2**30
-    output_bytes: int = 32 * 2**20
+    cpu_seconds: float = caps.CPU_SECONDS  # CPU time of the student's code per test
+    wall_seconds: float = caps.WALL_SECONDS  # backstop for code that sleeps or blocks (not the student's CPU)
+    memory_bytes: int | None = caps.MEMORY_BYTES
+    output_bytes: int = caps.OUTPUT_BYTES
     # every file the worker writes, together (a tmpfs in its mount namespace: grader.worker.confine.private_tmpfs)
-    disk_bytes: int = 64 * 2**20
+    disk_bytes: int = caps.DISK_BYTES
 
 
 
@@ -363,7 +363,7 @@ class WorkerClient(WorkerProcess):
             text = data.decode("utf-8", errors="replace")[:room]
             self._test.output_chars += len(text)
             if self._test.output_chars >= MAX_OUTPUT_CHARS:
-                text += "\n... output truncated (only the first 2000 characters are kept)\n"
+                text += f"\n... output truncated (only the first {MAX_OUTPUT_CHARS} characters are kept)\n"
                 self._test.output_chars += 1
             sys.stdout.write(text)
 

@@ -14,9 +14,10 @@ import builtins
 import weakref
 from typing import Protocol
 
+from grader import limits as caps
 from grader.worker import wire
 
-MAX_OUTPUT_CHARS = 2000  # printed output kept per test; also the longest student message a test sees
+MAX_OUTPUT_CHARS = caps.OUTPUT_CHARS  # printed output kept per test; also the longest student message a test sees
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import torch
 
 from grader.worker import rebuild, wire
 
-MAX_MESSAGE_CHARS = 2000
+from grader.limits import MESSAGE_CHARS as MAX_MESSAGE_CHARS  # the one source of the caps
 MAX_FRAMES = 12
 
 
