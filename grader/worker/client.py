@@ -75,7 +75,7 @@ class WorkerClient(WorkerProcess):
         self.confine = confine
         self.cpu = cpu  # the CPU the workers run on: their judge's (grader.processes.pin_to_cpu); None: any
         self.generation = 0
-        self.ran_hidden = False  # the current worker served a hidden test (grader.judge.plugin._keep_hidden_inputs_in)
+        self.ran_hidden = False  # the current worker served a hidden test (grader.judge.student._keep_hidden_inputs_in)
         self.sock: socket.socket | None = None
         self.pid: int | None = None
         self.protections: dict = {}
