@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from grader.worker.client import WorkerClient  # noqa: E402
-from grader.judge.plugin import worker_read_paths  # noqa: E402
+from grader.judge.student import worker_read_paths  # noqa: E402
 
 MODULE = '''
 import torch

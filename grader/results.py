@@ -15,8 +15,7 @@ from pathlib import Path
 
 from grader import facilities
 from grader.course import load_manifest
-from grader.records import ExerciseSummary, TestRecord
-from grader.judge.session import SessionResult
+from grader.records import ExerciseSummary, SessionResult, TestRecord
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "gradescope_results.schema.json"
 HIDDEN_VISIBILITY = "after_published"  # Gradescope shows these once grades are published

@@ -27,8 +27,7 @@ import time
 from pathlib import Path
 
 from grader import grading, report, results
-from grader.judge import session as runner
-from grader.judge.session import DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, Limits
+from grader.judge.session import DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeSession, Limits
 
 QUIET_MS = 50  # a save is graded once its folder has been quiet this long (an editor may write a file in steps)
 TICK_MS = 200  # with no save, the watcher still wakes this often (to say it is ready; a stat of four files)
@@ -43,14 +42,13 @@ class Sitting:
         self.target, self.exercises, self.limits = target, exercises, limits
         self.points = results.load_points()
         self._tmp = tempfile.TemporaryDirectory(prefix="watch-")
-        self.server: runner.JudgeServer | None = None
+        self.server: JudgeSession | None = None
 
     def start(self) -> None:
         # the first FLOP count on the meta device (ex4) imports torch's symbolic shapes: pay it here, once
-        runner.preload(flop_counter=any(self.points[ex].get("counts_flops") for ex in self.exercises))
-        files = grading.suite_files(self.exercises, hidden=False)
-        self.server = runner.JudgeServer(files, rootdir=grading.TESTS_DIR.parent, tmpdir=Path(self._tmp.name),
-                                         limits=self.limits)
+        self.server = JudgeSession.for_suites(
+            self.exercises, hidden=False, tmpdir=Path(self._tmp.name), limits=self.limits,
+            flop_counter=any(self.points[ex].get("counts_flops") for ex in self.exercises))
 
     def grade(self, exercises: list[str], on_progress=None) -> dict:
         if self.server is None:  # the session ended (an error of ours, reported); start a fresh one
@@ -111,7 +109,7 @@ def watch(
     Ctrl-C (or ``stop_event`` is set). Returns the exit code."""
     import watchfiles
 
-    from grader.judge.plugin import resolve_target
+    from grader.course import resolve_target
 
     out = out or sys.stdout
     err = err or sys.stderr

@@ -1125,17 +1125,17 @@ def test_gradescope_run_gains_and_leaks_nothing(gradescope_run, attack):
 # ----------------------------------------------------------------------------------------------------------
 
 # grades carry_hidden's ex1 with the hidden tests FIRST (the worst order: every visible test comes after them);
-# with "off", the step that stops a worker which served a hidden test (grader.judge.plugin._keep_hidden_inputs_in) is
+# with "off", the step that stops a worker which served a hidden test (grader.judge.student._keep_hidden_inputs_in) is
 # switched off in this process only, before the judge session is forked from it; prints the student's copy
 GUARD_DRIVER = """\
 import json, sys
 from pathlib import Path
-from grader.judge import plugin
+from grader.judge import student, suite
 from grader import results
 from grader.grading import grade
-plugin.visible_first = lambda items: sorted(items, key=lambda item: not plugin.is_hidden(item))
+suite.visible_first = lambda items: sorted(items, key=lambda item: not suite.is_hidden(item))
 if sys.argv[2] == "off":
-    plugin._keep_hidden_inputs_in = lambda client, hidden: None
+    student._keep_hidden_inputs_in = lambda client, hidden: None
 doc = results.for_students(grade(Path(sys.argv[1]), exercises=["ex1"], hidden=True))
 print(json.dumps(doc))
 """

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.judge import plugin, session as runner
+from grader.judge import session as runner, student as door, suite
 from grader import untrusted_paths
 from grader.worker import wire
 from grader.worker.client import StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout, student_error
-from grader.judge.plugin import worker_read_paths
+from grader.judge.student import worker_read_paths
 
 STUDENT = '''
 import gc
@@ -285,12 +285,12 @@ def test_a_file_name_is_one_plain_component(client):
 
 
 def test_what_a_hidden_test_hands_over_never_reaches_a_visible_test(client, ex):
-    plugin._keep_hidden_inputs_in(client, True)
+    door._keep_hidden_inputs_in(client, True)
     ex.keep("canary-hidden-input")
-    plugin._keep_hidden_inputs_in(client, True)  # positive control: the next hidden test sees what was kept
+    door._keep_hidden_inputs_in(client, True)  # positive control: the next hidden test sees what was kept
     client.begin_test()
     assert client.module("ex9_edge").kept() == ["canary-hidden-input"]
-    plugin._keep_hidden_inputs_in(client, False)  # a visible test: a fresh worker
+    door._keep_hidden_inputs_in(client, False)  # a visible test: a fresh worker
     client.begin_test()
     assert client.module("ex9_edge").kept() == []
     assert not client.ran_hidden
@@ -302,7 +302,7 @@ def test_visible_tests_run_before_hidden_ones():
             self.path = Path(path)
 
     items = [Item("tests/test_ex1.py"), Item("tests/hidden/test_ex1_hidden.py"), Item("tests/test_ex2.py")]
-    assert [str(i.path) for i in plugin.visible_first(items)] == [
+    assert [str(i.path) for i in suite.visible_first(items)] == [
         "tests/test_ex1.py", "tests/test_ex2.py", "tests/hidden/test_ex1_hidden.py"]
 
 

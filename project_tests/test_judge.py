@@ -12,7 +12,7 @@ import torch
 
 from grader.worker import wire
 from grader.worker.client import RemoteObject, StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout
-from grader.judge.plugin import worker_read_paths
+from grader.judge.student import worker_read_paths
 from llm_basics.model import ModelConfig, TinyLM, TransformerBlock
 from llm_basics.tokenizer import BPETokenizer
 
@@ -343,7 +343,7 @@ def test_a_property_test_ends_at_the_first_example_that_reaches_a_stub(base):
     from hypothesis import Phase, given, settings
     from hypothesis import strategies as st
 
-    from grader.judge import plugin
+    from grader.judge import suite
     from grader.worker.client import student_error
 
     calls = []
@@ -355,8 +355,8 @@ def test_a_property_test_ends_at_the_first_example_that_reaches_a_stub(base):
         raise student_error({"base": base, "type": base, "message": "ex9: the TODO", "frames": []})
 
     item = SimpleNamespace(obj=test_property)
-    plugin._stop_at_stubs(item)
-    plugin._stop_at_stubs(item)  # a second collection of the same function wraps it once
+    suite._stop_at_stubs(item)
+    suite._stop_at_stubs(item)  # a second collection of the same function wraps it once
     seen = _run_as_pytest_would(test_property)
     assert isinstance(seen, StudentError) and type(seen).__name__ == f"Student{base}" and str(seen) == "ex9: the TODO"
     if base == "NotImplementedError":

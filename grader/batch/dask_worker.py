@@ -26,9 +26,7 @@ session, never in the Dask worker.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -39,8 +37,7 @@ from importlib import metadata
 from pathlib import Path
 
 from grader.intake import collect as sandbox
-from grader.grading import suite_files
-from grader.judge.session import GradingError, JudgeServer, Limits, open_events, preload, read_events
+from grader.judge.session import GradingError, JudgeSession, Limits
 from grader.untrusted_paths import write_new
 
 try:  # the client side imports this module too; a worker always has distributed
@@ -104,8 +101,6 @@ class Host:
     def __init__(self, suite: Suite, root: Path) -> None:
         self.digest = suite.digest
         self.root = root
-        self.lock = threading.Lock()
-        self.inbox: dict[int, list[dict]] = {}
         shutil.rmtree(root, ignore_errors=True)
         tests = root / "suite" / suite.dirname
         for rel, data in suite.files.items():
@@ -113,13 +108,8 @@ class Host:
             (tests / rel).write_bytes(data)
         if sandbox.tests_digest(tests) != suite.digest:
             raise GradingError("the suites written on this worker do not hash like the client's")
-        saved, tempfile.tempdir = tempfile.tempdir, str(root)  # whatever the imports write stays here
-        try:
-            preload(flop_counter=suite.warm_flops)
-        finally:
-            tempfile.tempdir = saved
-        files = suite_files(list(suite.exercises), hidden=True, tests_dir=tests)
-        self.server = JudgeServer(files, rootdir=tests.parent, tmpdir=root, limits=Limits())
+        self.server = JudgeSession.for_suites(list(suite.exercises), hidden=True, tmpdir=root, limits=Limits(),
+                                              tests_dir=tests, flop_counter=suite.warm_flops)
         self.probe()
 
     def probe(self) -> None:
@@ -127,17 +117,9 @@ class Host:
         is a GradingError here, before any submission is at stake), and pays the first fork."""
         box = Path(tempfile.mkdtemp(prefix="probe-", dir=self.root))
         try:
-            rid = self.server.submit(box / "none", [], events=box / "events.jsonl", workdir=box / "work")
-            while not any("status" in reply for reply in self._replies(rid)):
-                pass
+            self.server.submit(box / "none", [], events=box / "events.jsonl", workdir=box / "work").result(0.1)
         finally:
             shutil.rmtree(box, ignore_errors=True)
-
-    def _replies(self, rid: int) -> list[dict]:
-        with self.lock:
-            for reply in self.server.replies(0.1):
-                self.inbox.setdefault(reply.get("started") or reply.get("done"), []).append(reply)
-            return self.inbox.pop(rid, [])
 
     def grade(self, files: dict[str, bytes], exercises: list[str], limits: Limits, timeout: float) -> dict:
         """Grade one submission (its taken files); the judge's events and wait status, as plain data."""
@@ -147,27 +129,10 @@ class Host:
             target.mkdir()
             for name, data in files.items():
                 write_new(target / Path(name).name, data)
-            started = time.monotonic()
-            with self.lock:
-                rid = self.server.submit(target, exercises, events=box / "events.jsonl", workdir=box / "work",
-                                         limits=limits)
-            events_fd = open_events(box / "events.jsonl")
-            pid = status = None
-            stopped = False
-            while status is None:
-                for reply in self._replies(rid):
-                    pid = reply.get("pid", pid)
-                    status = reply.get("status", status)
-                if pid and not stopped and time.monotonic() - started > timeout:
-                    stopped = True  # --timeout-per-submission, enforced here: the client cannot reach this pid
-                    _kill(pid)  # its worker's launcher sees the judge go and kills the worker
-            elapsed = time.monotonic() - started
-            events: list[dict] = []
-            try:
-                read_events(events_fd, 0, events)
-            finally:
-                os.close(events_fd)
-            return {"status": status, "events": events, "elapsed": elapsed, "stopped": stopped}
+            # --timeout-per-submission, enforced here by the handle: the client cannot reach this judge's pid
+            outcome = self.server.submit(target, exercises, events=box / "events.jsonl", workdir=box / "work",
+                                         limits=limits, deadline=timeout).result(0.1)
+            return outcome.to_plain()
         finally:
             shutil.rmtree(box, ignore_errors=True)
 
@@ -261,9 +226,3 @@ def grade_submission(files: dict[str, bytes], exercises: list[str], limits: dict
     reply.update(worker=worker.address, host=socket.gethostname(), warmup=warmup)
     return reply
 
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

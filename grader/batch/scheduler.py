@@ -30,6 +30,7 @@ from grader.batch.progress import Display
 from grader.judge.session import (DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeServer, Limits, SessionResult, absorb,
                            describe_status, open_events, preload, read_events)
 from grader.intake.collect import Caps, Submission
+from grader.records import Outcome
 from grader.instructor.stubs import expected_stubs
 from grader.untrusted_paths import write_new
 
@@ -57,19 +58,6 @@ class Job:
     exercises: list[str] = field(default_factory=list)
     cpu: int | None = None  # the CPU its judge and worker share (a local batch spreads its judges over the CPUs)
     events_fd: int | None = None  # its events file, opened when it was made (grader.judge.session.open_events)
-
-
-@dataclass
-class Outcome:
-    """How one submission's grading ended, wherever it ran (here, or on a Dask worker: grader.batch.dask_pool):
-    the judge's wait status and event stream, from which ``Batch.finish`` builds the results document."""
-
-    status: int = 0  # the judge's wait status (0: it ran every test)
-    events: list[dict] = field(default_factory=list)
-    elapsed: float = 0.0  # seconds of grading
-    stopped: bool = False  # stopped at --timeout-per-submission
-    lost: str = ""  # never graded, and why (an ungradable row): it stopped every grading machine it ran on
-    error: str = ""  # the grading machinery failed, and why (an error row, graded again by the next run)
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""Run the judge: a pytest session with the grading plugin, forked from a parent that imported torch once.
+"""Open a judge session and submit to it: a pytest session with the grading plugin, forked from a parent that
+imported torch once (grader.judge.preload). ``JudgeSession.for_suites`` is the one way to open one (``grade``,
+``watch``, a batch, a Dask worker); ``submit`` gives back a ``Grading`` (grader.judge.handle), which owns that
+submission's replies, deadline and outcome.
 
 The judge never runs student code (grader.judge: the worker does), so it does not crash because of it: the
 parent starts it, asks it to grade one submission or many (a batch), and reads the event stream it writes (one
@@ -8,32 +11,34 @@ submission (grader.judge.serve), so a batch pays for imports and collection once
 
 from __future__ import annotations
 
-import faulthandler
-import gc
 import json
 import os
 import select
 import socket
-import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from grader import facilities, portable
+from grader import facilities, limits as caps, portable
+from grader.course import TESTS_DIR
+from grader.judge.events import absorb, open_events, read_events, report_progress  # noqa: F401 - re-exported (older imports)
+from grader.judge.handle import HARD_GRACE, Grading
+from grader.judge.preload import enter_session, keep_dynamo_unloaded, preload  # noqa: F401 - re-exported
 from grader.processes import describe_status, kill, run_child  # noqa: F401 - describe_status is re-exported
-from grader.records import GradingError, TestRecord  # noqa: F401 - GradingError is re-exported
-from grader.untrusted_paths import create_new, open_regular, read_regular
+from grader.records import GradingError, Outcome, SessionResult  # noqa: F401 - re-exported (older imports)
+from grader.untrusted_paths import create_new, read_regular
 
 
 GRADER_DIR = Path(__file__).resolve().parents[1]  # grader/judge/ -> grader/
 PYTEST_INI = GRADER_DIR / "graded_pytest.ini"
-DEFAULT_TIMEOUT = 10.0  # CPU seconds the student code may use per test (the reference needs well under 1 s)
-DEFAULT_WALL = 60.0  # wall-clock backstop per test, for code that sleeps or blocks rather than computes
-HARD_GRACE = 10.0  # extra seconds before the parent kills a judge that stopped reporting (a bug of ours)
-OUTPUT_LIMIT = 32 * 1024 * 1024  # bytes a child may write to any file (captured prints included)
+DEFAULT_TIMEOUT = caps.CPU_SECONDS  # CPU seconds the student code may use per test (the reference needs well under 1 s)
+DEFAULT_WALL = caps.WALL_SECONDS  # wall-clock backstop per test, for code that sleeps or blocks rather than computes
+OUTPUT_LIMIT = caps.OUTPUT_BYTES  # bytes a child may write to any file (captured prints included)
 
 
 @dataclass
@@ -42,7 +47,7 @@ class Limits:
     wall: float = DEFAULT_WALL
     # extra address space allowed on top of what the parent already maps: a runaway allocation becomes a
     # MemoryError in that test instead of swapping the machine
-    memory_bytes: int | None = 4 * 2**30
+    memory_bytes: int | None = caps.MEMORY_BYTES
     output_bytes: int = OUTPUT_LIMIT
     max_strikes: int = 0  # > 0: skip an exercise's other tests after this many timeouts/crashes (quick feedback)
     # Whole-submission budget, wall-clock seconds (None: none). Checked by the judge between tests: once it is used
@@ -51,110 +56,6 @@ class Limits:
     # otherwise record nothing.
     # The test running when the budget runs out is not cut short: it still has its own limits above.
     budget: float | None = None
-
-
-@dataclass
-class SessionResult:
-    tests: list[dict] = field(default_factory=list)  # describe_test() dicts, in collection order
-    records: dict[str, TestRecord] = field(default_factory=dict)  # nodeid -> what happened in that test
-    log: str = ""  # what the child printed outside of tests (truncated)
-    restarts: int = 0  # judge restarts: none since the judge runs no student code (kept in the document)
-    protections: dict = field(default_factory=dict)  # which confinement the worker had (grader.worker.confine)
-    workers: int = 0  # worker processes started (one, plus one after each crash or timeout)
-
-
-_PRELOADED = False
-_FLOPS_WARM = False
-
-
-def keep_dynamo_unloaded() -> int:
-    """Stop torch from importing its compiler (torch._dynamo, ~0.7 s of CPU) on the first FLOP count.
-
-    torch wraps some functions in ``torch._disable_dynamo``, among them every TorchDispatchMode's
-    ``__torch_dispatch__`` (FlopCounterMode's, in the judge's oracles and in ex4's student code) and the
-    reference implementations of the meta device's ops (``torch._refs``). The wrapper imports torch._dynamo on
-    its first call, to build a version of the function that the compiler skips, and caches it on the function as
-    ``__dynamo_disable``. Grading never compiles, so each of these functions is cached as its own skipped
-    version: the first call runs it directly, as every later call would. Other wrappers (the optimizers', say)
-    are left alone, and so are wrappers made later (a TorchDispatchMode subclass defined by a test): slower,
-    never different. Must run before ``gc.freeze()``, which hides objects from ``gc.get_referrers``. Returns how
-    many functions were set: 0 if torch's internals change (still correct, slower)."""
-    import types
-
-    try:
-        import torch._compile
-
-        inner = next(c for c in torch._compile._disable_dynamo.__code__.co_consts
-                     if isinstance(c, types.CodeType) and c.co_name == "inner")
-        slot = inner.co_freevars.index("fn")
-        done = 0
-        for wrapper in gc.get_referrers(inner):  # the functions whose code is ``inner``: every wrapper made so far
-            if type(wrapper) is not types.FunctionType or wrapper.__code__ is not inner:
-                continue
-            fn = wrapper.__closure__[slot].cell_contents
-            ours = fn.__name__ == "__torch_dispatch__" or (fn.__module__ or "").startswith("torch._refs")
-            if ours and getattr(fn, "__dynamo_disable", None) is None:
-                fn.__dynamo_disable = fn
-                done += 1
-        return done
-    except Exception:  # noqa: BLE001 - torch's internals changed: the first count imports the compiler, as before
-        return 0
-
-
-def preload(*, flop_counter: bool = False) -> None:
-    """Import the heavy modules once in this process so that forked children start in milliseconds.
-
-    ``flop_counter``: also what the first FLOP count on the meta device imports (torch's symbolic shapes, with
-    sympy: ~0.45 s of CPU), which the judge and the worker would otherwise each import (ex4)."""
-    global _PRELOADED, _FLOPS_WARM
-    if not _PRELOADED:
-        import hypothesis  # noqa: F401
-        import numpy  # noqa: F401
-        import pytest  # noqa: F401
-        import torch
-        import torch.utils.flop_counter  # noqa: F401 - its FlopCounterMode is one of the wrappers set below
-
-        import grader.worker.client  # noqa: F401
-        import grader.judge.plugin  # noqa: F401
-        import llm_basics.attention  # noqa: F401
-        import llm_basics.generation  # noqa: F401
-        import llm_basics.model  # noqa: F401
-        import llm_basics.tokenizer  # noqa: F401
-
-        # A forked child can deadlock in its first matmul if the parent ever ran a multi-threaded op.
-        torch.set_num_threads(1)
-        try:
-            torch.set_num_interop_threads(1)
-        except RuntimeError:  # already set, or inter-op work already ran: the intra-op setting is what matters
-            pass
-        keep_dynamo_unloaded()
-        _PRELOADED = True
-    if flop_counter and not _FLOPS_WARM:
-        import torch.fx.experimental.symbolic_shapes  # noqa: F401 - torch._check on a meta tensor imports it
-        _FLOPS_WARM = True
-    # keep the parent's objects out of the children's collections (no copy-on-write storm); no collection first:
-    # it finds a few dozen objects after the imports and costs ~0.1 s of every run
-    gc.freeze()
-
-
-def enter_session(log_path: Path, workdir: Path, output_bytes: int) -> None:
-    """Set up the judge session's process (forked, or spawned by grader.judge.entry)."""
-    faulthandler.disable()  # a parent's faulthandler (pytest's) would dump our crashes onto its stderr
-    os.chdir(workdir)
-    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    sys.stdout = open(1, "w", closefd=False, errors="replace")  # the parent's may be a capture object
-    sys.stderr = open(2, "w", closefd=False, errors="replace")
-    if sys.platform != "win32" and facilities.present().rlimits:
-        import resource
-
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
-        resource.setrlimit(resource.RLIMIT_FSIZE, (output_bytes, output_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    sys.dont_write_bytecode = True  # the judge never leaves compiled tests behind
 
 
 def _child(args: list[str], log_path: Path, workdir: Path, limits: Limits) -> None:
@@ -172,9 +73,46 @@ def _child(args: list[str], log_path: Path, workdir: Path, limits: Limits) -> No
     run_child(session)
 
 
-class JudgeServer:
+def suite_files(exercises: list[str], *, hidden: bool, tests_dir: Path = TESTS_DIR) -> list[Path]:
+    files = []
+    for ex in exercises:
+        visible = sorted(tests_dir.glob(f"test_{ex}_*.py"))
+        if not visible:
+            raise GradingError(f"no visible tests for {ex} in {tests_dir}")
+        files += visible
+        if hidden:
+            files += sorted((tests_dir / "hidden").glob(f"test_{ex}_*.py"))
+    return files
+
+
+class JudgeSession:
     """A judge session (pytest with the grading plugin, in a forked child) that has collected ``test_paths`` once
-    and grades any number of submissions, each in a judge forked from it (grader.judge.serve)."""
+    and grades any number of submissions, each in a judge forked from it (grader.judge.serve).
+
+    Several threads may share one (a Dask worker's task threads): ``poll`` reads the replies under a lock and
+    hands each to its Grading."""
+
+    # Called with the session's pid just before a portable session is ended at a grading's deadline; returns
+    # something with ``reap(grace=...)`` (grader.batch.lifecycle.ProcessTree). The batch sets it: the judge
+    # package never imports the batch.
+    reaper: Callable | None = None
+
+    @classmethod
+    def for_suites(cls, exercises: list[str], *, hidden: bool, tmpdir: Path, limits: Limits,
+                   tests_dir: Path = TESTS_DIR, flop_counter: bool = False, warm_with: Path | None = None,
+                   warm_exercises: list[str] | None = None, extra_args: tuple[str, ...] = ()) -> "JudgeSession":
+        """Preload, choose the suites and start: the one way to open a session (grade, watch, batch, Dask).
+
+        Spawned (no fork), the session imports torch itself: nothing is preloaded here then."""
+        if facilities.present().fork:
+            saved, tempfile.tempdir = tempfile.tempdir, str(tmpdir)  # whatever the imports write stays there
+            try:
+                preload(flop_counter=flop_counter)
+            finally:
+                tempfile.tempdir = saved
+        files = suite_files(exercises, hidden=hidden, tests_dir=tests_dir)
+        return cls(files, rootdir=tests_dir.parent, tmpdir=tmpdir, limits=limits, extra_args=extra_args,
+                   warm_with=warm_with, warm_exercises=warm_exercises)
 
     def __init__(self, test_paths: list[Path], *, rootdir: Path, tmpdir: Path, limits: Limits,
                  extra_args: tuple[str, ...] = (), warm_with: Path | None = None,
@@ -183,6 +121,8 @@ class JudgeServer:
         self.limits = limits
         self.log_path = tmpdir / "judge.log"
         self.next_id = 0
+        self.gradings: dict[int, Grading] = {}  # request id -> its handle, until it is done
+        self._lock = threading.Lock()
         self.spawned: subprocess.Popen | None = None
         self._status: int | None = None  # the session's wait status, once polled (no pidfd)
         args = [
@@ -201,6 +141,7 @@ class JudgeServer:
             # capture in memory, not in pytest's default temporary file: judges forked from this session would
             # share that file (and its offset), and one student's output could land in another's record
             "--capture=sys",
+            f"--grader-cpu-limit={limits.timeout}", f"--grader-wall-limit={limits.wall}",  # the warm-up's too
             # grade the reference once before serving (in these exercises only, when given)
             *([f"--grader-warm={warm_with}"] if warm_with else []),
             *([f"--grader-warm-exercises={','.join(warm_exercises)}"] if warm_with and warm_exercises else []),
@@ -234,9 +175,21 @@ class JudgeServer:
         self._lines = portable.Lines(self.sock)
 
     def submit(self, target: str | Path, exercises: list[str], *, events: Path, workdir: Path,
-               limits: Limits | None = None, cpu: int | None = None) -> int:
-        """Ask the session to grade ``target``; ``cpu``: the CPU its judge and worker run on (None: any)."""
-        limits = limits or self.limits
+               limits: Limits | None = None, cpu: int | None = None, deadline: float | None = None,
+               stall: float | None = None, on_event=None) -> Grading:
+        """Ask the session to grade ``target``; ``cpu``: the CPU its judge and worker run on (None: any);
+        ``deadline``, ``stall``, ``on_event``: see grader.judge.handle.Grading."""
+        with self._lock:
+            rid = self._send(target, exercises, events=events, workdir=workdir, limits=limits or self.limits,
+                             cpu=cpu)
+            # opened now and kept: whatever a worker later puts under that name is not what is read
+            grading = Grading(self, rid, exercises, open_events(events), deadline=deadline, stall=stall,
+                              on_event=on_event)
+            self.gradings[rid] = grading
+        return grading
+
+    def _send(self, target: str | Path, exercises: list[str], *, events: Path, workdir: Path, limits: Limits,
+              cpu: int | None) -> int:
         self.next_id += 1
         workdir.mkdir(parents=True, exist_ok=True)
         os.close(create_new(events))  # a new file: a name a worker put there first is removed, not used
@@ -275,6 +228,45 @@ class JudgeServer:
         if done:
             self._status = status
         return bool(done)
+
+    def poll(self, timeout: float) -> list[Grading]:
+        """Read the replies that arrive within ``timeout`` seconds and give each to its Grading; returns those
+        that finished. GradingError when the session itself ended."""
+        finished = []
+        with self._lock:
+            for reply in self.replies(timeout):
+                grading = self.gradings.get(reply.get("started") or reply.get("done"))
+                if grading is None:
+                    continue
+                grading._take(reply)
+                if grading.done():
+                    del self.gradings[grading.id]
+                    finished.append(grading)
+        return finished
+
+    def wait(self, gradings, timeout: float) -> list[Grading]:
+        """Like ``concurrent.futures.wait(..., FIRST_COMPLETED)``: poll once, enforce the deadlines of
+        ``gradings``, and return those of them that are done."""
+        self.poll(timeout)
+        now = time.monotonic()
+        for grading in gradings:
+            grading._check_time(now)
+        return [grading for grading in gradings if grading.done()]
+
+    def end(self, grading: Grading) -> None:
+        """The portable path's stop: ``grading``'s judge is the session itself, so the session and everything
+        below it (spawned workers, what they started) go. ``grading`` ends stopped; the others sent to this
+        session never started, and never will (their sender sends them to a new session)."""
+        tree = self.reaper(self.pid) if self.reaper is not None else None  # before anything is killed
+        kill(self.pid)
+        self.close()
+        if tree is not None:
+            tree.reap(grace=0.0)  # its spawned workers have their own sessions and may be computing: they go now
+        self.gradings.pop(grading.id, None)
+        grading._finish(0)
+        for other in self.gradings.values():
+            other.abandon()
+        self.gradings.clear()
 
     def replies(self, timeout: float) -> list[dict]:
         """Replies that arrived within ``timeout`` seconds; GradingError when the session itself ended."""
@@ -329,72 +321,43 @@ class JudgeServer:
             self.pid = self.pidfd = None
 
 
-def run_session(
-    test_paths: list[Path],
-    *,
-    target: str | Path,
-    rootdir: Path,
-    exercises: list[str],
-    limits: Limits | None = None,
-    extra_args: tuple[str, ...] = (),
-    flop_counter: bool = False,
-    on_progress=None,
-    server: JudgeServer | None = None,
-) -> SessionResult:
-    """Grade ``target`` with the graded tests in ``test_paths``; returns every test's record.
 
-    ``server``: a session that has already collected ``test_paths`` and stays open (``grader.watch`` keeps one
-    for all the saves of a sitting); by default a session is started for this one submission and closed."""
-    if facilities.present().fork:  # spawned, the judge session imports torch itself: nothing to share here
+
+JudgeServer = JudgeSession  # the name before issue 25 (platforms/nbgrader/cell.py and older scripts)
+
+
+def run_session(test_paths: list[Path], *, target: str | Path, rootdir: Path, exercises: list[str],
+                limits: Limits | None = None, flop_counter: bool = False, on_progress=None) -> SessionResult:
+    """Grade ``target`` once in a session of its own (grader.platforms.nbgrader.cell): kept for that caller;
+    ``grading.grade`` is the path everything else takes."""
+    if facilities.present().fork:
         preload(flop_counter=flop_counter)
     limits = limits or Limits()
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
-        tmpdir = Path(tmp)
-        if server is not None:
-            events_path = tmpdir / "events.jsonl"
-            server.submit(target, exercises, events=events_path, workdir=tmpdir / "work", limits=limits)
-            return follow(server, events_path, limits, on_progress)
-        server = JudgeServer(test_paths, rootdir=rootdir, tmpdir=tmpdir, limits=limits, extra_args=extra_args)
+        session = JudgeSession(test_paths, rootdir=rootdir, tmpdir=Path(tmp), limits=limits)
         try:
-            events_path = tmpdir / "events.jsonl"
-            server.submit(target, exercises, events=events_path, workdir=tmpdir / "work")
-            return follow(server, events_path, limits, on_progress)
+            return follow(session.submit(target, exercises, events=Path(tmp) / "events.jsonl",
+                                         workdir=Path(tmp) / "work", stall=limits.wall + HARD_GRACE,
+                                         on_event=_progress(on_progress)))
         finally:
-            server.close()
+            session.close()
 
 
-def follow(server: JudgeServer, events_path: Path, limits: Limits, on_progress=None) -> SessionResult:
-    """Wait for the one submission in flight on ``server``, reading its events; returns its records."""
-    result = SessionResult()
-    events: list[dict] = []
-    offset, judge_pid, status = 0, None, None
-    last_event = time.monotonic()
-    fd = open_events(events_path)
-    try:
-        while status is None:
-            for reply in server.replies(0.05):
-                judge_pid = reply.get("pid", judge_pid)
-                status = reply.get("status", status)
-            count = len(events)
-            offset = read_events(fd, offset, events)
-            if len(events) != count:
-                last_event = time.monotonic()
-                if on_progress:
-                    _report_progress(events, on_progress)
-            elif judge_pid and time.monotonic() - last_event > limits.wall + HARD_GRACE:
-                # the judge bounds every wait on student code, so only a bug of ours gets here
-                kill(judge_pid)
-                last_event = time.monotonic()
-        read_events(fd, offset, events)
-    finally:
-        os.close(fd)
-    absorb(result, events)
-    if status != 0:
-        result.log = _tail(server.log_path)
-        missing = [t["nodeid"] for t in result.tests if t["nodeid"] not in result.records]
-        if not result.tests or missing:
-            raise GradingError(f"the judge stopped ({describe_status(status)}):\n{result.log[-3000:]}")
+def follow(grading: Grading) -> SessionResult:
+    """Wait for ``grading``; its records, or GradingError when its judge stopped before recording every test."""
+    outcome = grading.result()
+    result = outcome.session()
+    if outcome.status != 0:
+        result.log = _tail(grading.session.log_path)
+        if result.incomplete():
+            raise GradingError(f"the judge stopped ({describe_status(outcome.status)}):\n{result.log[-3000:]}")
     return result
+
+
+def _progress(on_progress):
+    if on_progress is None:
+        return None
+    return lambda events: report_progress(events, on_progress)
 
 
 def _tail(path: Path, limit: int = 20000) -> str:
@@ -403,57 +366,3 @@ def _tail(path: Path, limit: int = 20000) -> str:
     except OSError:
         return ""
     return data.decode("utf-8", errors="replace")
-
-
-def _report_progress(events: list[dict], on_progress) -> None:
-    tests = next((e["tests"] for e in events if e["event"] == "collected"), [])
-    done = sum(1 for e in events if e["event"] == "result")
-    current = next((e["nodeid"] for e in reversed(events) if e["event"] == "start"), "")
-    on_progress(done, len(tests), current)
-
-
-def open_events(path: Path) -> int:
-    """A descriptor of the events file ``submit`` made, for read_events. Opened at once and kept, the file read is
-    the one the parent made, whatever a worker without Landlock later puts under its name (a link, a FIFO, a
-    forged copy): the judge opened it before any worker of its submission ran."""
-    return open_regular(path)
-
-
-def _read_from(fd: int, offset: int) -> bytes:
-    """Everything in the file behind ``fd`` from ``offset`` on."""
-    parts = []
-    if sys.platform != "linux":  # no pread on Windows: seek, then read (the descriptor is ours alone)
-        os.lseek(fd, offset, os.SEEK_SET)
-        while chunk := os.read(fd, 1 << 20):
-            parts.append(chunk)
-        return b"".join(parts)
-    while chunk := os.pread(fd, 1 << 20, offset + sum(map(len, parts))):
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def read_events(source: Path | int, offset: int, into: list[dict]) -> int:
-    """Append the whole event lines past ``offset`` to ``into``; returns the new offset. ``source``: a descriptor
-    from open_events, or a path, read only as a regular file (never through a link, never from a FIFO)."""
-    if isinstance(source, int):
-        data = _read_from(source, offset)
-    else:
-        data = read_regular(source, offset=offset)
-    end = data.rfind(b"\n") + 1  # only whole lines
-    for line in data[:end].splitlines():
-        if line.strip():
-            into.append(json.loads(line))
-    return offset + end
-
-
-def absorb(result: SessionResult, events: list[dict]) -> None:
-    """Take one judge's events into ``result`` (the judge is ours: its events are trusted as written)."""
-    for event in events:
-        kind = event["event"]
-        if kind == "collected":
-            result.tests = list(event["tests"])
-        elif kind == "result":
-            result.records[event["nodeid"]] = TestRecord.from_event(event)
-        elif kind == "sandbox":
-            result.protections = dict(event["protections"])
-            result.workers = max(result.workers, int(event.get("workers", 0)))

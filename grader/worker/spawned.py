@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     if type(config) is not dict:
         return 72
     protections = _set_up(config)
-    wire.send(sock, {"r": "hello", "pid": os.getpid(), "protections": protections})
+    wire.send(sock, {"r": wire.HELLO, "pid": os.getpid(), "protections": protections})
     worker = _WatchedWorker(sock, Path(config["target"]))
     if config.get("watch_cpu"):
         worker.watch(float(config["cpu_seconds"]))

@@ -80,29 +80,35 @@ class Op:
     doc: str
 
 
+# The operations' names: the client and the worker build and read messages with these, never with a string of
+# their own, so that the table below is the one list of what the protocol can say.
+IMPORT, GETATTR, CALL, BACKWARD, PUT, GET = "import", "getattr", "call", "backward", "put", "get"  # the judge asks
+CB_OK, CB_ERR = "cb_ok", "cb_err"  # the judge answers a call back
+HELLO, OK, ERR, CB = "hello", "ok", "err", "cb"  # the worker's
+
 VALUE = (type(None), bool, int, float, str, list)
 _NAME = (str,)
 _HID = (int,)
 
 OPS: dict[tuple[str, str], Op] = {(op.sender, op.name): op for op in (
     # the judge asks; the worker answers each request with "ok" or "err", calling back ("cb") in between
-    Op("import", "judge", {"name": _NAME}, "import the student's module NAME; the value is its handle"),
-    Op("getattr", "judge", {"h": _HID, "name": _NAME}, "an attribute of the object behind handle H"),
-    Op("call", "judge", {"h": _HID, "name": (str, type(None)), "args": (list,), "kwargs": (list,)},
+    Op(IMPORT, "judge", {"name": _NAME}, "import the student's module NAME; the value is its handle"),
+    Op(GETATTR, "judge", {"h": _HID, "name": _NAME}, "an attribute of the object behind handle H"),
+    Op(CALL, "judge", {"h": _HID, "name": (str, type(None)), "args": (list,), "kwargs": (list,)},
        "call H (or its method NAME) with ARGS and KWARGS"),
-    Op("backward", "judge", {"h": _HID, "name": (str, type(None)), "args": (list,), "kwargs": (list,),
+    Op(BACKWARD, "judge", {"h": _HID, "name": (str, type(None)), "args": (list,), "kwargs": (list,),
                              "weights": (list,)}, "gradients of sum(output_i * weight_i) for the tensor ARGS"),
-    Op("put", "judge", {"name": _NAME, "data": (list,)},
+    Op(PUT, "judge", {"name": _NAME, "data": (list,)},
        "write the bytes DATA to the file NAME of the worker's folder (the worker writes, never the judge)"),
-    Op("get", "judge", {"name": _NAME},
+    Op(GET, "judge", {"name": _NAME},
        "the bytes of the regular file NAME of the worker's folder (no link followed, at most MAX_FILE bytes)"),
-    Op("cb_ok", "judge", {"value": VALUE}, "what the test's function returned to a call back"),
-    Op("cb_err", "judge", {"message": _NAME}, "the test's function raised: the student code gets an error"),
-    Op("hello", "worker", {"pid": (int,), "protections": (dict,)}, "the worker is up (no id: it answers a spawn)"),
-    Op("ok", "worker", {"value": VALUE}, "the request's value"),
-    Op("err", "worker", {"type": _NAME, "base": _NAME, "message": _NAME, "frames": (list,)},
+    Op(CB_OK, "judge", {"value": VALUE}, "what the test's function returned to a call back"),
+    Op(CB_ERR, "judge", {"message": _NAME}, "the test's function raised: the student code gets an error"),
+    Op(HELLO, "worker", {"pid": (int,), "protections": (dict,)}, "the worker is up (no id: it answers a spawn)"),
+    Op(OK, "worker", {"value": VALUE}, "the request's value"),
+    Op(ERR, "worker", {"type": _NAME, "base": _NAME, "message": _NAME, "frames": (list,)},
        "the request raised (the nearest built-in class, the student's frames)"),
-    Op("cb", "worker", {"cb": (int,), "args": (list,), "kwargs": (list,), "grad": (bool,)},
+    Op(CB, "worker", {"cb": (int,), "args": (list,), "kwargs": (list,), "grad": (bool,)},
        "call the test's function number CB (a callable the test handed over)"),
 )}
 OPTIONAL = {"release": (list,), "seed": (int,), "id": (int,), "exit_code": (str,), "lineno": (int, type(None))}
@@ -115,7 +121,7 @@ def check(header: object, sender: str) -> Op:
     op = OPS.get((sender, header.get("op" if sender == "judge" else "r")))
     if op is None:
         raise WireError("an operation that is not part of the protocol")
-    if op.name != "hello" and type(header.get("id")) is not int:
+    if op.name != HELLO and type(header.get("id")) is not int:
         raise WireError(f"a {op.name!r} message without a request id")
     for name, types in op.fields.items():
         if type(header.get(name)) not in types:
