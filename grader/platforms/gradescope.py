@@ -63,7 +63,7 @@ def _note_problems(doc: dict, sub) -> None:
 def grade_submission(submission: Path, *, tests_dir: Path | None = None, limits=None) -> dict:
     """The results document for the submission folder ``submission``, hidden tests included; never raises."""
     from grader import results
-    from grader.intake import collect as sandbox
+    from grader.intake.collect import build_sandbox, collect
     from grader.grading import TESTS_DIR, grade
     from grader.judge.session import GradingError
 
@@ -79,11 +79,11 @@ def grade_submission(submission: Path, *, tests_dir: Path | None = None, limits=
     if not Path(submission).is_dir():
         return ungradable(f"no submission folder at {submission}")
     try:
-        sub = sandbox.collect(Path(submission), {ex: meta["name"] for ex, meta in points.items()})
+        sub = collect(Path(submission), {ex: meta["name"] for ex, meta in points.items()})
         if sub.error:
             return ungradable(sub.error)
         with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
-            exercises_dir, tests = sandbox.build_sandbox(Path(tmp), sub.files, tests_dir)
+            exercises_dir, tests = build_sandbox(Path(tmp), sub.files, tests_dir)
             doc = grade(exercises_dir, hidden=True, tests_dir=tests, limits=limits)
         _note_problems(doc, sub)
         budget = getattr(limits, "budget", None)
