@@ -675,7 +675,7 @@ def test_a_change_to_the_grading_code_regrades_everyone(suite, tmp_path, private
     write_folder(code, {"llm_basics/model.py": "A = 1\n", "grader/judge/plugin.py": "B = 1\n",
                         "grader/graded_pytest.ini": "[pytest]\n", "grader/schema.json": "{}",
                         "grader/notes.txt": "not code", "tests/test_x.py": "", "llm_basics/sub/deep.py": ""})
-    monkeypatch.setattr(sandbox, "CODE_ROOT", code)
+    monkeypatch.setattr("grader.intake.digest.CODE_ROOT", code)
     digest = sandbox.code_digest()
     for name in ("grader/notes.txt", "tests/test_x.py"):
         (code / name).write_text("changed")
