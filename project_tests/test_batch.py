@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import batch, feedback
+from grader import batch, feedback, results
 from grader.intake import collect as sandbox
 from grader.batch import batch_grade
 from grader.judge.session import GradingError, preload
@@ -608,7 +608,7 @@ def test_an_exercise_that_fails_entirely_says_why_in_the_row(suite, tmp_path, pr
 
 
 def test_a_long_shared_reason_is_one_short_line():
-    doc = batch.empty_doc("x")
+    doc = results.empty("x")
     doc["tests"] = [{"status": "failed", "extra_data": {"exercise": "ex1", "reason": "boom\n" + "y" * 1000,
                                                         "kind": "error"}} for _ in range(3)]
     doc["lesson"]["exercises"] = [{"id": "ex1", "score": 0.0}, {"id": "ex2", "score": 3.0, "problem": "missing: no"}]

@@ -20,8 +20,7 @@ from pathlib import Path
 
 from grader import facilities, feedback, results
 from grader.intake import collect as sandbox
-from grader.batch.gradebook import (INSTRUCTOR, Gradebook, Seals, add_ungraded_exercises, earlier_rows, empty_doc, row_from_doc,
-                                    ungradable_doc)
+from grader.batch.gradebook import INSTRUCTOR, Gradebook, Seals, earlier_rows, row_from_doc
 from grader.intake.entries import NOT_A_SUBMISSION, Entry, report_skipped, scan
 from grader.batch.lifecycle import Interrupted, ProcessTree, StopSignals
 from grader.grading import TESTS_DIR, suite_files
@@ -133,8 +132,8 @@ class Batch:
         meta = entries[0].meta()
         if len(entries) > 1:
             label = ", ".join(e.label for e in entries)
-            self.record(student, ungradable_doc(f"duplicate student id: {label} (keep one entry)", self.points,
-                                                **{**meta, "entry": label}), 0.0, write=True)
+            self.record(student, self._ungradable(f"duplicate student id: {label} (keep one entry)",
+                                                  **{**meta, "entry": label}), 0.0, write=True)
             return None
         wanted = {ex: m["name"] for ex, m in self.points.items()}
         entry = entries[0]
@@ -143,7 +142,7 @@ class Batch:
         except Exception as exc:  # noqa: BLE001 - e.g. a file we may not read: this row, not the batch
             sub = Submission(student=student, entry=entry.path, error=f"could not read the submission ({exc})")
         if sub.error:
-            self.record(student, ungradable_doc(sub.error, self.points, **meta), 0.0, write=True)
+            self.record(student, self._ungradable(sub.error, **meta), 0.0, write=True)
             return None
         digest = sandbox.submission_hash(sub, tests=self.tests, settings=self.opts.settings(), code=self.code)
         old = self._unchanged(student, digest)
@@ -248,30 +247,27 @@ class Batch:
         elapsed = outcome.elapsed if outcome is not None else 0.0
         meta = {**job.meta, "sources": job.sub.sources, "submission_hash": job.digest,
                 "review": sandbox.suspicious(job.sub.files)}
-        doc = empty_doc(job.entry) if outcome is None else self._document(job, outcome, meta)
-        if doc["lesson"].get("status", "graded") == "graded":
-            doc = add_ungraded_exercises(doc, job.sub.problems, self.points)
-            doc["output"] += "\n" + job.sub.summary()  # the same "Files graded / Not graded" block as on Gradescope
-            doc["lesson"]["target"] = job.entry
-            doc["lesson"].update(meta)
+        if outcome is None:
+            doc = results.empty(job.entry, **meta)
+        else:
+            doc = results.from_outcome(outcome, points=self.points, target=job.entry, exercises=job.exercises,
+                                       hidden_run=True, timeout_per_submission=self.opts.timeout_per_submission,
+                                       meta=meta)
+        # the same "Files graded / Not graded" block as on Gradescope
+        doc = results.with_submission(doc, job.sub, target=job.entry, points=self.points)
         self.record(job.student, doc, elapsed, write=True)
         if job.sandbox is not None:
             shutil.rmtree(job.sandbox, ignore_errors=True)
 
-    def _document(self, job: Job, outcome: Outcome, meta: dict) -> dict:
-        problem = outcome.problem(timeout=self.opts.timeout_per_submission)
-        if problem is not None:
-            status, reason = problem
-            return ungradable_doc(reason, self.points, status=status, **meta)
-        return results.build(outcome.session(), points=self.points, target=job.entry, hidden_run=True,
-                             exercises=job.exercises, execution_time=outcome.elapsed)
+    def _ungradable(self, reason: str, *, status: str = "ungradable", **meta) -> dict:
+        return results.ungradable(reason, points=self.points, exercises=list(self.points), status=status, **meta)
 
     def abandon(self, exc: GradingError) -> None:
         """The judge session itself failed (the suites do not collect, say): every row left says so."""
         for job in [*self.running.values(), *self.queue]:
             meta = {**job.meta, "submission_hash": job.digest}
-            self.record(job.student, ungradable_doc(f"grading failed (not the student's fault): {_first_line(exc)}",
-                                                    self.points, status="error", **meta), 0.0, write=True)
+            self.record(job.student, self._ungradable(f"grading failed (not the student's fault): {_first_line(exc)}",
+                                                      status="error", **meta), 0.0, write=True)
         self.running.clear()
         self.queue.clear()
 
