@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import batch, feedback
+from grader import batch, feedback, results
 from grader.intake import collect as sandbox
 from grader.batch import batch_grade
 from grader.judge.session import GradingError, preload
@@ -608,7 +608,7 @@ def test_an_exercise_that_fails_entirely_says_why_in_the_row(suite, tmp_path, pr
 
 
 def test_a_long_shared_reason_is_one_short_line():
-    doc = batch.empty_doc("x")
+    doc = results.empty("x")
     doc["tests"] = [{"status": "failed", "extra_data": {"exercise": "ex1", "reason": "boom\n" + "y" * 1000,
                                                         "kind": "error"}} for _ in range(3)]
     doc["lesson"]["exercises"] = [{"id": "ex1", "score": 0.0}, {"id": "ex2", "score": 3.0, "problem": "missing: no"}]
@@ -765,12 +765,12 @@ def test_the_warm_up_run_changes_no_verdict(tmp_path, private_tmp, monkeypatch):
     lesson_submissions(subs)  # the reference, the stubs, two ex2 mutants, a submission that reads the tests
     warmed = []
 
-    class Session(scheduler.JudgeServer):  # the real session; says which exercises it warms
+    class Session(scheduler.JudgeSession):  # the real session; says which exercises it warms
         def __init__(self, *args, **kwargs):
             warmed.append(kwargs["warm_exercises"])
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(scheduler, "JudgeServer", Session)
+    monkeypatch.setattr(scheduler, "JudgeSession", Session)
     docs = {}
     # ex2 is started by four of the five submissions (the reference, the mutants, the red team), the others by one
     for label, warm_from in (("all", 1), ("ex2", 2), ("cold", 10**6)):
@@ -798,12 +798,13 @@ def test_the_batch_warms_up_only_the_exercises_its_submissions_started(tmp_path,
     seen = []
 
     class Recorder:  # stands in for the judge session: records how it would start, then stops the batch
-        def __init__(self, *args, **kwargs):
+        @classmethod
+        def for_suites(cls, exercises, **kwargs):
+            seen.append({"flop_counter": kwargs.pop("flop_counter")})  # what the session would preload
             seen.append(kwargs)
             raise GradingError("stopped by the test")
 
-    monkeypatch.setattr(scheduler, "JudgeServer", Recorder)
-    monkeypatch.setattr(scheduler, "preload", lambda **kw: seen.append(kw))
+    monkeypatch.setattr(scheduler, "JudgeSession", Recorder)
 
     def grade_batch(touch_flops: bool) -> tuple[dict, dict]:
         subs = tmp_path / f"subs-{touch_flops}"
