@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from grader import batch, feedback, results
-from grader.intake import collect as sandbox
+from grader.intake import collect as sandbox, digest as hashes
 from grader.batch import batch_grade
 from grader.judge.session import GradingError, preload
 
@@ -676,15 +676,15 @@ def test_a_change_to_the_grading_code_regrades_everyone(suite, tmp_path, private
                         "grader/graded_pytest.ini": "[pytest]\n", "grader/schema.json": "{}",
                         "grader/notes.txt": "not code", "tests/test_x.py": "", "llm_basics/sub/deep.py": ""})
     monkeypatch.setattr("grader.intake.digest.CODE_ROOT", code)
-    digest = sandbox.code_digest()
+    digest = hashes.code_digest()
     for name in ("grader/notes.txt", "tests/test_x.py"):
         (code / name).write_text("changed")
-        assert sandbox.code_digest() == digest, name
+        assert hashes.code_digest() == digest, name
     for name in ("llm_basics/model.py", "grader/judge/plugin.py", "grader/graded_pytest.ini", "grader/schema.json",
                  "llm_basics/sub/deep.py"):  # subpackages count too (grader/judge/ is one)
         (code / name).write_text((code / name).read_text() + "\n")
-        assert sandbox.code_digest() != digest, name
-        digest = sandbox.code_digest()
+        assert hashes.code_digest() != digest, name
+        digest = hashes.code_digest()
 
     subs, out = tmp_path / "subs", tmp_path / "out"
     write_folder(subs / "ann", GOOD)
@@ -725,7 +725,7 @@ def test_code_graded_early_cannot_change_a_later_submission(tmp_path, suite):
 
 
 def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite):
-    from grader.intake.collect import suspicious
+    from grader.intake.review import suspicious
 
     subs = tmp_path / "subs"
     sneaky = "import sys\ndef add(a, b):\n    sys.modules['grader.judge.plugin']\n    return a + b\n"
@@ -746,7 +746,7 @@ def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite
     ("latest_ex2 = 1", None), ("notctypes = 1", None), ("ctypes_like = 1", None),
 ])
 def test_the_review_flags_names_as_whole_words(text, flagged):
-    from grader.intake.collect import suspicious
+    from grader.intake.review import suspicious
 
     found = suspicious({"ex1_alpha.py": text.encode()})
     assert found == ([f"ex1_alpha.py: {flagged}"] if flagged else []), text

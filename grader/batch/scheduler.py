@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import facilities, feedback, results
-from grader.intake import collect as sandbox
+from grader.intake import collect as sandbox, digest as hashes, review
 from grader.batch.gradebook import INSTRUCTOR, Gradebook, Seals, earlier_rows, row_from_doc
 from grader.intake.entries import NOT_A_SUBMISSION, Entry, report_skipped, scan
 from grader.batch.lifecycle import Interrupted, ProcessTree, StopSignals
@@ -94,7 +94,7 @@ class Batch:
         self.entries = scan(submissions, out, skipped)
         self.skipped = skipped
         report_skipped(skipped, out / SKIPPED_NAME, stream)
-        self.tests, self.code = sandbox.tests_digest(tests_dir), sandbox.code_digest()
+        self.tests, self.code = hashes.tests_digest(tests_dir), hashes.code_digest()
         self.seals = Seals(out)
         # the gradebook starts with every row an earlier run graded: an interrupted run loses nothing
         self.book = Gradebook(out / CSV_NAME, list(self.points), earlier_rows(out, self.seals, list(self.points)))
@@ -144,7 +144,7 @@ class Batch:
         if sub.error:
             self.record(student, self._ungradable(sub.error, **meta), 0.0, write=True)
             return None
-        digest = sandbox.submission_hash(sub, tests=self.tests, settings=self.opts.settings(), code=self.code)
+        digest = hashes.submission_hash(sub, tests=self.tests, settings=self.opts.settings(), code=self.code)
         old = self._unchanged(student, digest)
         if old is not None:
             self.record(student, old, None, write=False)
@@ -246,7 +246,7 @@ class Batch:
         local batch and a Dask one alike; ``None``: it had no exercise to grade."""
         elapsed = outcome.elapsed if outcome is not None else 0.0
         meta = {**job.meta, "sources": job.sub.sources, "submission_hash": job.digest,
-                "review": sandbox.suspicious(job.sub.files)}
+                "review": review.suspicious(job.sub.files)}
         if outcome is None:
             doc = results.empty(job.entry, **meta)
         else:

@@ -36,14 +36,8 @@ from pathlib import Path
 from grader.intake.archives import (ARCHIVE_SUFFIXES, MAX_DEPTH, SCAN_DEPTH, SKIPPED_DIRS, Caps, Member, Part,
                              SubmissionError, Tree, archive_suffix, read_entry, read_parts, searchable)
 
-# The hashes and the review words were in this module until issue 25; batch/ still reaches them through it.
-# Import them from grader.intake.digest and grader.intake.review instead (this block then goes).
-from grader.intake.digest import code_digest, submission_hash, tests_digest  # noqa: E402
-from grader.intake.review import suspicious  # noqa: E402
-
 __all__ = ["ARCHIVE_SUFFIXES", "MAX_DEPTH", "SKIPPED_DIRS", "Caps", "Part", "Submission", "SubmissionError",
-           "archive_suffix", "build_sandbox", "code_digest", "collect", "entry_kind", "student_id",
-           "submission_hash", "suspicious", "tests_digest"]
+           "archive_suffix", "build_sandbox", "collect", "entry_kind", "student_id"]
 
 TESTS_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
 LISTED = 3  # paths named in one reason
