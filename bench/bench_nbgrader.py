@@ -17,7 +17,7 @@ kernel starts) is read from autograde's log, which says what it took, and shown 
 the kernel's launcher (``grader.platforms.nbgrader.kernel``: a new user and mount namespace) is timed against starting the
 same trivial command directly.
 
-Then it times ``nbgrader export --exporter grader.platforms.nbgrader.export.ExerciseScoresExport``, which grades every
+Then it times ``nbgrader export --exporter grader.platforms.nbgrader.exporter.ExerciseScoresExport``, which grades every
 submitted notebook's code again with the judge (the exporter logs the time of each submission), and prints the
 exported score (the judge's) next to the kernel's and the batch grader's. Needs nbgrader (the ``dev`` extra).
 """
@@ -41,15 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without inst
 from grader.batch import batch_grade  # noqa: E402
 from grader.grading import grade  # noqa: E402
 from grader.judge.session import preload  # noqa: E402
-from grader.platforms.nbgrader.export import (  # noqa: E402
-    ASSIGNMENT,
-    EXERCISE_CSV,
-    JUDGE_LOG,
-    build_course,
-    extract_submission,
-    nbgrader,
-    write_samples,
-)
+from grader.platforms.nbgrader.course_folder import build_course, nbgrader, write_samples  # noqa: E402
+from grader.platforms.nbgrader.notebook import ASSIGNMENT, EXERCISE_CSV  # noqa: E402
+from grader.platforms.nbgrader.scores import JUDGE_LOG  # noqa: E402
+from grader.platforms.nbgrader.submissions import extract_submission  # noqa: E402
 
 
 def timed(fn):
@@ -110,7 +105,7 @@ def main() -> None:
         per_batch = t_batch / n_batch
 
         t_export, log = timed(lambda: run(
-            course, "export", "--exporter", "grader.platforms.nbgrader.export.ExerciseScoresExport", env=env))
+            course, "export", "--exporter", "grader.platforms.nbgrader.exporter.ExerciseScoresExport", env=env))
         judged = dict(re.findall(r"Judged \S+?/(\S+) in ([\d.]+) s", log))  # the exporter's own per-submission time
         with open(course / EXERCISE_CSV, newline="") as f:
             exported = {row["student_id"]: row for row in csv.DictReader(f)}

@@ -78,7 +78,7 @@ _OPTIONAL_COMMANDS = (
     ("grader.batch.cli", "add_batch_parser"),
     ("grader.batch.cli", "add_export_parser"),
     ("grader.batch.cli", "add_analyze_parser"),
-    ("grader.platforms.nbgrader.export", "add_nbgrader_parser"),
+    ("grader.platforms.nbgrader.cli", "add_nbgrader_parser"),
     ("grader.instructor.mutation", "add_mutation_parser"),
 )
 

@@ -141,27 +141,36 @@ def watch(
                 ready = True
                 if not saved:
                     print(waiting, file=out, flush=True)
-            if not saved:
-                continue
-            seen = time.perf_counter()
-            graded.update({ex: sig for ex, sig in signatures(folder, files).items() if ex in saved})
-            names = ", ".join(name for name, ex in files.items() if ex in saved)
-            if tty:
-                out.write(CLEAR_SCREEN)
-            print(f"{names} saved at {time.strftime('%H:%M:%S')}: grading...", file=out, flush=True)
-            _show(sitting, saved, out, verbose, "Graded", seen, tty,
-                  report.progress_line(err) if err.isatty() else None, clear=False)
-            print(waiting, file=out, flush=True)
+            if saved:
+                graded.update({ex: sig for ex, sig in signatures(folder, files).items() if ex in saved})
+                _grade_saved(sitting, saved, files, out, err, verbose, tty)
+                print(waiting, file=out, flush=True)
     except KeyboardInterrupt:
         pass
     finally:
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # a second Ctrl-C must not
-        sitting.close()  # cut the clean-up short
-        if main:
-            signal.signal(signal.SIGINT, previous)
+        _close(sitting)
     print("\nStopped watching.", file=out, flush=True)
     return 0
+
+
+def _grade_saved(sitting: Sitting, saved: list[str], files: dict[str, str], out, err, verbose: bool,
+                 tty: bool) -> None:
+    """Grade the exercises whose files were just saved, and show the result."""
+    seen = time.perf_counter()
+    names = ", ".join(name for name, ex in files.items() if ex in saved)
+    if tty:
+        out.write(CLEAR_SCREEN)
+    print(f"{names} saved at {time.strftime('%H:%M:%S')}: grading...", file=out, flush=True)
+    _show(sitting, saved, out, verbose, "Graded", seen, tty,
+          report.progress_line(err) if err.isatty() else None, clear=False)
+
+
+def _close(sitting: Sitting) -> None:
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # a second Ctrl-C must not
+    sitting.close()  # cut the clean-up short
+    if main:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _show(sitting: Sitting, exercises: list[str], out, verbose: bool, what: str, since: float, tty: bool,

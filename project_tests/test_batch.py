@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import batch, feedback
-from grader.intake import collect as sandbox
+from grader import batch, feedback, results
+from grader.intake import collect as sandbox, digest as hashes
 from grader.batch import batch_grade
 from grader.judge.session import GradingError, preload
 
@@ -468,7 +468,7 @@ def test_an_exercise_that_fails_entirely_says_why_in_the_row(suite, tmp_path, pr
 
 
 def test_a_long_shared_reason_is_one_short_line():
-    doc = batch.empty_doc("x")
+    doc = results.empty("x")
     doc["tests"] = [{"status": "failed", "extra_data": {"exercise": "ex1", "reason": "boom\n" + "y" * 1000,
                                                         "kind": "error"}} for _ in range(3)]
     doc["lesson"]["exercises"] = [{"id": "ex1", "score": 0.0}, {"id": "ex2", "score": 3.0, "problem": "missing: no"}]
@@ -535,16 +535,16 @@ def test_a_change_to_the_grading_code_regrades_everyone(suite, tmp_path, private
     write_folder(code, {"llm_basics/model.py": "A = 1\n", "grader/judge/plugin.py": "B = 1\n",
                         "grader/graded_pytest.ini": "[pytest]\n", "grader/schema.json": "{}",
                         "grader/notes.txt": "not code", "tests/test_x.py": "", "llm_basics/sub/deep.py": ""})
-    monkeypatch.setattr(sandbox, "CODE_ROOT", code)
-    digest = sandbox.code_digest()
+    monkeypatch.setattr("grader.intake.digest.CODE_ROOT", code)
+    digest = hashes.code_digest()
     for name in ("grader/notes.txt", "tests/test_x.py"):
         (code / name).write_text("changed")
-        assert sandbox.code_digest() == digest, name
+        assert hashes.code_digest() == digest, name
     for name in ("llm_basics/model.py", "grader/judge/plugin.py", "grader/graded_pytest.ini", "grader/schema.json",
                  "llm_basics/sub/deep.py"):  # subpackages count too (grader/judge/ is one)
         (code / name).write_text((code / name).read_text() + "\n")
-        assert sandbox.code_digest() != digest, name
-        digest = sandbox.code_digest()
+        assert hashes.code_digest() != digest, name
+        digest = hashes.code_digest()
 
     subs, out = tmp_path / "subs", tmp_path / "out"
     write_folder(subs / "ann", GOOD)
@@ -585,7 +585,7 @@ def test_code_graded_early_cannot_change_a_later_submission(tmp_path, suite):
 
 
 def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite):
-    from grader.intake.collect import suspicious
+    from grader.intake.review import suspicious
 
     subs = tmp_path / "subs"
     sneaky = "import sys\ndef add(a, b):\n    sys.modules['grader.judge.plugin']\n    return a + b\n"
@@ -606,7 +606,7 @@ def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite
     ("latest_ex2 = 1", None), ("notctypes = 1", None), ("ctypes_like = 1", None),
 ])
 def test_the_review_flags_names_as_whole_words(text, flagged):
-    from grader.intake.collect import suspicious
+    from grader.intake.review import suspicious
 
     found = suspicious({"ex1_alpha.py": text.encode()})
     assert found == ([f"ex1_alpha.py: {flagged}"] if flagged else []), text
@@ -625,12 +625,12 @@ def test_the_warm_up_run_changes_no_verdict(tmp_path, private_tmp, monkeypatch):
     lesson_submissions(subs)  # the reference, the stubs, two ex2 mutants, a submission that reads the tests
     warmed = []
 
-    class Session(scheduler.JudgeServer):  # the real session; says which exercises it warms
+    class Session(scheduler.JudgeSession):  # the real session; says which exercises it warms
         def __init__(self, *args, **kwargs):
             warmed.append(kwargs["warm_exercises"])
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(scheduler, "JudgeServer", Session)
+    monkeypatch.setattr(scheduler, "JudgeSession", Session)
     docs = {}
     # ex2 is started by four of the five submissions (the reference, the mutants, the red team), the others by one
     for label, warm_from in (("all", 1), ("ex2", 2), ("cold", 10**6)):
@@ -658,12 +658,13 @@ def test_the_batch_warms_up_only_the_exercises_its_submissions_started(tmp_path,
     seen = []
 
     class Recorder:  # stands in for the judge session: records how it would start, then stops the batch
-        def __init__(self, *args, **kwargs):
+        @classmethod
+        def for_suites(cls, exercises, **kwargs):
+            seen.append({"flop_counter": kwargs.pop("flop_counter")})  # what the session would preload
             seen.append(kwargs)
             raise GradingError("stopped by the test")
 
-    monkeypatch.setattr(scheduler, "JudgeServer", Recorder)
-    monkeypatch.setattr(scheduler, "preload", lambda **kw: seen.append(kw))
+    monkeypatch.setattr(scheduler, "JudgeSession", Recorder)
 
     def grade_batch(touch_flops: bool) -> tuple[dict, dict]:
         subs = tmp_path / f"subs-{touch_flops}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.platforms import gradescope
+from grader.platforms import gradescope, gradescope_zip
 from grader.results import SCHEMA_PATH, load_points
 from grader.judge.session import Limits
 from grader.instructor.stubs import expected_stubs
@@ -29,7 +29,7 @@ SCHEMA = json.loads(SCHEMA_PATH.read_text())
 
 @pytest.fixture(scope="module")
 def autograder_zip(tmp_path_factory) -> Path:
-    return gradescope.build_autograder(tmp_path_factory.mktemp("dist"))
+    return gradescope_zip.build_autograder(tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_zip_layout(autograder_zip):
 
 
 def test_zip_is_reproducible(autograder_zip, tmp_path):
-    again = gradescope.build_autograder(tmp_path)
+    again = gradescope_zip.build_autograder(tmp_path)
     assert again.read_bytes() == autograder_zip.read_bytes()
 
 
@@ -383,12 +383,12 @@ def test_build_message_says_any_ubuntu_image_and_the_budget(tmp_path, capsys):
 
 def test_grading_options_go_into_run_autograder(tmp_path):
     """--budget, --hidden-visibility and --hidden-detail given when the zip is built are what each run uses."""
-    path = gradescope.build_autograder(tmp_path, budget=120, hidden_visibility="after_due_date", hidden_detail="tests")
+    path = gradescope_zip.build_autograder(tmp_path, budget=120, hidden_visibility="after_due_date", hidden_detail="tests")
     with zipfile.ZipFile(path) as zf:
         script = zf.read("run_autograder").decode()
     assert "--budget 120 --hidden-visibility after_due_date --hidden-detail tests" in script
-    with pytest.raises(gradescope.GradescopeError):
-        gradescope.build_autograder(tmp_path, hidden_visibility="visible")
+    with pytest.raises(gradescope_zip.GradescopeError):
+        gradescope_zip.build_autograder(tmp_path, hidden_visibility="visible")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -439,8 +439,8 @@ def test_extras_live_under_extra_data():
     assert "lesson" not in out and "max_score" not in out
 
 
-@pytest.mark.parametrize("detail", gradescope.HIDDEN_DETAILS)
-@pytest.mark.parametrize("visibility", gradescope.VISIBILITIES)
+@pytest.mark.parametrize("detail", gradescope_zip.HIDDEN_DETAILS)
+@pytest.mark.parametrize("visibility", gradescope_zip.VISIBILITIES)
 def test_hidden_tests_show_counts_or_hints_never_their_text(detail, visibility):
     out = gradescope.render(DOC, hidden_visibility=visibility, hidden_detail=detail)
     hidden = [t for t in out["tests"] if t["extra_data"]["hidden"]]

@@ -23,32 +23,29 @@ import pytest
 
 from grader import cli, results
 from grader.platforms.nbgrader.cell import cell_value, grade_tests, silenced
-from grader.platforms.nbgrader.export import (
+from grader.platforms.nbgrader.course_folder import SAMPLE_STUDENTS, build_course, half_solved, nbgrader, write_samples
+from grader.platforms.nbgrader.kernel import warn_unconfined_once
+from grader.platforms.nbgrader.notebook import (
     ASSIGNMENT,
     EXERCISE_CSV,
-    JUDGE_LOG,
-    JUDGED_CELLS,
     NOTEBOOK,
     SOLUTIONS,
     TESTS_DIR,
     CourseError,
-    build_course,
-    REVIEW_DIFFERS,
-    SAMPLE_STUDENTS,
     build_notebook,
     docstring_markdown,
-    exercise_sources,
-    extract_submission,
-    forget_judged,
-    half_solved,
-    judged_cells,
-    nbgrader,
     nbgrader_solution,
-    score_row,
-    warn_unconfined_once,
-    write_judged,
-    write_samples,
 )
+from grader.platforms.nbgrader.scores import (
+    JUDGE_LOG,
+    JUDGED_CELLS,
+    REVIEW_DIFFERS,
+    forget_judged,
+    judged_cells,
+    score_row,
+    write_judged,
+)
+from grader.platforms.nbgrader.submissions import exercise_sources, extract_submission
 from grader.course import BEGIN, END
 
 POINTS = results.load_points(TESTS_DIR)
@@ -237,10 +234,10 @@ def test_todo_stubs_write_the_stubs_of_exercises():
     pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -e '.[dev]')")
     from nbformat.v4 import new_code_cell
 
-    from grader.platforms.nbgrader import export as nbgrader_export
+    from grader.platforms.nbgrader import preprocessors
     from grader.instructor.stubs import expected_stubs
 
-    stubs = nbgrader_export.TodoStubs()
+    stubs = preprocessors.TodoStubs()
     made = expected_stubs()  # what `make stubs` writes to exercises/
     notebook = build_notebook()
     for ex, meta in POINTS.items():
@@ -440,7 +437,7 @@ def test_test_cell_while_autograding_shows_the_judged_results_and_runs_no_test(m
 
 def test_judged_cells_folder_goes_when_the_autograde_process_ends(tmp_path):
     """Even when no ForgetJudged ran (a notebook that failed), nothing of the judged cells outlives the process."""
-    code = ("from grader.platforms.nbgrader.export import write_judged\n"
+    code = ("from grader.platforms.nbgrader.scores import write_judged\n"
             "path = write_judged({'x': {'value': 1, 'feedback': ''}})\n"
             "print(path, path.is_file())\n")
     env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}
@@ -498,20 +495,20 @@ def test_autograde_preprocessors_judge_first_forget_last_and_start_kernels_throu
     pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -e '.[dev]')")
     from traitlets.config import Config
 
-    from grader.platforms.nbgrader import export as nbgrader_export
+    from grader.platforms.nbgrader import preprocessors
 
-    names = [p.__name__ for p in nbgrader_export.autograde_preprocessors()]
+    names = [p.__name__ for p in preprocessors.autograde_preprocessors()]
     assert names[0] == "JudgeBeforeKernel" and names[-1] == "ForgetJudged" and "HiddenTestsExecute" in names
     assert "Execute" not in names
     config = Config()
     config.HiddenTestsExecute.require_confinement = True
-    strict = nbgrader_export.HiddenTestsExecute(config=config).kernel_manager_class
-    assert nbgrader_export.HiddenTestsExecute().kernel_manager_class.__name__ == "HiddenTestsKernelManager"
+    strict = preprocessors.HiddenTestsExecute(config=config).kernel_manager_class
+    assert preprocessors.HiddenTestsExecute().kernel_manager_class.__name__ == "HiddenTestsKernelManager"
     assert strict.__name__ == "RequiredConfinementKernelManager"
 
 
 def test_unconfined_kernels_are_said_once_in_the_log(monkeypatch):
-    import grader.platforms.nbgrader.export as export
+    from grader.platforms.nbgrader import kernel
 
     class Log:
         said: list[str] = []
@@ -519,7 +516,7 @@ def test_unconfined_kernels_are_said_once_in_the_log(monkeypatch):
         def warning(self, text, *args):
             self.said.append(text % args)
 
-    monkeypatch.setattr(export, "_warned_unconfined", [])
+    monkeypatch.setattr(kernel, "_warned_unconfined", [])
     log = Log()
     assert warn_unconfined_once(log, "user namespaces are switched off") is True
     assert warn_unconfined_once(log, "user namespaces are switched off") is False
@@ -595,7 +592,7 @@ def graded_course(tmp_path_factory):
         batch[student] = json.loads(out.read_text())
     log = _check(autograde, "autograde")
     _check(nbgrader(course, "export", env=env, **pipes), "export")
-    exporter = "grader.platforms.nbgrader.export.ExerciseScoresExport"
+    exporter = "grader.platforms.nbgrader.exporter.ExerciseScoresExport"
     _check(nbgrader(course, "export", "--exporter", exporter, env=env, **pipes), "export --exporter")
     _check(nbgrader(course, "generate_feedback", ASSIGNMENT, env=env, **pipes), "generate_feedback")
     return {"course": course, "batch": batch, "autograde_log": log, "tmp": tmp / "tmp"}

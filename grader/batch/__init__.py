@@ -28,10 +28,10 @@
 """
 
 from grader.batch.cli import add_analyze_parser, add_batch_parser, add_export_parser, cmd_batch
-from grader.batch.gradebook import empty_doc, row_from_doc, ungradable_doc
+from grader.batch.gradebook import row_from_doc
 from grader.batch.run import batch_grade
 from grader.batch.scheduler import Options
 from grader.intake.entries import scan
 
 __all__ = ["Options", "add_analyze_parser", "add_batch_parser", "add_export_parser", "batch_grade", "cmd_batch",
-           "empty_doc", "row_from_doc", "scan", "ungradable_doc"]
+           "row_from_doc", "scan"]

@@ -193,9 +193,7 @@ class DaskBatch(Batch):
         if job is None:
             return
         if future.status == "finished":
-            reply = future.result()
-            outcome = Outcome(status=reply["status"], events=reply["events"], elapsed=reply["elapsed"],
-                              stopped=reply["stopped"])
+            outcome = Outcome.from_plain(future.result())  # Host.grade's Outcome.to_plain()
         else:
             outcome = self._failed(job, key, future)
         future.release()

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from grader.intake import collect as sandbox
+from grader.intake import collect as sandbox, digest as hashes
 from grader.judge.session import GradingError, JudgeSession, Limits
 from grader.untrusted_paths import write_new
 
@@ -53,7 +53,7 @@ SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis"}
 
 def environment() -> dict[str, str]:
     """What must be the same on the client and every worker for a verdict to be the same."""
-    env = {"python": f"{sys.version_info[0]}.{sys.version_info[1]}", "grading code": sandbox.code_digest()}
+    env = {"python": f"{sys.version_info[0]}.{sys.version_info[1]}", "grading code": hashes.code_digest()}
     for name in PACKAGES:
         try:
             env[name] = metadata.version(name)
@@ -73,7 +73,7 @@ class Suite:
     """What a worker needs for a batch, sent once per worker: the graded suites' files and digest, and the
     client's environment to compare with."""
 
-    digest: str  # sandbox.tests_digest() of the client's tests/ (part of every submission_hash)
+    digest: str  # hashes.tests_digest() of the client's tests/ (part of every submission_hash)
     dirname: str  # the tests folder's name: test node ids ("tests/test_ex1_x.py::test_y") read the same
     files: dict  # relative POSIX path -> bytes
     exercises: tuple  # every exercise id of the course manifest, in order
@@ -87,7 +87,7 @@ class Suite:
             rel = path.relative_to(tests_dir)
             if SKIPPED_PARTS.isdisjoint(rel.parts) and rel.suffix != ".pyc":
                 files[rel.as_posix()] = path.read_bytes()
-        return cls(digest=sandbox.tests_digest(tests_dir), dirname=tests_dir.name, files=files,
+        return cls(digest=hashes.tests_digest(tests_dir), dirname=tests_dir.name, files=files,
                    exercises=tuple(points), environment=environment(),
                    warm_flops=any(meta.get("counts_flops") for meta in points.values()))
 
@@ -106,7 +106,7 @@ class Host:
         for rel, data in suite.files.items():
             (tests / rel).parent.mkdir(parents=True, exist_ok=True)
             (tests / rel).write_bytes(data)
-        if sandbox.tests_digest(tests) != suite.digest:
+        if hashes.tests_digest(tests) != suite.digest:
             raise GradingError("the suites written on this worker do not hash like the client's")
         self.server = JudgeSession.for_suites(list(suite.exercises), hidden=True, tmpdir=root, limits=Limits(),
                                               tests_dir=tests, flop_counter=suite.warm_flops)

@@ -1,7 +1,7 @@
 """``python -m grader mutation``: generated mutants of the reference solutions, graded, counted and triaged.
 
-The hand-written mutants in ``project_tests/test_exN_variants.py`` are the mistakes someone thought of. This
-module makes mutants systematically, only inside the solution blocks (``# BEGIN SOLUTION`` ... ``# END
+The hand-written mutants in ``project_tests/test_exN_variants.py`` are the mistakes someone thought of.
+``grader.instructor.mutants`` makes mutants systematically, only inside the solution blocks (``# BEGIN SOLUTION`` ... ``# END
 SOLUTION``) of ``solutions/exN_*.py``, with mutmut's operator set (``mutmut.mutation.mutators``: constants +1,
 ``<`` <-> ``<=``, ``+`` <-> ``-``, ``and`` <-> ``or``, ``in`` <-> ``not in``, ``not x`` -> ``x``, True <-> False,
 an argument replaced by None or dropped, an assignment's value replaced by None, strings changed) plus a few of
@@ -35,38 +35,19 @@ while the mutant, the suites and the grading code are unchanged (the batch grade
 from __future__ import annotations
 
 import argparse
-import difflib
-import hashlib
 import shutil
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
-from grader.grading import REPO_ROOT, TESTS_DIR
 from grader import results
+from grader.course import REPO_ROOT, SOLUTIONS, TESTS_DIR
+from grader.instructor.mutants import Mutant, exercise_modules, generate
 
-SOLUTIONS = REPO_ROOT / "solutions"
 TRIAGE_FILE = REPO_ROOT / "project_tests" / "mutation_triage.toml"
 DEFAULT_OUT = REPO_ROOT / "out" / "mutation"
 TARGET_KILL_RATE = 0.95
-
-
-@dataclass(frozen=True)
-class Mutant:
-    id: str  # exN-<8 hex>
-    exercise: str  # exN
-    module: str  # exN_name
-    function: str  # qualified name of the enclosing function, e.g. SpecialTokenizer.encode
-    operator: str  # which operator made it
-    line: int  # first changed line in the reference
-    before: str  # the changed line(s) of the reference
-    after: str  # the same line(s) in the mutant
-    source: str  # the whole mutated file
-
-    @property
-    def change(self) -> str:
-        return f"{self.before}  ->  {self.after}"
 
 
 @dataclass
@@ -88,163 +69,6 @@ class Triage:
 
     def kind_of(self, mutant_id: str) -> str | None:
         return next((kind for kind in self.KINDS if mutant_id in getattr(self, kind)), None)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Generating mutants
-# ----------------------------------------------------------------------------------------------------------
-
-
-def solution_block_lines(text: str) -> set[int]:
-    """1-based line numbers strictly inside a solution block (the markers themselves excluded)."""
-    from grader.course import Block, segments
-
-    return {block.line + 1 + i for block in segments(text) if isinstance(block, Block) for i in range(len(block.body))}
-
-
-def _extra_operators():
-    """Operators mutmut does not have: statement removal, argument swap, integer - 1, slice off-by-one."""
-    import libcst as cst
-
-    def remove_statement(node):
-        yield cst.SimpleStatementLine(body=[cst.Pass()], leading_lines=node.leading_lines)
-
-    def swap_arguments(node):
-        args = list(node.args)
-        positional = [i for i, a in enumerate(args) if a.keyword is None and not a.star]
-        for i, j in zip(positional, positional[1:]):
-            swapped = list(args)
-            swapped[i] = args[i].with_changes(value=args[j].value)
-            swapped[j] = args[j].with_changes(value=args[i].value)
-            yield node.with_changes(args=swapped)
-
-    def integer_minus_one(node):
-        value = node.evaluated_value
-        if isinstance(value, int) and value > 0:
-            yield node.with_changes(value=str(value - 1))
-
-    def slice_off_by_one(node):
-        for part in ("lower", "upper"):
-            bound = getattr(node, part)
-            if bound is None or isinstance(bound, cst.Integer):
-                continue  # integers already get +1 and -1
-            for op in (cst.Add(), cst.Subtract()):
-                yield node.with_changes(**{part: cst.BinaryOperation(bound, op, cst.Integer("1"))})
-
-    return [
-        ("remove statement", (cst.SimpleStatementLine, cst.If, cst.For, cst.With, cst.Try), remove_statement),
-        ("swap arguments", (cst.Call,), swap_arguments),
-        ("integer - 1", (cst.Integer,), integer_minus_one),
-        ("slice off by one", (cst.Slice,), slice_off_by_one),
-    ]
-
-
-def _operators():
-    from mutmut.mutation.mutators import mutation_operators
-
-    ops = [(f"mutmut {fn.__name__.removeprefix('operator_')}", (node_type,), fn) for node_type, fn in mutation_operators]
-    return ops + _extra_operators()
-
-
-def _skip(node, parents) -> bool:
-    """Nodes whose mutants say nothing about the tests: docstrings, error message strings, annotations."""
-    import libcst as cst
-
-    in_raise = any(isinstance(p, cst.Raise) for p in parents)
-    if in_raise and (isinstance(node, cst.BaseString) or any(isinstance(p, cst.BaseString) for p in parents)):
-        return True  # the wording of an error message (a whole message dropped is still a mutant)
-    if isinstance(node, cst.BaseString) and parents and isinstance(parents[-1], cst.Expr):
-        return True  # a bare string statement (a docstring)
-    return any(isinstance(p, cst.Annotation) for p in parents)
-
-
-def generate(module: str, text: str | None = None) -> list[Mutant]:
-    """Every mutant of the solution blocks of ``solutions/<module>.py`` (or of ``text``), deduplicated."""
-    import libcst as cst
-    from libcst.metadata import MetadataWrapper, PositionProvider, WhitespaceInclusivePositionProvider
-
-    text = (SOLUTIONS / f"{module}.py").read_text(encoding="utf-8") if text is None else text
-    exercise = module.split("_", 1)[0]
-    block = solution_block_lines(text)
-    wrapper = MetadataWrapper(cst.parse_module(text))
-    tree = wrapper.module
-    positions = wrapper.resolve(PositionProvider)
-    spans = wrapper.resolve(WhitespaceInclusivePositionProvider)
-    operators = _operators()
-    original_lines = text.splitlines(keepends=True)
-    starts = [0]
-    for line in original_lines:
-        starts.append(starts[-1] + len(line))
-    seen_sources: set[str] = {text}
-    ids: dict[str, int] = {}
-    mutants: list[Mutant] = []
-
-    def walk(node, parents: list, qualname: list[str]) -> Iterator[tuple]:
-        yield node, parents, qualname
-        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
-            qualname = [*qualname, node.name.value]
-        for child in node.children:
-            yield from walk(child, [*parents, node], qualname)
-
-    def splice(node, new, parents) -> str:
-        """The file with ``node`` replaced by ``new``: text surgery at the node's span (no tree re-render)."""
-        if isinstance(new, cst.SimpleStatementLine) and isinstance(new.body[0], cst.Pass):
-            first, last = positions[node].start.line, positions[node].end.line
-            indent = original_lines[first - 1][: len(original_lines[first - 1]) - len(original_lines[first - 1].lstrip())]
-            return "".join(original_lines[: first - 1]) + indent + "pass\n" + "".join(original_lines[last:])
-        span = spans[node]
-        start = starts[span.start.line - 1] + span.start.column
-        end = starts[span.end.line - 1] + span.end.column
-        return text[:start] + tree.code_for_node(new) + text[end:]
-
-    for node, parents, qualname in walk(tree, [], []):
-        pos = positions.get(node)
-        if pos is None or not all(line in block for line in range(pos.start.line, pos.end.line + 1)):
-            continue
-        if _skip(node, parents):
-            continue
-        if parents and isinstance(node, cst.If) and isinstance(parents[-1], cst.If):
-            continue  # an elif: removing the whole if statement covers it
-        for name, types, fn in operators:
-            if not isinstance(node, types):
-                continue
-            for new in fn(node):
-                if new is node or new.deep_equals(node):
-                    continue
-                source = splice(node, new, parents)
-                if source in seen_sources:
-                    continue
-                seen_sources.add(source)
-                try:
-                    compile(source, f"{module}.py", "exec")
-                except SyntaxError:
-                    continue
-                before, after, line = _changed_lines(text.splitlines(), source.splitlines())
-                function = ".".join(qualname) or "<module>"
-                key = hashlib.sha1(f"{module}\0{function}\0{before}\0{after}".encode()).hexdigest()[:8]
-                n = ids.get(key, 0)
-                ids[key] = n + 1
-                mutant_id = f"{exercise}-{key}" + (f"-{n + 1}" if n else "")
-                mutants.append(Mutant(mutant_id, exercise, module, function, name, line, before, after, source))
-    return mutants
-
-
-def _changed_lines(old: list[str], new: list[str]) -> tuple[str, str, int]:
-    """The lines that differ (stripped, joined with ' / ') before and after, and the first one's number."""
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    a_lines, b_lines, first = [], [], 0
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag != "equal":
-            first = first or i1 + 1
-            a_lines += [line.strip() for line in old[i1:i2]]
-            b_lines += [line.strip() for line in new[j1:j2]]
-    return " / ".join(a_lines), " / ".join(b_lines), first
-
-
-def exercise_modules(exercises: Iterable[str] | None = None, tests_dir: Path = TESTS_DIR) -> dict[str, str]:
-    points = results.load_points(tests_dir)
-    chosen = list(exercises) if exercises else list(points)
-    return {ex: points[ex]["name"] for ex in chosen}
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import results
-from grader.course import Block, segments
-from grader.grading import REPO_ROOT, TESTS_DIR
+from grader.course import REPO_ROOT, TESTS_DIR, Block, segments
 
 PROMISES_NAME = "promises.toml"
 

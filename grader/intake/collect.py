@@ -27,10 +27,7 @@ coding line), is not graded: that exercise scores 0 with the reason, the other e
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
-import re
 import shutil
 import tokenize
 from dataclasses import dataclass, field
@@ -40,8 +37,7 @@ from grader.intake.archives import (ARCHIVE_SUFFIXES, MAX_DEPTH, SCAN_DEPTH, SKI
                              SubmissionError, Tree, archive_suffix, read_entry, read_parts, searchable)
 
 __all__ = ["ARCHIVE_SUFFIXES", "MAX_DEPTH", "SKIPPED_DIRS", "Caps", "Part", "Submission", "SubmissionError",
-           "archive_suffix", "build_sandbox", "code_digest", "collect", "entry_kind", "student_id",
-           "submission_hash", "suspicious", "tests_digest"]
+           "archive_suffix", "build_sandbox", "collect", "entry_kind", "student_id"]
 
 TESTS_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
 LISTED = 3  # paths named in one reason
@@ -253,47 +249,8 @@ def collect(entry: Path, wanted: dict[str, str], caps: Caps = Caps(), *, parts: 
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Hashes and the sandbox
+# The sandbox
 # ----------------------------------------------------------------------------------------------------------
-
-
-def tests_digest(tests_dir: Path) -> str:
-    """A hash of every file of the graded suites (visible and hidden), so a changed test re-grades everyone."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in tests_dir.rglob("*") if p.is_file()):
-        rel = path.relative_to(tests_dir)
-        if "__pycache__" in rel.parts or rel.suffix == ".pyc" or rel.parts[0] in (".pytest_cache", ".hypothesis"):
-            continue
-        h.update(str(rel.as_posix()).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-CODE_ROOT = Path(__file__).resolve().parents[2]  # the repository: llm_basics/ and grader/
-CODE_PATTERNS = ("llm_basics/**/*.py", "grader/**/*.py", "grader/**/*.ini", "grader/**/*.json")
-
-
-def code_digest(root: Path | None = None) -> str:
-    """A hash of the grading code (``llm_basics/*.py``, ``grader/*.py``, ``*.ini``, ``*.json``), so that a fix
-    to the library or the grader re-grades everyone."""
-    root = Path(root or CODE_ROOT)
-    h = hashlib.sha256()
-    paths = sorted({p for pattern in CODE_PATTERNS for p in root.glob(pattern) if p.is_file()})
-    for path in paths:
-        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def submission_hash(sub: Submission, *, tests: str, settings: dict, code: str | None = None) -> str:
-    """A hash of what is graded: the taken files, what was refused and why, the tests, the grading code
-    (``code_digest()`` unless given) and the limits."""
-    h = hashlib.sha256()
-    for name in sorted(sub.files):
-        h.update(b"file\0" + name.encode() + b"\0" + hashlib.sha256(sub.files[name]).digest())
-    h.update(json.dumps(sub.problems, sort_keys=True).encode())
-    h.update(tests.encode())
-    h.update(b"code\0" + (code if code is not None else code_digest()).encode())
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    return "sha256:" + h.hexdigest()
 
 
 def build_sandbox(root: Path, files: dict[str, bytes], tests_dir: Path) -> tuple[Path, Path]:
@@ -305,29 +262,3 @@ def build_sandbox(root: Path, files: dict[str, bytes], tests_dir: Path) -> tuple
     tests = root / "tests"
     shutil.copytree(tests_dir, tests, ignore=TESTS_IGNORE, symlinks=False)
     return exercises, tests
-
-
-# Names that exercise code has no honest use for: they reach into the grader, pytest or the process. A match is
-# not proof of anything; the batch grader writes it into the gradebook so that a person reads the submission.
-# A pattern that starts with a literal lets the search skip through the text, so the word boundary before a name
-# is a look-behind after it: "grader(?<!\wgrader)" is "\bgrader" at a fifteenth of the cost.
-SUSPICIOUS = {
-    "the grader": re.compile(r"grader(?<!\wgrader)\b|_pytest|pytest(?<!\wpytest)\b|pluggy"),
-    "sys.modules": re.compile(r"sys\.modules"),
-    "/proc": re.compile(r"/proc/"),
-    "raw file descriptors": re.compile(r"os\.(write|dup2?|fdopen)\b"),
-    "other frames": re.compile(r"sys\._getframe|inspect\.(stack|currentframe)|gc\.get_(objects|referrers)"),
-    "the test files": re.compile(r"tests(?<!\wtests)[/\\]|test_ex(?<!\wtest_ex)\d|points\.json"),
-    "ctypes": re.compile(r"ctypes(?<!\wctypes)\b"),
-}
-
-
-def suspicious(files: dict[str, bytes]) -> list[str]:
-    """``["ex2_topk_attention.py: sys.modules, /proc"]`` for files that mention what exercise code never needs."""
-    found = []
-    for name, data in sorted(files.items()):
-        text = data.decode("utf-8", errors="replace")
-        hits = [label for label, pattern in SUSPICIOUS.items() if pattern.search(text)]
-        if hits:
-            found.append(f"{name}: {', '.join(hits)}")
-    return found

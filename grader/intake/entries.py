@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.intake import collect as sandbox
+from grader.intake.collect import entry_kind, student_id
 from grader.intake.archives import Part
 
 NOT_A_SUBMISSION = "not a folder or a supported archive (.zip, .tar.gz, .tgz)"
@@ -120,7 +120,7 @@ def _classify(entry: Path, groups: dict, skipped: dict[str, str]) -> Entry | Non
         group["parts"].append(Part(entry, None, name))
         return None
     if entry.is_symlink() or not entry.is_file():
-        return Entry(sandbox.student_id(entry), entry)
+        return Entry(student_id(entry), entry)
     if m := MOODLE_FILE.match(name):
         group = groups.setdefault(("moodle", m["uid"]), {"student": f"{m['name']}_{m['uid']}", "parts": []})
         group["parts"].append(Part(entry, m["file"], name))
@@ -132,10 +132,10 @@ def _classify(entry: Path, groups: dict, skipped: dict[str, str]) -> Entry | Non
     if m := CANVAS_ENTRY.match(name):
         _canvas(groups, entry, m, 0, f"{m['file'].lower()}.html")
         return None
-    if sandbox.entry_kind(entry) == "unsupported":
+    if entry_kind(entry) == "unsupported":
         skipped[name] = NOT_A_SUBMISSION
         return None
-    return Entry(sandbox.student_id(entry), entry)
+    return Entry(student_id(entry), entry)
 
 
 def scan(submissions: Path, out: Path, skipped: dict[str, str] | None = None) -> dict[str, list[Entry]]:

@@ -9,7 +9,7 @@
     place), and the module is imported (as ``from ex2_topk_attention import *``) so that the next cells can try
     it. While nbgrader autogrades, the code is only saved: it then runs nowhere but in the grader's sandboxed
     worker, exactly as a ``.py`` submission would, so a crash or an endless loop in it cannot take the kernel
-    (and the other exercises) down. ``grader.platforms.nbgrader.export.exercise_sources`` joins the same cells in notebook
+    (and the other exercises) down. ``grader.platforms.nbgrader.submissions.exercise_sources`` joins the same cells in notebook
     order for the judge.
 
 ``%%graded_tests test_ex2_topk_attention.py 15``
@@ -22,10 +22,10 @@
     how nbgrader gives partial credit. The value never exceeds the cell's points, and nothing is written to
     stderr (nbgrader gives 0 to a cell with any stderr output). While nbgrader autogrades, the cell runs no test:
     it shows the judge's results for the notebook's code, computed before the kernel started
-    (``grader.platforms.nbgrader.export.JudgeBeforeKernel``), and the kernel cannot read the hidden tests
+    (``grader.platforms.nbgrader.preprocessors.JudgeBeforeKernel``), and the kernel cannot read the hidden tests
     (``grader.platforms.nbgrader.kernel``). This runs in the student's kernel, where any cell the student added ran first
     and may have replaced this very module: the value is feedback for the student. The grades come from the
-    export (``grader.platforms.nbgrader.export.ExerciseScoresExport``), which grades the notebook's code again with the
+    export (``grader.platforms.nbgrader.exporter.ExerciseScoresExport``), which grades the notebook's code again with the
     judge.
 
 ``%%walkthrough``
@@ -279,7 +279,7 @@ def find_test_file(test_file: str, *, here: Path | None = None) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-# Set by grader.platforms.nbgrader.export.JudgeBeforeKernel while nbgrader autogrades: a JSON file, written before the
+# Set by grader.platforms.nbgrader.preprocessors.JudgeBeforeKernel while nbgrader autogrades: a JSON file, written before the
 # kernel started, of what each test cell shows ({test file: {"value": points, "feedback": text}}).
 JUDGED_ENV = "LESSON1_JUDGED_CELLS"
 

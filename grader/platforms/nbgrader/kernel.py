@@ -1,7 +1,7 @@
 """The kernel ``nbgrader autograde`` runs a student's notebook in: ipykernel, with the hidden tests out of reach.
 
 The kernel runs every cell of the notebook, cells the student added included, as the instructor. It needs no
-hidden test (``grader.platforms.nbgrader.export.JudgeBeforeKernel`` grades the notebook's code with the judge before the
+hidden test (``grader.platforms.nbgrader.preprocessors.JudgeBeforeKernel`` grades the notebook's code with the judge before the
 kernel starts, and the test cells only show those results), so it gets none: the launcher enters a new user and
 mount namespace, mounts an empty read-only folder over ``tests/hidden/`` and ``solutions/``, then runs the
 kernel. A cell that opens a hidden test file finds an empty folder, and so does anything the kernel starts.
@@ -11,7 +11,7 @@ namespace). Whether the kernel can be confined is read from ``grader.facilities.
 ``GRADER_WITHOUT=namespaces`` grades as a container that forbids user namespaces would). Where it cannot (no user
 namespaces: such a container, macOS, Windows) the grades are not affected, since the judge graded the code before
 the kernel started, but a cell a student adds can read the hidden tests and print them into its feedback. Then
-autograde says so once in its log (``grader.platforms.nbgrader.export.HiddenTestsExecute``) and the kernel runs unconfined,
+autograde says so once in its log (``grader.platforms.nbgrader.preprocessors.HiddenTestsExecute``) and the kernel runs unconfined,
 or, with ``c.HiddenTestsExecute.require_confinement = True`` in ``nbgrader_config.py``, the launcher refuses to
 start it (``--require``) and autograde fails that notebook rather than grade it unconfined.
 
@@ -26,7 +26,8 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]  # grader/platforms/nbgrader/ -> the repository
+from grader.course import REPO_ROOT
+
 HIDDEN_FROM_KERNEL = (REPO_ROOT / "tests" / "hidden", REPO_ROOT / "solutions")
 
 CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
@@ -85,6 +86,23 @@ def confinement() -> tuple[bool, str]:
     if "namespaces" in found.switched_off:
         return False, f"user namespaces are switched off ({ENV})"
     return False, f"this system offers no user namespaces ({found.platform})"
+
+
+_warned_unconfined: list[str] = []  # autograde's log says once per process that its kernels are unconfined
+
+
+def warn_unconfined_once(log, why: str) -> bool:
+    """Say once, in autograde's log, that the kernels run where they can read the hidden tests; True if said now."""
+    if _warned_unconfined:
+        return False
+    _warned_unconfined.append(why)
+    log.warning(
+        "The notebooks' kernels are NOT confined here (%s): a cell a student adds can read tests/hidden/ and "
+        "solutions/ and print them into its feedback. The grades are not affected (the judge grades each "
+        "notebook's code before its kernel starts). Autograde as a user who cannot read those folders, or where "
+        "user namespaces are allowed; c.HiddenTestsExecute.require_confinement = True refuses to grade instead.",
+        why)
+    return True
 
 
 def main(argv: list[str]) -> None:
