@@ -60,6 +60,7 @@ def test_mutant_ids_survive_an_unrelated_edit():
     assert before == after
 
 
+@pytest.mark.slow
 def test_triage_file_names_only_generated_mutants():
     triage = mutation.load_triage()
     ids = {m.id for module in MODULES for m in mutants_of(module)}
