@@ -348,7 +348,9 @@ def test_submit_makes_the_events_file_anew_and_the_parent_reads_what_it_made(tmp
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server = type("Server", (), {"limits": runner.Limits(), "next_id": 0, "sock": ours, "_lines": None})()
     try:
-        runner.JudgeServer.submit(server, tmp_path / "sub", ["ex1"], events=link, workdir=tmp_path / "work")
+        # the step of submit that makes the events file and sends the request (submit then opens the file)
+        runner.JudgeServer._send(server, tmp_path / "sub", ["ex1"], events=link, workdir=tmp_path / "work",
+                                 limits=runner.Limits(), cpu=None)
         assert json.loads(theirs.recv(65536))["events"] == str(link)
     finally:
         ours.close()
