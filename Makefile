@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup grade watch test walkthrough plots clean
 # BEGIN instructor-only
-.PHONY: check stubs bench release batch gradescope nbgrader mutation lock
+.PHONY: test-fast check stubs bench release batch gradescope nbgrader mutation lock
 DEV         := $(VENV)/.installed-dev
 TEST_SETUP  := $(DEV)
 SUBMISSIONS ?= submissions
@@ -62,6 +62,10 @@ $(DEV): $(STAMP)
 	@$(INSTALL) --extras dev,dask
 	@$(PY) -c "import jsonschema, nbgrader, mutmut.mutation.mutators, distributed" || { echo "setup failed: see the pip output above"; exit 1; }
 	@touch $(DEV)
+
+# the project's own tests without the slow ones (a student release ships only llm_basics' tests: `make test`)
+test-fast: $(DEV) ## run every module's unit tests, not the slow ones (about a minute)
+	@$(PY) -m pytest project_tests -q -m "not slow"
 
 check: $(DEV) ## reference must score 100 and the untouched stubs 0 (hidden tests included)
 	@$(PY) -m grader check

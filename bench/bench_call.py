@@ -22,8 +22,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from grader.judge.client import WorkerClient  # noqa: E402
-from grader.plugin import worker_read_paths  # noqa: E402
+from grader.worker.client import WorkerClient  # noqa: E402
+from grader.judge.student import worker_read_paths  # noqa: E402
 
 MODULE = '''
 import torch

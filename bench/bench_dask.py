@@ -94,7 +94,7 @@ def task_overhead(tasks: int) -> list[float]:
     """Seconds Dask adds to each task on a warm one-worker cluster (round trip minus the judge's grading)."""
     from grader.batch import dask_pool
     from grader.batch.dask_worker import PLUGIN_NAME, GraderSetup, Suite, grade_submission
-    from grader.runner import Limits
+    from grader.judge.session import Limits
 
     points = results.load_points(TESTS_DIR)
     files = sample_files("stubs")

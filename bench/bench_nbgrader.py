@@ -14,10 +14,10 @@ answer), then times for each submission:
 
 Autograde's own judge run (``JudgeBeforeKernel``: the notebook's code graded with the hidden tests before the
 kernel starts) is read from autograde's log, which says what it took, and shown as a share of autograde's time;
-the kernel's launcher (``grader.nbgrader_kernel``: a new user and mount namespace) is timed against starting the
+the kernel's launcher (``grader.platforms.nbgrader.kernel``: a new user and mount namespace) is timed against starting the
 same trivial command directly.
 
-Then it times ``nbgrader export --exporter grader.nbgrader_export.ExerciseScoresExport``, which grades every
+Then it times ``nbgrader export --exporter grader.platforms.nbgrader.exporter.ExerciseScoresExport``, which grades every
 submitted notebook's code again with the judge (the exporter logs the time of each submission), and prints the
 exported score (the judge's) next to the kernel's and the batch grader's. Needs nbgrader (the ``dev`` extra).
 """
@@ -40,16 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without inst
 
 from grader.batch import batch_grade  # noqa: E402
 from grader.grading import grade  # noqa: E402
-from grader.runner import preload  # noqa: E402
-from grader.nbgrader_export import (  # noqa: E402
-    ASSIGNMENT,
-    EXERCISE_CSV,
-    JUDGE_LOG,
-    build_course,
-    extract_submission,
-    nbgrader,
-    write_samples,
-)
+from grader.judge.session import preload  # noqa: E402
+from grader.platforms.nbgrader.course_folder import build_course, nbgrader, write_samples  # noqa: E402
+from grader.platforms.nbgrader.notebook import ASSIGNMENT, EXERCISE_CSV  # noqa: E402
+from grader.platforms.nbgrader.scores import JUDGE_LOG  # noqa: E402
+from grader.platforms.nbgrader.submissions import extract_submission  # noqa: E402
 
 
 def timed(fn):
@@ -110,7 +105,7 @@ def main() -> None:
         per_batch = t_batch / n_batch
 
         t_export, log = timed(lambda: run(
-            course, "export", "--exporter", "grader.nbgrader_export.ExerciseScoresExport", env=env))
+            course, "export", "--exporter", "grader.platforms.nbgrader.exporter.ExerciseScoresExport", env=env))
         judged = dict(re.findall(r"Judged \S+?/(\S+) in ([\d.]+) s", log))  # the exporter's own per-submission time
         with open(course / EXERCISE_CSV, newline="") as f:
             exported = {row["student_id"]: row for row in csv.DictReader(f)}
@@ -146,10 +141,10 @@ def main() -> None:
 
 
 def time_launcher(repeats: int = 7) -> tuple[float, float]:
-    """Median seconds to run a trivial command directly, and through grader.nbgrader_kernel's launcher."""
+    """Median seconds to run a trivial command directly, and through grader.platforms.nbgrader.kernel's launcher."""
     trivial = [sys.executable, "-c", "pass"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    launched = [sys.executable, "-m", "grader.nbgrader_kernel", "--", *trivial]
+    launched = [sys.executable, "-m", "grader.platforms.nbgrader.kernel", "--", *trivial]
     direct = [timed(lambda: subprocess.run(trivial, check=True, env=env))[0] for _ in range(repeats)]
     through = [timed(lambda: subprocess.run(launched, check=True, env=env))[0] for _ in range(repeats)]
     return statistics.median(direct), statistics.median(through)

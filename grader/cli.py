@@ -7,7 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from grader.runner import DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, Limits
+from grader.judge.session import DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, Limits
 
 DEFAULT_RESULTS = Path(".grades/results.json")
 
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module, function in _OPTIONAL_COMMANDS:
         # the student release ships without the instructor tools; look next to this file only, so that another
         # copy of the project installed in the same environment cannot lend them
-        here = Path(__file__).parent / module.rsplit(".", 1)[1]
+        here = Path(__file__).parent.joinpath(*module.split(".")[1:])  # grader.a.b -> grader/a/b
         if not (here.with_suffix(".py").is_file() or (here / "__init__.py").is_file()):
             continue
         getattr(importlib.import_module(module), function)(sub)
@@ -71,15 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Instructor tools: present in this repository, left out of the student release.
 _OPTIONAL_COMMANDS = (
-    ("grader.check", "add_check_parser"),
-    ("grader.stubs", "add_stubs_parser"),
-    ("grader.release", "add_release_parser"),
-    ("grader.gradescope", "add_gradescope_parser"),
-    ("grader.batch", "add_batch_parser"),
-    ("grader.batch", "add_export_parser"),
-    ("grader.batch", "add_analyze_parser"),
-    ("grader.nbgrader_export", "add_nbgrader_parser"),
-    ("grader.mutation", "add_mutation_parser"),
+    ("grader.instructor.check", "add_check_parser"),
+    ("grader.instructor.stubs", "add_stubs_parser"),
+    ("grader.instructor.release", "add_release_parser"),
+    ("grader.platforms.gradescope", "add_gradescope_parser"),
+    ("grader.batch.cli", "add_batch_parser"),
+    ("grader.batch.cli", "add_export_parser"),
+    ("grader.batch.cli", "add_analyze_parser"),
+    ("grader.platforms.nbgrader.cli", "add_nbgrader_parser"),
+    ("grader.instructor.mutation", "add_mutation_parser"),
 )
 
 

@@ -26,6 +26,17 @@ MANIFEST = "points.json"
 EXERCISE_ID = re.compile(r"(?:^|[/\\_])(?:test_)?(ex\d+)(?=_)")
 
 
+GRADED_FOLDERS = ("exercises", "solutions")  # the targets that name a folder of the repository
+
+
+def resolve_target(target: str | Path) -> Path:
+    """The folder of the code graded for ``--target``: 'exercises' and 'solutions' name folders of the repository;
+    anything else is a path, relative to the caller's folder (a judge runs elsewhere: it is given this one)."""
+    if str(target) in GRADED_FOLDERS:
+        return REPO_ROOT / str(target)
+    return Path(target).expanduser().resolve()
+
+
 def load_manifest(tests_dir: Path = TESTS_DIR) -> dict:
     """``tests/points.json``: exercise id -> {name, title, visible, hidden, ...}, in course order."""
     return json.loads((Path(tests_dir) / MANIFEST).read_text())

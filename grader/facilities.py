@@ -141,7 +141,7 @@ def _seccomp_in_status() -> bool:
 
 
 def _seccomp_arch_known() -> bool:
-    """grader.judge.seccomp carries the syscall numbers of x86_64 and aarch64 only."""
+    """grader.worker.seccomp carries the syscall numbers of x86_64 and aarch64 only."""
     import platform
 
     return platform.machine() in ("x86_64", "aarch64")
@@ -149,7 +149,7 @@ def _seccomp_arch_known() -> bool:
 
 def _landlock_abi() -> int:
     try:
-        from grader.judge import confine
+        from grader.worker import confine
     except (ImportError, OSError):  # ctypes without a libc (not Linux)
         return 0
     return confine.landlock_abi()
@@ -164,7 +164,7 @@ def unconfined_warning(here: Facilities | None = None) -> str | None:
     at least one of them is in use. A student's own machine is not a trust boundary: ``grade`` never warns."""
     here = here or present()
     confining = {"landlock": here.landlock, "namespaces": here.namespaces and here.fork,
-                 # as root without the other two, a forked worker drops to a uid of its own (grader.judge.confine)
+                 # as root without the other two, a forked worker drops to a uid of its own (grader.worker.confine)
                  "setuid": here.setuid and here.fork}
     if any(confining.values()):
         return None

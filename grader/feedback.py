@@ -48,50 +48,54 @@ def render(doc: dict, *, student: str | None = None) -> str:
             "",
         ]
         return "\n".join(out)
+    out += _score_table(doc)
+    lost = defaultdict(list)
+    for test in doc["tests"]:
+        if test["status"] != "passed":
+            lost[test.get("extra_data", {}).get("exercise", "")].append(test)
+    sections = [line for ex in lesson["exercises"] for line in _exercise_section(ex, lost.get(ex["id"], []))]
+    if sections:
+        out += ["## What to fix", "", *sections]
+    else:
+        out += ["Everything passed. Well done.", ""]
+    return "\n".join(out)
 
-    out += [f"**Score: {_fmt(doc['score'])} / {_fmt(doc['max_score'])}**", ""]
+
+def _score_table(doc: dict) -> list[str]:
+    out = [f"**Score: {_fmt(doc['score'])} / {_fmt(doc['max_score'])}**", ""]
     out += ["| Exercise | Visible | Hidden | Total |", "|---|---:|---:|---:|"]
-    for ex in lesson["exercises"]:
+    for ex in doc["lesson"]["exercises"]:
         hidden = f"{_fmt(ex['hidden_score'])} / {_fmt(ex['hidden_max'])}" if ex["hidden_run"] else "-"
         out.append(
             f"| {_cell(ex['id'] + ' ' + ex['title'])} | {_fmt(ex['visible_score'])} / {_fmt(ex['visible_max'])} "
             f"| {hidden} | {_fmt(ex['score'])} / {_fmt(ex['max_score'])} |"
         )
     out.append("")
+    return out
 
-    lost = defaultdict(list)
-    for test in doc["tests"]:
-        if test["status"] != "passed":
-            lost[test.get("extra_data", {}).get("exercise", "")].append(test)
-    sections = []
-    for ex in lesson["exercises"]:
-        lines = []
-        if ex.get("problem"):
-            lines.append(f"- Not graded: {_student_text(ex['problem'])}")
-        # a missing or refused file is said once, by the "Not graded" line (its placeholder test holds the same)
-        tests = [t for t in lost.get(ex["id"], []) if "nodeid" in t.get("extra_data", {})
-                 and t["extra_data"].get("kind") != "not_graded"]
-        visible = [t for t in tests if not t["extra_data"]["hidden"]]
-        hidden = [t for t in tests if t["extra_data"]["hidden"]]
-        if visible and all(t["extra_data"]["kind"] == "not_implemented" for t in visible):
-            lines.append(f"- Not started: all {len(visible)} visible tests reach a `NotImplementedError`.")
-        else:
-            for test in visible:
-                extra = test["extra_data"]
-                name = extra["nodeid"].split("::", 1)[-1]
-                lines.append(f"- {md_code(name)} (-{_fmt(test['max_score'])})")
-                if extra.get("hint"):
-                    lines.append(f"  - {_line(extra['hint'])}")
-                if extra.get("reason"):
-                    lines.append(f"  - {_student_text(extra['reason'])}")
-        if hidden:
-            points = round(sum(t["max_score"] for t in hidden), 2)
-            lines.append(f"- {len(hidden)} hidden test{'s' if len(hidden) != 1 else ''} failed "
-                         f"({_fmt(points)} point{'' if points == 1 else 's'}).")
-        if lines:
-            sections += [f"### {ex['id']} {ex['title']} ({ex['name']}.py)", "", *lines, ""]
-    if sections:
-        out += ["## What to fix", "", *sections]
+
+def _exercise_section(ex: dict, lost: list[dict]) -> list[str]:
+    """One exercise's part of "What to fix" (none when it lost nothing); ``lost``: its tests that did not pass."""
+    lines = []
+    if ex.get("problem"):
+        lines.append(f"- Not graded: {_student_text(ex['problem'])}")
+    # a missing or refused file is said once, by the "Not graded" line (its placeholder test holds the same)
+    tests = [t for t in lost if "nodeid" in t.get("extra_data", {}) and t["extra_data"].get("kind") != "not_graded"]
+    visible = [t for t in tests if not t["extra_data"]["hidden"]]
+    hidden = [t for t in tests if t["extra_data"]["hidden"]]
+    if visible and all(t["extra_data"]["kind"] == "not_implemented" for t in visible):
+        lines.append(f"- Not started: all {len(visible)} visible tests reach a `NotImplementedError`.")
     else:
-        out += ["Everything passed. Well done.", ""]
-    return "\n".join(out)
+        for test in visible:
+            extra = test["extra_data"]
+            name = extra["nodeid"].split("::", 1)[-1]
+            lines.append(f"- {md_code(name)} (-{_fmt(test['max_score'])})")
+            if extra.get("hint"):
+                lines.append(f"  - {_line(extra['hint'])}")
+            if extra.get("reason"):
+                lines.append(f"  - {_student_text(extra['reason'])}")
+    if hidden:
+        points = round(sum(t["max_score"] for t in hidden), 2)
+        lines.append(f"- {len(hidden)} hidden test{'s' if len(hidden) != 1 else ''} failed "
+                     f"({_fmt(points)} point{'' if points == 1 else 's'}).")
+    return [f"### {ex['id']} {ex['title']} ({ex['name']}.py)", "", *lines, ""] if lines else []

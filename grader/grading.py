@@ -1,14 +1,16 @@
-"""Grade one submission: choose the suites, run them (grader.runner), build the results document."""
+"""Grade one submission: choose the suites, run them (grader.judge.session), build the results document."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
 from grader import results
-from grader.runner import GradingError, Limits, run_session
+from grader.judge.session import HARD_GRACE, GradingError, JudgeSession, Limits, follow, suite_files  # noqa: F401
+from grader.judge.events import report_progress
 
-from grader.course import REPO_ROOT, TESTS_DIR  # noqa: F401 - REPO_ROOT: imported from here by project tests
+from grader.course import REPO_ROOT, TESTS_DIR, resolve_target  # noqa: F401 - REPO_ROOT: imported from here by project tests
 
 
 def exercise_ids(tests_dir: Path = TESTS_DIR) -> list[str]:
@@ -24,18 +26,6 @@ def normalise_exercise(name: str, tests_dir: Path = TESTS_DIR) -> str:
         if key in (ex, meta["name"]):
             return ex
     raise GradingError(f"unknown exercise {name!r}: choose one of {', '.join(points)}")
-
-
-def suite_files(exercises: list[str], *, hidden: bool, tests_dir: Path = TESTS_DIR) -> list[Path]:
-    files = []
-    for ex in exercises:
-        visible = sorted(tests_dir.glob(f"test_{ex}_*.py"))
-        if not visible:
-            raise GradingError(f"no visible tests for {ex} in {tests_dir}")
-        files += visible
-        if hidden:
-            files += sorted((tests_dir / "hidden").glob(f"test_{ex}_*.py"))
-    return files
 
 
 def has_hidden_tests(tests_dir: Path = TESTS_DIR) -> bool:
@@ -76,18 +66,31 @@ def grade(
 ) -> dict:
     """Grade ``target`` (exercises, solutions, or a folder of exN_*.py files) and return the results document.
 
-    ``server``: an open ``runner.JudgeServer`` that has collected these suites (``grader.watch``), else one is
+    ``server``: an open ``JudgeSession`` that has collected these suites (``grader.watch``), else one is
     started for this call."""
     start = time.perf_counter()
     points = results.load_points(tests_dir)
     chosen = [normalise_exercise(e, tests_dir) for e in exercises] if exercises else list(points)
     hidden = hidden and has_hidden_tests(tests_dir)
-    files = suite_files(chosen, hidden=hidden, tests_dir=tests_dir)
+    suite_files(chosen, hidden=hidden, tests_dir=tests_dir)  # an exercise without tests: an error before any start
     # a relative target is relative to the caller's folder, not to the judge's (which runs elsewhere)
-    where = target if str(target) in ("exercises", "solutions") else Path(target).expanduser().resolve()
+    where = resolve_target(target)
     warm = needs_flop_counter(points, chosen, REPO_ROOT / where)
-    session = run_session(files, target=where, rootdir=tests_dir.parent, exercises=chosen, limits=limits,
-                          on_progress=on_progress, flop_counter=warm, server=server)
+    limits = limits or Limits()
+    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+        tmpdir = Path(tmp)
+        own = server is None
+        if own:
+            server = JudgeSession.for_suites(chosen, hidden=hidden, tmpdir=tmpdir, limits=limits,
+                                             tests_dir=tests_dir, flop_counter=warm)
+        try:
+            on_event = (lambda events: report_progress(events, on_progress)) if on_progress else None
+            grading = server.submit(where, chosen, events=tmpdir / "events.jsonl", workdir=tmpdir / "work",
+                                    limits=limits, stall=limits.wall + HARD_GRACE, on_event=on_event)
+            session = follow(grading)
+        finally:
+            if own:
+                server.close()
     return results.build(
         session,
         points=points,

@@ -28,30 +28,41 @@ log otherwise; all of it is printed when a step fails.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
+# The small steps live in siblings that import both ways: as grader.* when this module is imported (the tests,
+# `python -m grader.install`), and by their own names when it runs as a script (`python grader/install.py`),
+# before anything is installed: there is no grader package to import then, but this file's folder is
+# sys.path[0]. Never the other way round: an installed grader of another commit must not answer for this one.
+if __package__:
+    from grader.install_pip_settings import UV_FLAGS, pip_config, uv_environment, uv_options  # noqa: F401
+    from grader.install_status import Status
+    from grader.install_torch import (  # noqa: F401 - the tests and the Gradescope setup read these here
+        CPU_INDEX, CPU_WHEEL_MB, CUDA_DOWNLOAD_GB, CUDA_PACKAGE, TORCH_WHEEL_PLATFORMS, choose_torch, dry_run,
+        is_cuda_build, torch_wheel_note,
+    )
+else:
+    from install_pip_settings import UV_FLAGS, pip_config, uv_environment, uv_options  # type: ignore[no-redef]  # noqa: F401
+    from install_status import Status  # type: ignore[no-redef]
+    from install_torch import (  # type: ignore[no-redef]  # noqa: F401
+        CPU_INDEX, CPU_WHEEL_MB, CUDA_DOWNLOAD_GB, CUDA_PACKAGE, TORCH_WHEEL_PLATFORMS, choose_torch, dry_run,
+        is_cuda_build, torch_wheel_note,
+    )
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCK = REPO_ROOT / "requirements.lock"
 PYPI = "https://pypi.org/simple"
-CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-CPU_WHEEL_MB = 192  # torch 2.13.0+cpu for CPython 3.11 on x86-64 Linux
-CUDA_DOWNLOAD_GB = 2.7  # torch 2.13.0 from PyPI with its nvidia-*, cuda-* and triton packages (x86-64 Linux)
 # measured on this project's machines (2 cores, torch wheel on local disk; bench/bench_setup.py)
 MEASURED = ("measured on 2 cores with the torch wheel on local disk: 53 s at load average 3-6, 3-6 minutes when"
             " other work keeps both cores busy; a download adds its time")
-# what only a CUDA build of torch depends on
-CUDA_PACKAGE = re.compile(r"^(nvidia-|cuda-|triton$)", re.I)
 # pip's noise about unreachable local index folders on some machines: not worth a student's attention
 NOISE = re.compile(r"is ignored: it is neither a file nor a directory")
 
@@ -80,226 +91,10 @@ def pin_satisfied(pin: str, version: str | None) -> bool:
     return version is not None and "==" in pin and version.split("+")[0] == pin.split("==", 1)[1].strip()
 
 
-# ----------------------------------------------------------------------------------------------------------
-# The pip path (where uv cannot be had): which torch would pip install? uv's --torch-backend does this
-# ----------------------------------------------------------------------------------------------------------
+# The pip path's choice of torch: grader/install_torch.py; the status line: grader/install_status.py
 
 
-def _active(requirement: str, environment: dict) -> bool:
-    """Does a ``Requires-Dist`` line apply here (its marker, evaluated with pip's own parser)?"""
-    if ";" not in requirement:
-        return True
-    marker = requirement.split(";", 1)[1].strip()
-    if "extra ==" in marker or "extra==" in marker:
-        return False
-    try:
-        from pip._vendor.packaging.markers import Marker
-    except ImportError:  # a pip without it: on Linux, take CUDA requirements as they come
-        return sys.platform.startswith("linux")
-    try:
-        return Marker(marker).evaluate({**environment, "extra": ""})
-    except Exception:  # noqa: BLE001 - a marker we cannot read: assume it applies
-        return True
-
-
-def is_cuda_build(item: dict, environment: dict) -> bool:
-    """Is the torch that pip's report would install a CUDA build (one that pulls ``nvidia-*`` packages here)?"""
-    meta = item.get("metadata", {})
-    if "+cpu" in meta.get("version", ""):
-        return False
-    for requirement in meta.get("requires_dist", []) or []:
-        name = re.split(r"[\s;\[<>=!~(]", requirement.strip(), maxsplit=1)[0]
-        if CUDA_PACKAGE.match(name) and _active(requirement, environment):
-            return True
-    return False
-
-
-def dry_run(pin: str, pip_args: list[str], run=subprocess.run, python: str = sys.executable) -> dict | None:
-    """pip's report of what ``pip install PIN`` would install (torch alone), or None when pip cannot say."""
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
-        cmd = [python, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet",
-               "--retries", "1", "--report", str(report), *pip_args, pin]
-        try:
-            proc = run(cmd, capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        if proc.returncode != 0 or not report.is_file():
-            return None
-        try:
-            return json.loads(report.read_text())
-        except ValueError:
-            return None
-
-
-def choose_torch(pin: str, pip_args: list[str], run=subprocess.run,
-                 python: str = sys.executable) -> tuple[list[str], str]:
-    """(extra pip arguments, a sentence for the student) for installing ``pin``."""
-    report = dry_run(pin, pip_args, run=run, python=python)
-    if report is None:
-        return [], f"{pin}: pip could not say in advance which build it would pick; installing as usual."
-    item = next((i for i in report.get("install", []) if i.get("metadata", {}).get("name", "").lower() == "torch"),
-                None)
-    if item is None:
-        return [], f"{pin}: installing as usual."
-    version = item["metadata"].get("version", "?")
-    where = "a local file" if item.get("download_info", {}).get("url", "").startswith("file:") else "your package index"
-    if not is_cuda_build(item, report.get("environment", {})):
-        build = "CPU build" if "+cpu" in version else "build"
-        return [], f"torch {version} ({build} from {where})."
-    return (["--extra-index-url", CPU_INDEX],
-            f"pip would pick torch's CUDA build ({CUDA_DOWNLOAD_GB} GB to download with its nvidia-* packages); this"
-            f" lesson runs on the CPU, so the CPU build ({CPU_WHEEL_MB} MB) comes from PyTorch's CPU wheel index"
-            f" instead ({CPU_INDEX}).")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# One status line for the whole install
-# ----------------------------------------------------------------------------------------------------------
-
-STEP = re.compile(r"^\s*(Resolved|Prepared|Installed|Uninstalled|Audited|Using Python|Using CPython|Creating|Collecting|Downloading|Obtaining|Installing|Building|Preparing|Processing|Using cached|"
-                  r"Successfully|Getting requirements|Checking if)\b")
-DOWNLOAD = re.compile(r"^\s*Downloading (\S+) \(([\d.]+ [kMG]?B)\)")
-
-
-class Status:
-    """One line for the whole install, rewritten in place on a terminal: the install's step (``step``), the line
-    its tool printed last (``detail``), bytes downloaded so far, the time."""
-
-    FRAMES = "|/-\\"
-
-    def __init__(self, stream, label: str, tmpdir: Path | None = None, step: str = "starting") -> None:
-        self.stream, self.label, self.tmpdir = stream, label, tmpdir
-        self.tty = stream.isatty()
-        self._step, self.detail, self.width, self.start = step, "", 0, time.monotonic()
-        self.last_log = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-
-    def __enter__(self) -> "Status":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        if self.tty:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
-
-    @property
-    def step(self) -> str:
-        return self._step
-
-    @step.setter
-    def step(self, text: str) -> None:
-        """A new step of the whole install; a log gets it as a line, a terminal on the status line."""
-        self._step, self.detail = text, ""
-        if not self.tty:
-            self.write(f"  {text[:150]}")
-            self.last_log = time.monotonic()
-
-    def write(self, text: str) -> None:
-        """A line that stays (above the status line on a terminal)."""
-        if self.tty:
-            self.stream.write("\r" + " " * self.width + "\r")
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def line(self, text: str) -> None:
-        """A line of pip's output: the step it is on now."""
-        text = text.strip()
-        if not STEP.match(text):
-            return
-        self.detail = text
-        logged = DOWNLOAD.match(text) or text.startswith(("Installing collected", "Successfully installed",
-                                                          "Resolved", "Installed", "Using Python"))
-        if not self.tty and logged:
-            self.stream.write(f"  {text[:150]}\n")
-            self.stream.flush()
-            self.last_log = time.monotonic()
-
-    def _downloaded(self) -> str:
-        """Bytes of the file pip is downloading now (pip writes it into its temporary folder as it comes)."""
-        if self.tmpdir is None:
-            return ""
-        try:
-            sizes = [(p.stat().st_mtime, p.stat().st_size) for p in self.tmpdir.glob("pip-*/*") if p.is_file()]
-        except OSError:
-            return ""
-        if not sizes or not DOWNLOAD.match(self.detail):
-            return ""
-        return f", {max(sizes)[1] / 1e6:.1f} MB so far"
-
-    def _spin(self) -> None:
-        frame = 0
-        while not self._stop.wait(0.2):
-            elapsed = time.monotonic() - self.start
-            if self.tty:
-                now = f"{self._step}: {self.detail}" if self.detail else self._step  # the install's step, the tool's
-                text = f"  {self.FRAMES[frame % 4]} {self.label} [{elapsed:4.0f} s] {now}{self._downloaded()}"
-                text = text[: max(40, _columns() - 1)]
-                self.stream.write("\r" + text.ljust(self.width))
-                self.stream.flush()
-                self.width = len(text)
-                frame += 1
-            elif time.monotonic() - self.last_log > 20:  # a log gets a line now and then, so a wait is never mute
-                self.stream.write(f"  ... {elapsed:.0f} s: {(self.detail or self._step)[:120]}\n")
-                self.stream.flush()
-                self.last_log = time.monotonic()
-
-
-def _columns() -> int:
-    return shutil.get_terminal_size((100, 24)).columns or 100
-
-
-# ----------------------------------------------------------------------------------------------------------
-# pip's configuration, translated for uv
-# ----------------------------------------------------------------------------------------------------------
-
-# pip setting -> uv option; several values in one pip setting are separated by whitespace
-UV_FLAGS = {"find-links": "--find-links", "index-url": "--default-index", "extra-index-url": "--index",
-            "constraint": "--constraint"}
-
-
-def pip_config(python: str = sys.executable, run=subprocess.run) -> dict:
-    """pip's settings as ``pip config list`` prints them (``global.find-links='/x'``, ``:env:.constraint=...``):
-    {setting: [values]}, the environment's ``PIP_*`` winning over the files, as in pip."""
-    try:
-        proc = run([python, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    settings: dict = {}
-    for scope in ("global", "install", ":env:"):  # later scopes win, as they do in pip
-        for line in proc.stdout.splitlines():
-            found = re.match(r"^(\S+?)\.([\w-]+)='(.*)'$", line.strip())
-            if found and found.group(1) == scope:
-                settings[found.group(2)] = found.group(3).split()
-    return settings
-
-
-def uv_options(settings: dict) -> list:
-    """uv's options for pip's settings; the index strategy is pip's own (see the module's docstring)."""
-    options = []
-    for key, flag in UV_FLAGS.items():
-        for value in settings.get(key, []):
-            options += [flag, value]
-    if settings.get("no-index") in (["1"], ["true"], ["yes"], ["on"]):
-        options.append("--no-index")
-    if any(k in settings for k in ("find-links", "extra-index-url")):
-        options += ["--index-strategy", "unsafe-best-match"]
-    return options
-
-
-def uv_environment(settings: dict) -> dict:
-    """Environment variables for uv from pip's settings uv has no option for (a CA bundle, a timeout)."""
-    env = {}
-    if settings.get("cert"):
-        env["SSL_CERT_FILE"] = settings["cert"][0]
-    if settings.get("timeout") or settings.get("default-timeout"):
-        env["UV_HTTP_TIMEOUT"] = (settings.get("timeout") or settings["default-timeout"])[0]
-    return env
-
+# pip's configuration, translated for uv: grader/install_pip_settings.py
 
 # ----------------------------------------------------------------------------------------------------------
 # The lock, and where torch comes from
@@ -546,24 +341,6 @@ def _venv_torch(python: Path) -> str | None:
                               capture_output=True, text=True, timeout=60).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-TORCH_WHEEL_PLATFORMS = "Linux (x86-64, aarch64), macOS on Apple silicon (arm64), Windows (x86-64)"
-
-
-def torch_wheel_note(system: str | None = None, machine: str | None = None) -> str | None:
-    """What to tell a student whose machine has no wheel of the pinned torch (None where it has one).
-
-    PyTorch stopped publishing macOS x86-64 wheels after 2.2, so an Intel Mac cannot install torch==2.13.0 with
-    pip: it fails deep in the resolver with "no matching distribution". The setup prints this instead."""
-    system = system or platform.system()
-    machine = (machine or platform.machine()).lower()
-    if system == "Darwin" and machine in ("x86_64", "amd64", "i386"):
-        return ("This is an Intel Mac: PyTorch publishes no wheels of torch 2.13.0 for it (none for Intel Macs since "
-                "torch 2.2), so pip cannot install it here. Grade on another machine, in a Linux container or VM "
-                "(Docker Desktop: `docker run -it -v $PWD:/work python:3.12 bash`, then `make setup` inside), "
-                "or in a GitHub Codespace.")
-    return None
 
 
 def main(argv: list | None = None) -> int:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from grader.course import TESTS_DIR, load_manifest
-from grader.plugin import resolve_target
+from grader.course import TESTS_DIR, load_manifest, resolve_target
 
 
 def plots(tests_dir: Path = TESTS_DIR) -> list[tuple[str, str, str]]:

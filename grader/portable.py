@@ -7,7 +7,7 @@ this module starts fresh interpreters instead:
 
     grading parent ── spawn ──> judge session (imports torch, collects; grades each submission in its own
                                  process, one after the other: grader.judge.serve)
-                                   └── spawn ──> worker (imports torch itself, ~2 s; grader.judge.spawned)
+                                   └── spawn ──> worker (imports torch itself, ~2 s; grader.worker.spawned)
 
 A spawned worker's start-up is never charged to a test: the judge measures its CPU time from the moment the
 worker says hello, and does not count the wait for it against the wall-clock backstop. A spare worker is started
@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-CPU_LIMIT_EXIT = 75  # a spawned worker's own CPU watch ended it (grader.judge.spawned); the judge says "timeout"
+CPU_LIMIT_EXIT = 75  # a spawned worker's own CPU watch ended it (grader.worker.spawned); the judge says "timeout"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -158,14 +158,14 @@ _FORCE_TCP = os.environ.get("GRADER_WORKER_TCP") == "1"  # the project tests tak
 
 
 def spawn_worker(cwd: str) -> tuple[subprocess.Popen, socket.socket, dict]:
-    """Start ``python -m grader.judge.spawned`` (it imports torch, then waits for its configuration).
+    """Start ``python -m grader.worker.spawned`` (it imports torch, then waits for its configuration).
 
     Returns the process, our end (a listener to ``accept_worker`` on, on Windows) and the address it was given.
 
     ``cwd`` must exist now, but the interpreter starts in the project root, not there: a spare outlives the
     submission it was started beside, whose folder is removed when that submission is done, and an interpreter
     whose folder was removed fails in ``import torch`` (the next submission's first test then lost its worker).
-    The worker moves to its own private folder once configured (grader.judge.spawned)."""
+    The worker moves to its own private folder once configured (grader.worker.spawned)."""
     if not os.path.isdir(cwd):
         raise FileNotFoundError(cwd)
     ours, theirs, address = _connected_pair()
@@ -177,7 +177,7 @@ def spawn_worker(cwd: str) -> tuple[subprocess.Popen, socket.socket, dict]:
         kwargs["start_new_session"] = True  # its own process group: the judge kills everything it starts
     else:
         kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
-    popen = subprocess.Popen([sys.executable, "-m", "grader.judge.spawned", json.dumps(address)], **kwargs)
+    popen = subprocess.Popen([sys.executable, "-m", "grader.worker.spawned", json.dumps(address)], **kwargs)
     if theirs is not None:
         theirs.close()
     return popen, ours, address
@@ -214,7 +214,7 @@ def connect_back(address: dict) -> socket.socket:
 
 
 def spawn_session(args: list[str], *, log_path, workdir, output_bytes: int) -> tuple[socket.socket, subprocess.Popen]:
-    """Start the judge session as ``python -m grader.judge.serve CONFIG``; returns our end of its request stream."""
+    """Start the judge session as ``python -m grader.judge.entry CONFIG``; returns our end of its request stream."""
     ours, theirs, address = _connected_pair()
     config = {"args": args, "log": str(log_path), "workdir": str(workdir), "output_bytes": output_bytes,
               "address": address}
@@ -226,7 +226,7 @@ def spawn_session(args: list[str], *, log_path, workdir, output_bytes: int) -> t
         kwargs["start_new_session"] = True
     sys.stdout.flush()
     sys.stderr.flush()
-    popen = subprocess.Popen([sys.executable, "-m", "grader.judge.serve", json.dumps(config)], **kwargs)
+    popen = subprocess.Popen([sys.executable, "-m", "grader.judge.entry", json.dumps(config)], **kwargs)
     if theirs is not None:
         theirs.close()
     else:

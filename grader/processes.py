@@ -76,7 +76,7 @@ def kill(pid: int | None, *, group: bool = False) -> None:
 
 def describe_status(status: int) -> str:
     """A wait status in words: 'exit code 3' or 'killed by signal SIGSEGV'."""
-    if sys.platform == "win32":  # no wait statuses there: the judge session reports an exit code (grader.runner)
+    if sys.platform == "win32":  # no wait statuses there: the judge session reports an exit code (grader.judge.session)
         return f"exit code {status}"
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)

@@ -1,7 +1,7 @@
 """``python -m grader watch`` (``make watch``): grade an exercise each time you save it.
 
 One process pays for ``import torch`` and for collecting the graded suites once, at the start: it keeps a judge
-session open (``grader.runner.JudgeServer``, with every visible suite collected). Each save of an exercise file
+session open (``grader.judge.session.JudgeServer``, with every visible suite collected). Each save of an exercise file
 submits that exercise to the session, which forks a judge for it, which forks its worker, exactly as ``make
 grade`` does: the save goes through ``grader.grading.grade`` with the open session passed in, so the verdicts are
 the same. The report of the saved exercise is then redrawn.
@@ -26,8 +26,8 @@ import threading
 import time
 from pathlib import Path
 
-from grader import grading, report, results, runner
-from grader.runner import DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, Limits
+from grader import grading, report, results
+from grader.judge.session import DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeSession, Limits
 
 QUIET_MS = 50  # a save is graded once its folder has been quiet this long (an editor may write a file in steps)
 TICK_MS = 200  # with no save, the watcher still wakes this often (to say it is ready; a stat of four files)
@@ -42,14 +42,13 @@ class Sitting:
         self.target, self.exercises, self.limits = target, exercises, limits
         self.points = results.load_points()
         self._tmp = tempfile.TemporaryDirectory(prefix="watch-")
-        self.server: runner.JudgeServer | None = None
+        self.server: JudgeSession | None = None
 
     def start(self) -> None:
         # the first FLOP count on the meta device (ex4) imports torch's symbolic shapes: pay it here, once
-        runner.preload(flop_counter=any(self.points[ex].get("counts_flops") for ex in self.exercises))
-        files = grading.suite_files(self.exercises, hidden=False)
-        self.server = runner.JudgeServer(files, rootdir=grading.TESTS_DIR.parent, tmpdir=Path(self._tmp.name),
-                                         limits=self.limits)
+        self.server = JudgeSession.for_suites(
+            self.exercises, hidden=False, tmpdir=Path(self._tmp.name), limits=self.limits,
+            flop_counter=any(self.points[ex].get("counts_flops") for ex in self.exercises))
 
     def grade(self, exercises: list[str], on_progress=None) -> dict:
         if self.server is None:  # the session ended (an error of ours, reported); start a fresh one
@@ -110,7 +109,7 @@ def watch(
     Ctrl-C (or ``stop_event`` is set). Returns the exit code."""
     import watchfiles
 
-    from grader.plugin import resolve_target
+    from grader.course import resolve_target
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -142,27 +141,36 @@ def watch(
                 ready = True
                 if not saved:
                     print(waiting, file=out, flush=True)
-            if not saved:
-                continue
-            seen = time.perf_counter()
-            graded.update({ex: sig for ex, sig in signatures(folder, files).items() if ex in saved})
-            names = ", ".join(name for name, ex in files.items() if ex in saved)
-            if tty:
-                out.write(CLEAR_SCREEN)
-            print(f"{names} saved at {time.strftime('%H:%M:%S')}: grading...", file=out, flush=True)
-            _show(sitting, saved, out, verbose, "Graded", seen, tty,
-                  report.progress_line(err) if err.isatty() else None, clear=False)
-            print(waiting, file=out, flush=True)
+            if saved:
+                graded.update({ex: sig for ex, sig in signatures(folder, files).items() if ex in saved})
+                _grade_saved(sitting, saved, files, out, err, verbose, tty)
+                print(waiting, file=out, flush=True)
     except KeyboardInterrupt:
         pass
     finally:
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # a second Ctrl-C must not
-        sitting.close()  # cut the clean-up short
-        if main:
-            signal.signal(signal.SIGINT, previous)
+        _close(sitting)
     print("\nStopped watching.", file=out, flush=True)
     return 0
+
+
+def _grade_saved(sitting: Sitting, saved: list[str], files: dict[str, str], out, err, verbose: bool,
+                 tty: bool) -> None:
+    """Grade the exercises whose files were just saved, and show the result."""
+    seen = time.perf_counter()
+    names = ", ".join(name for name, ex in files.items() if ex in saved)
+    if tty:
+        out.write(CLEAR_SCREEN)
+    print(f"{names} saved at {time.strftime('%H:%M:%S')}: grading...", file=out, flush=True)
+    _show(sitting, saved, out, verbose, "Graded", seen, tty,
+          report.progress_line(err) if err.isatty() else None, clear=False)
+
+
+def _close(sitting: Sitting) -> None:
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # a second Ctrl-C must not
+    sitting.close()  # cut the clean-up short
+    if main:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _show(sitting: Sitting, exercises: list[str], out, verbose: bool, what: str, since: float, tty: bool,

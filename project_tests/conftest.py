@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -14,6 +15,8 @@ os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+from helpers import write_suite  # noqa: E402
 
 # Many of these tests fork graders from this process; a child forked after a multi-threaded torch op can
 # deadlock in its first matmul, so the whole project suite runs torch on one thread from the start.
@@ -142,3 +145,20 @@ def host_modes(tmp_path):
     yield before
     changed = host_modes_put_back(before)
     assert not changed, f"the grading left modes changed on the host (put back now): {changed}"
+
+
+# ---------------------------------------------------------------------------------- the batch tests' fixtures
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    """The fake suite of helpers.py (two exercises, 3 points each, 1 of them hidden), laid out like tests/."""
+    return write_suite(tmp_path / "suite" / "tests")
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch) -> Path:
+    """A temp dir of our own for the duration of the test: whatever lands in it was written outside OUT."""
+    folder = tmp_path / "systmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder

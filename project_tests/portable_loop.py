@@ -52,7 +52,7 @@ def refused() -> dict:
         out["pidfd_open"] = errno.errorcode.get(exc.errno, str(exc.errno))
     libc = ctypes.CDLL(None, use_errno=True)
     out["unshare"] = "worked" if libc.unshare(0x10000000) == 0 else errno.errorcode[ctypes.get_errno()]  # NEWUSER
-    from grader.judge import confine
+    from grader.worker import confine
 
     out["landlock_abi"] = confine.landlock_abi()
     return out
@@ -67,8 +67,10 @@ def verdicts(doc: dict) -> dict:
 def main(spec: dict) -> dict:
     block_syscalls()
     os.environ["GRADER_WITHOUT"] = "fork,affinity"
-    from grader import check, facilities, grading, plots, results, runner, watch
-    from grader.runner import Limits
+    from grader.instructor import check
+    from grader import facilities, grading, plots, results, watch
+    from grader.judge import session as runner
+    from grader.judge.session import Limits
 
     out = {"refused": refused(), "facilities": facilities.present().record(), "grade": {}, "seconds": {}}
     clock = time.monotonic()

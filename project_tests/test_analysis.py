@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_batch import FAST, GOOD, REPO, STUB, _real_lesson_ready, private_tmp, suite, write_folder  # noqa: E402,F401
+from helpers import FAST, GOOD, REPO, STUB, _real_lesson_ready, write_folder  # noqa: E402
 
 from grader.batch import batch_grade  # noqa: E402
 from grader.batch.analysis import analyze, item_analysis, similarity  # noqa: E402
@@ -47,6 +47,7 @@ def read(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_item_analysis_and_similarity_of_a_small_class(suite, tmp_path, private_tmp):
     subs, out = tmp_path / "subs", tmp_path / "out"
     for i in range(2):
@@ -89,6 +90,7 @@ def test_item_analysis_and_similarity_of_a_small_class(suite, tmp_path, private_
     assert "copier_a/ex1_alpha.py" in page and "similarity-" not in page and "<script>" not in page
 
 
+@pytest.mark.slow
 def test_a_class_that_all_fails_one_test_flags_it(suite, tmp_path, private_tmp):
     subs, out = tmp_path / "subs", tmp_path / "out"
     for i in range(4):

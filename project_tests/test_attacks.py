@@ -55,6 +55,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import build_submission
+
 REPO = Path(__file__).resolve().parent.parent
 ATTACKS_DIR = Path(__file__).resolve().parent / "attacks"
 ATTACKS = sorted(p.name for p in ATTACKS_DIR.iterdir() if p.is_dir() and any(p.glob("ex*_*.py")))
@@ -382,17 +384,6 @@ def plant_hidden_canary(repo: Path) -> None:
 def canary_in(parts: dict[str, object]) -> list[str]:
     """The parts (a report's text, a document) that hold HIDDEN_CANARY."""
     return [where for where, value in parts.items() if HIDDEN_CANARY in json.dumps(value, ensure_ascii=False)]
-
-
-def build_submission(folder: Path, attack: str | None, *, base: Path = REPO / "exercises") -> Path:
-    """The untouched stubs (or the files of ``base``), with the attack's one exercise file laid over its stub."""
-    folder.mkdir(parents=True)
-    for stub in sorted(base.glob("ex*_*.py")):
-        shutil.copy2(stub, folder / stub.name)
-    if attack:
-        for path in (ATTACKS_DIR / attack).glob("ex*_*.py"):
-            shutil.copy2(path, folder / path.name)
-    return folder
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -1002,7 +993,7 @@ def uid_batch_run(tmp_path_factory) -> UidBatchRun:
     GRADER_WITHOUT=landlock,namespaces; the host's modes checked (and put back) right after it."""
     from conftest import host_modes_before, host_modes_put_back
 
-    from grader.judge import confine
+    from grader.worker import confine
 
     work = tmp_path_factory.mktemp("uid-batch")
     before = host_modes_before(work)
@@ -1134,16 +1125,17 @@ def test_gradescope_run_gains_and_leaks_nothing(gradescope_run, attack):
 # ----------------------------------------------------------------------------------------------------------
 
 # grades carry_hidden's ex1 with the hidden tests FIRST (the worst order: every visible test comes after them);
-# with "off", the step that stops a worker which served a hidden test (grader.plugin._keep_hidden_inputs_in) is
+# with "off", the step that stops a worker which served a hidden test (grader.judge.student._keep_hidden_inputs_in) is
 # switched off in this process only, before the judge session is forked from it; prints the student's copy
 GUARD_DRIVER = """\
 import json, sys
 from pathlib import Path
-from grader import plugin, results
+from grader.judge import student, suite
+from grader import results
 from grader.grading import grade
-plugin.visible_first = lambda items: sorted(items, key=lambda item: not plugin.is_hidden(item))
+suite.visible_first = lambda items: sorted(items, key=lambda item: not suite.is_hidden(item))
 if sys.argv[2] == "off":
-    plugin._keep_hidden_inputs_in = lambda client, hidden: None
+    student._keep_hidden_inputs_in = lambda client, hidden: None
 doc = results.for_students(grade(Path(sys.argv[1]), exercises=["ex1"], hidden=True))
 print(json.dumps(doc))
 """

@@ -13,121 +13,18 @@ import json
 import os
 import signal
 import tarfile
-import tempfile
 import textwrap
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from grader import batch, feedback, sandbox
+from grader import batch, feedback, results
+from grader.intake import collect as sandbox, digest as hashes
 from grader.batch import batch_grade
-from grader.runner import GradingError, preload
+from grader.judge.session import GradingError, preload
 
-REPO = Path(__file__).resolve().parent.parent
-
-POINTS = {
-    "ex1": {"name": "ex1_alpha", "title": "Alpha", "visible": 2, "hidden": 1},
-    "ex2": {"name": "ex2_beta", "title": "Beta", "visible": 2, "hidden": 1},
-}
-SUITE = {
-    "conftest.py": '''
-        import pytest
-
-        @pytest.fixture(autouse=True)
-        def _fresh():
-            yield
-    ''',
-    "test_ex1_alpha.py": '''
-        import pytest
-
-        @pytest.mark.points(1)
-        def test_add_sums(student):
-            """add(a, b) returns a + b."""
-            got = student("ex1_alpha").add(1, 2)
-            assert got == 3, f"expected 3, got {got}"
-
-        @pytest.mark.points(1)
-        def test_add_zero(student):
-            """add(a, 0) returns a."""
-            got = student("ex1_alpha").add(5, 0)
-            assert got == 5, f"expected 5, got {got}"
-    ''',
-    "hidden/test_ex1_alpha_hidden.py": '''
-        import pytest
-
-        @pytest.mark.points(1)
-        def test_add_negative_secret(student):
-            """SECRET HINT add works for negatives."""
-            assert student("ex1_alpha").add(-1, -2) == -3, "SECRET REASON expected -3"
-    ''',
-    "test_ex2_beta.py": '''
-        import pytest
-
-        @pytest.mark.points(1)
-        def test_mul_product(student):
-            """mul(a, b) returns a * b."""
-            got = student("ex2_beta").mul(2, 3)
-            assert got == 6, f"expected 6, got {got}"
-
-        @pytest.mark.points(1)
-        def test_mul_one(student):
-            """mul(a, 1) returns a."""
-            got = student("ex2_beta").mul(7, 1)
-            assert got == 7, f"expected 7, got {got}"
-    ''',
-    "hidden/test_ex2_beta_hidden.py": '''
-        import pytest
-
-        @pytest.mark.points(1)
-        def test_mul_zero_secret(student):
-            """SECRET HINT mul by zero."""
-            assert student("ex2_beta").mul(3, 0) == 0, "SECRET REASON expected 0"
-    ''',
-}
-GOOD = {"ex1_alpha.py": "def add(a, b):\n    return a + b\n", "ex2_beta.py": "def mul(a, b):\n    return a * b\n"}
-STUB = {
-    "ex1_alpha.py": 'def add(a, b):\n    raise NotImplementedError("ex1: add the numbers")\n',
-    "ex2_beta.py": 'def mul(a, b):\n    raise NotImplementedError("ex2: multiply the numbers")\n',
-}
-FAST = dict(jobs=2, test_timeout=2.0, memory_mb=512, timeout_per_submission=60.0, progress=None)
-
-
-@pytest.fixture
-def suite(tmp_path: Path) -> Path:
-    root = tmp_path / "suite" / "tests"
-    (root / "hidden").mkdir(parents=True)
-    (root / "points.json").write_text(json.dumps(POINTS))
-    for name, text in SUITE.items():
-        (root / name).write_text(textwrap.dedent(text))
-    return root
-
-
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch) -> Path:
-    """A temp dir of our own for the duration of the test: whatever lands in it was written outside OUT."""
-    folder = tmp_path / "systmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    monkeypatch.setenv("TMPDIR", str(folder))
-    return folder
-
-
-def write_folder(folder: Path, files: dict[str, str | bytes]) -> Path:
-    for name, data in files.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data if isinstance(data, bytes) else textwrap.dedent(data).encode())
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def write_zip(path: Path, files: dict[str, str | bytes]) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return path
+from helpers import FAST, GOOD, POINTS, REPO, STUB, _real_lesson_ready, processes_named, read_csv, write_folder, write_zip
 
 
 def write_tar(path: Path, files: dict[str, str | bytes], symlink: tuple[str, str] | None = None) -> Path:
@@ -148,11 +45,6 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*")}
 
 
-def read_csv(out: Path) -> dict[str, dict]:
-    with open(out / "grades.csv", newline="") as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
-
-
 def children_of_me() -> list[int]:
     me, found = os.getpid(), []
     for name in os.listdir("/proc"):
@@ -164,27 +56,6 @@ def children_of_me() -> list[int]:
             if int(fields[1]) == me:
                 found.append(int(name))
     return found
-
-
-def processes_named(prefix: str) -> list[int]:
-    """Processes whose comm name (PR_SET_NAME) starts with ``prefix``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if Path(f"/proc/{name}/comm").read_text().startswith(prefix) and alive(int(name)):
-                    found.append(int(name))
-            except OSError:
-                continue
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -230,7 +101,7 @@ def hostile_submissions(subs: Path, pids: Path) -> None:
                     open({str(pids)!r} + "/" + n + str(os.getpid()), "w").close()
                 except OSError:
                     pass
-            try:  # the syscall filter refuses fork (grader.judge.seccomp); where it is missing, the forks happen
+            try:  # the syscall filter refuses fork (grader.worker.seccomp); where it is missing, the forks happen
                 if os.fork() == 0:
                     name("forker-child")
                     time.sleep(1000)
@@ -270,10 +141,11 @@ def hostile_submissions(subs: Path, pids: Path) -> None:
         ''',
         "sitecustomize.py": "import builtins\nbuiltins.NotImplementedError = type('X', (Exception,), {})\n",
         "evil.pth": "import os; os.environ['PWNED'] = '1'\n",
-        "pytest.ini": "[pytest]\naddopts = -p no:grader.plugin\n",
+        "pytest.ini": "[pytest]\naddopts = -p no:grader.judge.plugin\n",
     })
 
 
+@pytest.mark.slow
 def test_hostile_batch_every_submission_gets_a_row(suite, tmp_path, private_tmp):
     subs, out, pids = tmp_path / "subs", tmp_path / "out", tmp_path / "pids"
     subs.mkdir()
@@ -394,6 +266,7 @@ def test_rerun_skips_unchanged_submissions_unless_forced(suite, tmp_path, privat
     assert list(private_tmp.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_submission_wall_clock_limit_stops_a_hang(suite, tmp_path, private_tmp):
     subs, out = tmp_path / "subs", tmp_path / "out"
     write_folder(subs / "slow", {"ex1_alpha.py": "while True:\n    pass\n", "ex2_beta.py": GOOD["ex2_beta.py"]})
@@ -471,11 +344,11 @@ def test_rich_progress_runs_without_a_terminal(suite, tmp_path, private_tmp):
 
 
 def test_time_left_is_the_pace_of_graded_submissions_counting_down(monkeypatch):
-    from grader import report
+    from grader.batch import progress
 
     now = [0.0]
-    monkeypatch.setattr(report.time, "monotonic", lambda: now[0])
-    display = report.Display(10, None, io.StringIO())
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    display = progress.Display(10, None, io.StringIO())
     assert display._left() == "estimating time left"
     graded = {"student": "x", "status": "graded", "total": "1", "max": "1", "reason": ""}
     for t in (10.0, 20.0):
@@ -557,18 +430,6 @@ def test_cli_parser_and_missing_folder(tmp_path):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _real_lesson_ready() -> str | None:
-    points = json.loads((REPO / "tests" / "points.json").read_text())
-    for meta in points.values():
-        name = meta["name"]
-        for folder in ("solutions", "exercises"):
-            if not (REPO / folder / f"{name}.py").is_file():
-                return f"{folder}/{name}.py is not written yet"
-        if not list((REPO / "tests").glob(f"test_{name}.py")):
-            return f"tests/test_{name}.py is not written yet"
-    return None
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(_real_lesson_ready() is not None, reason=f"real exercises not ready: {_real_lesson_ready()}")
 def test_real_reference_scores_full_marks_and_stubs_zero(tmp_path, private_tmp):
@@ -607,7 +468,7 @@ def test_an_exercise_that_fails_entirely_says_why_in_the_row(suite, tmp_path, pr
 
 
 def test_a_long_shared_reason_is_one_short_line():
-    doc = batch.empty_doc("x")
+    doc = results.empty("x")
     doc["tests"] = [{"status": "failed", "extra_data": {"exercise": "ex1", "reason": "boom\n" + "y" * 1000,
                                                         "kind": "error"}} for _ in range(3)]
     doc["lesson"]["exercises"] = [{"id": "ex1", "score": 0.0}, {"id": "ex2", "score": 3.0, "problem": "missing: no"}]
@@ -671,19 +532,19 @@ def test_stray_files_get_no_row_a_warning_and_a_line_in_skipped_txt(suite, tmp_p
 
 def test_a_change_to_the_grading_code_regrades_everyone(suite, tmp_path, private_tmp, monkeypatch):
     code = tmp_path / "repo"
-    write_folder(code, {"llm_basics/model.py": "A = 1\n", "grader/plugin.py": "B = 1\n",
+    write_folder(code, {"llm_basics/model.py": "A = 1\n", "grader/judge/plugin.py": "B = 1\n",
                         "grader/graded_pytest.ini": "[pytest]\n", "grader/schema.json": "{}",
                         "grader/notes.txt": "not code", "tests/test_x.py": "", "llm_basics/sub/deep.py": ""})
-    monkeypatch.setattr(sandbox, "CODE_ROOT", code)
-    digest = sandbox.code_digest()
+    monkeypatch.setattr("grader.intake.digest.CODE_ROOT", code)
+    digest = hashes.code_digest()
     for name in ("grader/notes.txt", "tests/test_x.py"):
         (code / name).write_text("changed")
-        assert sandbox.code_digest() == digest, name
-    for name in ("llm_basics/model.py", "grader/plugin.py", "grader/graded_pytest.ini", "grader/schema.json",
+        assert hashes.code_digest() == digest, name
+    for name in ("llm_basics/model.py", "grader/judge/plugin.py", "grader/graded_pytest.ini", "grader/schema.json",
                  "llm_basics/sub/deep.py"):  # subpackages count too (grader/judge/ is one)
         (code / name).write_text((code / name).read_text() + "\n")
-        assert sandbox.code_digest() != digest, name
-        digest = sandbox.code_digest()
+        assert hashes.code_digest() != digest, name
+        digest = hashes.code_digest()
 
     subs, out = tmp_path / "subs", tmp_path / "out"
     write_folder(subs / "ann", GOOD)
@@ -724,10 +585,10 @@ def test_code_graded_early_cannot_change_a_later_submission(tmp_path, suite):
 
 
 def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite):
-    from grader.sandbox import suspicious
+    from grader.intake.review import suspicious
 
     subs = tmp_path / "subs"
-    sneaky = "import sys\ndef add(a, b):\n    sys.modules['grader.plugin']\n    return a + b\n"
+    sneaky = "import sys\ndef add(a, b):\n    sys.modules['grader.judge.plugin']\n    return a + b\n"
     write_folder(subs / "sneaky", {"ex1_alpha.py": sneaky, "ex2_beta.py": GOOD["ex2_beta.py"]})
     write_folder(subs / "honest", GOOD)
     rows = {r["student"]: r for r in batch_grade(subs, tmp_path / "out", tests_dir=suite, **FAST)}
@@ -745,7 +606,7 @@ def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite
     ("latest_ex2 = 1", None), ("notctypes = 1", None), ("ctypes_like = 1", None),
 ])
 def test_the_review_flags_names_as_whole_words(text, flagged):
-    from grader.sandbox import suspicious
+    from grader.intake.review import suspicious
 
     found = suspicious({"ex1_alpha.py": text.encode()})
     assert found == ([f"ex1_alpha.py: {flagged}"] if flagged else []), text
@@ -758,18 +619,18 @@ def test_the_warm_up_run_changes_no_verdict(tmp_path, private_tmp, monkeypatch):
     submissions have started (grader.judge.serve.warm_up): every test of every submission must get the verdict
     it gets without it, whether every exercise is warmed or only some."""
     from grader.batch import scheduler
-    from test_dask import _verdicts, lesson_submissions
+    from helpers import _verdicts, lesson_submissions
 
     subs = tmp_path / "subs"
     lesson_submissions(subs)  # the reference, the stubs, two ex2 mutants, a submission that reads the tests
     warmed = []
 
-    class Session(scheduler.JudgeServer):  # the real session; says which exercises it warms
+    class Session(scheduler.JudgeSession):  # the real session; says which exercises it warms
         def __init__(self, *args, **kwargs):
             warmed.append(kwargs["warm_exercises"])
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(scheduler, "JudgeServer", Session)
+    monkeypatch.setattr(scheduler, "JudgeSession", Session)
     docs = {}
     # ex2 is started by four of the five submissions (the reference, the mutants, the red team), the others by one
     for label, warm_from in (("all", 1), ("ex2", 2), ("cold", 10**6)):
@@ -797,12 +658,13 @@ def test_the_batch_warms_up_only_the_exercises_its_submissions_started(tmp_path,
     seen = []
 
     class Recorder:  # stands in for the judge session: records how it would start, then stops the batch
-        def __init__(self, *args, **kwargs):
+        @classmethod
+        def for_suites(cls, exercises, **kwargs):
+            seen.append({"flop_counter": kwargs.pop("flop_counter")})  # what the session would preload
             seen.append(kwargs)
             raise GradingError("stopped by the test")
 
-    monkeypatch.setattr(scheduler, "JudgeServer", Recorder)
-    monkeypatch.setattr(scheduler, "preload", lambda **kw: seen.append(kw))
+    monkeypatch.setattr(scheduler, "JudgeSession", Recorder)
 
     def grade_batch(touch_flops: bool) -> tuple[dict, dict]:
         subs = tmp_path / f"subs-{touch_flops}"
@@ -829,6 +691,7 @@ def test_the_batch_warms_up_only_the_exercises_its_submissions_started(tmp_path,
     assert flops == {"flop_counter": True}
 
 
+@pytest.mark.slow
 def test_what_a_submission_prints_stays_in_its_own_record(suite, tmp_path, private_tmp):
     """Judges graded at the same time must not share pytest's capture: each record holds its own student's
     output, all of it, and nobody else's."""

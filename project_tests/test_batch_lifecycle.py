@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,11 +18,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_batch import FAST, GOOD, alive, processes_named, private_tmp, suite, write_folder  # noqa: E402,F401
+from helpers import FAST, GOOD, alive, processes_named, write_folder  # noqa: E402
 
 from grader.batch import batch_grade  # noqa: E402
 from grader.batch.gradebook import Gradebook, Seals  # noqa: E402
 from grader.batch.lifecycle import ProcessTree, descendants  # noqa: E402
+from grader.judge.events import open_events  # noqa: E402
+from grader.judge.handle import Grading  # noqa: E402
+from grader.judge.session import JudgeSession  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,7 +38,7 @@ def _name(n):
     ctypes.CDLL(None).prctl(15, n.encode(), 0, 0, 0)  # PR_SET_NAME
 
 _name("slowpoke-worker")
-try:  # refused by the syscall filter (grader.judge.seccomp); where it is missing, the child stays behind
+try:  # refused by the syscall filter (grader.worker.seccomp); where it is missing, the child stays behind
     if os.fork() == 0:
         _name("slowpoke-child")
         time.sleep(1000)
@@ -73,6 +77,7 @@ def wait_for(condition, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stopped_batch_leaves_no_process_and_a_whole_gradebook_and_resumes(suite, tmp_path, private_tmp, signum):
     subs, out = tmp_path / "subs", tmp_path / "out"
@@ -247,20 +252,31 @@ def test_portable_time_limit_ends_the_session_and_requeues_the_rest(suite, tmp_p
     tree = [session.pid, *(p.pid for p in psutil.Process(session.pid).children(recursive=True))]
     assert len(tree) == 2
 
-    class Spawned:
-        pid, spawned = session.pid, session
+    class Spawned(JudgeSession):  # the real session's stop, on the stand-in process
+        def __init__(self):
+            self.pid, self.spawned, self.pidfd, self.gradings = session.pid, session, None, {}
+            self._lock, self.reaper = threading.Lock(), ProcessTree
+
+        def poll(self, timeout):
+            return []
 
         def close(self):
             session.stdout.close()
             session.wait(5)
+            self.pid = None
 
     batch.server = Spawned()
-    slow.judge_pid, slow.started, slow.sandbox = session.pid, time.monotonic() - 10, tmp_path / "box" / "a"
-    waiting.started = time.monotonic()
+    slow.sandbox = tmp_path / "box" / "a"
+    for rid, job in ((1, slow), (2, waiting)):
+        events = tmp_path / f"events{rid}.jsonl"
+        events.touch()
+        job.grading = Grading(batch.server, rid, ["ex1"], open_events(events), deadline=5.0)
+        batch.server.gradings[rid] = job.grading
+    slow.grading.judge_pid, slow.grading.started = session.pid, time.monotonic() - 10
     batch.running = {1: slow, 2: waiting}
-    batch._stop_late()
+    batch._take(batch.server.wait([slow.grading, waiting.grading], 0.0))
     assert batch.server is None and batch.running == {} and list(batch.queue) == [waiting]
-    assert waiting.judge_pid == 0 and not waiting.stopping
+    assert waiting.grading is None
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in tree)
     row = next(r for r in batch.book.rows if r["student"] == "a_slow")
     assert row["status"] == "ungradable" and row["reason"].startswith("timed out after 5 s"), row

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from grader import plugin, runner, untrusted_paths
-from grader.judge import wire
-from grader.judge.client import StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout, student_error
-from grader.plugin import worker_read_paths
+from grader.judge import session as runner, student as door, suite
+from grader import untrusted_paths
+from grader.worker import wire
+from grader.worker.client import StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout, student_error
+from grader.judge.student import worker_read_paths
 
 STUDENT = '''
 import gc
@@ -284,12 +285,12 @@ def test_a_file_name_is_one_plain_component(client):
 
 
 def test_what_a_hidden_test_hands_over_never_reaches_a_visible_test(client, ex):
-    plugin._keep_hidden_inputs_in(client, True)
+    door._keep_hidden_inputs_in(client, True)
     ex.keep("canary-hidden-input")
-    plugin._keep_hidden_inputs_in(client, True)  # positive control: the next hidden test sees what was kept
+    door._keep_hidden_inputs_in(client, True)  # positive control: the next hidden test sees what was kept
     client.begin_test()
     assert client.module("ex9_edge").kept() == ["canary-hidden-input"]
-    plugin._keep_hidden_inputs_in(client, False)  # a visible test: a fresh worker
+    door._keep_hidden_inputs_in(client, False)  # a visible test: a fresh worker
     client.begin_test()
     assert client.module("ex9_edge").kept() == []
     assert not client.ran_hidden
@@ -301,7 +302,7 @@ def test_visible_tests_run_before_hidden_ones():
             self.path = Path(path)
 
     items = [Item("tests/test_ex1.py"), Item("tests/hidden/test_ex1_hidden.py"), Item("tests/test_ex2.py")]
-    assert [str(i.path) for i in plugin.visible_first(items)] == [
+    assert [str(i.path) for i in suite.visible_first(items)] == [
         "tests/test_ex1.py", "tests/test_ex2.py", "tests/hidden/test_ex1_hidden.py"]
 
 
@@ -347,7 +348,9 @@ def test_submit_makes_the_events_file_anew_and_the_parent_reads_what_it_made(tmp
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server = type("Server", (), {"limits": runner.Limits(), "next_id": 0, "sock": ours, "_lines": None})()
     try:
-        runner.JudgeServer.submit(server, tmp_path / "sub", ["ex1"], events=link, workdir=tmp_path / "work")
+        # the step of submit that makes the events file and sends the request (submit then opens the file)
+        runner.JudgeServer._send(server, tmp_path / "sub", ["ex1"], events=link, workdir=tmp_path / "work",
+                                 limits=runner.Limits(), cpu=None)
         assert json.loads(theirs.recv(65536))["events"] == str(link)
     finally:
         ours.close()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import stubs
-from grader.check import check_reference, check_stubs
+from grader.instructor import stubs
+from grader.instructor.check import check_reference, check_stubs
 from grader.grading import REPO_ROOT, grade
 
 SOLUTIONS = REPO_ROOT / "solutions"
@@ -43,6 +43,7 @@ def test_stub_keeps_everything_outside_the_block():
     )
 
 
+@pytest.mark.slow
 def test_reference_scores_full_marks_including_hidden():
     ok, problems = check_reference()
     assert ok, "\n".join(problems)
@@ -64,6 +65,7 @@ def test_half_done_submission_gets_exactly_the_finished_exercises(tmp_path: Path
     assert doc["score"] == 50 and doc["max_score"] == 100
 
 
+@pytest.mark.slow
 def test_grading_the_reference_ten_times_gives_identical_results():
     runs = [grade("solutions", hidden=True) for _ in range(10)]
     fingerprints = {tuple((t["name"], t["score"]) for t in doc["tests"]) for doc in runs}

@@ -1,4 +1,4 @@
-"""grader.judge.confine, tried in forked children the way the worker uses it.
+"""grader.worker.confine, tried in forked children the way the worker uses it.
 
 Landlock keeps a confined child inside its read and write folders, off TCP and off other processes' signals,
 while torch (imported before the fork, as in the zygote) keeps working. The PID namespace's PID 1 takes every
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.judge import confine
+from grader.worker import confine
 
 REPO = Path(__file__).resolve().parent.parent
 DEADLINE = 5.0  # seconds; every child here finishes in well under 0.1 s

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from grader.course import Block, SolutionBlockError, exercise_of, render, segments
-from grader.promises import fingerprint
+from grader.instructor.promises import fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
 

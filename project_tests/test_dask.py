@@ -13,7 +13,6 @@ import dataclasses
 import io
 import json
 import os
-import re
 import signal
 import sys
 import textwrap
@@ -24,7 +23,7 @@ import pytest
 from grader import batch
 from grader.batch import batch_grade
 from grader.batch.lifecycle import Interrupted
-from grader.runner import GradingError
+from grader.judge.session import GradingError
 
 distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: pip install -e '.[dask]'")
 
@@ -32,9 +31,8 @@ from grader.batch import dask_pool  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_batch import GOOD, POINTS, STUB, SUITE, read_csv, write_folder  # noqa: E402
+from helpers import GOOD, POINTS, STUB, SUITE, _verdicts, lesson_submissions, read_csv, write_folder  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 FAST = dict(test_timeout=5.0, memory_mb=512, timeout_per_submission=60.0, progress=None)
 
 # The suite of test_batch.py, plus a way for a submission to kill the Dask worker grading it (every time): when
@@ -236,21 +234,6 @@ def test_an_interrupted_client_keeps_finished_rows_and_resumes(tmp_path, suite, 
 # ----------------------------------------------------------------------------------------------------------
 
 
-def lesson_submissions(subs: Path) -> None:
-    from test_attacks import build_submission
-    from test_ex2_variants import MODULE, MUTANTS
-    from variants import mutate
-
-    points = json.loads((REPO / "tests" / "points.json").read_text())
-    write_folder(subs / "reference", {f"exercises/{m['name']}.py": (REPO / "solutions" / f"{m['name']}.py").read_bytes()
-                                      for m in points.values()})
-    build_submission(subs / "stubs", None)
-    for name in sorted(MUTANTS)[:2]:  # the stubs, with a plausible wrong ex2
-        folder = build_submission(subs / f"mutant-{name}", None)
-        (folder / f"{MODULE}.py").write_text(mutate(MODULE, *MUTANTS[name][0]))
-    build_submission(subs / "redteam", "read_hidden")  # tries to copy the hidden tests out
-
-
 @pytest.mark.slow
 def test_lesson_batch_on_dask_matches_local_jobs(tmp_path):
     subs = tmp_path / "subs"
@@ -270,17 +253,3 @@ def test_lesson_batch_on_dask_matches_local_jobs(tmp_path):
 def _graded(subs: Path, out: Path, **how) -> Path:
     batch_grade(subs, out, progress=None, test_timeout=30.0, **how)
     return out
-
-
-def _verdicts(doc: dict) -> list[dict]:
-    """Every test's entry but its duration and CPU time: name, score, status, message, captured output, and the judge's
-    traceback with the suite's folder (the worker's copy, or the repository) and object addresses left out."""
-
-    def same(key, value):
-        if key == "details":
-            value = re.sub(r'File "[^"]*/tests/', 'File "tests/', re.sub(r"0x[0-9a-f]+", "0x?", value))
-        return value
-
-    volatile = ("duration", "cpu")
-    return [{**t, "extra_data": {k: same(k, v) for k, v in t.get("extra_data", {}).items() if k not in volatile}}
-            for t in doc["tests"]]

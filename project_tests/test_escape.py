@@ -1,4 +1,4 @@
-"""The worker's ways out, closed by grader.judge.seccomp and the worker's tmpfs (issue 21, item 3).
+"""The worker's ways out, closed by grader.worker.seccomp and the worker's tmpfs (issue 21, item 3).
 
 Each attack of ``project_tests/attacks/`` aimed at the syscall filter (unwaited_children, fork_bomb,
 unix_socket, io_uring) is run here as the worker would run it, in a forked child that is PID 1 of its own PID
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from grader import facilities
-from grader.judge import confine, seccomp
+from grader.worker import confine, seccomp
 
 REPO = Path(__file__).resolve().parent.parent
 ATTACKS = Path(__file__).resolve().parent / "attacks"
@@ -77,6 +77,7 @@ def run_attack(name: str, *, filtered: bool, cwd: Path) -> str:
     ("unwaited_children", "child ", "fork refused (PermissionError)"),
     ("io_uring", "io_uring_setup gave a ring", "io_uring_setup refused (errno 1,"),
 ])
+@pytest.mark.slow
 def test_filter_refuses_what_succeeds_without_it(tmp_path, name, control, refused):
     """Without the filter the attack's hostile step succeeds (positive control); with it, it is refused."""
     off = run_attack(name, filtered=False, cwd=tmp_path)
@@ -93,6 +94,7 @@ def test_filter_refuses_moving_to_another_cpu(tmp_path):
     assert "affinity refused (PermissionError)" in run_attack("unwaited_children", filtered=True, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_filter_stops_unix_socket_exfiltration(tmp_path):
     """A listener on a socket file receives the attack's line without the filter, nothing with it."""
     path = f"/tmp/atk-unix_socket-{os.getpid()}.sock"

@@ -86,6 +86,7 @@ MUTANTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_mutant_loses_points_with_a_pointed_message(tmp_path, name):
     replacements, word = MUTANTS[name]
@@ -94,6 +95,7 @@ def test_mutant_loses_points_with_a_pointed_message(tmp_path, name):
     assert word in summary["messages"], f"mutant {name}: no message mentions {word!r}: {summary['messages']}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(ALTERNATIVES.glob("ex1_*.py")), ids=lambda p: p.stem)
 def test_alternative_scores_full_marks(tmp_path, path):
     summary = grade_text(tmp_path, MODULE, path.read_text())

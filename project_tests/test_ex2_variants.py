@@ -94,6 +94,7 @@ MUTANTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_ex2_mutant_loses_points(tmp_path, name):
     replacements, word = MUTANTS[name]
@@ -102,6 +103,7 @@ def test_ex2_mutant_loses_points(tmp_path, name):
     assert word.lower() in summary["messages"].lower(), f"mutant {name}: no {word!r} in: {summary['messages']}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(ALTERNATIVES.glob(f"{MODULE}_*.py")), ids=lambda p: p.stem)
 def test_ex2_alternative_scores_full(tmp_path, path):
     summary = grade_text(tmp_path, MODULE, path.read_text())

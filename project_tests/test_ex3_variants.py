@@ -76,6 +76,7 @@ MUTANTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_mutant_is_caught_with_a_pointed_message(tmp_path, name):
     replacements, words = MUTANTS[name]
@@ -87,6 +88,7 @@ def test_mutant_is_caught_with_a_pointed_message(tmp_path, name):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(ALTERNATIVES.glob(f"{MODULE.split('_')[0]}_*.py")), ids=lambda p: p.stem)
 def test_alternative_scores_full_marks(tmp_path, path):
     summary = grade_text(tmp_path, MODULE, path.read_text())

@@ -64,6 +64,7 @@ MUTANTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, replacements, words", MUTANTS, ids=[m[0] for m in MUTANTS])
 def test_mutant_loses_points(tmp_path, name, replacements, words):
     summary = grade_text(tmp_path, MODULE, mutate(MODULE, *replacements))
@@ -74,6 +75,7 @@ def test_mutant_loses_points(tmp_path, name, replacements, words):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(ALTERNATIVES.glob(f"{MODULE.split('_')[0]}_*.py")), ids=lambda p: p.stem)
 def test_alternative_scores_full_marks(tmp_path, path):
     summary = grade_text(tmp_path, MODULE, path.read_text())

@@ -82,6 +82,7 @@ def test_write_named_writes_into_a_pipe_in_place(tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
+@pytest.mark.slow
 def test_grading_without_landlock_and_namespaces_reports_them_absent(tmp_path, host_modes):
     """The switch reaches the worker: the results document says the protections were off, and why. Graded from
     a copy of the repository: as root this is the uid mode, which seals the hidden tests and solutions of the

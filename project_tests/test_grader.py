@@ -9,12 +9,11 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from grader import report, results
 from grader.grading import grade, needs_flop_counter, normalise_exercise
-from grader.runner import GradingError, Limits
+from grader.judge.session import GradingError, Limits
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = Limits(timeout=2.0)
@@ -87,6 +86,7 @@ def test_not_implemented_is_reported_as_such(demo_tests, make_submission):
     assert "not implemented yet: ex2: double it" in test["extra_data"]["reason"]
 
 
+@pytest.mark.slow
 def test_infinite_loop_costs_that_test_only(demo_tests, make_submission):
     sub = make_submission(ex1_demo="def add(a, b):\n    return a + b\ndef work(n):\n    while n == 2:\n        pass\n    return n\n")
     doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0))
@@ -143,7 +143,7 @@ def test_unmarked_graded_test_is_an_error(demo_tests, make_submission):
 
 COUNT_WITHOUT_DYNAMO = """
 import sys
-from grader.runner import preload
+from grader.judge.session import preload
 preload()
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -157,6 +157,7 @@ print(real.get_total_flops(), meta.get_total_flops(), "torch._dynamo" in sys.mod
 """
 
 
+@pytest.mark.slow
 def test_counting_flops_after_preload_does_not_import_the_compiler():
     """The first FlopCounterMode count used to import torch._dynamo (~0.7 s of CPU, in the judge and in the
     worker): preload marks torch's compiler-skipping wrappers as already skipped. Same counts: 2·m·k·n for a
@@ -190,6 +191,8 @@ def test_exercise_names_are_normalised():
 
 
 def test_results_validate_against_gradescope_schema(demo_tests, make_submission):
+    import jsonschema  # here, not at the top: importing it costs 1.4 s at every collection
+
     schema = json.loads(results.SCHEMA_PATH.read_text())
     doc = grade(make_submission(ex1_demo="def add(a, b):\n    return 0\n"), tests_dir=demo_tests, hidden=True, limits=FAST)
     jsonschema.validate(doc, schema)
@@ -207,6 +210,7 @@ def test_junit_xml_is_rendered_from_results(demo_tests, make_submission):
     assert failures[0].get("message") == "expected 8, got 4"
 
 
+@pytest.mark.slow
 def test_cli_grade_writes_json_and_prints_plain_table(tmp_path):
     out = tmp_path / "results.json"
     junit = tmp_path / "junit.xml"
@@ -228,6 +232,7 @@ def test_cli_reports_usage_problems_with_exit_2():
     assert proc.returncode == 2 and "unknown exercise 'ex9'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_endless_loop_at_import_costs_one_timeout_not_one_per_test(demo_tests, make_submission):
     sub = make_submission(ex1_demo="while True:\n    pass\n")
     doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0))
@@ -247,6 +252,7 @@ def test_module_that_crashes_at_import_is_imported_once(demo_tests, make_submiss
     assert exercise(doc, "ex2")["score"] == 2
 
 
+@pytest.mark.slow
 def test_two_timeouts_cut_the_rest_of_that_exercise(demo_tests, make_submission):
     sub = make_submission(ex1_demo="def add(a, b):\n    return a + b\ndef work(n):\n    while n >= 2:\n        pass\n    return n\n")
     doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0, max_strikes=2))
@@ -287,6 +293,7 @@ def test_no_color_or_a_pipe_gives_plain_text(monkeypatch, demo_tests, make_submi
     assert not report.use_rich(out) and "\x1b[" not in out.getvalue() and "5 / 5" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_final_grading_runs_every_test_whatever_timed_out_before(demo_tests, make_submission):
     """Without max_strikes (batch, Gradescope, nbgrader) a loop costs only the tests that reach it."""
     sub = make_submission(ex1_demo="def add(a, b):\n    return a + b\ndef work(n):\n    while n in (2, 3):\n        pass\n    return n\n")

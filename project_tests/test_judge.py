@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.judge import wire
-from grader.judge.client import RemoteObject, StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout
-from grader.plugin import worker_read_paths
+from grader.worker import wire
+from grader.worker.client import RemoteObject, StudentError, WorkerClient, WorkerLimits, WorkerLost, WorkerTimeout
+from grader.judge.student import worker_read_paths
 from llm_basics.model import ModelConfig, TinyLM, TransformerBlock
 from llm_basics.tokenizer import BPETokenizer
 
@@ -181,6 +181,7 @@ def test_objects_of_the_student_stay_in_the_worker(ex):
         counter.n = 5
 
 
+@pytest.mark.slow
 def test_limits_cost_the_test_and_a_new_worker_serves_the_next(client, ex):
     with pytest.raises(WorkerTimeout, match="CPU"):  # its own CPU time, however busy the machine is
         ex.spin()
@@ -276,6 +277,7 @@ def test_no_descriptor_of_the_judge_reaches_the_worker(ex, tmp_path):
         os.close(secret)
 
 
+@pytest.mark.slow
 def test_the_seeds_a_session_pins_draw_the_examples_derandomize_draws():
     """warm_hypothesis computes each derandomized test's seed once per session: the same examples, in order."""
     from types import SimpleNamespace
@@ -318,7 +320,7 @@ def test_the_seeds_a_session_pins_draw_the_examples_derandomize_draws():
 
 def _run_as_pytest_would(test) -> BaseException:
     """Call ``test`` through the plugin's pytest_pyfunc_call wrapper; returns what pytest would see raised."""
-    from grader import plugin
+    from grader.judge import plugin
 
     hook = plugin.pytest_pyfunc_call(None)
     next(hook)
@@ -341,8 +343,8 @@ def test_a_property_test_ends_at_the_first_example_that_reaches_a_stub(base):
     from hypothesis import Phase, given, settings
     from hypothesis import strategies as st
 
-    from grader import plugin
-    from grader.judge.client import student_error
+    from grader.judge import suite
+    from grader.worker.client import student_error
 
     calls = []
 
@@ -353,8 +355,8 @@ def test_a_property_test_ends_at_the_first_example_that_reaches_a_stub(base):
         raise student_error({"base": base, "type": base, "message": "ex9: the TODO", "frames": []})
 
     item = SimpleNamespace(obj=test_property)
-    plugin._stop_at_stubs(item)
-    plugin._stop_at_stubs(item)  # a second collection of the same function wraps it once
+    suite._stop_at_stubs(item)
+    suite._stop_at_stubs(item)  # a second collection of the same function wraps it once
     seen = _run_as_pytest_would(test_property)
     assert isinstance(seen, StudentError) and type(seen).__name__ == f"Student{base}" and str(seen) == "ex9: the TODO"
     if base == "NotImplementedError":

@@ -13,7 +13,7 @@ import pytest
 
 from grader.batch import batch_grade
 from grader.grading import grade
-from grader.runner import Limits
+from grader.judge.session import Limits
 
 IGNORES_SIGNALS_AND_LOOPS = """
     import signal
@@ -58,6 +58,7 @@ def batch_rows(demo_tests: Path, tmp_path: Path, submission: Path, **limits) -> 
 
 @pytest.mark.parametrize("source", [IGNORES_SIGNALS_AND_LOOPS, RECURSES_AT_IMPORT], ids=["loop-ignoring-signals",
                                                                                           "deep-recursion"])
+@pytest.mark.slow
 def test_import_time_fault_costs_only_its_exercise_locally(demo_tests, make_submission, source):
     sub = make_submission(ex1_demo=textwrap.dedent(source))
     doc = grade(sub, tests_dir=demo_tests, hidden=True, limits=Limits(timeout=1.0, wall=20.0))
@@ -84,6 +85,7 @@ def test_a_cpu_loop_is_a_timeout_that_names_cpu_time(demo_tests, make_submission
     assert not doc["lesson"]["needs_regrade"]  # its own CPU use: a final result
 
 
+@pytest.mark.slow
 def test_sleeping_past_the_backstop_is_a_timeout_marked_for_regrade(demo_tests, make_submission, tmp_path):
     sub = make_submission(ex2_other=textwrap.dedent(SLEEPS))
     doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=5.0, wall=1.5))
@@ -98,3 +100,30 @@ def test_sleeping_past_the_backstop_is_a_timeout_marked_for_regrade(demo_tests, 
     first = json.loads((out / "sub" / "results.json").read_text())["execution_time"]
     row, out = batch_rows(demo_tests, tmp_path, sub, **limits)
     assert json.loads((out / "sub" / "results.json").read_text())["execution_time"] != first
+
+
+def test_every_default_limit_and_cap_comes_from_grader_limits():
+    """grader/limits.py is the one place a limit is written: the session's Limits, the worker client's limits and
+    output cap, the worker's message cap, the plugin's option defaults and the judge's reason cap all read it."""
+    from types import SimpleNamespace
+
+    from grader import limits
+    from grader.judge import plugin, verdicts
+    from grader.worker import client, worker
+
+    session = Limits()
+    assert (session.timeout, session.wall, session.memory_bytes, session.output_bytes) == (
+        limits.CPU_SECONDS, limits.WALL_SECONDS, limits.MEMORY_BYTES, limits.OUTPUT_BYTES)
+    wl = client.WorkerLimits()
+    assert (wl.cpu_seconds, wl.wall_seconds, wl.memory_bytes, wl.output_bytes, wl.disk_bytes) == (
+        limits.CPU_SECONDS, limits.WALL_SECONDS, limits.MEMORY_BYTES, limits.OUTPUT_BYTES, limits.DISK_BYTES)
+    assert client.MAX_OUTPUT_CHARS == limits.OUTPUT_CHARS and worker.MAX_MESSAGE_CHARS == limits.MESSAGE_CHARS
+    defaults = {}
+
+    class Group:  # records what the plugin declares (pytest's own Parser is private to construct)
+        def addoption(self, name, **kwargs):
+            defaults[name] = kwargs.get("default")
+
+    plugin.pytest_addoption(SimpleNamespace(getgroup=lambda *args: Group()))
+    assert defaults["--grader-cpu-limit"] == limits.CPU_SECONDS and defaults["--grader-wall-limit"] == limits.WALL_SECONDS
+    assert len(verdicts._one_line("x " * 1000)) == limits.REASON_CHARS

@@ -17,13 +17,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_batch import FAST, GOOD, STUB, private_tmp, read_csv, suite, write_folder, write_zip  # noqa: E402,F401
+from helpers import FAST, GOOD, read_csv, write_folder  # noqa: E402
 
-from grader.batch import batch_grade, lms  # noqa: E402
+from grader.batch import batch_grade  # noqa: E402
+from grader.platforms import lms
 from grader.batch.gradebook import Seals  # noqa: E402
-from grader.batch.intake import original_name, scan  # noqa: E402
+from grader.intake.entries import original_name, scan  # noqa: E402
 from grader.cli import main  # noqa: E402
-from grader.runner import GradingError  # noqa: E402
+from grader.judge.session import GradingError  # noqa: E402
 
 WRONG = {"ex1_alpha.py": "def add(a, b):\n    return 0\n", "ex2_beta.py": "def mul(a, b):\n    return 0\n"}
 

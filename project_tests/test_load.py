@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import gradescope
+from grader.platforms import gradescope
 from grader.batch import batch_grade
 from grader.grading import grade
 

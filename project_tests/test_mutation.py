@@ -1,4 +1,4 @@
-"""Generated mutants (grader/mutation.py): made only inside the solution blocks, graded with the batch grader,
+"""Generated mutants (grader/instructor/mutants.py, grader/instructor/mutation.py): made only inside the solution blocks, graded with the batch grader,
 and every survivor triaged in project_tests/mutation_triage.toml. The full run is `make mutation`; these tests
 check the driver on the real solutions without grading them all."""
 
@@ -9,22 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from grader import mutation
+from grader.instructor import mutants, mutation
 from grader.results import load_points
 
 
 @functools.lru_cache(maxsize=None)
 def mutants_of(module: str) -> tuple:
-    return tuple(mutation.generate(module))
+    return tuple(mutants.generate(module))
 
 
 MODULES = [meta["name"] for meta in load_points().values()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", MODULES)
 def test_mutants_change_only_solution_blocks(module):
-    text = (mutation.SOLUTIONS / f"{module}.py").read_text(encoding="utf-8")
-    inside = mutation.solution_block_lines(text)
+    text = (mutants.SOLUTIONS / f"{module}.py").read_text(encoding="utf-8")
+    inside = mutants.solution_block_lines(text)
     found = mutants_of(module)
     assert len(found) > 50, f"only {len(found)} mutants of {module}"
     for m in found:
@@ -36,6 +37,7 @@ def test_mutants_change_only_solution_blocks(module):
     assert len(ids) == len(set(ids)), "two mutants share an id"
 
 
+@pytest.mark.slow
 def test_operator_families_are_all_used():
     """Operators, comparisons, constants, off-by-ones, removed statements, swapped arguments, dropped checks."""
     ops = {m.operator for module in MODULES for m in mutants_of(module)}
@@ -47,16 +49,18 @@ def test_operator_families_are_all_used():
     assert len(dropped_checks) >= 10
 
 
+@pytest.mark.slow
 def test_mutant_ids_survive_an_unrelated_edit():
     """An id names the function and the changed line, so editing another part of the file keeps it."""
-    text = (mutation.SOLUTIONS / "ex4_scaling.py").read_text(encoding="utf-8")
+    text = (mutants.SOLUTIONS / "ex4_scaling.py").read_text(encoding="utf-8")
     edited = text.replace('"""Exercise 4:', '"""Exercise 4 (edited docstring, two lines longer):\n\n', 1)
     assert edited != text
-    before = {m.id for m in mutation.generate("ex4_scaling", text)}
-    after = {m.id for m in mutation.generate("ex4_scaling", edited)}
+    before = {m.id for m in mutants.generate("ex4_scaling", text)}
+    after = {m.id for m in mutants.generate("ex4_scaling", edited)}
     assert before == after
 
 
+@pytest.mark.slow
 def test_triage_file_names_only_generated_mutants():
     triage = mutation.load_triage()
     ids = {m.id for module in MODULES for m in mutants_of(module)}
@@ -65,8 +69,8 @@ def test_triage_file_names_only_generated_mutants():
     assert all(entry.get("why", "").strip() for entry in [*triage.equivalent.values(), *triage.unobservable.values()])
 
 
-def _fake(exercise: str, key: str) -> mutation.Mutant:
-    return mutation.Mutant(f"{exercise}-{key}", exercise, "ex4_scaling", "f", "op", 1, "a", "b", "")
+def _fake(exercise: str, key: str) -> mutants.Mutant:
+    return mutants.Mutant(f"{exercise}-{key}", exercise, "ex4_scaling", "f", "op", 1, "a", "b", "")
 
 
 def test_judge_flags_untriaged_survivors_and_wrong_triage():

@@ -22,33 +22,30 @@ from pathlib import Path
 import pytest
 
 from grader import cli, results
-from grader.nbgrader_cell import cell_value, grade_tests, silenced
-from grader.nbgrader_export import (
+from grader.platforms.nbgrader.cell import cell_value, grade_tests, silenced
+from grader.platforms.nbgrader.course_folder import SAMPLE_STUDENTS, build_course, half_solved, nbgrader, write_samples
+from grader.platforms.nbgrader.kernel import warn_unconfined_once
+from grader.platforms.nbgrader.notebook import (
     ASSIGNMENT,
     EXERCISE_CSV,
-    JUDGE_LOG,
-    JUDGED_CELLS,
     NOTEBOOK,
     SOLUTIONS,
     TESTS_DIR,
     CourseError,
-    build_course,
-    REVIEW_DIFFERS,
-    SAMPLE_STUDENTS,
     build_notebook,
     docstring_markdown,
-    exercise_sources,
-    extract_submission,
-    forget_judged,
-    half_solved,
-    judged_cells,
-    nbgrader,
     nbgrader_solution,
-    score_row,
-    warn_unconfined_once,
-    write_judged,
-    write_samples,
 )
+from grader.platforms.nbgrader.scores import (
+    JUDGE_LOG,
+    JUDGED_CELLS,
+    REVIEW_DIFFERS,
+    forget_judged,
+    judged_cells,
+    score_row,
+    write_judged,
+)
+from grader.platforms.nbgrader.submissions import exercise_sources, extract_submission
 from grader.course import BEGIN, END
 
 POINTS = results.load_points(TESTS_DIR)
@@ -198,7 +195,7 @@ def test_exercise_sources_join_the_pieces_and_start_begins_afresh(tmp_path):
 
 def test_kernel_saves_pieces_in_order_and_replaces_a_piece_run_again(tmp_path):
     """The kernel side of the same rule: run again, a piece is replaced where it was; --start begins afresh."""
-    from grader import nbgrader_cell
+    from grader.platforms.nbgrader import cell as nbgrader_cell
 
     save = nbgrader_cell.save_piece
     save("ex9_demo", "import math\n", start=True, key="a", folder=tmp_path)
@@ -211,7 +208,7 @@ def test_kernel_saves_pieces_in_order_and_replaces_a_piece_run_again(tmp_path):
 
 def test_test_files_come_from_beside_the_notebook_or_the_repository(tmp_path):
     """Visible suites from tests/ beside the notebook (the assignment's copy), hidden ones from the repository."""
-    from grader.nbgrader_cell import find_test_file
+    from grader.platforms.nbgrader.cell import find_test_file
 
     name = f"test_{POINTS['ex1']['name']}.py"
     (tmp_path / "tests").mkdir()
@@ -223,7 +220,7 @@ def test_test_files_come_from_beside_the_notebook_or_the_repository(tmp_path):
 
 
 def test_hidden_feedback_is_hints_and_points_only(demo_tests, make_submission):
-    from grader.nbgrader_cell import feedback
+    from grader.platforms.nbgrader.cell import feedback
 
     folder = make_submission(ex1_demo="def add(a, b):\n    return 0\n\ndef work(n):\n    return n\n")
     source = (demo_tests / "hidden" / "test_ex1_demo_hidden.py").read_text()
@@ -237,10 +234,10 @@ def test_todo_stubs_write_the_stubs_of_exercises():
     pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -e '.[dev]')")
     from nbformat.v4 import new_code_cell
 
-    from grader import nbgrader_export
-    from grader.stubs import expected_stubs
+    from grader.platforms.nbgrader import preprocessors
+    from grader.instructor.stubs import expected_stubs
 
-    stubs = nbgrader_export.TodoStubs()
+    stubs = preprocessors.TodoStubs()
     made = expected_stubs()  # what `make stubs` writes to exercises/
     notebook = build_notebook()
     for ex, meta in POINTS.items():
@@ -418,7 +415,7 @@ def test_judged_cells_of_an_ungradable_notebook_say_why():
 def test_test_cell_while_autograding_shows_the_judged_results_and_runs_no_test(monkeypatch, capsys):
     """In autograde the cell reads the judge's file (it never looks for a test file: test_ex1_demo.py exists
     nowhere here), caps its value at the cell's points, and fails loudly when there are no results."""
-    from grader.nbgrader_cell import JUDGED_ENV, _graded_tests_magic
+    from grader.platforms.nbgrader.cell import JUDGED_ENV, _graded_tests_magic
 
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     monkeypatch.delenv(JUDGED_ENV, raising=False)
@@ -440,7 +437,7 @@ def test_test_cell_while_autograding_shows_the_judged_results_and_runs_no_test(m
 
 def test_judged_cells_folder_goes_when_the_autograde_process_ends(tmp_path):
     """Even when no ForgetJudged ran (a notebook that failed), nothing of the judged cells outlives the process."""
-    code = ("from grader.nbgrader_export import write_judged\n"
+    code = ("from grader.platforms.nbgrader.scores import write_judged\n"
             "path = write_judged({'x': {'value': 1, 'feedback': ''}})\n"
             "print(path, path.is_file())\n")
     env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}
@@ -465,7 +462,7 @@ print("hidden files seen:", len([*(root / "tests" / "hidden").glob("*.py"), *(ro
 
 def _launch(*options: str, without: str = "") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "GRADER_WITHOUT": without}
-    command = [sys.executable, "-m", "grader.nbgrader_kernel", *options, "--", sys.executable, "-c", PROBE, str(REPO)]
+    command = [sys.executable, "-m", "grader.platforms.nbgrader.kernel", *options, "--", sys.executable, "-c", PROBE, str(REPO)]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -485,7 +482,7 @@ def test_kernel_launcher_hides_the_hidden_tests():
 def test_kernel_launcher_without_namespaces_runs_unconfined_or_refuses():
     """GRADER_WITHOUT=namespaces (a container that forbids them): the kernel starts and can read the hidden tests
     (autograde's log says so once), or with --require it never starts."""
-    from grader.nbgrader_kernel import REFUSED
+    from grader.platforms.nbgrader.kernel import REFUSED
 
     run = _launch(without="namespaces")
     assert run.returncode == 0 and int(run.stdout.split()[-1]) > 0, run.stderr
@@ -498,20 +495,20 @@ def test_autograde_preprocessors_judge_first_forget_last_and_start_kernels_throu
     pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -e '.[dev]')")
     from traitlets.config import Config
 
-    from grader import nbgrader_export
+    from grader.platforms.nbgrader import preprocessors
 
-    names = [p.__name__ for p in nbgrader_export.autograde_preprocessors()]
+    names = [p.__name__ for p in preprocessors.autograde_preprocessors()]
     assert names[0] == "JudgeBeforeKernel" and names[-1] == "ForgetJudged" and "HiddenTestsExecute" in names
     assert "Execute" not in names
     config = Config()
     config.HiddenTestsExecute.require_confinement = True
-    strict = nbgrader_export.HiddenTestsExecute(config=config).kernel_manager_class
-    assert nbgrader_export.HiddenTestsExecute().kernel_manager_class.__name__ == "HiddenTestsKernelManager"
+    strict = preprocessors.HiddenTestsExecute(config=config).kernel_manager_class
+    assert preprocessors.HiddenTestsExecute().kernel_manager_class.__name__ == "HiddenTestsKernelManager"
     assert strict.__name__ == "RequiredConfinementKernelManager"
 
 
 def test_unconfined_kernels_are_said_once_in_the_log(monkeypatch):
-    import grader.nbgrader_export as export
+    from grader.platforms.nbgrader import kernel
 
     class Log:
         said: list[str] = []
@@ -519,7 +516,7 @@ def test_unconfined_kernels_are_said_once_in_the_log(monkeypatch):
         def warning(self, text, *args):
             self.said.append(text % args)
 
-    monkeypatch.setattr(export, "_warned_unconfined", [])
+    monkeypatch.setattr(kernel, "_warned_unconfined", [])
     log = Log()
     assert warn_unconfined_once(log, "user namespaces are switched off") is True
     assert warn_unconfined_once(log, "user namespaces are switched off") is False
@@ -535,7 +532,7 @@ def test_unconfined_kernels_are_said_once_in_the_log(monkeypatch):
 # A cell the student adds after the setup cell: it replaces the grading function in the kernel, so that every
 # test cell shows its full points without running a test. The exercise cells are the untouched stubs.
 FORGERY = """\
-import grader.nbgrader_cell as cell
+import grader.platforms.nbgrader.cell as cell
 cell.judged_cell = lambda test_file: {"value": 1e9, "feedback": ""}
 """
 
@@ -595,7 +592,7 @@ def graded_course(tmp_path_factory):
         batch[student] = json.loads(out.read_text())
     log = _check(autograde, "autograde")
     _check(nbgrader(course, "export", env=env, **pipes), "export")
-    exporter = "grader.nbgrader_export.ExerciseScoresExport"
+    exporter = "grader.platforms.nbgrader.exporter.ExerciseScoresExport"
     _check(nbgrader(course, "export", "--exporter", exporter, env=env, **pipes), "export --exporter")
     _check(nbgrader(course, "generate_feedback", ASSIGNMENT, env=env, **pipes), "generate_feedback")
     return {"course": course, "batch": batch, "autograde_log": log, "tmp": tmp / "tmp"}
@@ -789,7 +786,7 @@ def test_autograde_prints_no_checksum_warning(graded_course):
 def test_release_is_a_handout_with_the_stubs_of_exercises(graded_course):
     """The released notebook's exercise cells are the stubs of exercises/, each TODO with its own message; the
     visible suites are released beside it."""
-    from grader.stubs import expected_stubs
+    from grader.instructor.stubs import expected_stubs
 
     release = graded_course["course"] / "release" / ASSIGNMENT
     made = expected_stubs()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from grader import facilities, grading, install, portable
-from grader.runner import Limits
+from grader.judge.session import Limits
 
 REPO = Path(__file__).resolve().parent.parent
 LIMITS = {"timeout": 1.0, "wall": 30.0, "max_strikes": 0}  # 1 s of CPU: the two timeouts below cost 2 s
@@ -116,9 +116,9 @@ def test_cpu_meter_reads_the_same_time_from_proc_and_psutil():
 # The modules a student's loop (grade, watch, plots, check) runs on every platform. A Linux-only call in them
 # must sit behind ``if sys.platform != "linux": ...`` (or "win32"), which the type checker understands, on a
 # path chosen by grader.facilities; typeshed's platform rules then say what exists on macOS and Windows.
-PORTABLE_MODULES = ["grader/portable.py", "grader/processes.py", "grader/runner.py", "grader/facilities.py",
-                    "grader/judge/spawned.py", "grader/judge/serve.py", "grader/judge/client.py",
-                    "grader/watch.py", "grader/grading.py", "grader/plots.py", "grader/check.py",
+PORTABLE_MODULES = ["grader/portable.py", "grader/processes.py", "grader/judge/session.py", "grader/facilities.py",
+                    "grader/worker/spawned.py", "grader/judge/serve.py", "grader/worker/client.py",
+                    "grader/watch.py", "grader/grading.py", "grader/plots.py", "grader/instructor/check.py",
                     # and the batch, which grades one submission at a time there
                     "grader/batch/lifecycle.py", "grader/batch/scheduler.py", "grader/batch/cli.py"]
 CONTROL = '''import os, signal, sys

@@ -1,4 +1,4 @@
-"""The promise map (tests/promises.toml, grader/promises.py): every behaviour an exercise docstring promises has a
+"""The promise map (tests/promises.toml, grader/instructor/promises.py): every behaviour an exercise docstring promises has a
 graded test, and `make check` fails as soon as one loses it."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import check as check_module
-from grader import promises
+from grader.instructor import check as check_module
+from grader.instructor import promises
 from grader.grading import REPO_ROOT, TESTS_DIR
 
 

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from grader.grading import REPO_ROOT, grade
-from grader.runner import Limits
+from grader.judge.session import Limits
 
 SOLUTIONS = REPO_ROOT / "solutions"
 

@@ -9,9 +9,9 @@
   is printed. When two entries give the
   same id (``alice/`` and ``alice.zip``), neither is graded: the one row for ``alice`` is ungradable and names
   both entries, so the instructor decides which one counts.
-* Only the exercise files are taken (``grader.sandbox`` has the search rule and the archive checks). Each
+* Only the exercise files are taken (``grader.intake.collect`` has the search rule and the archive checks). Each
   submission's files are written to a fresh folder ``OUT/.sandbox/<student>/`` (removed afterwards).
-* This process preloads torch once and starts one judge session (``grader.runner.JudgeServer``) that collects
+* This process preloads torch once and starts one judge session (``grader.judge.session.JudgeServer``) that collects
   the visible and hidden suites once; the session forks a judge per submission (``--jobs`` at a time), and the
   judge runs the student code only in its confined worker (``grader.judge``). The judge writes an event stream;
   this process, the only one that writes OUT, builds ``OUT/<student>/results.json`` and ``feedback.md`` from it.
@@ -27,23 +27,11 @@
   shared by all its tests when they all fail the same way (a SyntaxError, an import error), cut to one line.
 """
 
-from grader.batch.cli import add_batch_parser, cmd_batch
-from grader.batch.gradebook import empty_doc, row_from_doc, ungradable_doc
-from grader.batch.scheduler import Options, batch_grade, scan
+from grader.batch.cli import add_analyze_parser, add_batch_parser, add_export_parser, cmd_batch
+from grader.batch.gradebook import row_from_doc
+from grader.batch.run import batch_grade
+from grader.batch.scheduler import Options
+from grader.intake.entries import scan
 
 __all__ = ["Options", "add_analyze_parser", "add_batch_parser", "add_export_parser", "batch_grade", "cmd_batch",
-           "empty_doc", "row_from_doc", "scan", "ungradable_doc"]
-
-
-def add_export_parser(sub) -> None:
-    """``python -m grader export canvas|moodle`` (grader.batch.lms)."""
-    from grader.batch.lms import add_export_parser as add
-
-    add(sub)
-
-
-def add_analyze_parser(sub) -> None:
-    """``python -m grader analyze`` (grader.batch.analysis)."""
-    from grader.batch.analysis import add_analyze_parser as add
-
-    add(sub)
+           "row_from_doc", "scan"]

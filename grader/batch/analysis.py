@@ -30,7 +30,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.batch.gradebook import Seals
+from grader.batch.gradebook import INSTRUCTOR, Seals
 from grader.untrusted import csv_row
 
 ITEMS_CSV, HISTOGRAMS_CSV, PNG = "item_analysis.csv", "score_histograms.csv", "item_analysis.png"
@@ -84,10 +84,8 @@ def _correlation(xs: list[float], ys: list[float]) -> float | None:
 def graded_documents(out: Path) -> dict[str, dict]:
     """student -> results document, for every graded document in OUT that carries this grader's seal; the
     instructor's full record (hidden tests with their names) where the batch keeps one for the same submission."""
-    from grader.batch import scheduler
-
     seals, docs = Seals(out), {}
-    full_records = getattr(scheduler, "INSTRUCTOR", None)
+    full_records = INSTRUCTOR
     for student in sorted(seals.seals):
         if not seals.verify(student):
             continue
@@ -189,8 +187,8 @@ def _safe(student: str, taken: set[str]) -> str:
 def similarity(out: Path, submissions: Path, points: dict, boilerplate: list[Path], *,
                threshold: float = 0.33) -> dict[str, Path]:
     """copydetect over the exercise files of every submission; writes similarity.html and similarity.csv."""
-    from grader import sandbox
-    from grader.batch.intake import scan
+    from grader.intake import collect as sandbox
+    from grader.intake.entries import scan
 
     wanted = {ex: meta["name"] for ex, meta in points.items()}
     with tempfile.TemporaryDirectory(prefix="similarity-") as tmp:

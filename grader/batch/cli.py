@@ -1,4 +1,4 @@
-"""``python -m grader batch``: the command line over grader.batch.scheduler.batch_grade."""
+"""``python -m grader batch``: the command line over grader.batch.run.batch_grade."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from grader.batch.lifecycle import Interrupted
-from grader.batch.scheduler import (DEFAULT_JOBS, DEFAULT_MEMORY_MB, DEFAULT_SUBMISSION_TIMEOUT, batch_grade)
-from grader.runner import DEFAULT_TIMEOUT, DEFAULT_WALL
+from grader.batch.run import batch_grade
+from grader.batch.scheduler import DEFAULT_JOBS, DEFAULT_MEMORY_MB, DEFAULT_SUBMISSION_TIMEOUT
+from grader.judge.session import DEFAULT_TIMEOUT, DEFAULT_WALL
 
 
 DESCRIPTION = """\
@@ -96,3 +97,17 @@ def add_batch_parser(sub) -> argparse.ArgumentParser:
                         f" code; a test stopped there marks its row for re-grading (default {DEFAULT_WALL:g})")
     b.set_defaults(func=cmd_batch)
     return b
+
+
+def add_export_parser(sub) -> None:
+    """``python -m grader export canvas|moodle`` (grader.platforms.lms)."""
+    from grader.platforms.lms import add_export_parser as add
+
+    add(sub)
+
+
+def add_analyze_parser(sub) -> None:
+    """``python -m grader analyze`` (grader.batch.analysis)."""
+    from grader.batch.analysis import add_analyze_parser as add
+
+    add(sub)

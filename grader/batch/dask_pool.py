@@ -34,7 +34,7 @@ from collections import Counter
 
 from grader.batch.dask_worker import PLUGIN_NAME, START_TOPIC, GraderSetup, Suite, differences, grade_submission
 from grader.batch.scheduler import Batch, Job, Outcome
-from grader.runner import GradingError
+from grader.judge.session import GradingError
 
 LOCAL = "local:"
 TRIES = 3  # deaths of a worker, while it graded a submission, after which that submission is ungradable
@@ -193,9 +193,7 @@ class DaskBatch(Batch):
         if job is None:
             return
         if future.status == "finished":
-            reply = future.result()
-            outcome = Outcome(status=reply["status"], events=reply["events"], elapsed=reply["elapsed"],
-                              stopped=reply["stopped"])
+            outcome = Outcome.from_plain(future.result())  # Host.grade's Outcome.to_plain()
         else:
             outcome = self._failed(job, key, future)
         future.release()

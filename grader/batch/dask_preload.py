@@ -6,9 +6,9 @@ forked warm instead of importing torch itself (seconds of CPU each). On a cluste
 any batch reaches it. Either way the first task still starts the judge session (the suites are collected then).
 """
 
-from grader.runner import preload
+from grader.judge.session import preload
 
-# torch's symbolic shapes too (what grader.runner.preload(flop_counter=True) imports): a suite that counts FLOPs
+# torch's symbolic shapes too (what grader.judge.session.preload(flop_counter=True) imports): a suite that counts FLOPs
 # pays them here, a suite that does not loses nothing but half a second of this process's start-up.
 preload(flop_counter=True)
 

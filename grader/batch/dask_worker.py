@@ -1,7 +1,7 @@
 """The Dask worker's side of a Dask batch (grader.batch.dask_pool): one warm judge session per worker process, and
 the task that grades one submission with it.
 
-A Dask worker grades exactly as a local batch does: the same judge session (grader.runner.JudgeServer: pytest
+A Dask worker grades exactly as a local batch does: the same judge session (grader.judge.session.JudgeServer: pytest
 with the grading plugin, the suites collected once, a judge forked per submission, the student code only in the
 judge's confined worker), the same limits, the same event stream. Only the transport differs: the submission's
 taken files come in the task (a few KB, never a path on a shared disk), and the judge's events go back in its
@@ -26,9 +26,7 @@ session, never in the Dask worker.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -38,9 +36,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from grader import sandbox
-from grader.grading import suite_files
-from grader.runner import GradingError, JudgeServer, Limits, open_events, preload, read_events
+from grader.intake import collect as sandbox, digest as hashes
+from grader.judge.session import GradingError, JudgeSession, Limits
 from grader.untrusted_paths import write_new
 
 try:  # the client side imports this module too; a worker always has distributed
@@ -56,7 +53,7 @@ SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis"}
 
 def environment() -> dict[str, str]:
     """What must be the same on the client and every worker for a verdict to be the same."""
-    env = {"python": f"{sys.version_info[0]}.{sys.version_info[1]}", "grading code": sandbox.code_digest()}
+    env = {"python": f"{sys.version_info[0]}.{sys.version_info[1]}", "grading code": hashes.code_digest()}
     for name in PACKAGES:
         try:
             env[name] = metadata.version(name)
@@ -76,7 +73,7 @@ class Suite:
     """What a worker needs for a batch, sent once per worker: the graded suites' files and digest, and the
     client's environment to compare with."""
 
-    digest: str  # sandbox.tests_digest() of the client's tests/ (part of every submission_hash)
+    digest: str  # hashes.tests_digest() of the client's tests/ (part of every submission_hash)
     dirname: str  # the tests folder's name: test node ids ("tests/test_ex1_x.py::test_y") read the same
     files: dict  # relative POSIX path -> bytes
     exercises: tuple  # every exercise id of the course manifest, in order
@@ -90,7 +87,7 @@ class Suite:
             rel = path.relative_to(tests_dir)
             if SKIPPED_PARTS.isdisjoint(rel.parts) and rel.suffix != ".pyc":
                 files[rel.as_posix()] = path.read_bytes()
-        return cls(digest=sandbox.tests_digest(tests_dir), dirname=tests_dir.name, files=files,
+        return cls(digest=hashes.tests_digest(tests_dir), dirname=tests_dir.name, files=files,
                    exercises=tuple(points), environment=environment(),
                    warm_flops=any(meta.get("counts_flops") for meta in points.values()))
 
@@ -104,22 +101,15 @@ class Host:
     def __init__(self, suite: Suite, root: Path) -> None:
         self.digest = suite.digest
         self.root = root
-        self.lock = threading.Lock()
-        self.inbox: dict[int, list[dict]] = {}
         shutil.rmtree(root, ignore_errors=True)
         tests = root / "suite" / suite.dirname
         for rel, data in suite.files.items():
             (tests / rel).parent.mkdir(parents=True, exist_ok=True)
             (tests / rel).write_bytes(data)
-        if sandbox.tests_digest(tests) != suite.digest:
+        if hashes.tests_digest(tests) != suite.digest:
             raise GradingError("the suites written on this worker do not hash like the client's")
-        saved, tempfile.tempdir = tempfile.tempdir, str(root)  # whatever the imports write stays here
-        try:
-            preload(flop_counter=suite.warm_flops)
-        finally:
-            tempfile.tempdir = saved
-        files = suite_files(list(suite.exercises), hidden=True, tests_dir=tests)
-        self.server = JudgeServer(files, rootdir=tests.parent, tmpdir=root, limits=Limits())
+        self.server = JudgeSession.for_suites(list(suite.exercises), hidden=True, tmpdir=root, limits=Limits(),
+                                              tests_dir=tests, flop_counter=suite.warm_flops)
         self.probe()
 
     def probe(self) -> None:
@@ -127,17 +117,9 @@ class Host:
         is a GradingError here, before any submission is at stake), and pays the first fork."""
         box = Path(tempfile.mkdtemp(prefix="probe-", dir=self.root))
         try:
-            rid = self.server.submit(box / "none", [], events=box / "events.jsonl", workdir=box / "work")
-            while not any("status" in reply for reply in self._replies(rid)):
-                pass
+            self.server.submit(box / "none", [], events=box / "events.jsonl", workdir=box / "work").result(0.1)
         finally:
             shutil.rmtree(box, ignore_errors=True)
-
-    def _replies(self, rid: int) -> list[dict]:
-        with self.lock:
-            for reply in self.server.replies(0.1):
-                self.inbox.setdefault(reply.get("started") or reply.get("done"), []).append(reply)
-            return self.inbox.pop(rid, [])
 
     def grade(self, files: dict[str, bytes], exercises: list[str], limits: Limits, timeout: float) -> dict:
         """Grade one submission (its taken files); the judge's events and wait status, as plain data."""
@@ -147,27 +129,10 @@ class Host:
             target.mkdir()
             for name, data in files.items():
                 write_new(target / Path(name).name, data)
-            started = time.monotonic()
-            with self.lock:
-                rid = self.server.submit(target, exercises, events=box / "events.jsonl", workdir=box / "work",
-                                         limits=limits)
-            events_fd = open_events(box / "events.jsonl")
-            pid = status = None
-            stopped = False
-            while status is None:
-                for reply in self._replies(rid):
-                    pid = reply.get("pid", pid)
-                    status = reply.get("status", status)
-                if pid and not stopped and time.monotonic() - started > timeout:
-                    stopped = True  # --timeout-per-submission, enforced here: the client cannot reach this pid
-                    _kill(pid)  # its worker's launcher sees the judge go and kills the worker
-            elapsed = time.monotonic() - started
-            events: list[dict] = []
-            try:
-                read_events(events_fd, 0, events)
-            finally:
-                os.close(events_fd)
-            return {"status": status, "events": events, "elapsed": elapsed, "stopped": stopped}
+            # --timeout-per-submission, enforced here by the handle: the client cannot reach this judge's pid
+            outcome = self.server.submit(target, exercises, events=box / "events.jsonl", workdir=box / "work",
+                                         limits=limits, deadline=timeout).result(0.1)
+            return outcome.to_plain()
         finally:
             shutil.rmtree(box, ignore_errors=True)
 
@@ -261,9 +226,3 @@ def grade_submission(files: dict[str, bytes], exercises: list[str], limits: dict
     reply.update(worker=worker.address, host=socket.gethostname(), warmup=warmup)
     return reply
 
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -1,4 +1,4 @@
-"""What a batch writes: results documents for what was not graded, gradebook rows, the CSV, and the seals.
+"""What a batch writes besides the results documents (grader.results builds those): rows, the CSV, the seals.
 
 Everything here is a function of results documents (grader.results): the scheduler (grader.batch.scheduler)
 decides what to grade, this module decides what the instructor reads.
@@ -12,52 +12,11 @@ import os
 import time
 from pathlib import Path
 
-from grader import results
-from grader.records import ExerciseSummary
 from grader.untrusted import csv_row
 
+INSTRUCTOR = ".grader-instructor"  # OUT/.grader-instructor/<student>.json: the full results documents
+
 REASON_CHARS = 200  # one exercise's part of a gradebook reason
-
-
-def empty_doc(target: str) -> dict:
-    return {
-        "score": 0.0, "max_score": 0.0, "execution_time": 0.0, "output": "", "visibility": "visible",
-        "stdout_visibility": "hidden", "tests": [],
-        "lesson": {"status": "graded", "target": target, "hidden_run": True, "hidden_points_not_run": 0,
-                   "exercises": [], "restarts": 0},
-    }
-
-
-def add_ungraded_exercises(doc: dict, problems: dict[str, str], points: dict) -> dict:
-    """Give each exercise in ``problems`` (missing, ambiguous, undecodable...) a 0 with its reason, in order."""
-    graded = {e["id"]: e for e in doc["lesson"]["exercises"]}
-    ordered = []
-    for ex, meta in points.items():
-        if ex in graded:
-            ordered.append(graded[ex])
-        elif ex in problems:
-            total = float(meta["visible"] + meta["hidden"])
-            ordered.append(ExerciseSummary.empty(ex, meta, hidden_run=True, problem=problems[ex]).to_dict())
-            doc["tests"].append({
-                "name": f"{meta['name']}: not graded", "number": f"{ex[2:]}.0", "score": 0.0,
-                "max_score": total, "status": "failed", "output": problems[ex], "visibility": "visible",
-                "tags": [ex, "not_graded"],
-                "extra_data": {"nodeid": f"{meta['name']}.py", "exercise": ex, "hidden": False, "hint": "",
-                               "kind": "not_graded", "reason": problems[ex], "details": "",
-                               "captured_output": "", "duration": 0.0, "cpu": 0.0},
-            })
-    doc["lesson"]["exercises"] = ordered
-    doc["score"] = round(sum(e["score"] for e in ordered), 2)
-    doc["max_score"] = round(sum(e["max_score"] for e in ordered), 2)
-    doc["output"] = f"Score: {doc['score']:g} / {doc['max_score']:g}"
-    return doc
-
-
-def ungradable_doc(reason: str, points: dict, *, status: str = "ungradable", **meta) -> dict:
-    doc = results.ungradable(reason, points=points, exercises=list(points))
-    doc["lesson"]["status"] = status
-    doc["lesson"].update(meta)
-    return doc
 
 
 def _num(x) -> str:

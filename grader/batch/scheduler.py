@@ -1,8 +1,9 @@
 """The batch scheduler: which submissions to grade, in what order, how many at once, and when to stop one.
 
-One judge session (grader.runner.JudgeServer) collects the suites once; each submission is a request to it. This
-process reads every submission before any student code runs, and it alone writes OUT (results documents,
-feedback, the gradebook), from the events the judges write.
+One judge session (grader.judge.session.JudgeSession) collects the suites once; each submission is a request to it,
+followed through its handle (grader.judge.handle.Grading: its deadline, its stop, its outcome). This process reads
+every submission before any student code runs, and it alone writes OUT (results documents, feedback, the
+gradebook), from the events the judges write.
 """
 
 from __future__ import annotations
@@ -12,24 +13,24 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import facilities, feedback, results, sandbox
-from grader.batch.gradebook import (Gradebook, Seals, add_ungraded_exercises, earlier_rows, empty_doc, row_from_doc,
-                                    ungradable_doc)
-from grader.batch.intake import NOT_A_SUBMISSION, Entry, report_skipped, scan
+from grader import facilities, feedback, results
+from grader.intake import collect as sandbox, digest as hashes, review
+from grader.batch.gradebook import INSTRUCTOR, Gradebook, Seals, earlier_rows, row_from_doc
+from grader.intake.entries import NOT_A_SUBMISSION, Entry, report_skipped, scan
 from grader.batch.lifecycle import Interrupted, ProcessTree, StopSignals
 from grader.grading import TESTS_DIR, suite_files
 from grader.processes import kill
-from grader.report import Display
-from grader.runner import (DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeServer, Limits, SessionResult, absorb,
-                           describe_status, open_events, preload, read_events)
-from grader.sandbox import Caps, Submission
-from grader.stubs import expected_stubs
+from grader.batch.progress import Display
+from grader.judge.handle import Grading
+from grader.judge.session import DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError, JudgeSession, Limits
+from grader.intake.collect import Caps, Submission
+from grader.records import Outcome
+from grader.instructor.stubs import expected_stubs
 from grader.untrusted_paths import write_new
 
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
@@ -37,10 +38,9 @@ DEFAULT_SUBMISSION_TIMEOUT = 600.0  # seconds of wall clock for one whole submis
 DEFAULT_MEMORY_MB = 2048  # address space a submission's worker may add on top of the preloaded interpreter
 WARM_FROM = 4  # submissions that must have started an exercise for the judge session to warm it up (_server)
 SANDBOX = ".sandbox"
-INSTRUCTOR = ".grader-instructor"  # OUT/.grader-instructor/<student>.json: the full results documents
 CSV_NAME = "grades.csv"
 SKIPPED_NAME = "skipped.txt"
-__all__ = ["NOT_A_SUBMISSION", "Batch", "Options", "batch_grade", "scan"]
+__all__ = ["NOT_A_SUBMISSION", "Batch", "Options", "scan"]
 
 
 @dataclass
@@ -50,26 +50,10 @@ class Job:
     meta: dict = field(default_factory=dict)  # where the submission came from (student, entry, LMS id), kept in results
     sub: Submission | None = None
     digest: str = ""
-    judge_pid: int = 0  # the judge forked for this submission (reported by the judge session)
-    started: float = 0.0
-    stopping: bool = False
     sandbox: Path | None = None
     exercises: list[str] = field(default_factory=list)
     cpu: int | None = None  # the CPU its judge and worker share (a local batch spreads its judges over the CPUs)
-    events_fd: int | None = None  # its events file, opened when it was made (grader.runner.open_events)
-
-
-@dataclass
-class Outcome:
-    """How one submission's grading ended, wherever it ran (here, or on a Dask worker: grader.batch.dask_pool):
-    the judge's wait status and event stream, from which ``Batch.finish`` builds the results document."""
-
-    status: int = 0  # the judge's wait status (0: it ran every test)
-    events: list[dict] = field(default_factory=list)
-    elapsed: float = 0.0  # seconds of grading
-    stopped: bool = False  # stopped at --timeout-per-submission
-    lost: str = ""  # never graded, and why (an ungradable row): it stopped every grading machine it ran on
-    error: str = ""  # the grading machinery failed, and why (an error row, graded again by the next run)
+    grading: Grading | None = None  # its handle in the judge session while it runs (a local batch)
 
 
 @dataclass
@@ -110,14 +94,14 @@ class Batch:
         self.entries = scan(submissions, out, skipped)
         self.skipped = skipped
         report_skipped(skipped, out / SKIPPED_NAME, stream)
-        self.tests, self.code = sandbox.tests_digest(tests_dir), sandbox.code_digest()
+        self.tests, self.code = hashes.tests_digest(tests_dir), hashes.code_digest()
         self.seals = Seals(out)
         # the gradebook starts with every row an earlier run graded: an interrupted run loses nothing
         self.book = Gradebook(out / CSV_NAME, list(self.points), earlier_rows(out, self.seals, list(self.points)))
         self.display = Display(len(self.entries), progress, stream)
         self.box_root = out / SANDBOX
         self.counts = {"graded": 0, "ungradable": 0, "error": 0, "skipped": 0}
-        self.server: JudgeServer | None = None
+        self.server: JudgeSession | None = None
         self.running: dict[int, Job] = {}  # request id -> job
         self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         self.queue: deque[Job] = deque()
@@ -148,8 +132,8 @@ class Batch:
         meta = entries[0].meta()
         if len(entries) > 1:
             label = ", ".join(e.label for e in entries)
-            self.record(student, ungradable_doc(f"duplicate student id: {label} (keep one entry)", self.points,
-                                                **{**meta, "entry": label}), 0.0, write=True)
+            self.record(student, self._ungradable(f"duplicate student id: {label} (keep one entry)",
+                                                  **{**meta, "entry": label}), 0.0, write=True)
             return None
         wanted = {ex: m["name"] for ex, m in self.points.items()}
         entry = entries[0]
@@ -158,9 +142,9 @@ class Batch:
         except Exception as exc:  # noqa: BLE001 - e.g. a file we may not read: this row, not the batch
             sub = Submission(student=student, entry=entry.path, error=f"could not read the submission ({exc})")
         if sub.error:
-            self.record(student, ungradable_doc(sub.error, self.points, **meta), 0.0, write=True)
+            self.record(student, self._ungradable(sub.error, **meta), 0.0, write=True)
             return None
-        digest = sandbox.submission_hash(sub, tests=self.tests, settings=self.opts.settings(), code=self.code)
+        digest = hashes.submission_hash(sub, tests=self.tests, settings=self.opts.settings(), code=self.code)
         old = self._unchanged(student, digest)
         if old is not None:
             self.record(student, old, None, write=False)
@@ -182,7 +166,7 @@ class Batch:
 
     # -- grading ----------------------------------------------------------------------------------------------
 
-    def _server(self, first: Job) -> JudgeServer:
+    def _server(self, first: Job) -> JudgeSession:
         """Started on the first submission that needs grading (``first``): torch and the collection of every
         suite are paid here, once for the batch. Two things depend on which exercises the submissions have started
         (``_started``):
@@ -194,18 +178,16 @@ class Batch:
         if self.server is None:
             reference = self.tests_dir.parent / "solutions"
             started = self._started([first, *self.queue], reference)
-            self.box_root.mkdir(parents=True, exist_ok=True)
-            saved, tempfile.tempdir = tempfile.tempdir, str(self.box_root)  # whatever the imports write stays here
-            try:
-                preload(flop_counter=any(meta.get("counts_flops") and started[ex] for ex, meta in self.points.items()))
-            finally:
-                tempfile.tempdir = saved
+            self.box_root.mkdir(parents=True, exist_ok=True)  # whatever the imports write stays here
             warm = [ex for ex, meta in self.points.items()
                     if started[ex] >= WARM_FROM and (reference / f"{meta['name']}.py").is_file()]
-            suites = suite_files(list(self.points), hidden=True, tests_dir=self.tests_dir)
-            self.server = JudgeServer(suites, rootdir=self.tests_dir.parent, tmpdir=self.box_root,
-                                      limits=self.opts.limits(), warm_with=reference if warm else None,
-                                      warm_exercises=warm)
+            flops = any(meta.get("counts_flops") and started[ex] for ex, meta in self.points.items())
+            self.server = JudgeSession.for_suites(
+                list(self.points), hidden=True, tmpdir=self.box_root, limits=self.opts.limits(),
+                tests_dir=self.tests_dir, flop_counter=flops, warm_with=reference if warm else None,
+                warm_exercises=warm)
+            # a portable session stopped at a deadline takes every process below it along (grader.judge.session.end)
+            self.server.reaper = ProcessTree
         return self.server
 
     def _started(self, jobs: list[Job], reference: Path) -> dict[str, int]:
@@ -248,12 +230,11 @@ class Batch:
         exercises_dir.mkdir(parents=True)
         for name, data in job.sub.files.items():
             write_new(exercises_dir / name, data)  # a link another submission's worker put here is not followed
-        job.started = time.monotonic()
         job.cpu = self._free_cpu()
-        rid = server.submit(exercises_dir, job.exercises, events=job.sandbox / "events.jsonl",
-                            workdir=job.sandbox / "work", cpu=job.cpu)
-        job.events_fd = open_events(job.sandbox / "events.jsonl")
-        self.running[rid] = job
+        job.grading = server.submit(exercises_dir, job.exercises, events=job.sandbox / "events.jsonl",
+                                    workdir=job.sandbox / "work", cpu=job.cpu,
+                                    deadline=self.opts.timeout_per_submission)
+        self.running[job.grading.id] = job
 
     def _free_cpu(self) -> int | None:
         """The CPU the fewest running judges use: each judge shares one with its worker (they take turns)."""
@@ -265,43 +246,28 @@ class Batch:
         local batch and a Dask one alike; ``None``: it had no exercise to grade."""
         elapsed = outcome.elapsed if outcome is not None else 0.0
         meta = {**job.meta, "sources": job.sub.sources, "submission_hash": job.digest,
-                "review": sandbox.suspicious(job.sub.files)}
-        doc = empty_doc(job.entry) if outcome is None else self._document(job, outcome, meta)
-        if doc["lesson"].get("status", "graded") == "graded":
-            doc = add_ungraded_exercises(doc, job.sub.problems, self.points)
-            doc["output"] += "\n" + job.sub.summary()  # the same "Files graded / Not graded" block as on Gradescope
-            doc["lesson"]["target"] = job.entry
-            doc["lesson"].update(meta)
+                "review": review.suspicious(job.sub.files)}
+        if outcome is None:
+            doc = results.empty(job.entry, **meta)
+        else:
+            doc = results.from_outcome(outcome, points=self.points, target=job.entry, exercises=job.exercises,
+                                       hidden_run=True, timeout_per_submission=self.opts.timeout_per_submission,
+                                       meta=meta)
+        # the same "Files graded / Not graded" block as on Gradescope
+        doc = results.with_submission(doc, job.sub, target=job.entry, points=self.points)
         self.record(job.student, doc, elapsed, write=True)
         if job.sandbox is not None:
             shutil.rmtree(job.sandbox, ignore_errors=True)
 
-    def _document(self, job: Job, outcome: Outcome, meta: dict) -> dict:
-        if outcome.lost:
-            return ungradable_doc(outcome.lost, self.points, **meta)
-        if outcome.error:
-            return ungradable_doc(f"grading failed (not the student's fault): {outcome.error}", self.points,
-                                  status="error", **meta)
-        status = outcome.status
-        session = SessionResult()
-        absorb(session, outcome.events)
-        missing = [t for t in session.tests if t["nodeid"] not in session.records]
-        if outcome.stopped:
-            return ungradable_doc(f"timed out after {self.opts.timeout_per_submission:g} s (the whole submission)",
-                                  self.points, **meta)
-        if status != 0 or not session.tests or missing:
-            why = f"the judge stopped ({describe_status(status)})" if status else "the judge reported no tests"
-            return ungradable_doc(f"grading failed (not the student's fault): {why}", self.points, status="error",
-                                  **meta)
-        return results.build(session, points=self.points, target=job.entry, hidden_run=True,
-                             exercises=job.exercises, execution_time=outcome.elapsed)
+    def _ungradable(self, reason: str, *, status: str = "ungradable", **meta) -> dict:
+        return results.ungradable(reason, points=self.points, exercises=list(self.points), status=status, **meta)
 
     def abandon(self, exc: GradingError) -> None:
         """The judge session itself failed (the suites do not collect, say): every row left says so."""
         for job in [*self.running.values(), *self.queue]:
             meta = {**job.meta, "submission_hash": job.digest}
-            self.record(job.student, ungradable_doc(f"grading failed (not the student's fault): {_first_line(exc)}",
-                                                    self.points, status="error", **meta), 0.0, write=True)
+            self.record(job.student, self._ungradable(f"grading failed (not the student's fault): {_first_line(exc)}",
+                                                      status="error", **meta), 0.0, write=True)
         self.running.clear()
         self.queue.clear()
 
@@ -338,64 +304,38 @@ class Batch:
             try:
                 while self.queue and len(self.running) < self.opts.jobs and not self.signals.signum:
                     self.launch(self.queue.popleft())
-                replies = self.server.replies(0.2) if self.running else []
+                # the handles enforce each submission's deadline (a stop on the portable path ends the session)
+                done = self.server.wait([job.grading for job in self.running.values()], 0.2) if self.running else []
             except GradingError as exc:
                 self.abandon(exc)
                 break
-            self._take(replies)
-            self._stop_late()
+            self._take(done)
             self.book.write_if_due()
             self.display.tick()
 
-    def _take(self, replies: list[dict]) -> None:
-        for reply in replies:
-            rid = reply.get("started") or reply.get("done")
-            job = self.running.get(rid)
-            if job is None:
-                continue
-            if "pid" in reply:
-                job.judge_pid = reply["pid"]
-                job.started = time.monotonic()  # its time limit starts now, not while the session warmed up
-            else:
-                del self.running[rid]
-                self.finish(job, Outcome(status=reply["status"], events=_events(job),
-                                         elapsed=time.monotonic() - job.started, stopped=job.stopping))
-
-    def _stop_late(self) -> None:
-        now = time.monotonic()
-        for rid, job in list(self.running.items()):
-            if now - job.started > self.opts.timeout_per_submission and job.judge_pid and not job.stopping:
-                job.stopping = True
-                if self.server is not None and self.server.spawned is not None:
-                    self._end_session(rid, job)
-                    return
-                kill(job.judge_pid)  # its worker's launcher sees the judge go and kills the worker
-
-    def _end_session(self, rid: int, job: Job) -> None:
-        """The portable path's stop: ``job``'s judge is the session itself, so the session and everything below it
-        (spawned workers, what they started) go; ``job`` is recorded as timed out and the submissions sent to the
-        session but not started go back to the queue, for the next session."""
-        server, self.server = self.server, None
-        tree = ProcessTree(server.pid)  # before anything is killed
-        kill(server.pid)
-        server.close()
-        tree.reap(grace=0.0)  # its spawned workers have their own sessions and may be computing: they go now
-        del self.running[rid]
-        self.finish(job, Outcome(status=0, events=_events(job),
-                                 elapsed=time.monotonic() - job.started, stopped=True))
-        waiting = sorted(self.running.items())  # in the order they were sent
-        self.running.clear()
-        for _, other in reversed(waiting):
-            other.judge_pid, other.stopping = 0, False
-            self.queue.appendleft(other)
+    def _take(self, done: list[Grading]) -> None:
+        """Record the finished gradings; if a stop ended the session (the portable path), the submissions sent to it
+        but not started go back to the queue, in the order they were sent, for the next session."""
+        for grading in done:
+            job = self.running.pop(grading.id)
+            self.finish(job, grading.result())
+        if self.server is not None and self.server.pid is None:
+            self.server = None
+            waiting = sorted(self.running.items())
+            self.running.clear()
+            for _, job in reversed(waiting):
+                job.grading = None
+                self.queue.appendleft(job)
 
     def close(self) -> None:
         """Stop what still runs (an interrupted batch), wait until every process the batch started has gone, then
         write the gradebook (submissions not graded get a "pending" row) and remove the sandboxes."""
         tree = ProcessTree(self.server.pid if self.server is not None else None)  # before anything is killed
         for job in self.running.values():
-            if job.judge_pid:
-                kill(job.judge_pid)  # its worker's launcher sees the judge go and kills the worker
+            if job.grading is not None and job.grading.judge_pid:
+                kill(job.grading.judge_pid)  # its worker's launcher sees the judge go and kills the worker
+            if job.grading is not None:
+                job.grading.abandon()  # its events file: nothing more is read from it
         if self.server is not None:
             self.server.close()
         tree.reap()
@@ -432,9 +372,9 @@ def seal_out(out: Path) -> bool:
     """Where workers drop to a uid of their own (root without Landlock or namespaces), OUT (grades, every
     student's results, the grader's key, the sandboxes) becomes the instructor's alone: OUT is sealed and
     what the batch writes from now on is created without rights for group or others. Each worker then opens
-    only the way to its own folders (grader.judge.confine.open_ways, put back by close_ways)."""
+    only the way to its own folders (grader.worker.confine.open_ways, put back by close_ways)."""
     from grader import facilities
-    from grader.judge import confine
+    from grader.worker import confine
 
     if not confine.needs_uid_drop(facilities.present()):
         return False
@@ -443,53 +383,6 @@ def seal_out(out: Path) -> bool:
     return True
 
 
-def batch_grade(
-    submissions: Path,
-    out: Path,
-    *,
-    jobs: int = DEFAULT_JOBS,
-    tests_dir: Path = TESTS_DIR,
-    force: bool = False,
-    timeout_per_submission: float = DEFAULT_SUBMISSION_TIMEOUT,
-    memory_mb: int | None = DEFAULT_MEMORY_MB,
-    test_timeout: float = DEFAULT_TIMEOUT,
-    wall_timeout: float = DEFAULT_WALL,
-    caps: Caps = Caps(),
-    progress: str | None = "auto",
-    stream=None,
-    scheduler: str | None = None,
-) -> list[dict]:
-    """Grade every entry of ``submissions`` into ``out``; returns the gradebook rows sorted by student id.
-    ``scheduler``: grade on that Dask cluster (``tcp://host:port``, or ``local:N`` to start one here) instead of
-    ``jobs`` at a time in this machine's judge session (grader.batch.dask_pool)."""
-    submissions, out, tests_dir = Path(submissions), Path(out), Path(tests_dir)
-    if not submissions.is_dir():
-        raise GradingError(f"no such folder: {submissions}")
-    if jobs < 1:
-        raise GradingError("--jobs must be at least 1")
-    opts = Options(jobs=jobs, force=force, timeout_per_submission=timeout_per_submission, memory_mb=memory_mb,
-                   test_timeout=test_timeout, wall_timeout=wall_timeout, caps=caps)
-    if scheduler:
-        from grader.batch.dask_pool import DaskBatch  # Dask is an optional dependency
-
-        return DaskBatch(submissions, out, tests_dir, opts, progress, stream, scheduler=scheduler).run()
-    return Batch(submissions, out, tests_dir, opts, progress, stream).run()
-
-
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:200]
 
-
-def _events(job: Job) -> list[dict]:
-    """The events of a finished job, from the file the parent made (never a name a worker could have replaced)."""
-    events: list[dict] = []
-    fd, job.events_fd = job.events_fd, None
-    if fd is None:
-        return events
-    try:
-        read_events(fd, 0, events)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return events

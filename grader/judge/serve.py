@@ -27,11 +27,13 @@ import socket
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from grader import facilities
+from grader import facilities, limits
+from grader.judge import student as door, suite
+from grader.judge.state import state_of
+from grader.judge.verdicts import budget_reason, not_run_record
 from grader.processes import die_with_parent, kill, pin_to_cpu, run_child
 from grader.untrusted_paths import open_regular
 
@@ -49,11 +51,9 @@ def warm_hypothesis(items: list[pytest.Item]) -> None:
 
     from hypothesis import strategies as st
 
-    from grader.plugin import hypothesis_test
-
     handles, parametrized = {}, set()
     for item in items:
-        wrapped, handle = hypothesis_test(item)
+        wrapped, handle = suite.hypothesis_test(item)
         given = getattr(handle, "_given_kwargs", None)  # Hypothesis's record of the test's @given(...)
         if not isinstance(given, dict) or not given:
             continue
@@ -86,10 +86,8 @@ def _pin_seed(wrapped, handle) -> None:
 
 
 def serve(session: pytest.Session, fd: int) -> None:
-    from grader import plugin
-
     requests = socket.socket(fileno=fd)
-    infos = {item.nodeid: plugin.describe_test(item) for item in session.items}
+    infos = {item.nodeid: suite.describe_test(item) for item in session.items}
     warm_hypothesis(session.items)
     if session.config.getoption("--grader-warm"):
         chosen = session.config.getoption("--grader-warm-exercises")
@@ -161,8 +159,10 @@ def _serve_in_process(session: pytest.Session, requests: socket.socket, infos: d
 
                     traceback.print_exc()
                     status = 1 << 8  # a wait status meaning "exit code 1", as a forked judge's would read
-                finally:
-                    _forget_submission(session)
+                finally:  # what a forked judge takes with it when it exits
+                    state = state_of(session.config)
+                    state.close_events()
+                    state.end_submission(session.items)
                 sys.stdout.flush()
                 sys.stderr.flush()
                 lines.send({"done": msg["id"], "status": status})
@@ -170,35 +170,19 @@ def _serve_in_process(session: pytest.Session, requests: socket.socket, infos: d
         portable.SPARES.close()
 
 
-def _forget_submission(session: pytest.Session) -> None:
-    """Clear what grading one submission left in this process (what a forked judge takes with it when it exits)."""
-    from grader import plugin
-
-    config = session.config
-    if config._grader_events_fd is not None:
-        os.close(config._grader_events_fd)
-    config._grader_events_fd = None
-    config.stash[plugin.REPORTS].clear()
-    config.stash[plugin.PROTECTIONS] = {}
-    for item in session.items:
-        item._report_sections = []
-
-
 def _run_tests(session: pytest.Session, items: list[pytest.Item], client, *, budget: float = 0.0) -> None:
     """Run ``items`` through pytest's own protocol against the worker of ``client``, writing the event stream."""
-    from grader import plugin
-
-    config = session.config
-    config.stash[plugin.CLIENT] = client
-    config.stash[plugin.STRIKES] = {}
-    items = plugin.visible_first(items)
+    state = state_of(session.config)
+    state.client = client
+    state.strikes = {}
+    items = suite.visible_first(items)  # looked up at each call: a test of the guard reorders them there
     start = time.monotonic()
     try:
         for i, item in enumerate(items):
             if budget and time.monotonic() - start > budget:
                 # out of time: the tests left are recorded as not run, so that the results are still complete
                 for rest in items[i:]:
-                    plugin.emit(config, plugin.not_run_record(rest.nodeid, plugin.budget_reason(budget)))
+                    state.emit(not_run_record(rest.nodeid, budget_reason(budget)))
                 break
             nextitem = items[i + 1] if i + 1 < len(items) else None
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
@@ -225,15 +209,13 @@ def warm_up(session: pytest.Session, target: str, items: list[pytest.Item]) -> N
     grades faster from its second submission on. The reference runs in a worker like any submission, so its
     code never enters this process; the results are thrown away, and nothing of them reaches a submission's
     record: each judge starts with its own client, strikes and event stream."""
-    from grader import plugin
-
-    config = session.config
-    events_fd, config._grader_events_fd = config._grader_events_fd, None  # its events go nowhere
+    state = state_of(session.config)
+    events_fd, state.events_fd = state.events_fd, None  # its events go nowhere
     try:
         with tempfile.TemporaryDirectory(prefix="warm-") as tmp:
-            client = plugin.make_client(config, target=target, workdir=tmp,
-                                        cpu_seconds=config.getoption("--grader-cpu-limit"),
-                                        wall_seconds=config.getoption("--grader-wall-limit"))
+            # the session's own per-test limits (the runner passes them as --grader-cpu-limit/--grader-wall-limit)
+            client = door.make_client(session.config, target=target, workdir=tmp, cpu_seconds=state.cpu_seconds,
+                                      wall_seconds=state.wall_seconds)
             _run_tests(session, items, client, budget=WARM_BUDGET)
     except Exception as exc:  # noqa: BLE001 - a failed warm-up costs time, never a grade
         print(f"grader: the warm-up run failed ({type(exc).__name__}: {exc}); grading goes on without it",
@@ -243,17 +225,11 @@ def warm_up(session: pytest.Session, target: str, items: list[pytest.Item]) -> N
         except Exception:  # noqa: BLE001
             pass
     finally:
-        config.stash[plugin.REPORTS].clear()
-        config._grader_events_fd = events_fd
-        config.stash[plugin.PROTECTIONS] = {}  # each judge reports its own worker's confinement
-        for item in session.items:
-            item._report_sections = []  # pytest keeps captured output on the item: none of it may carry over
+        state.events_fd = events_fd
+        state.end_submission(session.items)
 
 
-JUDGE_MEMORY = 2 * 2**30  # bytes a judge may add to what it holds when forked: its tests, oracles and replies
-
-
-def limit_judge_memory(extra: int = JUDGE_MEMORY) -> None:
+def limit_judge_memory(extra: int = limits.JUDGE_MEMORY_BYTES) -> None:
     """Cap this judge's address space at what it uses now plus ``extra``. The wire already refuses a reply larger
     than it allows (and measures a header before decoding it); this is the floor under it, so that whatever gets
     past costs this submission's judge (a MemoryError, a lost row) and never the machine or the other judges."""
@@ -288,35 +264,18 @@ def _grade_one(session: pytest.Session, msg: dict, infos: dict) -> None:
 
 def _judge(session: pytest.Session, msg: dict, infos: dict) -> None:
     """Grade the submission of request ``msg``: the same steps in a forked judge and on the portable path."""
-    from grader import plugin
-
     config = session.config
+    state = state_of(config)
     # made by the trusted parent before this judge was asked: opened as that regular file, never created
     # here, never through a link or a FIFO a worker without Landlock could have put under its name
-    config._grader_events_fd = open_regular(msg["events"], os.O_WRONLY | os.O_APPEND)
-    client = plugin.make_client(
+    state.events_fd = open_regular(msg["events"], os.O_WRONLY | os.O_APPEND)
+    client = door.make_client(
         config, target=msg["target"], workdir=msg["workdir"], cpu_seconds=msg["cpu_seconds"],
         wall_seconds=msg["wall_seconds"], memory_bytes=msg.get("memory_bytes"), cpu=msg.get("cpu"),
     )
-    config.stash[plugin.MAX_STRIKES] = int(msg.get("max_strikes", 0))
+    state.max_strikes = int(msg.get("max_strikes", 0))
     wanted = set(msg["exercises"])
     items = [item for item in session.items if infos[item.nodeid]["exercise"] in wanted]
-    plugin.emit(config, {"event": "collected", "tests": [infos[item.nodeid] for item in items]})
-    # whole-submission budget (grader.runner.Limits.budget)
+    state.emit({"event": "collected", "tests": [infos[item.nodeid] for item in items]})
+    # whole-submission budget (grader.judge.session.Limits.budget)
     _run_tests(session, items, client, budget=float(msg.get("budget_seconds") or 0))
-
-
-def _main(argv: list[str]) -> int:
-    """``python -m grader.judge.serve CONFIG``: the judge session on the portable path (grader.portable)."""
-    from grader import portable, runner
-
-    config = json.loads(argv[0])
-    sock = portable.connect_back(config["address"])
-    runner.enter_session(Path(config["log"]), Path(config["workdir"]), int(config["output_bytes"]))
-    runner.preload()
-    # pytest's --grader-serve takes a descriptor; the session's socket object must not close it behind us
-    return int(pytest.main([*config["args"], f"--grader-serve={sock.detach()}"]))
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

@@ -8,7 +8,7 @@ A hidden test of ex1 that ran before a visible test of ex2 in the same worker ha
 ex2's failure reasons and output, and so into results.json and feedback.md.
 
 Why it must fail under the new design: visible tests run first, and a worker that has served a hidden test is stopped before any
-visible one (grader.plugin._keep_hidden_inputs_in); what a hidden test's own run shows is left out of what
+visible one (grader.judge.plugin._keep_hidden_inputs_in); what a hidden test's own run shows is left out of what
 students get (grader.results.for_students). The mark that it ran: each call prints ``atk-carry_hidden kept N``.
 """
 
@@ -26,7 +26,7 @@ def _keep(*values) -> None:
 
 
 def _wrap_errors() -> None:
-    worker = sys.modules.get("grader.judge.worker")
+    worker = sys.modules.get("grader.worker.worker")
     cls = getattr(worker, "Worker", None)
     if cls is None or getattr(cls.error, "_atk", False):
         return

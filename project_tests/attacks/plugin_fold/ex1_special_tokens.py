@@ -1,6 +1,6 @@
 """ATTACK plugin_fold (kind: patching the grading plugin).
 
-What it tries: at import time, find the grading pytest plugin among the loaded modules (``grader.plugin``, or
+What it tries: at import time, find the grading pytest plugin among the loaded modules (``grader.judge.plugin``, or
 any module that folds setup/call/teardown reports into one record) and replace its record-folding function
 (``_fold``) and its verdict helpers with ones that say "passed" whatever the reports say. Against a grader
 whose pytest session imports student code, every test that finishes after this import is recorded as
@@ -8,7 +8,7 @@ passed -- including the one that imported this file, since its record is folded 
 
 Why it must fail under the new design: student code runs in a confined worker that never loads the plugin;
 the verdict is folded in the judge process, whose memory this module cannot reach. In the worker there is
-no ``grader.plugin`` to patch, so every test sees the stub below and fails.
+no ``grader.judge.plugin`` to patch, so every test sees the stub below and fails.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _passed_record(nodeid, reports=(), *args, **kwargs):
 
 def _plugins():
     """Every loaded module that looks like the grading plugin (by name first, then by what it defines)."""
-    found = [m for name, m in list(sys.modules.items()) if name.endswith("grader.plugin") and m is not None]
+    found = [m for name, m in list(sys.modules.items()) if name.endswith("grader.judge.plugin") and m is not None]
     for obj in gc.get_objects():  # a plugin loaded under another name, or not in sys.modules at all
         if isinstance(obj, types.ModuleType) and hasattr(obj, "_fold") and obj not in found:
             found.append(obj)

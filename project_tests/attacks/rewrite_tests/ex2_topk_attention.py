@@ -71,7 +71,7 @@ def _graded_tests_dirs() -> list[str]:
 
 
 def _repository_tests() -> str | None:
-    for name in ("grader.grading", "grader.plugin", "grader"):
+    for name in ("grader.grading", "grader.judge.plugin", "grader"):
         path = getattr(sys.modules.get(name), "__file__", None)
         if path:
             tests = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "tests")

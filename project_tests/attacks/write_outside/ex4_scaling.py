@@ -83,7 +83,7 @@ def _overwrite_canaries() -> None:
 
 def _repositories() -> list[str]:
     roots = []
-    for name in ("grader", "grader.grading", "grader.plugin", "llm_basics"):
+    for name in ("grader", "grader.grading", "grader.judge.plugin", "llm_basics"):
         path = getattr(sys.modules.get(name), "__file__", None)
         if path:
             root = os.path.dirname(os.path.dirname(os.path.abspath(path)))

@@ -1,0 +1,1 @@
+"""Instructor tools, never shipped to students: checks, promises, stubs, the release and mutation testing."""

@@ -1,0 +1,1 @@
+"""The submission intake: what was handed in, and by whom (folders, archives, LMS downloads)."""

@@ -1,0 +1,109 @@
+"""The judge's one door to the student's code: the worker that runs it (``make_client``), what that worker may
+read (``worker_read_paths``) and never read (``seal_secrets``), the ``Student`` proxy the ``student`` fixture
+hands to tests, and the rule that no worker carries a hidden test's inputs into a visible test."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from grader import facilities
+from grader.course import REPO_ROOT, resolve_target
+from grader.judge.state import state_of
+
+
+def seal_secrets(config: pytest.Config) -> list[str]:
+    """Where workers drop to a uid of their own (root without Landlock or namespaces), make the hidden tests and
+    the solutions unreadable to it before any worker starts: by default they are world-readable, and that uid
+    owns nothing, so the file modes are all that stands between it and them."""
+    from grader.worker import confine  # Linux's confinement (fcntl, ctypes): imported where it is asked about
+
+    if config.getoption("--grader-no-confine") or not confine.needs_uid_drop(facilities.present()):
+        return []
+    folders = [REPO_ROOT / "solutions", REPO_ROOT / "tests" / "hidden"]
+    for arg in config.args:  # a copy of the tests elsewhere (Gradescope's sandbox) carries its own hidden/
+        path = Path(arg.split("::")[0])
+        folders += [p for p in (path, path.parent, path / "hidden") if p.name == "hidden"]
+    return confine.seal(folders)
+
+
+def worker_read_paths(target: Path) -> list[str]:
+    """What the worker may read: the Python installation and llm_basics (the submission copy is added by the
+    client). Never the repository itself, its tests, solutions or grader."""
+    here = facilities.present()
+    if not (here.landlock or here.setuid):  # Landlock's rules, and the ways a worker of its own uid must pass
+        return []
+    from grader.worker import confine  # as in seal_secrets
+
+    return [*confine.default_read_paths(exclude=[REPO_ROOT]), str(REPO_ROOT / "llm_basics")]
+
+
+def make_client(config: pytest.Config, *, target: str, workdir: str | None = None, cpu_seconds: float,
+                wall_seconds: float, memory_bytes: int | None = None, zygote=None, cpu: int | None = None):
+    """The judge's connection to the worker that runs ``target`` (started on first use, on ``cpu`` if given)."""
+    from grader.worker.client import WorkerClient, WorkerLimits  # the client imports torch
+
+    folder = resolve_target(target)
+    limits = WorkerLimits(cpu_seconds=cpu_seconds, wall_seconds=wall_seconds)
+    if memory_bytes is not None:
+        limits.memory_bytes = memory_bytes or None
+    return WorkerClient(
+        folder, Path(workdir or tempfile.mkdtemp(prefix="judge-")), limits=limits,
+        read_paths=worker_read_paths(folder), confine=not config.getoption("--grader-no-confine"),
+        zygote=zygote if zygote is not None else state_of(config).zygote[1], cpu=cpu,
+    )
+
+
+class Student:
+    """The ``student`` fixture: ``student("ex2_topk_attention")`` is the graded module, as a proxy.
+
+    Calls go to the worker process and come back as plain data. Files cross as bytes, never as paths the judge
+    opens (the worker's folder is the worker's to fill with links and FIFOs): ``student.write(name, data)`` has
+    the worker write a file a test needs and returns its path for the student code, ``student.read(name)`` has the
+    worker read back a regular file the student code wrote, and ``student.path(name)`` names a file without
+    touching it."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def __call__(self, name: str):
+        from grader.worker.client import ImportFailure
+
+        try:
+            return self._client.module(name)
+        except ImportFailure as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+    def path(self, name: str) -> Path:
+        """Where the file ``name`` of the worker's folder is, for the student code (the test never opens it)."""
+        if self._client.sock is None:
+            self._client._spawn()
+        return self._client.private / name
+
+    def write(self, name: str, data: bytes | str) -> Path:
+        """Have the worker write ``data`` (str: as UTF-8) to the file ``name`` of its folder; returns its path."""
+        return self._client.put_file(name, data.encode("utf-8") if isinstance(data, str) else data)
+
+    def read(self, name: str) -> bytes:
+        """The bytes of the file ``name`` the student code wrote in its folder (a regular file; capped in size)."""
+        return self._client.get_file(name)
+
+
+def _keep_hidden_inputs_in(client, hidden: bool) -> None:
+    """No worker that has run a hidden test runs a test whose output reaches the student.
+
+    What a hidden test hands to the student code stays in the worker's memory (and its folder): a later visible
+    test could print it, raise it, or return it into a visible test's message. So a worker that has served a
+    hidden test is stopped before the next visible test, which gets a fresh one. What a hidden test's own run
+    shows (its output, reason and traceback) is left out of what students get (grader.results.for_students):
+    what remains is whether it passed."""
+    if hidden:
+        client.ran_hidden = True
+    elif client.ran_hidden:
+        folder = client.private
+        client.kill()
+        shutil.rmtree(folder, ignore_errors=True)  # what it wrote there too (no link followed: rmtree uses fds)
+        client.ran_hidden = False
