@@ -121,7 +121,8 @@ CACHE_DIRS = {"__pycache__", ".hypothesis"}
 # imports this file (for the helpers below) and grades attack after attack, each in a child forked for it.
 LANES = 2
 LANE_DRIVER = """\
-import importlib.util, sys  # a grader process, as `python -m grader grade` would be
+import importlib.util, os, sys  # a grader process, as `python -m grader grade` would be
+sys.path.append(os.path.dirname(sys.argv[1]))  # project_tests/ (its helpers), after the repository copy
 spec = importlib.util.spec_from_file_location("attack_suite", sys.argv[1])
 suite = importlib.util.module_from_spec(spec)
 sys.modules["attack_suite"] = suite
