@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup grade watch test walkthrough plots clean
 # BEGIN instructor-only
-.PHONY: test-fast check stubs bench release batch gradescope nbgrader mutation lock
+.PHONY: test-fast test-heavy check stubs bench release batch gradescope nbgrader mutation lock
 DEV         := $(VENV)/.installed-dev
 TEST_SETUP  := $(DEV)
 SUBMISSIONS ?= submissions
@@ -66,6 +66,9 @@ $(DEV): $(STAMP)
 # the project's own tests without the slow ones (a student release ships only llm_basics' tests: `make test`)
 test-fast: $(DEV) ## run every module's unit tests, not the slow ones (about a minute)
 	@$(PY) -m pytest project_tests -q -m "not slow"
+
+test-heavy: $(DEV) ## run the whole suite with the full form of the heavy tests (a real pip install; every attack as its own uid)
+	@GRADER_HEAVY_TESTS=1 $(PY) -m pytest project_tests -q
 
 check: $(DEV) ## reference must score 100 and the untouched stubs 0 (hidden tests included)
 	@$(PY) -m grader check

@@ -988,9 +988,21 @@ UID_MODE = pytest.mark.skipif(
     reason="the uid drop happens only when the grader runs as root (Linux)")
 
 
+# The cheap form `make test` runs: the ways out, and the attacks that reach for files, processes or the grader's
+# own state (what a uid of its own and the file modes must stop); `make test-heavy` grades every attack.
+UID_ATTACKS_CHEAP = (*sorted(REFUSALS), "exec_solution", "forged_events", "linger_results", "read_hidden",
+                     "rewrite_tests", "write_outside", "pyc_library")
+
+
+def uid_attacks() -> list[str]:
+    from conftest import HEAVY
+
+    return list(ATTACKS) if os.environ.get(HEAVY) else [a for a in ATTACKS if a in UID_ATTACKS_CHEAP]
+
+
 @pytest.fixture(scope="module")
 def uid_batch_run(tmp_path_factory) -> UidBatchRun:
-    """One batch of every attack, the untouched stubs, the reference and READ_HIDDEN_UID, graded as root with
+    """One batch of the attacks (uid_attacks), the untouched stubs, the reference and READ_HIDDEN_UID, graded as root with
     GRADER_WITHOUT=landlock,namespaces; the host's modes checked (and put back) right after it."""
     from conftest import host_modes_before, host_modes_put_back
 
@@ -1005,7 +1017,7 @@ def uid_batch_run(tmp_path_factory) -> UidBatchRun:
     try:
         repo = copy_repository(work / "repo")
         submissions = work / "submissions"
-        for attack in ATTACKS:
+        for attack in uid_attacks():
             build_submission(submissions / attack, attack)
         build_submission(submissions / CONTROL, None)
         build_submission(submissions / REFERENCE, None, base=REPO / "solutions")
@@ -1028,7 +1040,7 @@ def uid_batch_run(tmp_path_factory) -> UidBatchRun:
     finally:
         changed = {path: modes for path, modes in host_modes_put_back(before).items() if path not in ours}
     return UidBatchRun(proc, repo, rows, docs, feedback, [str(p) for p in leftovers], left,
-                       strays_in_out(out, [*ATTACKS, CONTROL, REFERENCE, READ_HIDDEN_UID]), changed,
+                       strays_in_out(out, [*uid_attacks(), CONTROL, REFERENCE, READ_HIDDEN_UID]), changed,
                        changes(repo_before, tree_digest(repo)), changes(submissions_before, tree_digest(submissions)))
 
 
@@ -1047,7 +1059,7 @@ def test_uid_mode_batch_gains_nothing_and_cannot_read_the_hidden_tests(uid_batch
     assert reference and reference["score"] == 100, f"the reference: {describe(reference)}"
     prot = reference["lesson"]["protections"]
     assert prot["uid"] and prot["syscall_filter"] and not prot["filesystem"] and not prot["pid_namespace"], prot
-    for student in [*ATTACKS, CONTROL]:
+    for student in [*uid_attacks(), CONTROL]:
         _check_row(run.rows.get(student), run.docs.get(student), student, "uid mode")
     marks = re.findall(r"atk-read_hidden_uid: [^\\\n\"]*", json.dumps(run.docs.get(READ_HIDDEN_UID)))
     assert marks and all("hidden refused (PermissionError) as uid" in m for m in marks), (
@@ -1067,7 +1079,7 @@ def test_uid_mode_batch_gains_nothing_and_cannot_read_the_hidden_tests(uid_batch
     assert not run.strays_in_out, f"files in OUT that the batch did not write: {run.strays_in_out}"
     assert not run.host_modes_changed, f"host modes left changed (put back now): {run.host_modes_changed}"
     leaks = {s: leaks_in({"results.json": run.docs.get(s), "feedback.md": run.feedback.get(s)}, secrets_for(s))
-             for s in [*ATTACKS, CONTROL]}
+             for s in [*uid_attacks(), CONTROL]}
     assert not any(leaks.values()), {s: found for s, found in leaks.items() if found}
 
 

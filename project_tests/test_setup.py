@@ -294,6 +294,7 @@ def test_make_grade_from_python_3_10_ends_in_a_report_or_one_line(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # a real install (a minute or two); its cheap form: test_without_uv_the_pip_path_runs_and_says_so_once
 def test_where_pip_cannot_get_uv_the_pip_path_installs_the_cpu_build(tmp_path):
     """uv cannot be had (here: a pip constraint no uv meets, as an index without uv would): the setup says so
     once, pip installs the project with the lock's versions, and torch is the CPU build (a real install)."""
