@@ -52,17 +52,9 @@ def main(argv: list[str]) -> int:
 def _set_up(config: dict) -> dict:
     """Steps 3 and 4: the private folder, output, limits, confinement; returns the protections in place."""
     private = Path(config["private"])
-    os.chdir(private)
-    out = os.open(private / "output.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    sys.stdout = open(1, "w", closefd=False, errors="replace", buffering=1)
-    sys.stderr = open(2, "w", closefd=False, errors="replace", buffering=1)
-    os.environ["TMPDIR"] = str(private)
-    import tempfile
+    from grader.worker.worker import settle_in
 
-    tempfile.tempdir = str(private)
-    sys.dont_write_bytecode = True
+    settle_in(private)
     here = facilities.present()
     if here.rlimits:
         _rlimits(config)

@@ -269,3 +269,20 @@ class Worker:
         loss = sum((o * w).sum() for o, w in zip(outs, weights) if w is not None)
         loss.backward()
         return [t.grad for t in tensors]
+
+
+def settle_in(private: Path) -> None:
+    """The worker's own folder as its working directory, its output file as stdout and stderr, its temporary files
+    there, no bytecode written: the set-up every worker does before serving (forked or spawned)."""
+    os.chdir(private)
+    out = os.open(private / "output.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    sys.stdout = open(1, "w", closefd=False, errors="replace", buffering=1)
+    sys.stderr = open(2, "w", closefd=False, errors="replace", buffering=1)
+    os.environ["TMPDIR"] = str(private)
+    import tempfile
+
+    tempfile.tempdir = str(private)
+    sys.dont_write_bytecode = True

@@ -23,7 +23,7 @@ from pathlib import Path
 from grader.processes import die_with_parent, pin_to_cpu, run_child
 from grader.worker import confine, seccomp, wire
 from grader.worker.uid import drop_uid, grant_default
-from grader.worker.worker import Worker
+from grader.worker.worker import Worker, settle_in
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -137,18 +137,7 @@ def _worker_main(sock: socket.socket, config: dict, namespaces: dict) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         private = Path(config["private"])
         private.mkdir(parents=True, exist_ok=True)
-        os.chdir(private)
-        out = os.open(private / "output.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        sys.stdout = open(1, "w", closefd=False, errors="replace", buffering=1)
-        sys.stderr = open(2, "w", closefd=False, errors="replace", buffering=1)
-        os.environ["TMPDIR"] = str(private)
-        import tempfile
-
-        tempfile.tempdir = str(private)
-        sys.dont_write_bytecode = True
+        settle_in(private)
         pid = _outer_pid()
         protections = {**confine.NONE, **namespaces}
         _limits(config)  # before confinement: it reads /proc/self/statm
