@@ -150,8 +150,8 @@ def test_an_unreachable_scheduler_gives_error_rows(tmp_path, suite, monkeypatch)
 def test_workers_with_other_grading_code_refuse_to_grade(tmp_path, suite, cluster, monkeypatch):
     read = dask_pool.Suite.read
 
-    def from_another_checkout(tests_dir, points):  # as if the client ran other code than the workers
-        theirs = read(tests_dir, points)
+    def from_another_checkout(tests_dir, points, **kwargs):  # as if the client ran other code than the workers
+        theirs = read(tests_dir, points, **kwargs)
         return dataclasses.replace(theirs, environment={**theirs.environment, "torch": "1.0.0"})
 
     monkeypatch.setattr(dask_pool.Suite, "read", from_another_checkout)

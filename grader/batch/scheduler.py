@@ -169,19 +169,15 @@ class Batch:
     def _server(self, first: Job) -> JudgeSession:
         """Started on the first submission that needs grading (``first``): torch and the collection of every
         suite are paid here, once for the batch. Two things depend on which exercises the submissions have started
-        (``_started``):
+        (``_started_counts``):
         - torch's symbolic shapes are imported when a submission has started an exercise that counts FLOPs;
         - the session grades the reference once (``warm_up`` in grader.judge.serve), in each exercise that at
           least WARM_FROM submissions have started, so that the oracles and first calls of its suites are paid
           once too (~1 s for the whole course, saved again by each submission). An untouched stub's tests fail
           at their first call: warming them would save nothing."""
         if self.server is None:
-            reference = self.tests_dir.parent / "solutions"
-            started = self._started([first, *self.queue], reference)
+            reference, warm, flops = self._warm_plan([first, *self.queue])
             self.box_root.mkdir(parents=True, exist_ok=True)  # whatever the imports write stays here
-            warm = [ex for ex, meta in self.points.items()
-                    if started[ex] >= WARM_FROM and (reference / f"{meta['name']}.py").is_file()]
-            flops = any(meta.get("counts_flops") and started[ex] for ex, meta in self.points.items())
             self.server = JudgeSession.for_suites(
                 list(self.points), hidden=True, tmpdir=self.box_root, limits=self.opts.limits(),
                 tests_dir=self.tests_dir, flop_counter=flops, warm_with=reference if warm else None,
@@ -190,7 +186,16 @@ class Batch:
             self.server.reaper = ProcessTree
         return self.server
 
-    def _started(self, jobs: list[Job], reference: Path) -> dict[str, int]:
+    def _warm_plan(self, jobs: list[Job]) -> tuple[Path, list[str], bool]:
+        """(the reference's folder, the exercises the session warms with it, whether it imports torch's symbolic
+        shapes) for a session about to grade ``jobs``: the local one here, each Dask worker's (grader.batch.dask_pool)."""
+        reference = self.tests_dir.parent / "solutions"
+        started = self._started_counts(jobs, reference)
+        warm = [ex for ex, meta in self.points.items()
+                if started[ex] >= WARM_FROM and (reference / f"{meta['name']}.py").is_file()]
+        return reference, warm, any(meta.get("counts_flops") and started[ex] for ex, meta in self.points.items())
+
+    def _started_counts(self, jobs: list[Job], reference: Path) -> dict[str, int]:
         """Per exercise, how many of ``jobs`` hold a file for it other than its untouched stub (the stub made from
         the reference; any file when the course has no reference). Files are read, never run, here."""
         try:
