@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 from grader.platforms import gradescope, gradescope_zip
+
+sys.path.insert(0, str(Path(__file__).parent))
+from helpers import student_visible  # noqa: E402
 from grader.results import SCHEMA_PATH, load_points
 from grader.judge.session import Limits
 from grader.instructor.stubs import expected_stubs
@@ -558,14 +561,6 @@ HALF_DONE = {  # add right for positives only, work right for small n; ex2 not s
     "ex1_demo": "def add(a, b):\n    return abs(a) + abs(b)\n\ndef work(n):\n    return n if n < 100 else 0\n",
     "ex2_other": "def twice(x):\n    raise NotImplementedError('ex2: double x')\n",
 }
-
-
-def student_visible(results: dict) -> dict:
-    """What Gradescope shows a student of a results.json: the top-level output and every box not "hidden" (its
-    documented visibility: "hidden: test case will never be shown to students"; stdout only with
-    stdout_visibility other than hidden). extra_data is kept in as well, though Gradescope only stores it."""
-    return {"output": results["output"], "extra_data": results.get("extra_data"),
-            "tests": [t for t in results["tests"] if t.get("visibility", results.get("visibility")) != "hidden"]}
 
 
 def test_staff_read_every_failed_hidden_test_and_students_none(demo_tests, make_submission, tmp_path, capsys):
