@@ -55,7 +55,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import build_submission
+from helpers import build_submission, student_visible
 
 REPO = Path(__file__).resolve().parent.parent
 ATTACKS_DIR = Path(__file__).resolve().parent / "attacks"
@@ -1126,9 +1126,14 @@ def test_gradescope_run_gains_and_leaks_nothing(gradescope_run, attack):
     assert results.is_file(), f"no results.json: {proc.stderr[-3000:]}"
     doc = json.loads(results.read_text())
     assert doc["score"] == 0 and not passed_tests(doc), f"{attack} gained points on Gradescope: {describe(doc)}"
-    leaks = leaks_in({"results.json": doc}, secrets_for(attack))
-    assert not leaks, f"{attack}: hidden test text in Gradescope's results.json: {leaks}"
-    carried = canary_in({"results.json": doc, "stdout": proc.stdout, "stderr": proc.stderr})
+    # the hidden tests' record is there for staff, in boxes Gradescope never shows a student, and on stdout
+    staff = [t for t in doc["tests"] if t["extra_data"].get("staff")]
+    assert staff and all(t["visibility"] == "hidden" for t in staff), "the staff's boxes must be hidden"
+    assert doc["stdout_visibility"] == "hidden", "stdout holds the instructor's record"
+    seen = student_visible(doc)
+    leaks = leaks_in({"results.json": seen}, secrets_for(attack))
+    assert not leaks, f"{attack}: hidden test text in what a student sees of Gradescope's results.json: {leaks}"
+    carried = canary_in({"results.json": seen, "stderr": proc.stderr})
     assert not carried, f"{attack}: a hidden test's input reached {carried}"
     assert not left, f"{attack} left processes running: {left}"
 

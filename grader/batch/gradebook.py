@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from grader.batch.adjustments import Adjustments
 from grader.untrusted import csv_row
 
 INSTRUCTOR = ".grader-instructor"  # OUT/.grader-instructor/<student>.json: the full results documents
@@ -39,7 +40,17 @@ def common_failure(doc: dict, ex: str) -> str | None:
     return reason or None
 
 
-def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
+def row_from_doc(student: str, doc: dict, ex_ids: list[str], adjustments: Adjustments | None = None) -> dict:
+    """The gradebook row of one results document, with the course staff's adjustments applied (grader.batch.adjustments:
+    the exercise columns and ``total`` stay as graded, ``adjusted_total`` is what the LMS exports take)."""
+    row = _graded_row(student, doc, ex_ids)
+    adjustment = (adjustments or Adjustments()).apply(student, doc)
+    row.update(adjustment.row())
+    row["reason"] = "; ".join(part for part in (row["reason"], *adjustment.notes) if part)
+    return row
+
+
+def _graded_row(student: str, doc: dict, ex_ids: list[str]) -> dict:
     lesson = doc["lesson"]
     status = lesson.get("status", "graded")
     row = {"student": student, "lms_id": str(lesson.get("lms_id") or ""), "max": _num(doc["max_score"]),
@@ -84,7 +95,8 @@ class Gradebook:
 
     def __init__(self, path: Path, ex_ids: list[str], earlier: dict[str, dict] | None = None) -> None:
         self.path = path
-        self.columns = ["student", "lms_id", *ex_ids, "total", "max", "status", "reason"]
+        self.columns = ["student", "lms_id", *ex_ids, "total", "max", "late", "penalty", "adjusted_total", "status",
+                        "reason"]
         self.by_student: dict[str, dict] = dict(earlier or {})
         self.written, self.dirty = 0.0, False
         self.write()
@@ -123,7 +135,17 @@ class Gradebook:
         return self.rows
 
 
-def earlier_rows(out: Path, seals: "Seals", ex_ids: list[str]) -> dict[str, dict]:
+def unknown_students(adjustments: Adjustments, known) -> str | None:
+    """The warning for the students the adjustments file names that have no row (a typo, another section)."""
+    names = sorted(adjustments.students() - set(known))
+    if not names:
+        return None
+    return (f"warning: {adjustments.path} names {len(names)} student{'s' if len(names) != 1 else ''} with no"
+            f" submission in this batch or OUT (use the student column of grades.csv): " + "; ".join(names))
+
+
+def earlier_rows(out: Path, seals: "Seals", ex_ids: list[str], adjustments: Adjustments | None = None
+                 ) -> dict[str, dict]:
     """The rows of every results document in OUT that this grader sealed (earlier runs, interrupted or not)."""
     rows = {}
     for student in sorted(seals.seals):
@@ -131,7 +153,7 @@ def earlier_rows(out: Path, seals: "Seals", ex_ids: list[str]) -> dict[str, dict
             continue
         try:
             doc = json.loads((out / student / "results.json").read_text())
-            rows[student] = row_from_doc(student, doc, ex_ids)
+            rows[student] = row_from_doc(student, doc, ex_ids, adjustments)
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return rows

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from grader import facilities, feedback, results
 from grader.intake import collect as sandbox, digest as hashes, review
-from grader.batch.gradebook import INSTRUCTOR, Gradebook, Seals, earlier_rows, row_from_doc
+from grader.batch.adjustments import Adjustments
+from grader.batch.gradebook import INSTRUCTOR, Gradebook, Seals, earlier_rows, row_from_doc, unknown_students
 from grader.intake.entries import NOT_A_SUBMISSION, Entry, report_skipped, scan
 from grader.batch.lifecycle import Interrupted, ProcessTree, StopSignals
 from grader.grading import TESTS_DIR, suite_files
@@ -65,6 +66,7 @@ class Options:
     test_timeout: float = DEFAULT_TIMEOUT
     wall_timeout: float = DEFAULT_WALL
     caps: Caps = field(default_factory=Caps)
+    adjustments: Adjustments = field(default_factory=Adjustments)  # applied at every run; not part of the hash
 
     def limits(self) -> Limits:
         return Limits(timeout=self.test_timeout, wall=self.wall_timeout,
@@ -97,7 +99,8 @@ class Batch:
         self.tests, self.code = hashes.tests_digest(tests_dir), hashes.code_digest()
         self.seals = Seals(out)
         # the gradebook starts with every row an earlier run graded: an interrupted run loses nothing
-        self.book = Gradebook(out / CSV_NAME, list(self.points), earlier_rows(out, self.seals, list(self.points)))
+        self.book = Gradebook(out / CSV_NAME, list(self.points),
+                              earlier_rows(out, self.seals, list(self.points), opts.adjustments))
         self.display = Display(len(self.entries), progress, stream)
         self.box_root = out / SANDBOX
         self.counts = {"graded": 0, "ungradable": 0, "error": 0, "skipped": 0}
@@ -109,6 +112,7 @@ class Batch:
         self.signals = StopSignals()
         self.start = time.monotonic()
         self.warning = facilities.unconfined_warning() if self.grades_here else None
+        self.unknown = unknown_students(opts.adjustments, [*self.entries, *self.book.by_student])
 
     # -- rows -------------------------------------------------------------------------------------------------
 
@@ -118,10 +122,12 @@ class Batch:
             # tracebacks, output of hidden tests) is kept apart, where no worker can read and no student looks
             results.write(results.for_students(doc), self.out / student / "results.json")
             results.write(doc, self.out / INSTRUCTOR / f"{student}.json")
-            (self.out / student / "feedback.md").write_text(feedback.render(doc, student=student))
+        # written at every run, graded or unchanged: the adjustments may have changed since
+        adjustment = self.opts.adjustments.apply(student, doc)
+        (self.out / student / "feedback.md").write_text(feedback.render(doc, student=student, adjustment=adjustment))
         if seconds is not None:
             self.seals.seal(student)
-        row = row_from_doc(student, doc, list(self.points))
+        row = row_from_doc(student, doc, list(self.points), self.opts.adjustments)
         self.book.add(row)
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         self.counts["skipped"] += seconds is None
@@ -280,8 +286,9 @@ class Batch:
 
     def run(self) -> list[dict]:
         """Grade, then close (always: on SIGINT/SIGTERM too); ``Interrupted`` after closing if a signal came."""
-        if self.warning:
-            print(self.warning, file=sys.stderr, flush=True)  # once, before any student code runs
+        for warning in (self.unknown, self.warning):
+            if warning:
+                print(warning, file=sys.stderr, flush=True)  # once, before any student code runs
         with StopSignals() as self.signals:
             try:
                 self._prepare_all()
@@ -368,8 +375,8 @@ class Batch:
         if self.skipped:
             k = len(self.skipped)
             summary += f" ({k} other entr{'y' if k == 1 else 'ies'} skipped: {self.out / SKIPPED_NAME})"
-        if self.warning:
-            summary += "\n" + self.warning
+        for warning in (self.unknown, self.warning):
+            summary += "\n" + warning if warning else ""
         return summary
 
 

@@ -140,8 +140,11 @@ def _by_lms_id(grades: list[dict], merge: Merge, present: set[str]) -> dict[str,
 
 
 def _score(row: dict, points: float) -> float:
+    """The row's grade scaled to the LMS's points: its ``adjusted_total`` (the course staff's adjustments applied,
+    grader.batch.adjustments), or ``total`` in a gradebook written before adjustments existed."""
     top = float(row["max"] or 0)
-    return round(float(row["total"]) / top * points, 2) if top else 0.0
+    total = row.get("adjusted_total") or row["total"]
+    return round(float(total) / top * points, 2) if top else 0.0
 
 
 def _number(text: str) -> float | None:
