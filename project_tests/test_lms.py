@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -115,6 +116,38 @@ def test_scan_groups_canvas_and_moodle_files_by_student(tmp_path):
                              "Jane Doe_201"]
     assert [e.lms_id for e in found["Jane Doe_201"]] == ["201"] and len(found["Jane Doe_201"][0].parts) == 2
     assert [p.name for p in found["Eve Kim_205"][0].parts] == ["ex1_alpha.py", "ex2_beta.py"]
+
+
+def test_a_whole_class_download_is_refused_with_what_to_do(suite, tmp_path):
+    """A Canvas download left zipped (or a Moodle one unzipped into a folder of its own) is many students: it is
+    skipped with a message saying to unzip it (or move its files up), never graded as one student."""
+    canvas_download(tmp_path / "canvas")
+    moodle_download(tmp_path / "moodle")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "submissions.zip").write_bytes(zip_bytes(
+        {p.name: p.read_bytes() for p in (tmp_path / "canvas").iterdir() if p.is_file()}))
+    (tmp_path / "moodle").rename(subs / "moodle-download")
+    (subs / "alice.zip").write_bytes(zip_bytes({f"lesson-main/exercises/{n}": t for n, t in GOOD.items()}))
+    # one student's own work whose file names happen to look like Canvas's is still that student's
+    write_folder(subs / "bob", {**GOOD, "2024_01_notes.txt": "a", "2025_02_notes.txt": "b"})
+    skipped: dict[str, str] = {}
+    assert sorted(scan(subs, tmp_path / "out", skipped)) == ["alice", "bob"]
+    assert skipped == {
+        "submissions.zip": "a Canvas download of 8 students' submissions, still zipped: unzip it into the submissions"
+                           " folder (each student then gets a row), or grade the unzipped folder; it is not graded"
+                           " as one student",
+        "moodle-download": "holds a Moodle download of 6 students' submissions, not one student's: move what it"
+                           " holds up into the submissions folder (each student then gets a row), or grade it as"
+                           " the submissions folder itself"}
+    (subs / "alice.zip").unlink()
+    shutil.rmtree(subs / "bob")
+    log = io.StringIO()
+    assert batch_grade(subs, tmp_path / "out", tests_dir=suite, **{**FAST, "stream": log}) == []
+    assert "warning: skipped submissions.zip: a Canvas download of 8 students' submissions, still zipped: unzip" \
+        in log.getvalue()
+    assert "submissions.zip: a Canvas download" in (tmp_path / "out" / "skipped.txt").read_text()
+    assert read_csv(tmp_path / "out") == {}
 
 
 def test_canvas_download_is_graded_into_the_right_students(suite, tmp_path, private_tmp):
