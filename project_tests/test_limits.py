@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from grader.batch import batch_grade
+from grader.batch.gradebook import INSTRUCTOR
 from grader.grading import grade
 from grader.judge.session import Limits
 
@@ -100,6 +101,31 @@ def test_sleeping_past_the_backstop_is_a_timeout_marked_for_regrade(demo_tests, 
     first = json.loads((out / "sub" / "results.json").read_text())["execution_time"]
     row, out = batch_rows(demo_tests, tmp_path, sub, **limits)
     assert json.loads((out / "sub" / "results.json").read_text())["execution_time"] != first
+
+
+@pytest.mark.slow
+def test_a_sleeping_submission_is_regraded_at_most_twice_then_kept_as_a_timeout(demo_tests, make_submission,
+                                                                                 tmp_path):
+    sub = make_submission(ex2_other=textwrap.dedent(SLEEPS))
+    limits = {"test_timeout": 5.0, "wall_timeout": 0.5}  # a small backstop keeps each grading cheap
+    times = []
+    for run in range(4):
+        row, out = batch_rows(demo_tests, tmp_path, sub, **limits)
+        doc = json.loads((out / "sub" / "results.json").read_text())
+        times.append(doc["execution_time"])
+        lesson = json.loads((out / INSTRUCTOR / "sub.json").read_text())["lesson"]
+        if run < 2:  # the first grading, then the first re-grade: marked for another
+            assert lesson["needs_regrade"] and lesson["backstop_gradings"] == run + 1, lesson
+            assert "re-grade" in row["reason"], row
+    # the second re-grade (the third grading) is final: the test is a timeout that says why
+    assert len(set(times[:3])) == 3 and times[3] == times[2], times  # the fourth run reused it
+    assert not lesson["needs_regrade"] and lesson["backstop_final"] and lesson["backstop_gradings"] == 3
+    assert "kept as a timeout, not graded again" in row["reason"] and "re-grade:" not in row["reason"], row
+    test = next(t for t in doc["tests"] if t["name"].endswith("test_twice_doubles"))
+    assert test["extra_data"]["kind"] == "timeout"
+    assert "wall-clock" in test["extra_data"]["reason"] and "in 3 gradings of this submission in a row" in \
+        test["extra_data"]["reason"]
+    assert test["extra_data"]["reason"] in test["output"]
 
 
 def test_every_default_limit_and_cap_comes_from_grader_limits():

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from grader.batch.lifecycle import Interrupted
+from grader.batch.reruns import DEFAULT_BACKSTOP_REGRADES
 from grader.batch.run import batch_grade
 from grader.batch.scheduler import DEFAULT_JOBS, DEFAULT_MEMORY_MB, DEFAULT_SUBMISSION_TIMEOUT
 from grader.judge.session import DEFAULT_TIMEOUT, DEFAULT_WALL
@@ -69,6 +70,7 @@ def _grade(args: argparse.Namespace) -> list[dict]:
         force=args.force,
         timeout_per_submission=args.timeout_per_submission, memory_mb=args.memory_mb or None,
         test_timeout=args.timeout, wall_timeout=args.wall_timeout, scheduler=args.scheduler,
+        backstop_regrades=args.backstop_regrades,
     )
 
 
@@ -95,6 +97,9 @@ def add_batch_parser(sub) -> argparse.ArgumentParser:
     b.add_argument("--wall-timeout", type=float, default=DEFAULT_WALL, metavar="S",
                    help=f"wall-clock seconds a test may wait for the student code, a backstop for sleeping or blocked"
                         f" code; a test stopped there marks its row for re-grading (default {DEFAULT_WALL:g})")
+    b.add_argument("--backstop-regrades", type=int, default=DEFAULT_BACKSTOP_REGRADES, metavar="N",
+                   help=f"re-runs that grade a row cut short by the wall-clock backstop again, at most N times; then"
+                        f" its test is kept as a timeout (default {DEFAULT_BACKSTOP_REGRADES})")
     b.set_defaults(func=cmd_batch)
     return b
 

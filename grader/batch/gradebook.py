@@ -62,6 +62,9 @@ def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
         if lesson.get("needs_regrade"):
             notes.append("re-grade: a test waited past the wall-clock backstop (a stalled machine, or sleeping"
                          " code); the next run grades it again")
+        elif lesson.get("backstop_final"):
+            notes.append(f"a test waited past the wall-clock backstop in {lesson.get('backstop_gradings')} gradings"
+                         " in a row: kept as a timeout, not graded again (--force re-grades it)")
         if lesson.get("review"):
             notes.append("review by hand, it mentions " + " / ".join(lesson["review"]))
         row["reason"] = "; ".join(notes)
