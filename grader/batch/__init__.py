@@ -30,10 +30,10 @@
 """
 
 from grader.batch.cli import add_analyze_parser, add_batch_parser, add_export_parser, cmd_batch
-from grader.batch.gradebook import row_from_doc
+from grader.batch.gradebook import NOT_STARTED, row_from_doc
 from grader.batch.run import batch_grade
 from grader.batch.scheduler import Options
 from grader.intake.entries import scan
 
-__all__ = ["Options", "add_analyze_parser", "add_batch_parser", "add_export_parser", "batch_grade", "cmd_batch",
+__all__ = ["NOT_STARTED", "Options", "add_analyze_parser", "add_batch_parser", "add_export_parser", "batch_grade", "cmd_batch",
            "row_from_doc", "scan"]
