@@ -156,8 +156,9 @@ class SpecialTokenizer:
           ``self.base.encode(text)``, and it holds no special id.
         * ``"all"``: every special token of this tokenizer.
         * a list/tuple/set of special strings, e.g. ``["<eos>"]``: only those; the others stay plain text.
-          A string in it that is not a special token -> ``ValueError``; any other ``str`` than ``"all"``
-          (e.g. ``allowed_special="<eos>"``) -> ``ValueError`` too.
+          A string in it that is not a special token -> ``ValueError``, and so does an entry that is not a
+          ``str`` at all (``allowed_special=[5]``); any other ``str`` than ``"all"`` (e.g.
+          ``allowed_special="<eos>"``) -> ``ValueError`` too.
 
         Cut the text at every occurrence of an allowed special; each special becomes its one id, and each
         piece of text between them is encoded with ``self.base.encode`` on its own (so BPE never merges
@@ -286,7 +287,7 @@ class SpecialTokenizer:
         * ``side="right"`` puts the pads after the tokens, ``side="left"`` before them (used for generation,
           so that every prompt ends at the last position). Any other side -> ``ValueError``.
         * An empty batch gives ``{"input_ids": [], "attention_mask": []}``.
-        * No ``<pad>`` special token in this tokenizer -> ``ValueError``.
+        * No ``<pad>`` special token in this tokenizer -> ``ValueError``, even for an empty batch.
 
         (Build new lists rather than appending to the ones you are given: they belong to the caller.)
 

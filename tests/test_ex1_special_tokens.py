@@ -201,8 +201,10 @@ def test_save_load_round_trip(student, base):
      "None as text", "bad side"],
 )
 def test_errors_for_bad_arguments(student, base, case):
-    """Bad arguments raise the documented errors: TypeError for a bare str, a non-str special or non-str text;
-    ValueError for a duplicate special (naming it), an empty special or a bad side."""
+    """Bad arguments raise the documented errors, TypeError for a wrong type and ValueError for a wrong value.
+
+    TypeError for a bare str, a non-str special or non-str text; ValueError for a duplicate special (naming it), an
+    empty special or a bad side."""
     ex = student(MODULE)
     if case == "duplicate special":
         err = expect_error(ValueError, lambda: ex.SpecialTokenizer(base, special_tokens=("<eos>", "<pad>", "<eos>")), case)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from grader.batch.lifecycle import Interrupted
+from grader.batch.reruns import DEFAULT_BACKSTOP_REGRADES
 from grader.batch.run import batch_grade
 from grader.batch.scheduler import DEFAULT_JOBS, DEFAULT_MEMORY_MB, DEFAULT_SUBMISSION_TIMEOUT
 from grader.judge.session import DEFAULT_TIMEOUT, DEFAULT_WALL
@@ -72,6 +73,7 @@ def _grade(args: argparse.Namespace) -> list[dict]:
         timeout_per_submission=args.timeout_per_submission, memory_mb=args.memory_mb or None,
         test_timeout=args.timeout, wall_timeout=args.wall_timeout, scheduler=args.scheduler,
         adjustments=args.adjustments,
+        backstop_regrades=args.backstop_regrades,
     )
 
 
@@ -101,6 +103,9 @@ def add_batch_parser(sub) -> argparse.ArgumentParser:
     b.add_argument("--adjustments", metavar="FILE",
                    help="the course staff's extensions, late policy and overrides (a TOML file: see the README),"
                         " applied at every run (default OUT/adjustments.toml when it exists)")
+    b.add_argument("--backstop-regrades", type=int, default=DEFAULT_BACKSTOP_REGRADES, metavar="N",
+                   help=f"re-runs that grade a row cut short by the wall-clock backstop again, at most N times; then"
+                        f" its test is kept as a timeout (default {DEFAULT_BACKSTOP_REGRADES})")
     b.set_defaults(func=cmd_batch)
     return b
 

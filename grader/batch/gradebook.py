@@ -40,6 +40,17 @@ def common_failure(doc: dict, ex: str) -> str | None:
     return reason or None
 
 
+NOT_STARTED = "not started: every test stops at a TODO (NotImplementedError)"
+
+
+def not_started(doc: dict, ex: str) -> bool:
+    """Every visible test of ``ex`` reached a TODO of the stub (its NotImplementedError): not started, whatever
+    function each test called first (their reasons differ, so ``common_failure`` finds none)."""
+    kinds = [t.get("extra_data", {}).get("kind") for t in doc["tests"]
+             if t.get("extra_data", {}).get("exercise") == ex and not t.get("extra_data", {}).get("hidden")]
+    return bool(kinds) and all(kind == "not_implemented" for kind in kinds)
+
+
 def row_from_doc(student: str, doc: dict, ex_ids: list[str], adjustments: Adjustments | None = None) -> dict:
     """The gradebook row of one results document, with the course staff's adjustments applied (grader.batch.adjustments:
     the exercise columns and ``total`` stay as graded, ``adjusted_total`` is what the LMS exports take)."""
@@ -62,7 +73,7 @@ def _graded_row(student: str, doc: dict, ex_ids: list[str]) -> dict:
         row["total"] = _num(doc["score"])
         notes = []
         for e in lesson["exercises"]:
-            why = e.get("problem") or common_failure(doc, e["id"])
+            why = e.get("problem") or (NOT_STARTED if not_started(doc, e["id"]) else common_failure(doc, e["id"]))
             if why:
                 notes.append(f"{e['id']}: {_short(why)}")
         kinds = [t.get("extra_data", {}).get("kind") for t in doc["tests"]]
@@ -73,6 +84,9 @@ def _graded_row(student: str, doc: dict, ex_ids: list[str]) -> dict:
         if lesson.get("needs_regrade"):
             notes.append("re-grade: a test waited past the wall-clock backstop (a stalled machine, or sleeping"
                          " code); the next run grades it again")
+        elif lesson.get("backstop_final"):
+            notes.append(f"a test waited past the wall-clock backstop in {lesson.get('backstop_gradings')} gradings"
+                         " in a row: kept as a timeout, not graded again (--force re-grades it)")
         if lesson.get("review"):
             notes.append("review by hand, it mentions " + " / ".join(lesson["review"]))
         row["reason"] = "; ".join(notes)

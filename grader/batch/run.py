@@ -10,6 +10,7 @@ from grader.batch.adjustments import ADJUSTMENTS_NAME, Adjustments, AdjustmentsE
 from grader.batch.scheduler import DEFAULT_JOBS, DEFAULT_MEMORY_MB, DEFAULT_SUBMISSION_TIMEOUT, Batch, Options
 from grader.grading import TESTS_DIR
 from grader.intake.collect import Caps
+from grader.batch.reruns import DEFAULT_BACKSTOP_REGRADES
 from grader.judge.session import DEFAULT_TIMEOUT, DEFAULT_WALL, GradingError
 
 
@@ -29,18 +30,21 @@ def batch_grade(
     stream=None,
     scheduler: str | None = None,
     adjustments: Path | None = None,
+    backstop_regrades: int = DEFAULT_BACKSTOP_REGRADES,
 ) -> list[dict]:
     """Grade every entry of ``submissions`` into ``out``; returns the gradebook rows sorted by student id.
     ``scheduler``: grade on that Dask cluster (``tcp://host:port``, or ``local:N`` to start one here) instead of
     ``jobs`` at a time in this machine's judge session (grader.batch.dask_pool). ``adjustments``: the course
-    staff's file (grader.batch.adjustments), by default ``out/adjustments.toml`` when there is one."""
+    staff's file (grader.batch.adjustments), by default ``out/adjustments.toml`` when there is one.
+    ``backstop_regrades``: how many times a result cut short by the wall-clock backstop is graded again before it
+    is kept (grader.batch.reruns)."""
     submissions, out, tests_dir = Path(submissions), Path(out), Path(tests_dir)
     if not submissions.is_dir():
         raise GradingError(f"no such folder: {submissions}")
     if jobs < 1:
         raise GradingError("--jobs must be at least 1")
     opts = Options(jobs=jobs, force=force, timeout_per_submission=timeout_per_submission, memory_mb=memory_mb,
-                   test_timeout=test_timeout, wall_timeout=wall_timeout, caps=caps,
+                   test_timeout=test_timeout, wall_timeout=wall_timeout, caps=caps, backstop_regrades=backstop_regrades,
                    adjustments=load_adjustments(adjustments, out, tests_dir))
     if scheduler:
         from grader.batch.dask_pool import DaskBatch  # Dask is an optional dependency

@@ -8,7 +8,6 @@ gradebook), from the events the judges write.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -24,6 +23,7 @@ from grader.batch.adjustments import Adjustments
 from grader.batch.gradebook import INSTRUCTOR, Gradebook, Seals, earlier_rows, row_from_doc, unknown_students
 from grader.intake.entries import NOT_A_SUBMISSION, Entry, report_skipped, scan
 from grader.batch.lifecycle import Interrupted, ProcessTree, StopSignals
+from grader.batch.reruns import DEFAULT_BACKSTOP_REGRADES, Reruns
 from grader.grading import TESTS_DIR, suite_files
 from grader.processes import kill
 from grader.batch.progress import Display
@@ -55,6 +55,7 @@ class Job:
     exercises: list[str] = field(default_factory=list)
     cpu: int | None = None  # the CPU its judge and worker share (a local batch spreads its judges over the CPUs)
     grading: Grading | None = None  # its handle in the judge session while it runs (a local batch)
+    backstops: int = 0  # earlier gradings of the same submission in a row that ended at the wall-clock backstop
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Options:
     wall_timeout: float = DEFAULT_WALL
     caps: Caps = field(default_factory=Caps)
     adjustments: Adjustments = field(default_factory=Adjustments)  # applied at every run; not part of the hash
+    backstop_regrades: int = DEFAULT_BACKSTOP_REGRADES  # re-grades of a result cut short by the backstop
 
     def limits(self) -> Limits:
         return Limits(timeout=self.test_timeout, wall=self.wall_timeout,
@@ -98,6 +100,7 @@ class Batch:
         report_skipped(skipped, out / SKIPPED_NAME, stream)
         self.tests, self.code = hashes.tests_digest(tests_dir), hashes.code_digest()
         self.seals = Seals(out)
+        self.reruns = Reruns(out, self.seals, force=opts.force, backstop_regrades=opts.backstop_regrades)
         # the gradebook starts with every row an earlier run graded: an interrupted run loses nothing
         self.book = Gradebook(out / CSV_NAME, list(self.points),
                               earlier_rows(out, self.seals, list(self.points), opts.adjustments))
@@ -151,24 +154,12 @@ class Batch:
             self.record(student, self._ungradable(sub.error, **meta), 0.0, write=True)
             return None
         digest = hashes.submission_hash(sub, tests=self.tests, settings=self.opts.settings(), code=self.code)
-        old = self._unchanged(student, digest)
+        old = self.reruns.unchanged(student, digest)
         if old is not None:
             self.record(student, old, None, write=False)
             return None
-        return Job(student=student, entry=entry.label, meta=meta, sub=sub, digest=digest)
-
-    def _unchanged(self, student: str, digest: str) -> dict | None:
-        """The earlier results document, if this grader wrote it (its seal), for the same submission, and final."""
-        previous = self.out / student / "results.json"
-        if self.opts.force or not previous.is_file() or not self.seals.verify(student):
-            return None
-        try:
-            old = json.loads(previous.read_text())
-            lesson = old["lesson"]
-        except (ValueError, KeyError, TypeError, OSError):
-            return None
-        final = lesson.get("status") != "error" and not lesson.get("needs_regrade")
-        return old if lesson.get("submission_hash") == digest and final else None
+        return Job(student=student, entry=entry.label, meta=meta, sub=sub, digest=digest,
+                   backstops=self.reruns.backstop_gradings(student, digest))
 
     # -- grading ----------------------------------------------------------------------------------------------
 
@@ -266,7 +257,7 @@ class Batch:
                                        meta=meta)
         # the same "Files graded / Not graded" block as on Gradescope
         doc = results.with_submission(doc, job.sub, target=job.entry, points=self.points)
-        self.record(job.student, doc, elapsed, write=True)
+        self.record(job.student, self.reruns.settle(doc, job.backstops), elapsed, write=True)
         if job.sandbox is not None:
             shutil.rmtree(job.sandbox, ignore_errors=True)
 
@@ -355,19 +346,22 @@ class Batch:
         left += [(student, entries[0].lms_id) for student, entries in self.unprepared.items()]
         for student, lms_id in left:
             self.book.pending(student, lms_id)
+        self.reruns.remember([student for student, _ in left])  # a stopped --force run: the next run owes them
+        kept = sum(1 for student, _ in left if self.book.by_student[student]["status"] != "pending")
         self.running.clear()
         self.queue.clear()
         rows = self.book.finish()
         shutil.rmtree(self.box_root, ignore_errors=True)  # every sandbox is finished by now
-        self.display.close(self._summary(rows, len(left)))
+        self.display.close(self._summary(rows, len(left), kept))
 
-    def _summary(self, rows: list[dict], left: int) -> str:
+    def _summary(self, rows: list[dict], left: int, kept: int = 0) -> str:
         c, n = self.counts, len(self.entries)
         summary = (f"{n} submission{'s' if n != 1 else ''}: {c['graded']} graded, {c['ungradable']} ungradable, "
                    f"{c['error']} errors, {c['skipped']} unchanged (skipped)")
         if left:
             name = signal.Signals(self.signals.signum).name if self.signals.signum else "an error"
-            summary += f", {left} not graded (stopped by {name}: run the batch again to grade them)"
+            summary += f", {left} not graded (stopped by {name}: run the batch again to grade them"
+            summary += f"; {kept} keep their earlier grade until then)" if kept else ")"
         summary += f" in {time.monotonic() - self.start:.1f} s -> {self.out / CSV_NAME}"
         earlier = len(rows) - n
         if earlier > 0:

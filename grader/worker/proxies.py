@@ -61,14 +61,16 @@ class WorkerTimeout(WorkerLost):
     kind = "timeout"
 
 
-_ERROR_CLASSES: dict[str, type] = {}
+_ERROR_CLASSES: dict[tuple[str, str], type] = {}
 
 
-def _student_class(base: type) -> type:
-    """The class ``Student<base>``: a StudentError and a ``base`` (built once per built-in class)."""
-    cls = _ERROR_CLASSES.get(base.__name__)
+def _student_class(base: type, name: str) -> type:
+    """A class that is a StudentError and a ``base``, named ``name`` (the class the student raised), so that a
+    test's ``type(exc).__name__`` names what the student wrote (``TypeError``), never a class of ours (built once
+    per name and built-in class)."""
+    cls = _ERROR_CLASSES.get((name, base.__name__))
     if cls is None:
-        cls = _ERROR_CLASSES[base.__name__] = type(f"Student{base.__name__}", (StudentError, base), {})
+        cls = _ERROR_CLASSES[(name, base.__name__)] = type(name, (StudentError, base), {"__qualname__": name})
     return cls
 
 
@@ -94,6 +96,8 @@ def student_error(header: dict) -> StudentError:
     base_name = header.get("base") if type(header.get("base")) is str else "Exception"
     base = getattr(builtins, base_name, None)
     message = str(header.get("message", ""))[:MAX_OUTPUT_CHARS]
+    student_type = str(header.get("type", base_name))[:100]
+    student_type = student_type if student_type.isidentifier() else base_name  # a class's __name__ can be anything
     exc = None
     if base_name == "SystemExit":
         exc = StudentExit(message)
@@ -102,14 +106,14 @@ def student_error(header: dict) -> StudentError:
             if ancestor is Exception:
                 break
             try:
-                exc = _instance(_student_class(ancestor), message)
+                exc = _instance(_student_class(ancestor, student_type), message)
             except TypeError:  # a class no Python class can derive from together with StudentError
                 exc = None
             if exc is not None:
                 break
     if exc is None:
-        exc = StudentError(message)
-    exc.student_type = str(header.get("type", base_name))[:100]
+        exc = _student_class(Exception, student_type)(message)
+    exc.student_type = student_type
     frames = header.get("frames")
     exc.frames = [
         [str(f[0])[:100], f[1] if type(f[1]) is int else 0, str(f[2])[:100], str(f[3])[:200]]
