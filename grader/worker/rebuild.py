@@ -8,7 +8,7 @@ their weights, so that the student code gets exactly the model the test built, n
 A :class:`OneShot` travels as its items and is rebuilt as a generator: code that walks it twice finds it empty
 the second time, as it would with any iterator (one message, not one call back per item).
 
-:func:`watch` is what an observed call (``wire.OBSERVE``) records in the worker: how many lesson modules the call
+:func:`watch` is what an observed call (``Worker.observe``) records in the worker: how many lesson modules the call
 built, and the grad mode of every module forward it ran. The student code runs in the same process and could
 change what is recorded: a test uses it only to take points from a mistake, never to award them.
 """
