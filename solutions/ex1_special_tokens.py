@@ -233,6 +233,9 @@ class SpecialTokenizer:
         a character like ``"🙂"`` may be spread over several byte tokens and only comes back whole when its
         bytes are decoded together. Keep the text after the last special too.
 
+        ``ids`` may be any iterable of ints, a generator too, which can be walked only once: make a list of it
+        first (``ids = list(ids)``), then check and decode that list.
+
         Examples (``base.vocab_size == 300``)::
 
             tok.decode([300, *base.encode("hi"), 301])                            # '<bos>hi<eos>'

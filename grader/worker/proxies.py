@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import weakref
+from dataclasses import dataclass
 from typing import Protocol
 
 from grader import limits as caps
@@ -186,6 +187,12 @@ class RemoteMethod:
     def __call__(self, *args, **kwargs):
         return self.owner._client.call(self.owner, self.name, args, kwargs)
 
+    def observe(self, *args, **kwargs) -> "Observation":
+        """Call it, and see what the worker saw: the arguments after the call, the lesson modules built and the
+        grad modes of the module forwards during it (one round trip, like a call). See :class:`Observation`."""
+        reply = self.owner._client.call(self.owner, self.name, args, kwargs, op=wire.OBSERVE)
+        return Observation.of(reply)
+
     def backward(self, args, weights, **kwargs):
         """Gradients of sum(output_i * weights_i) with respect to the tensor ``args``, computed where the
         function runs (an autograd graph cannot cross processes, its gradients can)."""
@@ -193,6 +200,35 @@ class RemoteMethod:
 
     def __repr__(self) -> str:
         return f"<function {self.name} of the student code>"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """An observed call: its value, and what the worker saw during it.
+
+    ``args``/``kwargs`` are the arguments as they were after the call (the worker's copies, read back: a list the
+    student code appended to shows it); ``built`` counts the lesson modules built during the call by class name
+    (``{"TransformerBlock": 1}``); ``grad`` lists the grad modes the module forwards ran in (``[False]`` under
+    ``torch.no_grad()``). All of it is seen inside the worker, where the student code runs and could change it:
+    a test may use it to take points from a mistake, never to award them (its points come from the value)."""
+
+    value: object
+    args: list
+    kwargs: dict
+    built: dict
+    grad: list
+
+    @classmethod
+    def of(cls, reply) -> "Observation":
+        fields = ("value", "args", "kwargs", "built", "grad")
+        if type(reply) is not dict or set(reply) != set(fields):
+            raise WorkerLost("the worker answered an observed call with something else")
+        built, grad = reply["built"], reply["grad"]
+        if (type(reply["args"]) is not list or type(reply["kwargs"]) is not dict or type(built) is not dict
+                or any(type(k) is not str or type(n) is not int for k, n in built.items())
+                or type(grad) is not list or any(type(g) is not bool for g in grad)):
+            raise WorkerLost("the worker answered an observed call with a malformed observation")
+        return cls(*(reply[name] for name in fields))
 
 
 class ImportFailure(Exception):
