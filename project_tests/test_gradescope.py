@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from grader import results
 from grader.platforms import gradescope, gradescope_zip
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -501,10 +502,13 @@ def test_output_block_is_the_submission_summary(tmp_path, monkeypatch):
     first, *_ = NAMES.values()
     (folder / f"{first}.py").write_text("X = 1\n")
     sub = sandbox.collect(tmp_path / "sub", NAMES)
-    doc = {"output": "Score: 0 / 100", "tests": [], "lesson": {}}
-    gradescope._note_problems(doc, sub)
-    assert doc["output"] == "Score: 0 / 100\n" + sub.summary()
+    points = results.load_points()
+    # what grade_submission does with a graded document (here: none of the exercises graded)
+    doc = results.with_submission(results.empty("exercises"), sub, target="exercises", points=points)
+    assert doc["output"] == "Score: 0 / 75\n" + sub.summary()
     assert f"  {first}.py (found at exercises/{first}.py)" in doc["output"] and "Not graded" in doc["output"]
+    not_graded = [t for t in doc["tests"] if t["extra_data"]["kind"] == "not_graded"]
+    assert len(not_graded) == len(points) - 1 and all(t["extra_data"]["reason"] for t in not_graded)
 
 
 # ex1 of a submission that says whether the worker could list the hidden tests: the autograder's own and the

@@ -55,18 +55,6 @@ OUTPUT_CHARS = 20_000  # one box's output, at most (a reason is ~300 characters,
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _note_problems(doc: dict, sub) -> None:
-    """Say, in the tests of each exercise that was not graded, why; and list what was graded on top."""
-    for test in doc["tests"]:
-        problem = sub.problems.get(test["extra_data"]["exercise"])
-        if problem:
-            test["output"] = f"Not graded: {problem}"
-            test["extra_data"]["reason"] = problem
-    doc["output"] += "\n" + sub.summary()
-    doc["lesson"]["target"] = "exercises"
-    doc["lesson"]["submission"] = {"sources": dict(sub.sources), "problems": dict(sub.problems)}
-
-
 def grade_submission(submission: Path, *, tests_dir: Path | None = None, limits=None) -> dict:
     """The results document for the submission folder ``submission``, hidden tests included; never raises."""
     from grader import results
@@ -89,10 +77,16 @@ def grade_submission(submission: Path, *, tests_dir: Path | None = None, limits=
         sub = collect(Path(submission), {ex: meta["name"] for ex, meta in points.items()})
         if sub.error:
             return ungradable(sub.error)
-        with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
-            exercises_dir, tests = build_sandbox(Path(tmp), sub.files, tests_dir)
-            doc = grade(exercises_dir, hidden=True, tests_dir=tests, limits=limits)
-        _note_problems(doc, sub)
+        handed_in = [ex for ex, meta in points.items() if f"{meta['name']}.py" in sub.files]
+        if not handed_in:
+            doc = results.empty("exercises")
+        else:
+            with tempfile.TemporaryDirectory(prefix="gradescope-") as tmp:
+                exercises_dir, tests = build_sandbox(Path(tmp), sub.files, tests_dir)
+                doc = grade(exercises_dir, exercises=handed_in, hidden=True, tests_dir=tests, limits=limits)
+        # as in a batch (grader.batch.scheduler): the exercises not handed in get a 0 with their reason
+        doc = results.with_submission(doc, sub, target="exercises", points=points)
+        doc["lesson"]["submission"] = {"sources": dict(sub.sources), "problems": dict(sub.problems)}
         doc["lesson"].update(submission_times(Path(submission).parent / "submission_metadata.json"))
         budget = getattr(limits, "budget", None)
         doc["lesson"]["budget"] = {"seconds": budget, "not_run": sum(
