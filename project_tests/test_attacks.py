@@ -1006,14 +1006,14 @@ def uid_batch_run(tmp_path_factory) -> UidBatchRun:
     GRADER_WITHOUT=landlock,namespaces; the host's modes checked (and put back) right after it."""
     from conftest import host_modes_before, host_modes_put_back
 
-    from grader.worker import confine
+    from grader.worker import uid
 
     work = tmp_path_factory.mktemp("uid-batch")
     before = host_modes_before(work)
     # The grader seals the hidden tests and solutions of the copy it runs from; this checkout's own copies are
     # world-readable, and reachable from the worker (the venv lives in it, on sys.path): a uid of its own reads
     # whatever is world-readable (README), so this test seals them too while it grades (put back after).
-    ours = set(confine.seal([REPO / "solutions", REPO / "tests" / "hidden"]))
+    ours = set(uid.seal([REPO / "solutions", REPO / "tests" / "hidden"]))
     try:
         repo = copy_repository(work / "repo")
         submissions = work / "submissions"

@@ -202,18 +202,18 @@ def test_open_ways_are_put_back_by_the_last_holder(tmp_path):
     deep.mkdir(parents=True)
     os.chmod(tmp_path / "a", 0o700)
     os.chmod(tmp_path / "a" / "b", 0o750)
-    changed = confine.open_ways([deep], record=record)
+    changed = uid.open_ways([deep], record=record)
     assert str(tmp_path / "a") in changed and str(tmp_path / "a" / "b") in changed, changed
     assert oct((tmp_path / "a").stat().st_mode & 0o777) == oct(0o701)
     assert oct((tmp_path / "a" / "b").stat().st_mode & 0o777) == oct(0o751)
     # another grader process (our parent, alive) still needs them: nothing is put back yet
     ways = json.loads(Path(record).read_text())
     Path(record).write_text(json.dumps({**ways, "holders": [*ways["holders"], os.getppid()]}))
-    assert confine.close_ways(record=record) == []
+    assert uid.close_ways(record=record) == []
     assert (tmp_path / "a").stat().st_mode & 0o777 == 0o701
     # the other holder leaves (here: is gone from the record): the last one restores
     Path(record).write_text(json.dumps({**ways, "holders": [os.getpid()]}))
-    restored = confine.close_ways(record=record)
+    restored = uid.close_ways(record=record)
     assert sorted(restored) == sorted(changed)
     assert (tmp_path / "a").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "a" / "b").stat().st_mode & 0o777 == 0o750

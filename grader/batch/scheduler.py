@@ -378,14 +378,14 @@ def seal_out(out: Path) -> bool:
     """Where workers drop to a uid of their own (root without Landlock or namespaces), OUT (grades, every
     student's results, the grader's key, the sandboxes) becomes the instructor's alone: OUT is sealed and
     what the batch writes from now on is created without rights for group or others. Each worker then opens
-    only the way to its own folders (grader.worker.confine.open_ways, put back by close_ways)."""
+    only the way to its own folders (grader.worker.uid.open_ways, put back by close_ways)."""
     from grader import facilities
-    from grader.worker import confine
+    from grader.worker import uid
 
-    if not confine.needs_uid_drop(facilities.present()):
+    if not uid.needs_uid_drop(facilities.present()):
         return False
     os.umask(0o077)
-    confine.seal([out, out / Seals.KEY])
+    uid.seal([out, out / Seals.KEY])
     return True
 
 

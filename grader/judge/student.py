@@ -19,15 +19,15 @@ def seal_secrets(config: pytest.Config) -> list[str]:
     """Where workers drop to a uid of their own (root without Landlock or namespaces), make the hidden tests and
     the solutions unreadable to it before any worker starts: by default they are world-readable, and that uid
     owns nothing, so the file modes are all that stands between it and them."""
-    from grader.worker import confine  # Linux's confinement (fcntl, ctypes): imported where it is asked about
+    from grader.worker import uid  # Linux only (fcntl): imported where it is asked about
 
-    if config.getoption("--grader-no-confine") or not confine.needs_uid_drop(facilities.present()):
+    if config.getoption("--grader-no-confine") or not uid.needs_uid_drop(facilities.present()):
         return []
     folders = [REPO_ROOT / "solutions", REPO_ROOT / "tests" / "hidden"]
     for arg in config.args:  # a copy of the tests elsewhere (Gradescope's sandbox) carries its own hidden/
         path = Path(arg.split("::")[0])
         folders += [p for p in (path, path.parent, path / "hidden") if p.name == "hidden"]
-    return confine.seal(folders)
+    return uid.seal(folders)
 
 
 def worker_read_paths(target: Path) -> list[str]:

@@ -89,7 +89,7 @@ class WorkerClient(WorkerProcess):
         self._meter: portable.CpuMeter | None = None  # the worker's CPU time (read twice per test)
         self._spawned: portable.Spawned | None = None  # the current worker, where it was spawned (no zygote)
         self._shared = None  # (gid, what share_read_only changed) while the target is shared with a worker's gid
-        self._ways = False  # whether we opened ways for a worker of its own uid (confine.open_ways)
+        self._ways = False  # whether we opened ways for a worker of its own uid (uid.open_ways)
         # a zygote of our own, or one shared with the other judges of a batch (forked before any test module
         # was imported, so that no worker ever holds an expected value in its memory); none where fork is
         # missing: each worker is then a fresh interpreter, started ahead of need (grader.portable.Spares)
