@@ -16,7 +16,7 @@ os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import write_suite  # noqa: E402
+from helpers import HEAVY, heavy, write_suite  # noqa: E402
 
 # Many of these tests fork graders from this process; a child forked after a multi-threaded torch op can
 # deadlock in its first matmul, so the whole project suite runs torch on one thread from the start.
@@ -164,13 +164,10 @@ def private_tmp(tmp_path: Path, monkeypatch) -> Path:
     return folder
 
 
-HEAVY = "GRADER_HEAVY_TESTS"  # set (make test-heavy) to run the full form of the heavy tests
-
-
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``heavy`` cost minutes and have a cheap form that always runs: skipped unless asked for, so
     that `make test` keeps within CI's budget (15 minutes on 2 cores)."""
-    if os.environ.get(HEAVY):
+    if heavy():
         return
     skip = pytest.mark.skip(reason=f"heavy: run with {HEAVY}=1 (make test-heavy)")
     for item in items:

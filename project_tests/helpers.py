@@ -19,6 +19,14 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+HEAVY = "GRADER_HEAVY_TESTS"  # set (make test-heavy) to run the full form of the heavy tests
+
+
+def heavy() -> bool:
+    """Whether the full form of the heavy tests is asked for; each has a cheap form that `make test` runs."""
+    return bool(os.environ.get(HEAVY))
+
+
 ATTACKS_DIR = Path(__file__).resolve().parent / "attacks"
 
 # Two exercises, 3 points each, 1 of them hidden: small enough that a batch of it takes seconds.
