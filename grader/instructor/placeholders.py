@@ -13,7 +13,7 @@ previous       the first argument of the previous call (so ``decode(encode(s))``
 value_error    always raises ValueError (code that validates nothing and computes nothing)
 type_error     always raises TypeError
 always_equal   values of the annotated type whose ``==`` is always True (they cross the wire as plain values)
-validates      the reference's argument checks (each block up to its last ``raise``), then zeros
+validates      the reference's argument checks (each block up to its last ``raise``, no ``return``), then zeros
 =============  ==================================================================================================
 
 A function whose annotation is ``None`` (``__init__``, ``save``) only leaves its mark (and raises, for the two
@@ -139,9 +139,12 @@ def _checks(text: str, function: ast.FunctionDef) -> list[str]:
         if not isinstance(block, Block) or not function.lineno < block.line < function.end_lineno:
             continue
         source = textwrap.dedent("".join(block.body))
-        raising = [node for node in ast.parse(source).body if any(isinstance(n, ast.Raise) for n in ast.walk(node))]
-        if raising:
-            out += block.body[:raising[-1].end_lineno]
+        body = ast.parse(source).body
+        raising = [i for i, node in enumerate(body) if any(isinstance(n, ast.Raise) for n in ast.walk(node))]
+        if raising:  # the statements up to the last check, without those that return a computed answer
+            kept = [node for node in body[:raising[-1] + 1] if not any(isinstance(n, ast.Return) for n in ast.walk(node))]
+            lines = block.body
+            out += [line for node in kept for line in lines[node.lineno - 1:node.end_lineno]]
     return out
 
 
