@@ -142,7 +142,9 @@ def test_decode_round_trip(tok, base, text):
     """decode(encode(s)) == s for every string, with and without allowed_special="all"."""
     known = "the end"  # the ids of a known text first: a round trip through no ids at all proves nothing
     ids = tok.encode(known)
-    assert ids == base.encode(known), f"expected encode({known!r}) to give base.encode = {base.encode(known)}, got {ids!r}"
+    assert ids == base.encode(known), (
+        f"expected encode({known!r}) to give base.encode = {base.encode(known)}, got {ids!r}"
+    )
     ids = tok.encode(text)
     token_ids(ids, tok.vocab_size, f"encode({text!r})")
     back = tok.decode(ids)

@@ -150,7 +150,8 @@ def test_topk_attention_exactly_k_weights_per_query(student, top_k):
     wrong = ((w != 0) != best).any(-1).nonzero()
     assert wrong.numel() == 0, (
         f"expected the kept keys to be the top_k={top_k} largest visible scores, e.g. in row {wrong[0, -1].item()} "
-        f"keys {best[tuple(wrong[0])].nonzero().flatten().tolist()}, got {(w != 0)[tuple(wrong[0])].nonzero().flatten().tolist()}"
+        f"keys {best[tuple(wrong[0])].nonzero().flatten().tolist()}, "
+        f"got {(w != 0)[tuple(wrong[0])].nonzero().flatten().tolist()}"
     )
 
 

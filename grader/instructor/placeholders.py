@@ -142,7 +142,8 @@ def _checks(text: str, function: ast.FunctionDef) -> list[str]:
         body = ast.parse(source).body
         raising = [i for i, node in enumerate(body) if any(isinstance(n, ast.Raise) for n in ast.walk(node))]
         if raising:  # the statements up to the last check, without those that return a computed answer
-            kept = [node for node in body[:raising[-1] + 1] if not any(isinstance(n, ast.Return) for n in ast.walk(node))]
+            kept = [node for node in body[:raising[-1] + 1]
+                    if not any(isinstance(n, ast.Return) for n in ast.walk(node))]
             lines = block.body
             out += [line for node in kept for line in lines[node.lineno - 1:node.end_lineno]]
     return out

@@ -74,7 +74,9 @@ def numbers(got, expected, what: str = "the result", *, rel: float | None = None
     """``got`` is a sequence of ``expected``'s type (list or tuple) and length, of numbers each equal to the
     expected one as ``pytest.approx`` says."""
     kind = type(expected)
-    assert type(got) is kind, f"expected {what} to be a {kind.__name__} of {len(expected)} numbers, got {_describe(got)}"
+    assert type(got) is kind, (
+        f"expected {what} to be a {kind.__name__} of {len(expected)} numbers, got {_describe(got)}"
+    )
     assert len(got) == len(expected), (
         f"expected {what} to hold {len(expected)} numbers, got {len(got)}: {got!r}"[:400]
         + (f" ({EMPTY_DIFFERS})" if not got and expected else "")
