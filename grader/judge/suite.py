@@ -62,7 +62,7 @@ def _suite_root(item: pytest.Item) -> Path:
 
 def attach_gates(items: list[pytest.Item]) -> None:
     """Mark each held-back test with its gate (tests/points.json ``held_back``, grader.course.held_back), and each
-    gate as one. A gate that was not collected with its tests leaves them held back (grader.judge.verdicts)."""
+    gate as one. A gate not collected with its tests (a hidden file graded alone) holds nothing back."""
     rules: dict[tuple[Path, str], dict[str, str]] = {}
     by_function: dict[str, list[str]] = {}
     for item in items:
