@@ -1,30 +1,13 @@
 """Special tokens whose every answer is a value equal to everything."""
 
 
-class _Equal:
-    def __eq__(self, other):
-        return True
-
-    def __ne__(self, other):
-        return False
-
-    __hash__ = object.__hash__
+def _equal_to_everything(base):
+    """A subclass of ``base`` whose ``==`` is always True and ``!=`` always False."""
+    methods = {"__eq__": lambda self, other: True, "__ne__": lambda self, other: False, "__hash__": base.__hash__}
+    return type("Equal" + base.__name__.title(), (base,), methods)
 
 
-class EqualList(_Equal, list):
-    pass
-
-
-class EqualDict(_Equal, dict):
-    pass
-
-
-class EqualStr(_Equal, str):
-    pass
-
-
-class EqualInt(_Equal, int):
-    __hash__ = int.__hash__
+EqualList, EqualDict, EqualStr, EqualInt = map(_equal_to_everything, (list, dict, str, int))
 
 
 def _mark(name):
