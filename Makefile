@@ -24,6 +24,7 @@ SUBMISSIONS ?= submissions
 OUT         ?= out/batch
 JOBS        ?= 2
 SCHEDULER   ?=
+RELEASE_ARGS ?=
 # END instructor-only
 TEST_SETUP ?= $(STAMP)
 
@@ -83,8 +84,8 @@ bench: $(DEV) ## run the benchmarks (tokenizer, block, suites' cost, grade, batc
 	@$(INSTALL) --extras dev,dask,bench
 	@for b in bench/bench_tokenizer.py bench/bench_block.py bench/bench_compute.py bench/bench_grade.py bench/bench_batch.py bench/bench_dask.py bench/bench_nbgrader.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-release: $(DEV) ## write the student release to dist/student/
-	@$(PY) -m grader release --out dist/student
+release: $(DEV) ## write the student release to dist/student/ (RELEASE_ARGS="--git --out DIR": its own repository)
+	@$(PY) -m grader release --out dist/student $(RELEASE_ARGS)
 
 batch: $(DEV) ## grade every submission in SUBMISSIONS= into OUT= (JOBS=2, or SCHEDULER=tcp://host:8786 or local:N)
 	@$(PY) -m grader batch $(SUBMISSIONS) --out $(OUT) $(if $(SCHEDULER),--scheduler $(SCHEDULER),--jobs $(JOBS))

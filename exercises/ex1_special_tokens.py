@@ -142,8 +142,9 @@ class SpecialTokenizer:
           ``self.base.encode(text)``, and it holds no special id.
         * ``"all"``: every special token of this tokenizer.
         * a list/tuple/set of special strings, e.g. ``["<eos>"]``: only those; the others stay plain text.
-          A string in it that is not a special token -> ``ValueError``; any other ``str`` than ``"all"``
-          (e.g. ``allowed_special="<eos>"``) -> ``ValueError`` too.
+          A string in it that is not a special token -> ``ValueError``, and so does an entry that is not a
+          ``str`` at all (``allowed_special=[5]``); any other ``str`` than ``"all"`` (e.g.
+          ``allowed_special="<eos>"``) -> ``ValueError`` too.
 
         Cut the text at every occurrence of an allowed special; each special becomes its one id, and each
         piece of text between them is encoded with ``self.base.encode`` on its own (so BPE never merges
@@ -191,6 +192,9 @@ class SpecialTokenizer:
         a character like ``"🙂"`` may be spread over several byte tokens and only comes back whole when its
         bytes are decoded together. Keep the text after the last special too.
 
+        ``ids`` may be any iterable of ints, a generator too, which can be walked only once: make a list of it
+        first (``ids = list(ids)``), then check and decode that list.
+
         Examples (``base.vocab_size == 300``)::
 
             tok.decode([300, *base.encode("hi"), 301])                            # '<bos>hi<eos>'
@@ -228,7 +232,7 @@ class SpecialTokenizer:
         * ``side="right"`` puts the pads after the tokens, ``side="left"`` before them (used for generation,
           so that every prompt ends at the last position). Any other side -> ``ValueError``.
         * An empty batch gives ``{"input_ids": [], "attention_mask": []}``.
-        * No ``<pad>`` special token in this tokenizer -> ``ValueError``.
+        * No ``<pad>`` special token in this tokenizer -> ``ValueError``, even for an empty batch.
 
         (Build new lists rather than appending to the ones you are given: they belong to the caller.)
 

@@ -205,6 +205,9 @@ def explain(cfg: ModelConfig) -> list[dict]:
       lower case): ``"bias"`` when biases make the difference; ``"norm"`` in both norm rows; ``"embedding"``
       in both embedding rows; ``"heads"`` in the attention row (say that n_heads does not change the count);
       ``"tied"`` for a tied head (counted once, under token_embedding) and ``"untied"`` for an untied one.
+      With ``cfg.bias=False`` no bias makes a difference: the attention and ffn rows then have a difference
+      of 0, and their "why" says that the estimate is exact because there is no bias (e.g. "no bias, so the
+      estimate is exact"; the attention row still says that n_heads does not change the count).
 
     The ``exact`` column and the ``measured`` column both add up to
     ``sum(p.numel() for p in TinyLM(cfg).parameters())``.

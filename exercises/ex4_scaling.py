@@ -292,7 +292,9 @@ def save_scaling_plot(
     Left panel: the median time per forward, with the fitted power laws (over all lengths, and over the
     lengths past the crossover). Right panel: the analytic FLOPs (total, linear and quadratic terms) with
     their fitted exponents, and a marker where the quadratic term catches up with the linear ones. Also
-    prints a short summary, and a line per length while it times them (the longest take seconds each). Real
+    prints a short summary and, while it times them (the longest take seconds each), one progress line on a
+    terminal, rewritten in place for each length, or a single line that says what it times when the output
+    is not a terminal (a log, a pipe). Real
     timings (on one CPU thread): the numbers change from run to run and from machine to machine; the FLOP
     panel does not.
     """

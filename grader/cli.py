@@ -20,7 +20,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if progress:
         progress.status("starting: importing torch and collecting the graded tests...")
     limits = Limits(timeout=args.timeout, wall=args.wall_timeout, max_strikes=args.max_strikes)
-    doc = grade(args.target, exercises=args.exercise, hidden=args.hidden, limits=limits, on_progress=progress)
+    notice = report.LongTestNotice(sys.stderr, limits.timeout, progress=progress)
+    doc = grade(args.target, exercises=args.exercise, hidden=args.hidden, limits=limits, on_progress=progress,
+                notice=notice)
     if progress:
         progress.clear()
     results.write(doc, Path(args.json))

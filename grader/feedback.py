@@ -34,7 +34,10 @@ def _student_text(text: str) -> str:
     return md_code(text, TEXT_CHARS)
 
 
-def render(doc: dict, *, student: str | None = None) -> str:
+def render(doc: dict, *, student: str | None = None, adjustment=None) -> str:
+    """``adjustment``: what the course staff's adjustments do to this grade (grader.batch.adjustments.Adjustment:
+    its ``notes`` and ``total``), shown under the score. The same page comes from the full document and from the
+    student's copy (grader.results.for_students), so a batch renders it again at every run."""
     lesson = doc["lesson"]
     title = f"# Feedback for {_student_text(student)}" if student else "# Feedback"
     out = [title, ""]
@@ -49,6 +52,7 @@ def render(doc: dict, *, student: str | None = None) -> str:
         ]
         return "\n".join(out)
     out += _score_table(doc)
+    out += _adjusted(doc, adjustment)
     lost = defaultdict(list)
     for test in doc["tests"]:
         if test["status"] != "passed":
@@ -74,13 +78,26 @@ def _score_table(doc: dict) -> list[str]:
     return out
 
 
+def _adjusted(doc: dict, adjustment) -> list[str]:
+    """The course staff's adjustments under the score: each one on a line ("late: -10% (1 day late)"), then the
+    grade that counts. Their text is the instructor's (a reason written in the adjustments file)."""
+    if adjustment is None or not adjustment.notes:
+        return []
+    lines = ["**Adjustments by your instructor:**", ""] + [f"- {_line(note)}" for note in adjustment.notes]
+    if adjustment.total is not None:
+        lines += ["", f"**Grade after adjustments: {_fmt(adjustment.total)} / {_fmt(doc['max_score'])}**"]
+    return lines + [""]
+
+
 def _exercise_section(ex: dict, lost: list[dict]) -> list[str]:
     """One exercise's part of "What to fix" (none when it lost nothing); ``lost``: its tests that did not pass."""
     lines = []
     if ex.get("problem"):
         lines.append(f"- Not graded: {_student_text(ex['problem'])}")
     # a missing or refused file is said once, by the "Not graded" line (its placeholder test holds the same)
-    tests = [t for t in lost if "nodeid" in t.get("extra_data", {}) and t["extra_data"].get("kind") != "not_graded"]
+    # a hidden test of the student's copy has no node id (grader.results.for_students): counted all the same
+    tests = [t for t in lost if ("nodeid" in t.get("extra_data", {}) or t.get("extra_data", {}).get("hidden"))
+             and t["extra_data"].get("kind") != "not_graded"]
     visible = [t for t in tests if not t["extra_data"]["hidden"]]
     hidden = [t for t in tests if t["extra_data"]["hidden"]]
     if visible and all(t["extra_data"]["kind"] == "not_implemented" for t in visible):

@@ -63,11 +63,12 @@ def grade(
     limits: Limits | None = None,
     on_progress=None,
     server=None,
+    notice=None,
 ) -> dict:
     """Grade ``target`` (exercises, solutions, or a folder of exN_*.py files) and return the results document.
 
     ``server``: an open ``JudgeSession`` that has collected these suites (``grader.watch``), else one is
-    started for this call."""
+    started for this call. ``notice``: a ``grader.report.LongTestNotice`` (says when a test runs long)."""
     start = time.perf_counter()
     points = results.load_points(tests_dir)
     chosen = [normalise_exercise(e, tests_dir) for e in exercises] if exercises else list(points)
@@ -84,9 +85,14 @@ def grade(
             server = JudgeSession.for_suites(chosen, hidden=hidden, tmpdir=tmpdir, limits=limits,
                                              tests_dir=tests_dir, flop_counter=warm)
         try:
-            on_event = (lambda events: report_progress(events, on_progress)) if on_progress else None
+            def on_event(events: list[dict]) -> None:
+                if on_progress:
+                    report_progress(events, on_progress)
+                if notice:
+                    notice.events(events)
+
             grading = server.submit(where, chosen, events=tmpdir / "events.jsonl", workdir=tmpdir / "work",
-                                    limits=limits, stall=limits.wall + HARD_GRACE, on_event=on_event)
+                                    limits=limits, stall=limits.wall + HARD_GRACE, on_event=on_event, on_wait=notice)
             session = follow(grading)
         finally:
             if own:

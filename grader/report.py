@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections import defaultdict
 
 from grader.untrusted import one_line, printable
@@ -228,4 +229,35 @@ class progress_line:  # noqa: N801 - used like a function: on_progress=progress_
 
     def clear(self) -> None:
         self.stream.write("\r" + " " * self.width + "\r")
+        self.stream.flush()
+
+
+class LongTestNotice:
+    """One line, once per test, when a test has run ``after`` seconds (an endless loop otherwise shows nothing until
+    its CPU limit stops it, 10 s of its own CPU time, and longer on a busy machine): which test is running, and
+    what stops it. Called with the judge's events as they come (``events``) and with the time while waiting."""
+
+    def __init__(self, stream, cpu_limit: float, *, after: float = 3.0, progress: progress_line | None = None) -> None:
+        self.stream, self.cpu_limit, self.after, self.progress = stream, cpu_limit, after, progress
+        self.current: str | None = None
+        self.since = 0.0
+        self.told: set[str] = set()
+
+    def events(self, events: list[dict]) -> None:
+        last = next((e for e in reversed(events) if e.get("event") in ("start", "result")), None)
+        current = last["nodeid"] if last is not None and last["event"] == "start" else None
+        if current != self.current:
+            self.current, self.since = current, time.monotonic()
+
+    def __call__(self, now: float) -> None:
+        if self.current is None or self.current in self.told or now - self.since < self.after:
+            return
+        self.told.add(self.current)
+        path, _, name = self.current.partition("::")
+        exercise = path.rsplit("/", 1)[-1].removeprefix("test_").removesuffix(".py")
+        if self.progress is not None:
+            self.progress.clear()
+        self.stream.write(f"  still running {one_line(exercise)} {one_line(name)} after {now - self.since:.0f} s: a "
+                          f"test is stopped once your code has used {self.cpu_limit:g} s of CPU time (an endless "
+                          "loop?)\n")
         self.stream.flush()

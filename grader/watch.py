@@ -19,6 +19,7 @@ is graded right after it.
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 import tempfile
@@ -122,6 +123,8 @@ def watch(
     waiting = (f"Watching {shown}/ ({', '.join(sorted(files))}): save a file to grade it again. Ctrl-C stops.")
 
     sitting = Sitting(target, chosen, limits)
+    if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
+        faulthandler.register(signal.SIGUSR1, file=err, all_threads=True)  # `kill -USR1`: where every thread is
     try:
         started = time.perf_counter()
         progress = report.progress_line(err) if err.isatty() else None

@@ -193,3 +193,11 @@ def _verdicts(doc: dict) -> list[dict]:
     volatile = ("duration", "cpu")
     return [{**t, "extra_data": {k: same(k, v) for k, v in t.get("extra_data", {}).items() if k not in volatile}}
             for t in doc["tests"]]
+
+
+def student_visible(results: dict) -> dict:
+    """What Gradescope shows a student of a results.json: the top-level output and every box not "hidden" (its
+    documented visibility: "hidden: test case will never be shown to students"; stdout only with
+    stdout_visibility other than hidden). extra_data is kept in as well, though Gradescope only stores it."""
+    return {"output": results["output"], "extra_data": results.get("extra_data"),
+            "tests": [t for t in results["tests"] if t.get("visibility", results.get("visibility")) != "hidden"]}

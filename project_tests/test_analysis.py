@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -88,6 +89,9 @@ def test_item_analysis_and_similarity_of_a_small_class(suite, tmp_path, private_
     groups = ({"copier_a", "copier_b"}, {f"abs{i}" for i in range(4)}, {"zero0", "zero1"})
     assert all(any({a, b} <= group for group in groups) for _, a, b in pairs), pairs
     assert "copier_a/ex1_alpha.py" in page and "similarity-" not in page and "<script>" not in page
+    # it reads offline: no stylesheet or script from a CDN, its own style and show/hide button written in
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) and "cdn." not in page.lower()
+    assert ".collapse.show" in page and 'data-bs-toggle="collapse"' in page and "show-matched-code" in page
 
 
 @pytest.mark.slow

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import build_submission
+from helpers import build_submission, student_visible
 
 REPO = Path(__file__).resolve().parent.parent
 ATTACKS_DIR = Path(__file__).resolve().parent / "attacks"
@@ -1126,9 +1126,14 @@ def test_gradescope_run_gains_and_leaks_nothing(gradescope_run, attack):
     assert results.is_file(), f"no results.json: {proc.stderr[-3000:]}"
     doc = json.loads(results.read_text())
     assert doc["score"] == 0 and not passed_tests(doc), f"{attack} gained points on Gradescope: {describe(doc)}"
-    leaks = leaks_in({"results.json": doc}, secrets_for(attack))
-    assert not leaks, f"{attack}: hidden test text in Gradescope's results.json: {leaks}"
-    carried = canary_in({"results.json": doc, "stdout": proc.stdout, "stderr": proc.stderr})
+    # the hidden tests' record is there for staff, in boxes Gradescope never shows a student, and on stdout
+    staff = [t for t in doc["tests"] if t["extra_data"].get("staff")]
+    assert staff and all(t["visibility"] == "hidden" for t in staff), "the staff's boxes must be hidden"
+    assert doc["stdout_visibility"] == "hidden", "stdout holds the instructor's record"
+    seen = student_visible(doc)
+    leaks = leaks_in({"results.json": seen}, secrets_for(attack))
+    assert not leaks, f"{attack}: hidden test text in what a student sees of Gradescope's results.json: {leaks}"
+    carried = canary_in({"results.json": seen, "stderr": proc.stderr})
     assert not carried, f"{attack}: a hidden test's input reached {carried}"
     assert not left, f"{attack} left processes running: {left}"
 
@@ -1327,3 +1332,32 @@ def test_gradescope_shows_hostile_text_as_text(gradescope_run):
     outputs = "\n".join(box["output"] for box in doc["tests"])
     assert HOSTILE_TAG in outputs and ESCAPE_SHOWN in outputs, "the hostile text did not arrive"
     assert "\x1b" not in json.dumps(doc, ensure_ascii=False), "an escape code in what Gradescope shows"
+
+
+# Dask: the same judge session on a worker; what the task returns (plain events) is all that crosses. The hidden
+# input carried to a later test, and hidden text in messages, must not reach the student's copy there either.
+DASK_ATTACKS = ("carry_hidden", "leak_messages")
+
+
+@pytest.mark.slow
+def test_dask_batch_carries_no_hidden_input_to_the_student(tmp_path):
+    """Graded on a one-worker LocalCluster, carry_hidden and leak_messages gain nothing, and neither their
+    results.json and feedback.md nor their gradebook rows hold a hidden test's canary or text."""
+    pytest.importorskip("distributed", reason="Dask is not installed (pip install -e '.[dask]')")
+    repo = copy_repository(tmp_path / "repo")
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    for attack in DASK_ATTACKS:
+        build_submission(submissions / attack, attack)
+    run = run_grader(["-m", "grader", "batch", str(submissions), "--out", str(out), "--scheduler", "local:1",
+                      "--no-analysis"], repo)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with open(out / "grades.csv", newline="") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    for attack in DASK_ATTACKS:
+        doc = json.loads((out / attack / "results.json").read_text())
+        assert rows[attack]["status"] == "graded" and float(doc["score"]) == 0, (attack, rows[attack])
+        parts = {"results.json": doc, "feedback.md": (out / attack / "feedback.md").read_text(),
+                 "grades.csv": rows[attack]}
+        assert not canary_in(parts), f"{attack}: a hidden test's input reached {canary_in(parts)}"
+        leaks = leaks_in(parts, secrets_for(attack))
+        assert not leaks, f"{attack}: hidden test text in what the student gets back: {leaks}"

@@ -445,6 +445,7 @@ def test_real_reference_scores_full_marks_and_stubs_zero(tmp_path, private_tmp):
     assert (rows["reference"]["status"], rows["reference"]["total"], rows["reference"]["max"]) == \
         ("graded", f"{total:g}", f"{total:g}"), rows["reference"]
     assert (rows["stubs"]["status"], rows["stubs"]["total"]) == ("graded", "0"), rows["stubs"]
+    assert rows["stubs"]["reason"] == "; ".join(f"{ex}: {batch.NOT_STARTED}" for ex in points), rows["stubs"]
     assert list(private_tmp.iterdir()) == []
 
 
@@ -478,6 +479,22 @@ def test_a_long_shared_reason_is_one_short_line():
     assert second == "ex2: missing: no"
     doc["tests"][0]["extra_data"]["reason"] = "something else"  # different reasons: nothing to summarise
     assert batch.row_from_doc("s", doc, ["ex1", "ex2"])["reason"] == "ex2: missing: no"
+
+
+def test_every_not_started_exercise_is_in_the_reason():
+    """A stub's tests each stop at the TODO of the function they call first, so their reasons differ: each
+    exercise whose visible tests all did so is named as not started all the same."""
+    doc = results.empty("x")
+    kinds = {"ex1": ["not_implemented", "not_implemented"], "ex2": ["not_implemented", "failed"],
+             "ex3": ["not_implemented", "not_implemented"]}
+    doc["tests"] = [{"status": "failed", "extra_data": {"exercise": ex, "reason": f"not implemented yet: {ex}: f{i}",
+                                                        "kind": kind, "hidden": False}}
+                    for ex, ks in kinds.items() for i, kind in enumerate(ks)]
+    doc["tests"].append({"status": "failed", "extra_data": {"exercise": "ex2", "kind": "not_implemented",
+                                                            "hidden": True, "reason": "x"}})
+    doc["lesson"]["exercises"] = [{"id": ex, "score": 0.0} for ex in kinds]
+    assert batch.row_from_doc("s", doc, list(kinds))["reason"] == (
+        f"ex1: {batch.NOT_STARTED}; ex3: {batch.NOT_STARTED}")
 
 
 @pytest.mark.parametrize("misnamed", ["ex2_beta (1).py", "ex2_beta.py.txt", "Ex2_Beta.py", "exercises/ex2_bta.py"])

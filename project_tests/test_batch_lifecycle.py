@@ -152,7 +152,7 @@ def test_rows_of_earlier_runs_stay_in_the_gradebook(suite, tmp_path, private_tmp
 def test_the_gradebook_file_is_replaced_whole(tmp_path):
     book = Gradebook(tmp_path / "grades.csv", ["ex1"], {"zed": {"student": "zed", "status": "graded"}})
     assert (tmp_path / "grades.csv").read_text().splitlines() == [
-        "student,lms_id,ex1,total,max,status,reason", "zed,,,,,graded,"]
+        "student,lms_id,ex1,total,max,late,penalty,adjusted_total,status,reason", "zed,,,,,,,,graded,"]
     book.add({"student": "amy", "lms_id": "7", "status": "graded", "total": "3"})
     book.pending("bob")
     book.pending("zed")  # an earlier run's row is kept, not replaced by "pending"

@@ -227,6 +227,29 @@ def test_a_forged_base_class_gives_no_stranger_class():
         assert isinstance(exc, StudentError) and isinstance(exc, Exception)
 
 
+def test_a_students_exception_is_named_as_the_student_raised_it():
+    """A test that names the class it caught (``type(exc).__name__``) names the student's class, and a failure
+    raised while handling it says where the student code raised it."""
+    from grader.judge.verdicts import reason_from_excinfo
+
+    frames = [["ex2_topk_attention.py", 42, "topk_attention", "raise TypeError('no')"]]
+    caught = student_error({"base": "TypeError", "type": "TypeError", "message": "no", "frames": frames})
+    own = student_error({"base": "ValueError", "type": "BadTopK", "message": "k", "frames": []})
+    odd = student_error({"base": "ValueError", "type": "not a name", "message": "k", "frames": []})
+    plain = student_error({"base": "Exception", "type": "Oops", "message": "k", "frames": []})
+    assert [type(e).__name__ for e in (caught, own, odd, plain)] == ["TypeError", "BadTopK", "ValueError", "Oops"]
+    assert isinstance(caught, TypeError) and isinstance(own, ValueError) and isinstance(plain, StudentError)
+    try:
+        try:
+            raise caught
+        except Exception as exc:  # what a test does with a wrong kind of error
+            pytest.fail(f"expected ValueError, got {type(exc).__name__}: {exc}")
+    except pytest.fail.Exception:
+        info = pytest.ExceptionInfo.from_current()
+    kind, reason = reason_from_excinfo(info, None)
+    assert (kind, reason) == ("failed", "expected ValueError, got TypeError: no (ex2_topk_attention.py line 42)")
+
+
 def test_pytest_fail_in_a_call_back_is_answered_and_fails_the_test(client, ex):
     generation = client.generation
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from grader.instructor import stubs
-from grader.instructor.check import check_reference, check_stubs
+from grader.instructor.check import check_hints, check_reference, check_stubs
 from grader.grading import REPO_ROOT, grade
 
 SOLUTIONS = REPO_ROOT / "solutions"
@@ -44,6 +44,27 @@ def test_stub_keeps_everything_outside_the_block():
 
 
 @pytest.mark.slow
+def test_every_hint_is_a_whole_sentence():
+    ok, problems = check_hints()
+    assert ok, problems
+
+
+def test_a_hint_cut_mid_sentence_fails_the_check(tmp_path: Path):
+    tests = tmp_path / "tests"
+    (tests / "hidden").mkdir(parents=True)
+    (tests / "test_ex9_whole.py").write_text('def test_a():\n    """Rows sum to 1 (a softmax per query)."""\n')
+    (tests / "hidden" / "test_ex9_cut_hidden.py").write_text(
+        'def helper():\n    pass\n\n\ndef test_b():\n    """Bad arguments raise TypeError for a bare str;\n'
+        '    ValueError for a duplicate."""\n\n\ndef test_c():\n    pass\n')
+    ok, problems = check_hints(tests)
+    assert not ok
+    assert problems == [
+        "tests/hidden/test_ex9_cut_hidden.py line 5 (test_b): the hint is cut mid-sentence: 'Bad arguments raise "
+        "TypeError for a bare str;' (make its first line a whole sentence; details go after a blank line)",
+        "tests/hidden/test_ex9_cut_hidden.py line 10 (test_c): no docstring, so no hint",
+    ]
+
+
 def test_reference_scores_full_marks_including_hidden():
     ok, problems = check_reference()
     assert ok, "\n".join(problems)

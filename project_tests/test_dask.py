@@ -150,8 +150,8 @@ def test_an_unreachable_scheduler_gives_error_rows(tmp_path, suite, monkeypatch)
 def test_workers_with_other_grading_code_refuse_to_grade(tmp_path, suite, cluster, monkeypatch):
     read = dask_pool.Suite.read
 
-    def from_another_checkout(tests_dir, points):  # as if the client ran other code than the workers
-        theirs = read(tests_dir, points)
+    def from_another_checkout(tests_dir, points, **kwargs):  # as if the client ran other code than the workers
+        theirs = read(tests_dir, points, **kwargs)
         return dataclasses.replace(theirs, environment={**theirs.environment, "torch": "1.0.0"})
 
     monkeypatch.setattr(dask_pool.Suite, "read", from_another_checkout)
@@ -227,6 +227,34 @@ def test_an_interrupted_client_keeps_finished_rows_and_resumes(tmp_path, suite, 
                        **{**FAST, "progress": "plain"}, stream=log)
     assert log.getvalue().count("skipped (unchanged)") == len(graded)
     assert [(r["student"], r["status"], r["total"]) for r in rows] == [(s, "graded", "6") for s in students]
+
+
+@pytest.mark.slow
+def test_a_stopped_forced_run_says_what_the_next_run_grades(tmp_path, suite, cluster):
+    """A --force run stopped part-way says "N not graded: run the batch again"; the plain re-run then grades those
+    N (they had earlier rows, so it would otherwise skip them as unchanged), and no others."""
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    students = [f"s{i}" for i in range(5)]
+    for student in students:
+        write_folder(subs / student, SLOW_GOOD)
+    run = dict(tests_dir=suite, scheduler=cluster.scheduler_address, **{**FAST, "progress": "plain"})
+    batch_grade(subs, out, **run, stream=io.StringIO())
+    stopped = OnRow(2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(Interrupted):
+        batch_grade(subs, out, force=True, **run, stream=stopped)
+    summary = stopped.getvalue().splitlines()[-1]
+    forced = {line.split()[1] for line in stopped.getvalue().splitlines() if line.startswith("[")}
+    left = len(students) - len(forced)
+    assert left > 0, stopped.getvalue()
+    assert f"{left} not graded (stopped by SIGINT: run the batch again to grade them; {left} keep their earlier" \
+           " grade until then)" in summary, summary
+    assert all(r["status"] == "graded" for r in csv_rows(out))  # the earlier rows stay meanwhile
+
+    log = io.StringIO()
+    batch_grade(subs, out, **run, stream=log)
+    lines = [line for line in log.getvalue().splitlines() if line.startswith("[")]
+    assert {line.split()[1] for line in lines if "skipped (unchanged)" not in line} == set(students) - forced, lines
+    assert not (out / ".force-pending.json").exists()
 
 
 # ----------------------------------------------------------------------------------------------------------

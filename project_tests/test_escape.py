@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from grader import facilities
-from grader.worker import confine, seccomp
+from grader.worker import confine, seccomp, uid
 
 REPO = Path(__file__).resolve().parent.parent
 ATTACKS = Path(__file__).resolve().parent / "attacks"
@@ -220,6 +220,28 @@ def test_open_ways_are_put_back_by_the_last_holder(tmp_path):
     assert json.loads(Path(record).read_text()) == {"holders": [], "modes": {}}
 
 
+def test_sweep_removes_what_a_worker_uid_left_and_nothing_else(tmp_path):
+    """The judge's sweep of the shared writable folders: names the worker's uid owns (a file, a link, a tree with a
+    link out) are removed, links never followed; another uid's names stay."""
+    worker, other = uid.UID_BASE + 7, uid.UID_BASE + 8
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    shared = tmp_path / "shared"
+    (shared / "tree" / "deep").mkdir(parents=True)
+    (shared / "tree" / "deep" / "out").symlink_to(victim)
+    (shared / "file").write_text("x")
+    (shared / "link").symlink_to(victim)
+    (shared / "theirs").write_text("y")
+    if os.geteuid() != 0:
+        pytest.skip("giving names to other uids needs root")
+    for name in ("tree", "tree/deep", "tree/deep/out", "file", "link"):
+        os.chown(shared / name, worker, worker, follow_symlinks=False)
+    os.chown(shared / "theirs", other, other)
+    removed = uid.sweep(worker, folders=[str(shared)])
+    assert sorted(Path(p).name for p in removed) == ["file", "link", "tree"]
+    assert [p.name for p in shared.iterdir()] == ["theirs"] and victim.read_text() == "keep"
+
+
 READ_HIDDEN = '''\
 import os, sys
 here = [p for p in sys.path if os.path.isdir(os.path.join(p, "tests", "hidden"))] + [os.environ.get("ATK_REPO", "")]
@@ -228,6 +250,14 @@ try:
     mark = f"listed {len(found)} hidden files"
 except OSError as exc:
     mark = f"hidden refused ({type(exc).__name__})"
+left = os.path.join("/tmp", "atk-uid-leftover-" + os.environ.get("ATK_TAG", "x"))
+try:  # a name in the folder every uid may write to, which must not outlive the grading
+    with open(left, "w") as f:
+        f.write("left behind")
+    os.makedirs(left + ".d/inner")
+    mark += "; left files in /tmp"
+except OSError as exc:
+    mark += f"; /tmp refused ({type(exc).__name__})"
 raise RuntimeError(f"atk-read_hidden_uid: {mark} as uid {os.getuid()}")
 '''
 
@@ -248,7 +278,10 @@ def test_without_landlock_and_namespaces_the_worker_drops_to_its_own_uid(tmp_pat
     for stub in (REPO / "exercises").glob("ex*_*.py"):
         (sub / stub.name).write_text(stub.read_text())
     (sub / "ex1_special_tokens.py").write_text(READ_HIDDEN)
-    env = {**os.environ, "GRADER_WITHOUT": "landlock,namespaces", "PYTHONPATH": str(repo), "ATK_REPO": str(repo)}
+    env = {**os.environ, "GRADER_WITHOUT": "landlock,namespaces", "PYTHONPATH": str(repo), "ATK_REPO": str(repo),
+           "ATK_TAG": tmp_path.name}
+    leftover = Path("/tmp") / f"atk-uid-leftover-{tmp_path.name}"
+
     def owners(folder: Path) -> dict[str, tuple[int, int]]:
         return {str(p): (p.lstat().st_gid, p.lstat().st_mode & 0o7777) for p in [folder, *folder.iterdir()]}
 
@@ -263,7 +296,9 @@ def test_without_landlock_and_namespaces_the_worker_drops_to_its_own_uid(tmp_pat
     prot = attack["lesson"]["protections"]
     assert prot["uid"] and prot["syscall_filter"] and not prot["filesystem"] and not prot["pid_namespace"], prot
     text = json.dumps(attack)
-    assert "atk-read_hidden_uid: hidden refused (PermissionError) as uid" in text, text[:3000]
+    assert "atk-read_hidden_uid: hidden refused (PermissionError); left files in /tmp as uid" in text, text[:3000]
+    # what the worker's uid wrote in /tmp (its hostile step ran: the mark) is gone once the judge ended
+    assert not leftover.exists() and not Path(f"{leftover}.d").exists()
     assert attack["score"] == 0
     assert reference["score"] == reference["max_score"] == 25, reference["score"]
     # the submission's folder was shared with the worker's gid while grading, and is the user's again

@@ -78,6 +78,19 @@ MUTANTS = {
         [("length = longest\n", "length = longest + 1\n")],
         "longest",
     ),
+    # pad fills the caller's rows in place (the promise seen through the proxy: the caller's lists unchanged)
+    "pad_edits_callers_lists": (
+        [("rows = [list(seq) for seq in batch]", "rows = list(batch)"),
+         ("input_ids.append(row + [pad_id] * n_pad)", "row.extend([pad_id] * n_pad)\n                input_ids.append(row)"),
+         ("attention_mask.append([1] * len(row) + [0] * n_pad)",
+          "attention_mask.append([1] * (len(row) - n_pad) + [0] * n_pad)")],
+        "caller",
+    ),
+    # decode checks the ids in one walk and decodes them in another: a generator is empty the second time
+    "decode_walks_ids_twice": (
+        [("        ids = list(ids)\n", "")],
+        "generator",
+    ),
     # a row longer than length is passed through instead of raising
     "pad_no_length_check": (
         [("elif longest > length:", "elif False:")],

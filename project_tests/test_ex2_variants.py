@@ -112,3 +112,17 @@ def test_ex2_alternative_scores_full(tmp_path, path):
 
 def test_ex2_alternatives_exist():
     assert len(list(ALTERNATIVES.glob(f"{MODULE}_*.py"))) >= 2
+
+
+@pytest.mark.slow
+def test_ex2_a_wrong_exception_is_named_as_raised_with_its_line(tmp_path):
+    """A TypeError where ValueError is asked for: the message says TypeError (the class the student raised, not a
+    class of the grader's) and the line of the student's file that raised it."""
+    wrong = TOP_K_CHECK.replace("raise ValueError", "raise TypeError")
+    text = mutate(MODULE, (TOP_K_CHECK, wrong))
+    line = text.splitlines().index(wrong.splitlines()[1]) + 1
+    summary = grade_text(tmp_path, MODULE, text)
+    reasons = [t["extra_data"]["reason"] for t in summary["failed"] if "top_k" in t["extra_data"]["nodeid"]]
+    assert reasons, summary["messages"]
+    assert all("got TypeError" in r and f"{MODULE}.py line {line})" in r for r in reasons), reasons
+    assert "Student" not in summary["messages"], summary["messages"]

@@ -61,6 +61,14 @@ MUTANTS = [
     ("measured-on-cpu-only", [("device=param.device, dtype=param.dtype", "dtype=param.dtype")], ["meta"]),
     ("crossover-off-by-2", [("return 2 * cfg.d_model + cfg.ffn_dim", "return (2 * cfg.d_model + cfg.ffn_dim) // 2")], ["crossover"]),
     ("scaling-run-real-clock", [("repeats=repeats, clock=clock)", "repeats=repeats)")], ["clock"]),
+    # the promises seen through the proxy (issue 23): the block's dtype, no autograd, one block per run
+    ("measured-in-default-dtype", [("device=param.device, dtype=param.dtype", "device=param.device")], ["dtype"]),
+    ("measured-with-grad", [("    with torch.no_grad(), FlopCounterMode(display=False) as counter:",
+                             "    with FlopCounterMode(display=False) as counter:")], ["no_grad", "autograd"]),
+    ("scaling-run-block-per-length", [("    block = TransformerBlock(cfg)\n", ""),
+                                      ("        x = torch.randn(batch, seq_len, cfg.d_model)  # (B, T, d)\n",
+                                       "        x = torch.randn(batch, seq_len, cfg.d_model)  # (B, T, d)\n"
+                                       "        block = TransformerBlock(cfg)\n")], ["ONE", "one block"]),
 ]
 
 

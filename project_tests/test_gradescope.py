@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 from grader.platforms import gradescope, gradescope_zip
+
+sys.path.insert(0, str(Path(__file__).parent))
+from helpers import student_visible  # noqa: E402
 from grader.results import SCHEMA_PATH, load_points
 from grader.judge.session import Limits
 from grader.instructor.stubs import expected_stubs
@@ -132,12 +135,15 @@ def test_reference_scores_full_marks(autograder):
     assert (doc["score"], doc["extra_data"]["max_score"]) == (100, 100), doc["output"]
     # one box per test function, and by default one box of hidden counts per exercise, shown once published
     visible = [t for t in doc["tests"] if not t["extra_data"]["hidden"]]
-    hidden = [t for t in doc["tests"] if t["extra_data"]["hidden"]]
+    hidden = [t for t in doc["tests"] if t["extra_data"]["hidden"] and not t["extra_data"].get("staff")]
+    staff = [t for t in doc["tests"] if t["extra_data"].get("staff")]
     assert len(visible) == sum(function_counts(hidden=False).values())
     assert [t["extra_data"]["exercise"] for t in hidden] == list(POINTS)
     assert all(t["visibility"] == "after_published" for t in hidden)
     assert all(t["visibility"] == "visible" for t in visible)
-    assert len(doc["tests"]) < 50, "students see about 40 boxes, not one per parametrized case"
+    assert len(visible + hidden) < 50, "students see about 40 boxes, not one per parametrized case"
+    assert len(staff) == sum(function_counts(hidden=True).values())
+    assert all(t["visibility"] == "hidden" and t["status"] == "passed" for t in staff)
     for t in hidden:
         ex = t["extra_data"]["exercise"]
         functions = function_counts(hidden=True)[ex]
@@ -176,7 +182,8 @@ def test_broken_submission_costs_only_the_broken_exercises(autograder):
     gone = [t["output"] for t in visible if t["extra_data"]["exercise"] == missing_ex]
     assert gone and all(f"no {missing}.py in the submission" in out for out in gone)
     # hidden tests reach students as counts only
-    hidden = {t["extra_data"]["exercise"]: t for t in doc["tests"] if t["extra_data"]["hidden"]}
+    hidden = {t["extra_data"]["exercise"]: t for t in doc["tests"] if t["extra_data"]["hidden"]
+              and not t["extra_data"].get("staff")}
     assert hidden[first_ex]["output"].startswith("0 of ") and hidden[first_ex]["score"] == 0
     assert all(set(t["extra_data"]) == {"exercise", "hidden", "tests", "passed"} for t in hidden.values())
     assert f"{missing_ex}: missing" in doc["output"]
@@ -443,7 +450,7 @@ def test_extras_live_under_extra_data():
 @pytest.mark.parametrize("visibility", gradescope_zip.VISIBILITIES)
 def test_hidden_tests_show_counts_or_hints_never_their_text(detail, visibility):
     out = gradescope.render(DOC, hidden_visibility=visibility, hidden_detail=detail)
-    hidden = [t for t in out["tests"] if t["extra_data"]["hidden"]]
+    hidden = [t for t in out["tests"] if t["extra_data"]["hidden"] and not t["extra_data"].get("staff")]
     assert hidden and all(t["visibility"] == visibility for t in hidden)
     text = json.dumps(hidden)
     for secret in ("test_secret_edge", "literal-42", "expected 42", "secret traceback", "secret output"):
@@ -458,7 +465,7 @@ def test_hidden_tests_show_counts_or_hints_never_their_text(detail, visibility):
 
 
 def test_default_hidden_tests_are_counts_shown_once_published():
-    [box] = [t for t in gradescope.render(DOC)["tests"] if t["extra_data"]["hidden"]]
+    [box] = [t for t in gradescope.render(DOC)["tests"] if t["extra_data"]["hidden"] and not t["extra_data"].get("staff")]
     assert box["visibility"] == "after_published" and box["name"] == "ex1_mod: hidden tests"
 
 
@@ -534,3 +541,64 @@ def test_uid_mode_seals_the_hidden_tests_before_student_code_runs(autograder, mo
     root = Path(proc.args[0]).parent.parent
     assert os.listdir(root / "source" / "tests" / "hidden"), "positive control: the hidden tests are there"
     assert doc["score"] == 100 - POINTS["ex1"]["visible"] - POINTS["ex1"]["hidden"], doc["output"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The instructor's record: every hidden test for staff (visibility "hidden"), nothing of it for students
+# ----------------------------------------------------------------------------------------------------------
+
+HIDDEN_INPUT = 9081726354  # a hidden test's input, which its reason carries ("expected 9081726354, got 0")
+MORE_HIDDEN = f'''
+import pytest
+
+@pytest.mark.points(1)
+def test_work_secret_input(student):
+    """work(n) returns n for large n too."""
+    got = student("ex1_demo").work({HIDDEN_INPUT})
+    assert got == {HIDDEN_INPUT}, f"expected {HIDDEN_INPUT}, got {{got}}"
+'''
+HALF_DONE = {  # add right for positives only, work right for small n; ex2 not started
+    "ex1_demo": "def add(a, b):\n    return abs(a) + abs(b)\n\ndef work(n):\n    return n if n < 100 else 0\n",
+    "ex2_other": "def twice(x):\n    raise NotImplementedError('ex2: double x')\n",
+}
+
+
+def test_staff_read_every_failed_hidden_test_and_students_none(demo_tests, make_submission, tmp_path, capsys):
+    """A half-done submission: each failed hidden test is a box that only staff see (its name, points, reason,
+    with the hidden input the reason holds) whatever --hidden-visibility says, and is named on stdout (staff
+    only); the boxes students see (the counts, shown as --hidden-visibility says) hold none of it."""
+    (demo_tests / "hidden" / "test_ex1_demo_more_hidden.py").write_text(MORE_HIDDEN)
+    folder = make_submission(**HALF_DONE)
+    (folder.parent / "submission_metadata.json").write_text(json.dumps({
+        "created_at": "2026-03-07T10:30:00.000000-08:00", "users": [{"email": "s@example.org", "id": 7}],
+        "assignment": {"due_date": "2026-03-06T23:59:00.000000-08:00", "late_due_date": None}}))
+    doc = gradescope.run(folder, tmp_path / "results.json", tests_dir=demo_tests)
+    stdout = capsys.readouterr().out
+    failed = sorted(t["extra_data"]["nodeid"].split("::")[-1] for t in doc["tests"]
+                    if t["extra_data"]["hidden"] and t["status"] == "failed")
+    assert failed == ["test_add_negative", "test_work_secret_input"]
+    for visibility in gradescope_zip.VISIBILITIES:
+        out = json.loads((tmp_path / "results.json").read_text()) if visibility == "after_published" else (
+            gradescope.render(doc, hidden_visibility=visibility))
+        check_gradescope_format(out)
+        assert 0 < out["score"] < out["extra_data"]["max_score"], "a half-done submission"
+        staff = {t["name"].split(": ")[-1]: t for t in out["tests"] if t["extra_data"].get("staff")}
+        assert sorted(staff) == failed and all(t["visibility"] == "hidden" for t in staff.values())
+        assert f"expected {HIDDEN_INPUT}, got 0" in staff["test_work_secret_input"]["output"]
+        assert staff["test_add_negative"]["output"].startswith("add works for negative numbers.\nexpected -3")
+        assert all((t["score"], t["max_score"]) == (0, 1) for t in staff.values())
+        # what students see: the counts, with the visibility asked for, and nothing of the hidden tests' text
+        counts = [t for t in out["tests"] if t["extra_data"]["hidden"] and not t["extra_data"].get("staff")]
+        assert [(t["visibility"], t["output"]) for t in counts] == [
+            (visibility, "0 of 2 hidden tests passed (0 of 2 points).")]
+        seen = student_visible(out)
+        text = json.dumps({**seen, "tests": seen["tests"] + counts})  # the counts too, even while hidden
+        for secret in (str(HIDDEN_INPUT), *failed, "expected -3"):
+            assert secret not in text, f"{secret!r} reaches what a student sees ({visibility})"
+        assert out["score"] == sum(t["score"] for t in out["tests"] if not t["extra_data"].get("staff"))
+        assert out["stdout_visibility"] == "hidden"
+    # stdout: the student's report, then the failed hidden tests by name (stdout is the instructor's alone)
+    assert "Hidden tests failed (2; course staff only" in stdout and str(HIDDEN_INPUT) in stdout
+    assert all(name in stdout for name in failed)
+    # the submission's time from Gradescope's submission_metadata.json
+    assert (doc["lesson"]["late"], doc["lesson"]["submitted_at"]) == (True, "2026-03-07T10:30:00-08:00")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from grader.batch import batch_grade
+from grader.batch.gradebook import INSTRUCTOR
 from grader.grading import grade
 from grader.judge.session import Limits
 
@@ -85,6 +86,46 @@ def test_a_cpu_loop_is_a_timeout_that_names_cpu_time(demo_tests, make_submission
     assert not doc["lesson"]["needs_regrade"]  # its own CPU use: a final result
 
 
+def test_an_endless_loop_is_announced_before_its_limit(demo_tests, make_submission):
+    """While a test runs long, the student hears which one and what stops it, rather than nothing until the report."""
+    import io
+
+    from grader.report import LongTestNotice
+
+    sub = make_submission(ex2_other="def twice(x):\n    while True:\n        pass\n")
+    said = io.StringIO()
+    notice = LongTestNotice(said, 1.0, after=0.2)
+    doc = grade(sub, tests_dir=demo_tests, limits=Limits(timeout=1.0, wall=30.0, max_strikes=1), notice=notice)
+    lines = said.getvalue().splitlines()
+    assert len(lines) == 1, lines  # once, for the test that ran long (the next ones are cut short)
+    assert lines[0].startswith("  still running ex2_other test_") and lines[0].endswith(
+        "s: a test is stopped once your code has used 1 s of CPU time (an endless loop?)"), lines
+    name = lines[0].split()[3]
+    test = next(t for t in doc["tests"] if t["extra_data"]["nodeid"].endswith("::" + name))
+    assert test["extra_data"]["kind"] == "timeout"
+
+
+def test_a_long_test_notice_comes_once_and_only_while_it_runs():
+    import io
+
+    from grader.report import LongTestNotice
+
+    said = io.StringIO()
+    notice = LongTestNotice(said, 10.0, after=3.0)
+    start = {"event": "start", "nodeid": "tests/test_ex2_topk_attention.py::test_rows[case]"}
+    notice.events([{"event": "collected"}, start])
+    begun = notice.since
+    notice(begun + 2.9)
+    assert said.getvalue() == ""
+    notice(begun + 3.2)
+    notice(begun + 9.0)
+    assert said.getvalue() == ("  still running ex2_topk_attention test_rows[case] after 3 s: a test is stopped once"
+                               " your code has used 10 s of CPU time (an endless loop?)\n")
+    notice.events([start, {"event": "result", "nodeid": start["nodeid"]}])
+    notice(begun + 100.0)
+    assert said.getvalue().count("still running") == 1
+
+
 @pytest.mark.slow
 def test_sleeping_past_the_backstop_is_a_timeout_marked_for_regrade(demo_tests, make_submission, tmp_path):
     sub = make_submission(ex2_other=textwrap.dedent(SLEEPS))
@@ -100,6 +141,31 @@ def test_sleeping_past_the_backstop_is_a_timeout_marked_for_regrade(demo_tests, 
     first = json.loads((out / "sub" / "results.json").read_text())["execution_time"]
     row, out = batch_rows(demo_tests, tmp_path, sub, **limits)
     assert json.loads((out / "sub" / "results.json").read_text())["execution_time"] != first
+
+
+@pytest.mark.slow
+def test_a_sleeping_submission_is_regraded_at_most_twice_then_kept_as_a_timeout(demo_tests, make_submission,
+                                                                                 tmp_path):
+    sub = make_submission(ex2_other=textwrap.dedent(SLEEPS))
+    limits = {"test_timeout": 5.0, "wall_timeout": 0.5}  # a small backstop keeps each grading cheap
+    times = []
+    for run in range(4):
+        row, out = batch_rows(demo_tests, tmp_path, sub, **limits)
+        doc = json.loads((out / "sub" / "results.json").read_text())
+        times.append(doc["execution_time"])
+        lesson = json.loads((out / INSTRUCTOR / "sub.json").read_text())["lesson"]
+        if run < 2:  # the first grading, then the first re-grade: marked for another
+            assert lesson["needs_regrade"] and lesson["backstop_gradings"] == run + 1, lesson
+            assert "re-grade" in row["reason"], row
+    # the second re-grade (the third grading) is final: the test is a timeout that says why
+    assert len(set(times[:3])) == 3 and times[3] == times[2], times  # the fourth run reused it
+    assert not lesson["needs_regrade"] and lesson["backstop_final"] and lesson["backstop_gradings"] == 3
+    assert "kept as a timeout, not graded again" in row["reason"] and "re-grade:" not in row["reason"], row
+    test = next(t for t in doc["tests"] if t["name"].endswith("test_twice_doubles"))
+    assert test["extra_data"]["kind"] == "timeout"
+    assert "wall-clock" in test["extra_data"]["reason"] and "in 3 gradings of this submission in a row" in \
+        test["extra_data"]["reason"]
+    assert test["extra_data"]["reason"] in test["output"]
 
 
 def test_every_default_limit_and_cap_comes_from_grader_limits():

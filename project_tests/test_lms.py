@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -21,6 +23,7 @@ from helpers import FAST, GOOD, read_csv, write_folder  # noqa: E402
 
 from grader.batch import batch_grade  # noqa: E402
 from grader.platforms import lms
+from grader.platforms.roster import load_roster  # noqa: E402
 from grader.batch.gradebook import Seals  # noqa: E402
 from grader.intake.entries import original_name, scan  # noqa: E402
 from grader.cli import main  # noqa: E402
@@ -115,6 +118,38 @@ def test_scan_groups_canvas_and_moodle_files_by_student(tmp_path):
                              "Jane Doe_201"]
     assert [e.lms_id for e in found["Jane Doe_201"]] == ["201"] and len(found["Jane Doe_201"][0].parts) == 2
     assert [p.name for p in found["Eve Kim_205"][0].parts] == ["ex1_alpha.py", "ex2_beta.py"]
+
+
+def test_a_whole_class_download_is_refused_with_what_to_do(suite, tmp_path):
+    """A Canvas download left zipped (or a Moodle one unzipped into a folder of its own) is many students: it is
+    skipped with a message saying to unzip it (or move its files up), never graded as one student."""
+    canvas_download(tmp_path / "canvas")
+    moodle_download(tmp_path / "moodle")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "submissions.zip").write_bytes(zip_bytes(
+        {p.name: p.read_bytes() for p in (tmp_path / "canvas").iterdir() if p.is_file()}))
+    (tmp_path / "moodle").rename(subs / "moodle-download")
+    (subs / "alice.zip").write_bytes(zip_bytes({f"lesson-main/exercises/{n}": t for n, t in GOOD.items()}))
+    # one student's own work whose file names happen to look like Canvas's is still that student's
+    write_folder(subs / "bob", {**GOOD, "2024_01_notes.txt": "a", "2025_02_notes.txt": "b"})
+    skipped: dict[str, str] = {}
+    assert sorted(scan(subs, tmp_path / "out", skipped)) == ["alice", "bob"]
+    assert skipped == {
+        "submissions.zip": "a Canvas download of 8 students' submissions, still zipped: unzip it into the submissions"
+                           " folder (each student then gets a row), or grade the unzipped folder; it is not graded"
+                           " as one student",
+        "moodle-download": "holds a Moodle download of 6 students' submissions, not one student's: move what it"
+                           " holds up into the submissions folder (each student then gets a row), or grade it as"
+                           " the submissions folder itself"}
+    (subs / "alice.zip").unlink()
+    shutil.rmtree(subs / "bob")
+    log = io.StringIO()
+    assert batch_grade(subs, tmp_path / "out", tests_dir=suite, **{**FAST, "stream": log}) == []
+    assert "warning: skipped submissions.zip: a Canvas download of 8 students' submissions, still zipped: unzip" \
+        in log.getvalue()
+    assert "submissions.zip: a Canvas download" in (tmp_path / "out" / "skipped.txt").read_text()
+    assert read_csv(tmp_path / "out") == {}
 
 
 def test_canvas_download_is_graded_into_the_right_students(suite, tmp_path, private_tmp):
@@ -230,6 +265,50 @@ def test_canvas_merge_refuses_what_canvas_would_misread(tmp_path):
         lms.merge_canvas(sheet, [], "Current Score")
     with pytest.raises(GradingError, match="worth 10 points in Canvas, not 25"):
         lms.merge_canvas(sheet, [], "Lesson 1", points=25)
+
+
+def test_export_from_plain_folders_needs_a_roster_and_fails_loudly_without(suite, tmp_path, private_tmp, capsys):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "jane", GOOD)
+    write_folder(subs / "carl", WRONG)
+    write_folder(subs / "zoe", GOOD)  # in no LMS file: said, not written
+    batch_grade(subs, out, tests_dir=suite, **FAST)
+    exported = _write(tmp_path / "export.csv", CANVAS_EXPORT)
+    merged = tmp_path / "import.csv"
+    command = ["export", "canvas", "--gradebook", str(exported), "--assignment", "Lesson 1", "--batch", str(out),
+               "--to", str(merged)]
+    assert main(command) == 2  # without a roster nothing matches: an error, and no file to import by mistake
+    err = capsys.readouterr().err
+    assert "no submission matches a student of the LMS file, so nothing was written: 3 of the batch's 3 rows have" \
+           " no LMS id (carl, jane, zoe: plain folders, not an LMS download). Give --roster FILE" in err, err
+    assert not merged.exists()
+
+    roster = _write(tmp_path / "roster.csv", "student,lms_id,email\njane,101,j@example.org\ncarl,103,\nmax,104,\n")
+    assert main([*command, "--roster", str(roster)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 scores written" in printed and "zoe (no LMS id: not from an LMS download)" in printed
+    assert "in the roster, not in the batch (1): max" in printed
+    rows = {r[1]: r for r in csv.reader(io.StringIO(merged.read_text()))}
+    assert (rows["101"][5], rows["103"][5]) == ("10", "1.67")  # 6/6 and 1/6 of Canvas's 10 points
+    moodle = _write(tmp_path / "worksheet.csv", MOODLE_WORKSHEET)
+    moodle_roster = _write(tmp_path / "m.csv", "student,lms_id\njane,Participant 201\ncarl,203\n")
+    assert main(["export", "moodle", "--gradebook", str(moodle), "--batch", str(out), "--roster", str(moodle_roster),
+                 "--to", str(tmp_path / "upload.csv")]) == 0
+    grades = [r["Grade"] for r in csv.DictReader(io.StringIO((tmp_path / "upload.csv").read_text()))]
+    assert grades == ["100", "16.67", "", ""]
+
+
+def test_a_bad_roster_is_refused_with_its_line(tmp_path):
+    cases = {
+        "name,email\njane,j@x\n": "line 1: no student column",
+        "student,lms_id\njane,101\ncarl,\n": "line 3: no lms_id (carl,)",
+        "student,lms_id\njane,101\n\njane,102\n": "line 4: jane already has the LMS id 101, not 102",
+        "student,lms_id\njane,101\ncarl,101\n": "line 3: the LMS id 101 is already jane's",
+    }
+    for text, message in cases.items():
+        with pytest.raises(GradingError, match=re.escape(message)):
+            load_roster(_write(tmp_path / "roster.csv", text))
+    assert load_roster(_write(tmp_path / "roster.csv", "Student,ID\r\njane,101\r\njane,101\r\n")) == {"jane": "101"}
 
 
 MOODLE_WORKSHEET = (

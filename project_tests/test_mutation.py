@@ -90,7 +90,7 @@ def test_judge_flags_untriaged_survivors_and_wrong_triage():
     assert any("untriaged survivor ex4-a" in p for p in found)
     assert any("ex4-c is triaged as equivalent but a test kills it" in p for p in found)
     assert any("ex4-e is triaged as killed by test_y but survives" in p for p in found)
-    assert any("below 95%" in p for p in found)  # 2 killed of 4 non-equivalent
+    assert any("below 99%" in p for p in found)  # 2 killed of 4 non-equivalent
     summary = mutation.summarise(verdicts)["ex4"]
     assert (summary.generated, summary.killed, summary.equivalent, summary.survived) == (5, 2, 1, 2)
 

@@ -459,6 +459,13 @@ root = pathlib.Path(sys.argv[1])
 print("hidden files seen:", len([*(root / "tests" / "hidden").glob("*.py"), *(root / "solutions").glob("*.py")]))
 """
 
+# a notebook's setup cell (%load_ext) in a kernel that autograde started
+SETUP_CELL = """import sys
+from grader.platforms.nbgrader import cell
+cell.refuse_unlaunched_kernel()
+print("the setup cell went on")
+"""
+
 
 def _launch(*options: str, without: str = "") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "GRADER_WITHOUT": without}
@@ -489,6 +496,26 @@ def test_kernel_launcher_without_namespaces_runs_unconfined_or_refuses():
     refused = _launch("--require", without="namespaces")
     assert refused.returncode == REFUSED and refused.stdout == "", "the kernel started although confinement failed"
     assert "refusing to start the kernel" in refused.stderr and "GRADER_WITHOUT" in refused.stderr
+
+
+def test_a_kernel_autograde_started_without_the_course_config_ends_before_grading():
+    """Autograde run outside the course folder (nbgrader_config.py not read) starts nbgrader's own kernel, which
+    could read the hidden tests: the setup cell ends that kernel, with what to do; through the launcher it goes on."""
+    from grader.platforms.nbgrader.kernel import LAUNCHED_ENV, REFUSED
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NBGRADER_EXECUTION": "autograde"}
+    env.pop(LAUNCHED_ENV, None)
+    bare = subprocess.run([sys.executable, "-c", SETUP_CELL], env=env, capture_output=True, text=True, timeout=60)
+    assert (bare.returncode, bare.stdout) == (REFUSED, ""), bare.stderr
+    assert "not started through the course's launcher" in bare.stderr and "nbgrader_config.py" in bare.stderr
+    command = [sys.executable, "-m", "grader.platforms.nbgrader.kernel", "--", sys.executable, "-c", SETUP_CELL]
+    for without in ("", "namespaces"):  # confined, or unconfined with autograde's warning: both launched
+        launched = subprocess.run(command, env={**env, "GRADER_WITHOUT": without}, capture_output=True, text=True,
+                                  timeout=60)
+        assert (launched.returncode, launched.stdout) == (0, "the setup cell went on\n"), launched.stderr
+    outside = subprocess.run([sys.executable, "-c", SETUP_CELL], env={**env, "NBGRADER_EXECUTION": ""},
+                             capture_output=True, text=True, timeout=60)
+    assert outside.returncode == 0, "a student's own Jupyter (not autograde) needs no launcher"
 
 
 def test_autograde_preprocessors_judge_first_forget_last_and_start_kernels_through_the_launcher():

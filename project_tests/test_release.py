@@ -72,6 +72,61 @@ def test_readme_drops_instructor_sections(built):
     assert "make release" not in text and "solutions/" not in text
 
 
+def readme_paths(text: str) -> set[str]:
+    """Every word of a code block or code span, and every link target, of a README: what it may name as a file."""
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    prose = re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    code = blocks + re.findall(r"`([^`]+)`", prose)
+    words = {w.lstrip("(").rstrip(".,;:)") for span in code for w in span.split()}
+    return (words | set(re.findall(r"\]\(([^)\s#]+)\)", prose))) - {""}
+
+
+def missing_from_release(release_dir: Path) -> list[str]:
+    """The files and folders of this repository that the release's README names but the release lacks."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    folders = {parent.as_posix() for name in tracked for parent in Path(name).parents} - {"."}
+    named = {p.rstrip("/") for p in readme_paths((release_dir / "README.md").read_text())}
+    return sorted(p for p in named if (p in tracked or p in folders) and not (release_dir / p).exists())
+
+
+def test_readme_names_no_file_the_release_lacks(built):
+    """A file or folder of this repository that the student README names (a code block or span, a link) is in the
+    release: the README never sends a student to a file they do not have."""
+    named = readme_paths((built / "README.md").read_text())
+    assert {"exercises/", "llm_basics/threads.py", "resources/lesson-1-llm-basics/step1_tokenizer_basics.py",
+            "resources/lesson-1-llm-basics/README.md"} <= named, named
+    assert missing_from_release(built) == []
+
+
+def test_the_readme_check_finds_a_file_the_release_lacks(built, tmp_path):
+    copy = tmp_path / "student"
+    shutil.copytree(built, copy)
+    readme = copy / "README.md"
+    readme.write_text(readme.read_text() + "\nMeasured with `bench/bench_watch.py --runs 3`; see [the code](solutions/).\n")
+    assert missing_from_release(copy) == ["bench/bench_watch.py", "solutions"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_release_git_is_a_fresh_repository_with_one_commit(built, tmp_path, monkeypatch, capsys):
+    from grader.cli import main
+
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-gitconfig"))  # no user configured: the fallback
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    out = tmp_path / "lesson1-student"
+    assert main(["release", "--out", str(out), "--git"]) == 0
+    assert "a new git repository, first commit" in capsys.readouterr().out
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=out, capture_output=True, text=True, check=True).stdout.strip()
+
+    assert git("rev-parse", "--show-toplevel") == str(out.resolve())  # its own repository, not the instructor's
+    assert git("rev-list", "--count", "HEAD") == "1" and git("branch", "--show-current") == "main"
+    assert git("status", "--porcelain") == ""  # every file committed
+    assert sorted(git("ls-files").split()) == sorted(
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and ".git" not in p.relative_to(out).parts)
+    assert git("log", "-1", "--format=%an") == "Course staff"
+
+
 def test_strip_instructor_sections():
     keep = "# Title\n\ntext\n"
     assert release.strip_instructor_sections(keep) == keep

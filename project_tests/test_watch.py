@@ -56,6 +56,19 @@ class Lines:
         return "\n".join(self.seen)
 
 
+class Drained:
+    """A pipe read to its end in a thread, so that the process never blocks on writing to it."""
+
+    def __init__(self, stream) -> None:
+        self.chunks: list[str] = []
+        self.thread = threading.Thread(target=lambda: self.chunks.extend(stream), daemon=True)
+        self.thread.start()
+
+    def text(self, timeout: float = 30.0) -> str:
+        self.thread.join(timeout)
+        return "".join(self.chunks)
+
+
 def _processes_mentioning(text: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -89,7 +102,7 @@ def test_two_saves_give_two_reports_and_ctrl_c_exits_cleanly(tmp_path):
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"},
     )
-    lines = Lines(proc)
+    lines, errors = Lines(proc), Drained(proc.stderr)
     try:
         start = lines.until("Watching")
         assert any("0 / 15" in line for line in start) and any("not started" in line for line in start)
@@ -123,10 +136,15 @@ def test_two_saves_give_two_reports_and_ctrl_c_exits_cleanly(tmp_path):
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=60)  # the judge session gets 5 s to end, then is killed: 60 s only on a loaded machine
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # where is it stuck? every thread's stack (watch registers SIGUSR1)
+            tree = subprocess.run(["ps", "-o", "pid,ppid,stat,wchan:20,args", "--ppid", str(proc.pid), "-p",
+                                   str(proc.pid)], capture_output=True, text=True).stdout
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
             proc.kill()
             proc.wait()
-    out, err = lines.rest(), proc.stderr.read()
+            (tmp_path / "watch-stuck.txt").write_text(tree + "\n" + errors.text())  # kept by pytest's tmp
+    out, err = lines.rest(), errors.text()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert out.rstrip().endswith("Stopped watching.")

@@ -205,15 +205,17 @@ def test_save_load_round_trip(student, base):
     assert got == want, f"expected the loaded tokenizer to encode like the saved one {want}, got {got}"
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(0.5)
 @pytest.mark.parametrize(
     "case",
     ["duplicate special", "empty special", "bare str as special_tokens", "non-str special", "bytes as text",
      "None as text", "bad side"],
 )
 def test_errors_for_bad_arguments(student, base, case):
-    """Bad arguments raise the documented errors: TypeError for a bare str, a non-str special or non-str text;
-    ValueError for a duplicate special (naming it), an empty special or a bad side."""
+    """Bad arguments raise the documented errors, TypeError for a wrong type and ValueError for a wrong value.
+
+    TypeError for a bare str, a non-str special or non-str text; ValueError for a duplicate special (naming it), an
+    empty special or a bad side."""
     ex = student(MODULE)
     if case == "duplicate special":
         err = expect_error(ValueError, lambda: ex.SpecialTokenizer(base, special_tokens=("<eos>", "<pad>", "<eos>")), case)
@@ -230,3 +232,15 @@ def test_errors_for_bad_arguments(student, base, case):
         expect_error(TypeError, lambda: ex.SpecialTokenizer(base).encode(None), "text=None")
     else:
         expect_error(ValueError, lambda: ex.SpecialTokenizer(base).pad([[1, 2]], side="center"), "side='center'")
+
+
+@pytest.mark.points(0.5)
+def test_decode_takes_a_one_shot_iterable(student, tok, base):
+    """decode() takes any iterable of ids, a generator too: walk the ids once (make a list of them first)."""
+    ids = [tok.bos_id, *base.encode("the model reads"), tok.eos_id, *base.encode(" a batch")]
+    want = "<bos>the model reads<eos> a batch"
+    got = tok.decode(student.once(ids))
+    assert got == want, (
+        f"expected {want!r} from a generator of ids, got {got!r}: a generator can be walked only once, so check"
+        " and decode the ids from one list (ids = list(ids))"
+    )

@@ -22,16 +22,18 @@
 * A re-run skips a submission whose taken files, tests, grading code (``llm_basics/**/*.py``,
   ``grader/**/*.py``, ``*.ini``, ``*.json``) and limits hash to the ``submission_hash`` stored in its
   ``results.json``, if that document carries this grader's seal (``Seals``) and was not cut short by the
-  wall-clock backstop (``--force`` grades everything again).
+  wall-clock backstop (at most ``--backstop-regrades`` times, default 2: then the test is kept as a timeout);
+  ``--force`` grades everything again, and a stopped ``--force`` run's leftovers are graded by the next run
+  (grader.batch.reruns).
 * A graded row's reason lists, per exercise, why it was not graded (missing, ambiguous...), and the one reason
   shared by all its tests when they all fail the same way (a SyntaxError, an import error), cut to one line.
 """
 
 from grader.batch.cli import add_analyze_parser, add_batch_parser, add_export_parser, cmd_batch
-from grader.batch.gradebook import row_from_doc
+from grader.batch.gradebook import NOT_STARTED, row_from_doc
 from grader.batch.run import batch_grade
 from grader.batch.scheduler import Options
 from grader.intake.entries import scan
 
-__all__ = ["Options", "add_analyze_parser", "add_batch_parser", "add_export_parser", "batch_grade", "cmd_batch",
+__all__ = ["NOT_STARTED", "Options", "add_analyze_parser", "add_batch_parser", "add_export_parser", "batch_grade", "cmd_batch",
            "row_from_doc", "scan"]

@@ -212,6 +212,43 @@ def similarity(out: Path, submissions: Path, points: dict, boilerplate: list[Pat
         return _copydetect(root, base, out, threshold)
 
 
+# What copydetect's page takes from a CDN (Bootstrap's stylesheet and script), written here for the few classes
+# and the one behaviour (a button that shows or hides the matched code) the page uses, so that it reads offline.
+OFFLINE_STYLE = """<style>
+  body { font-family: system-ui, sans-serif; margin: 0 1em; color: #212529; line-height: 1.4; }
+  .container { margin: 0 auto; } .d-flex { display: flex; } .justify-content-center { justify-content: center; }
+  .row { display: flex; gap: 1em; } .col { flex: 1 1 0; min-width: 0; }
+  .table { border-collapse: collapse; width: 100%; margin: 1em 0; }
+  .table td, .table th { border-top: 1px solid #dee2e6; padding: .3em .5em; vertical-align: top; }
+  .table-striped tbody tr:nth-of-type(odd) { background: #f2f2f2; } .table-light { background: #f8f9fa; }
+  .btn { display: inline-block; border: 1px solid #6c757d; border-radius: .25em; padding: .25em .75em;
+         background: #6c757d; color: #fff; cursor: pointer; font: inherit; }
+  .collapse { display: none; } .collapse.show { display: block; }
+  .card { border: 1px solid #dee2e6; border-radius: .25em; padding: 1em; }
+  pre { overflow-x: auto; background: #fff; }
+</style>
+"""
+OFFLINE_SCRIPT = """<script id="show-matched-code">
+  document.querySelectorAll("[data-bs-toggle=collapse]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var target = document.querySelector(button.getAttribute("data-bs-target"));
+      if (target) { target.classList.toggle("show"); }
+    });
+  });
+</script>
+"""
+_REMOTE = re.compile(r"<link[^>]*href=\"https?://[^>]*>\s*|<script[^>]*src=\"https?://[^>]*>\s*</script>\s*",
+                     re.IGNORECASE)
+
+
+def offline(page: str) -> str:
+    """The report without anything fetched from the network: its remote stylesheet and script are replaced by
+    ``OFFLINE_STYLE`` and ``OFFLINE_SCRIPT``, written into the page."""
+    page = _REMOTE.sub("", page)
+    page = page.replace("</head>", OFFLINE_STYLE + "</head>", 1)
+    return page.replace("</body>", OFFLINE_SCRIPT + "</body>", 1)
+
+
 def _copydetect(root: Path, base: Path, out: Path, threshold: float) -> dict[str, Path]:
     import matplotlib
 
@@ -226,7 +263,7 @@ def _copydetect(root: Path, base: Path, out: Path, threshold: float) -> dict[str
     page = detector.generate_html_report(output_mode="return") or ""
     for prefix in (str(root) + "/", str(base) + "/", str(root), str(base)):  # show student/file, not temp paths
         page = page.replace(prefix, "").replace(html.escape(prefix), "")
-    (out / SIMILARITY_HTML).write_text(page, encoding="utf-8")
+    (out / SIMILARITY_HTML).write_text(offline(page), encoding="utf-8")
     rows = []
     for test_sim, ref_sim, a, b, *_rest, overlap in detector.get_copied_code_list():
         pa, pb = Path(a).relative_to(root), Path(b).relative_to(root)

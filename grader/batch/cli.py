@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from grader.batch.lifecycle import Interrupted
+from grader.batch.reruns import DEFAULT_BACKSTOP_REGRADES
 from grader.batch.run import batch_grade
 from grader.batch.scheduler import DEFAULT_JOBS, DEFAULT_MEMORY_MB, DEFAULT_SUBMISSION_TIMEOUT
 from grader.judge.session import DEFAULT_TIMEOUT, DEFAULT_WALL
@@ -31,9 +32,11 @@ In a submission, <exercise>.py is taken from at most 3 levels deep (one in exerc
 inside it are opened; a misnamed file, a file too deep or an archive that could not be opened is named in
 the row's reason, never taken.
 
-OUT/grades.csv columns: student, lms_id, one per exercise (ex1, ex2...: points), total, max, status
-(graded | ungradable: the submission cannot be graded, not a 0 | error: the grader failed, graded again next
-run | pending: not reached before an interruption), reason. Beside it: <student>/results.json (the full
+OUT/grades.csv columns: student, lms_id, one per exercise (ex1, ex2...: points as graded), total, max, late
+(no | 2 days | 3 hours | yes (time unknown): a Canvas _LATE_ file), penalty (percent taken off for lateness),
+adjusted_total (total after --adjustments: what the exports take), status (graded | ungradable: the
+submission cannot be graded, not a 0 | error: the grader failed, graded again next run | pending: not reached
+before an interruption), reason. Beside it: <student>/results.json (the full
 record), <student>/feedback.md (for the student), item_analysis.csv/.png, score_histograms.csv,
 similarity.html. `python -m grader export canvas|moodle` merges the totals into the LMS's gradebook file.
 """
@@ -69,6 +72,8 @@ def _grade(args: argparse.Namespace) -> list[dict]:
         force=args.force,
         timeout_per_submission=args.timeout_per_submission, memory_mb=args.memory_mb or None,
         test_timeout=args.timeout, wall_timeout=args.wall_timeout, scheduler=args.scheduler,
+        adjustments=args.adjustments,
+        backstop_regrades=args.backstop_regrades,
     )
 
 
@@ -95,6 +100,12 @@ def add_batch_parser(sub) -> argparse.ArgumentParser:
     b.add_argument("--wall-timeout", type=float, default=DEFAULT_WALL, metavar="S",
                    help=f"wall-clock seconds a test may wait for the student code, a backstop for sleeping or blocked"
                         f" code; a test stopped there marks its row for re-grading (default {DEFAULT_WALL:g})")
+    b.add_argument("--adjustments", metavar="FILE",
+                   help="the course staff's extensions, late policy and overrides (a TOML file: see the README),"
+                        " applied at every run (default OUT/adjustments.toml when it exists)")
+    b.add_argument("--backstop-regrades", type=int, default=DEFAULT_BACKSTOP_REGRADES, metavar="N",
+                   help=f"re-runs that grade a row cut short by the wall-clock backstop again, at most N times; then"
+                        f" its test is kept as a timeout (default {DEFAULT_BACKSTOP_REGRADES})")
     b.set_defaults(func=cmd_batch)
     return b
 

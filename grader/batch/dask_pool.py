@@ -135,7 +135,9 @@ class DaskBatch(Batch):
                                                                         dask_scheduler.allowed_failures)))
         except Exception:  # noqa: BLE001 - a scheduler that refuses to run code: assume Dask's default (3)
             self.tries = TRIES
-        suite = Suite.read(self.tests_dir, self.points)
+        reference, warm, _ = self._warm_plan(list(self.queue))
+        suite = Suite.read(self.tests_dir, self.points, warm={
+            f"{self.points[ex]['name']}.py": (reference / f"{self.points[ex]['name']}.py").read_bytes() for ex in warm})
         self.client.register_plugin(GraderSetup(suite), name=PLUGIN_NAME)
         theirs = self.client.run(_environment)
         bad = {addr: differences(env, suite.environment) for addr, env in theirs.items()}

@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from grader.batch.adjustments import Adjustments
 from grader.untrusted import csv_row
 
 INSTRUCTOR = ".grader-instructor"  # OUT/.grader-instructor/<student>.json: the full results documents
@@ -39,7 +40,28 @@ def common_failure(doc: dict, ex: str) -> str | None:
     return reason or None
 
 
-def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
+NOT_STARTED = "not started: every test stops at a TODO (NotImplementedError)"
+
+
+def not_started(doc: dict, ex: str) -> bool:
+    """Every visible test of ``ex`` reached a TODO of the stub (its NotImplementedError): not started, whatever
+    function each test called first (their reasons differ, so ``common_failure`` finds none)."""
+    kinds = [t.get("extra_data", {}).get("kind") for t in doc["tests"]
+             if t.get("extra_data", {}).get("exercise") == ex and not t.get("extra_data", {}).get("hidden")]
+    return bool(kinds) and all(kind == "not_implemented" for kind in kinds)
+
+
+def row_from_doc(student: str, doc: dict, ex_ids: list[str], adjustments: Adjustments | None = None) -> dict:
+    """The gradebook row of one results document, with the course staff's adjustments applied (grader.batch.adjustments:
+    the exercise columns and ``total`` stay as graded, ``adjusted_total`` is what the LMS exports take)."""
+    row = _graded_row(student, doc, ex_ids)
+    adjustment = (adjustments or Adjustments()).apply(student, doc)
+    row.update(adjustment.row())
+    row["reason"] = "; ".join(part for part in (row["reason"], *adjustment.notes) if part)
+    return row
+
+
+def _graded_row(student: str, doc: dict, ex_ids: list[str]) -> dict:
     lesson = doc["lesson"]
     status = lesson.get("status", "graded")
     row = {"student": student, "lms_id": str(lesson.get("lms_id") or ""), "max": _num(doc["max_score"]),
@@ -51,7 +73,7 @@ def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
         row["total"] = _num(doc["score"])
         notes = []
         for e in lesson["exercises"]:
-            why = e.get("problem") or common_failure(doc, e["id"])
+            why = e.get("problem") or (NOT_STARTED if not_started(doc, e["id"]) else common_failure(doc, e["id"]))
             if why:
                 notes.append(f"{e['id']}: {_short(why)}")
         kinds = [t.get("extra_data", {}).get("kind") for t in doc["tests"]]
@@ -62,6 +84,9 @@ def row_from_doc(student: str, doc: dict, ex_ids: list[str]) -> dict:
         if lesson.get("needs_regrade"):
             notes.append("re-grade: a test waited past the wall-clock backstop (a stalled machine, or sleeping"
                          " code); the next run grades it again")
+        elif lesson.get("backstop_final"):
+            notes.append(f"a test waited past the wall-clock backstop in {lesson.get('backstop_gradings')} gradings"
+                         " in a row: kept as a timeout, not graded again (--force re-grades it)")
         if lesson.get("review"):
             notes.append("review by hand, it mentions " + " / ".join(lesson["review"]))
         row["reason"] = "; ".join(notes)
@@ -84,7 +109,8 @@ class Gradebook:
 
     def __init__(self, path: Path, ex_ids: list[str], earlier: dict[str, dict] | None = None) -> None:
         self.path = path
-        self.columns = ["student", "lms_id", *ex_ids, "total", "max", "status", "reason"]
+        self.columns = ["student", "lms_id", *ex_ids, "total", "max", "late", "penalty", "adjusted_total", "status",
+                        "reason"]
         self.by_student: dict[str, dict] = dict(earlier or {})
         self.written, self.dirty = 0.0, False
         self.write()
@@ -123,7 +149,17 @@ class Gradebook:
         return self.rows
 
 
-def earlier_rows(out: Path, seals: "Seals", ex_ids: list[str]) -> dict[str, dict]:
+def unknown_students(adjustments: Adjustments, known) -> str | None:
+    """The warning for the students the adjustments file names that have no row (a typo, another section)."""
+    names = sorted(adjustments.students() - set(known))
+    if not names:
+        return None
+    return (f"warning: {adjustments.path} names {len(names)} student{'s' if len(names) != 1 else ''} with no"
+            f" submission in this batch or OUT (use the student column of grades.csv): " + "; ".join(names))
+
+
+def earlier_rows(out: Path, seals: "Seals", ex_ids: list[str], adjustments: Adjustments | None = None
+                 ) -> dict[str, dict]:
     """The rows of every results document in OUT that this grader sealed (earlier runs, interrupted or not)."""
     rows = {}
     for student in sorted(seals.seals):
@@ -131,7 +167,7 @@ def earlier_rows(out: Path, seals: "Seals", ex_ids: list[str]) -> dict[str, dict
             continue
         try:
             doc = json.loads((out / student / "results.json").read_text())
-            rows[student] = row_from_doc(student, doc, ex_ids)
+            rows[student] = row_from_doc(student, doc, ex_ids, adjustments)
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return rows

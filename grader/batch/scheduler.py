@@ -8,7 +8,6 @@ gradebook), from the events the judges write.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -20,9 +19,11 @@ from pathlib import Path
 
 from grader import facilities, feedback, results
 from grader.intake import collect as sandbox, digest as hashes, review
-from grader.batch.gradebook import INSTRUCTOR, Gradebook, Seals, earlier_rows, row_from_doc
+from grader.batch.adjustments import Adjustments
+from grader.batch.gradebook import INSTRUCTOR, Gradebook, Seals, earlier_rows, row_from_doc, unknown_students
 from grader.intake.entries import NOT_A_SUBMISSION, Entry, report_skipped, scan
 from grader.batch.lifecycle import Interrupted, ProcessTree, StopSignals
+from grader.batch.reruns import DEFAULT_BACKSTOP_REGRADES, Reruns
 from grader.grading import TESTS_DIR, suite_files
 from grader.processes import kill
 from grader.batch.progress import Display
@@ -54,6 +55,7 @@ class Job:
     exercises: list[str] = field(default_factory=list)
     cpu: int | None = None  # the CPU its judge and worker share (a local batch spreads its judges over the CPUs)
     grading: Grading | None = None  # its handle in the judge session while it runs (a local batch)
+    backstops: int = 0  # earlier gradings of the same submission in a row that ended at the wall-clock backstop
 
 
 @dataclass
@@ -65,6 +67,8 @@ class Options:
     test_timeout: float = DEFAULT_TIMEOUT
     wall_timeout: float = DEFAULT_WALL
     caps: Caps = field(default_factory=Caps)
+    adjustments: Adjustments = field(default_factory=Adjustments)  # applied at every run; not part of the hash
+    backstop_regrades: int = DEFAULT_BACKSTOP_REGRADES  # re-grades of a result cut short by the backstop
 
     def limits(self) -> Limits:
         return Limits(timeout=self.test_timeout, wall=self.wall_timeout,
@@ -96,8 +100,10 @@ class Batch:
         report_skipped(skipped, out / SKIPPED_NAME, stream)
         self.tests, self.code = hashes.tests_digest(tests_dir), hashes.code_digest()
         self.seals = Seals(out)
+        self.reruns = Reruns(out, self.seals, force=opts.force, backstop_regrades=opts.backstop_regrades)
         # the gradebook starts with every row an earlier run graded: an interrupted run loses nothing
-        self.book = Gradebook(out / CSV_NAME, list(self.points), earlier_rows(out, self.seals, list(self.points)))
+        self.book = Gradebook(out / CSV_NAME, list(self.points),
+                              earlier_rows(out, self.seals, list(self.points), opts.adjustments))
         self.display = Display(len(self.entries), progress, stream)
         self.box_root = out / SANDBOX
         self.counts = {"graded": 0, "ungradable": 0, "error": 0, "skipped": 0}
@@ -109,6 +115,7 @@ class Batch:
         self.signals = StopSignals()
         self.start = time.monotonic()
         self.warning = facilities.unconfined_warning() if self.grades_here else None
+        self.unknown = unknown_students(opts.adjustments, [*self.entries, *self.book.by_student])
 
     # -- rows -------------------------------------------------------------------------------------------------
 
@@ -118,10 +125,12 @@ class Batch:
             # tracebacks, output of hidden tests) is kept apart, where no worker can read and no student looks
             results.write(results.for_students(doc), self.out / student / "results.json")
             results.write(doc, self.out / INSTRUCTOR / f"{student}.json")
-            (self.out / student / "feedback.md").write_text(feedback.render(doc, student=student))
+        # written at every run, graded or unchanged: the adjustments may have changed since
+        adjustment = self.opts.adjustments.apply(student, doc)
+        (self.out / student / "feedback.md").write_text(feedback.render(doc, student=student, adjustment=adjustment))
         if seconds is not None:
             self.seals.seal(student)
-        row = row_from_doc(student, doc, list(self.points))
+        row = row_from_doc(student, doc, list(self.points), self.opts.adjustments)
         self.book.add(row)
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         self.counts["skipped"] += seconds is None
@@ -145,43 +154,27 @@ class Batch:
             self.record(student, self._ungradable(sub.error, **meta), 0.0, write=True)
             return None
         digest = hashes.submission_hash(sub, tests=self.tests, settings=self.opts.settings(), code=self.code)
-        old = self._unchanged(student, digest)
+        old = self.reruns.unchanged(student, digest)
         if old is not None:
             self.record(student, old, None, write=False)
             return None
-        return Job(student=student, entry=entry.label, meta=meta, sub=sub, digest=digest)
-
-    def _unchanged(self, student: str, digest: str) -> dict | None:
-        """The earlier results document, if this grader wrote it (its seal), for the same submission, and final."""
-        previous = self.out / student / "results.json"
-        if self.opts.force or not previous.is_file() or not self.seals.verify(student):
-            return None
-        try:
-            old = json.loads(previous.read_text())
-            lesson = old["lesson"]
-        except (ValueError, KeyError, TypeError, OSError):
-            return None
-        final = lesson.get("status") != "error" and not lesson.get("needs_regrade")
-        return old if lesson.get("submission_hash") == digest and final else None
+        return Job(student=student, entry=entry.label, meta=meta, sub=sub, digest=digest,
+                   backstops=self.reruns.backstop_gradings(student, digest))
 
     # -- grading ----------------------------------------------------------------------------------------------
 
     def _server(self, first: Job) -> JudgeSession:
         """Started on the first submission that needs grading (``first``): torch and the collection of every
         suite are paid here, once for the batch. Two things depend on which exercises the submissions have started
-        (``_started``):
+        (``_started_counts``):
         - torch's symbolic shapes are imported when a submission has started an exercise that counts FLOPs;
         - the session grades the reference once (``warm_up`` in grader.judge.serve), in each exercise that at
           least WARM_FROM submissions have started, so that the oracles and first calls of its suites are paid
           once too (~1 s for the whole course, saved again by each submission). An untouched stub's tests fail
           at their first call: warming them would save nothing."""
         if self.server is None:
-            reference = self.tests_dir.parent / "solutions"
-            started = self._started([first, *self.queue], reference)
+            reference, warm, flops = self._warm_plan([first, *self.queue])
             self.box_root.mkdir(parents=True, exist_ok=True)  # whatever the imports write stays here
-            warm = [ex for ex, meta in self.points.items()
-                    if started[ex] >= WARM_FROM and (reference / f"{meta['name']}.py").is_file()]
-            flops = any(meta.get("counts_flops") and started[ex] for ex, meta in self.points.items())
             self.server = JudgeSession.for_suites(
                 list(self.points), hidden=True, tmpdir=self.box_root, limits=self.opts.limits(),
                 tests_dir=self.tests_dir, flop_counter=flops, warm_with=reference if warm else None,
@@ -190,7 +183,16 @@ class Batch:
             self.server.reaper = ProcessTree
         return self.server
 
-    def _started(self, jobs: list[Job], reference: Path) -> dict[str, int]:
+    def _warm_plan(self, jobs: list[Job]) -> tuple[Path, list[str], bool]:
+        """(the reference's folder, the exercises the session warms with it, whether it imports torch's symbolic
+        shapes) for a session about to grade ``jobs``: the local one here, each Dask worker's (grader.batch.dask_pool)."""
+        reference = self.tests_dir.parent / "solutions"
+        started = self._started_counts(jobs, reference)
+        warm = [ex for ex, meta in self.points.items()
+                if started[ex] >= WARM_FROM and (reference / f"{meta['name']}.py").is_file()]
+        return reference, warm, any(meta.get("counts_flops") and started[ex] for ex, meta in self.points.items())
+
+    def _started_counts(self, jobs: list[Job], reference: Path) -> dict[str, int]:
         """Per exercise, how many of ``jobs`` hold a file for it other than its untouched stub (the stub made from
         the reference; any file when the course has no reference). Files are read, never run, here."""
         try:
@@ -255,7 +257,7 @@ class Batch:
                                        meta=meta)
         # the same "Files graded / Not graded" block as on Gradescope
         doc = results.with_submission(doc, job.sub, target=job.entry, points=self.points)
-        self.record(job.student, doc, elapsed, write=True)
+        self.record(job.student, self.reruns.settle(doc, job.backstops), elapsed, write=True)
         if job.sandbox is not None:
             shutil.rmtree(job.sandbox, ignore_errors=True)
 
@@ -275,8 +277,9 @@ class Batch:
 
     def run(self) -> list[dict]:
         """Grade, then close (always: on SIGINT/SIGTERM too); ``Interrupted`` after closing if a signal came."""
-        if self.warning:
-            print(self.warning, file=sys.stderr, flush=True)  # once, before any student code runs
+        for warning in (self.unknown, self.warning):
+            if warning:
+                print(warning, file=sys.stderr, flush=True)  # once, before any student code runs
         with StopSignals() as self.signals:
             try:
                 self._prepare_all()
@@ -343,19 +346,22 @@ class Batch:
         left += [(student, entries[0].lms_id) for student, entries in self.unprepared.items()]
         for student, lms_id in left:
             self.book.pending(student, lms_id)
+        self.reruns.remember([student for student, _ in left])  # a stopped --force run: the next run owes them
+        kept = sum(1 for student, _ in left if self.book.by_student[student]["status"] != "pending")
         self.running.clear()
         self.queue.clear()
         rows = self.book.finish()
         shutil.rmtree(self.box_root, ignore_errors=True)  # every sandbox is finished by now
-        self.display.close(self._summary(rows, len(left)))
+        self.display.close(self._summary(rows, len(left), kept))
 
-    def _summary(self, rows: list[dict], left: int) -> str:
+    def _summary(self, rows: list[dict], left: int, kept: int = 0) -> str:
         c, n = self.counts, len(self.entries)
         summary = (f"{n} submission{'s' if n != 1 else ''}: {c['graded']} graded, {c['ungradable']} ungradable, "
                    f"{c['error']} errors, {c['skipped']} unchanged (skipped)")
         if left:
             name = signal.Signals(self.signals.signum).name if self.signals.signum else "an error"
-            summary += f", {left} not graded (stopped by {name}: run the batch again to grade them)"
+            summary += f", {left} not graded (stopped by {name}: run the batch again to grade them"
+            summary += f"; {kept} keep their earlier grade until then)" if kept else ")"
         summary += f" in {time.monotonic() - self.start:.1f} s -> {self.out / CSV_NAME}"
         earlier = len(rows) - n
         if earlier > 0:
@@ -363,8 +369,8 @@ class Batch:
         if self.skipped:
             k = len(self.skipped)
             summary += f" ({k} other entr{'y' if k == 1 else 'ies'} skipped: {self.out / SKIPPED_NAME})"
-        if self.warning:
-            summary += "\n" + self.warning
+        for warning in (self.unknown, self.warning):
+            summary += "\n" + warning if warning else ""
         return summary
 
 

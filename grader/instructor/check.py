@@ -4,6 +4,8 @@ docstring promises is checked by a graded test (grader.instructor.promises)."""
 
 from __future__ import annotations
 
+import ast
+import re
 import tempfile
 from pathlib import Path
 
@@ -53,19 +55,41 @@ def check_stubs(tests_dir: Path = TESTS_DIR, *, server=None) -> tuple[bool, list
     return not problems, problems
 
 
+SENTENCE_END = re.compile(r"[.!?][)\"'”]*$")  # a hint ends a sentence: "... raise ValueError." or "(... a row.)"
+
+
+def check_hints(tests_dir: Path = TESTS_DIR) -> tuple[bool, list[str]]:
+    """Every graded test's hint (the first line of its docstring, what a student sees when it fails) is a whole
+    sentence: it has one, and that line ends one, so no hint is cut mid-sentence."""
+    problems = []
+    for path in sorted(tests_dir.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or not node.name.startswith("test"):
+                continue
+            doc = ast.get_docstring(node, clean=False) or ""
+            first = doc.strip().splitlines()[0].strip() if doc.strip() else ""
+            where = f"{path.relative_to(tests_dir.parent).as_posix()} line {node.lineno} ({node.name})"
+            if not first:
+                problems.append(f"{where}: no docstring, so no hint")
+            elif not SENTENCE_END.search(first):
+                problems.append(f"{where}: the hint is cut mid-sentence: {first!r} (make its first line a whole "
+                                "sentence; details go after a blank line)")
+    return not problems, problems
+
+
 def check(verbose: bool = False) -> bool:
     ok = True
     stale = stubs.stale_stubs()
     if stale:
         ok = False
         print("exercises/ is out of date (run `make stubs`): " + ", ".join(stale))
-    from grader.instructor.promises import check_promises
-
     from grader.instructor.placeholders import check_placeholders
+    from grader.instructor.promises import check_promises
 
     checks = (("reference scores full marks", check_reference), ("stubs score 0", check_stubs),
               ("code that computes nothing scores 0 (grader/instructor/placeholders.py)", check_placeholders),
-              ("every docstring promise has a test (tests/promises.toml)", check_promises))
+              ("every docstring promise has a test (tests/promises.toml)", check_promises),
+              ("every hint is a whole sentence (a test docstring's first line)", check_hints))
     for label, fn in checks:
         passed, problems = fn()
         ok &= passed

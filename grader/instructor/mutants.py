@@ -81,7 +81,147 @@ def _operators():
     from mutmut.mutation.mutators import mutation_operators
 
     ops = [(f"mutmut {fn.__name__.removeprefix('operator_')}", (node_type,), fn) for node_type, fn in mutation_operators]
-    return ops + _extra_operators()
+    return ops + _extra_operators() + _mistake_operators()
+
+
+# -- the mistakes of issue 23: each class a student makes that mutmut's operators do not -------------------------
+
+COPIES = {"list", "dict", "copy", "deepcopy"}  # f(x) that copies x (copy.copy, copy.deepcopy too)
+CONSUMERS = {"list", "tuple", "set", "sorted", "sum", "max", "min", "any", "all"}  # f(x) that walks x to its end
+IN_PLACE = {"masked_fill", "add", "sub", "mul", "div", "clamp", "fill"}  # tensor methods with an x_() twin
+
+
+def _parameters(parents) -> set[str]:
+    """The parameter names of the function ``parents`` end in (none at module level)."""
+    import libcst as cst
+
+    function = next((p for p in reversed(parents) if isinstance(p, cst.FunctionDef)), None)
+    if function is None:
+        return set()
+    params = function.params
+    return {p.name.value for p in [*params.posonly_params, *params.params, *params.kwonly_params]} - {"self"}
+
+
+def _one_argument(node):
+    """The single positional argument of a call, or None."""
+    return node.args[0].value if len(node.args) == 1 and node.args[0].keyword is None and not node.args[0].star \
+        else None
+
+
+def _infinity(node) -> int:
+    """+1 or -1 for an infinity (float("-inf"), math.inf, -torch.inf, ...), else 0."""
+    import libcst as cst
+
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        return -_infinity(node.expression)
+    if isinstance(node, cst.Attribute) and node.attr.value == "inf" and isinstance(node.value, cst.Name):
+        return 1 if node.value.value in ("math", "torch", "np", "numpy") else 0
+    arg = _one_argument(node) if isinstance(node, cst.Call) else None
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "float" \
+            and isinstance(arg, cst.SimpleString):
+        word = str(arg.evaluated_value).strip().lower()
+        return {"inf": 1, "+inf": 1, "infinity": 1, "-inf": -1, "-infinity": -1}.get(word, 0)
+    return 0
+
+
+def finite_sentinel(node):
+    """-inf written as a large finite number (the -1e9 of many tutorials), +inf likewise."""
+    import libcst as cst
+
+    sign = _infinity(node)
+    if sign:
+        yield cst.parse_expression("-1e9" if sign < 0 else "1e9")
+
+
+def edit_in_place(node, parents):
+    """A copy dropped (list(x), dict(x), x.copy(), x.clone() -> x), a list concatenation made in place
+    (row + [...] -> row.__iadd__([...])), a tensor method on an argument made in place (x.add(...) -> x.add_(...))."""
+    import libcst as cst
+
+    if isinstance(node, cst.BinaryOperation):
+        if isinstance(node.operator, cst.Add) and isinstance(node.left, cst.Name) and \
+                any(isinstance(n, cst.List) for n in _descendants(node.right)):
+            yield cst.parse_expression(f"{node.left.value}.__iadd__({cst.Module([]).code_for_node(node.right)})")
+        return
+    func, arg = node.func, _one_argument(node)
+    name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
+    if name in COPIES and isinstance(arg, (cst.Name, cst.Attribute)):
+        yield arg
+    elif isinstance(func, cst.Attribute) and name in ("copy", "clone") and not node.args:
+        yield func.value
+    elif isinstance(func, cst.Attribute) and name in IN_PLACE and isinstance(func.value, cst.Name) \
+            and func.value.value in _parameters(parents):
+        yield node.with_changes(func=func.with_changes(attr=cst.Name(name + "_")))
+
+
+edit_in_place.parents = True
+
+
+def consumed_twice(node, parents):
+    """An iterable argument walked twice: f(ids) -> (f(ids), f(ids))[1] (a generator is empty the second time)."""
+    import libcst as cst
+
+    arg = _one_argument(node)
+    if isinstance(node.func, cst.Name) and node.func.value in CONSUMERS and isinstance(arg, cst.Name) \
+            and arg.value in _parameters(parents):
+        code = cst.Module([]).code_for_node(node)
+        yield cst.parse_expression(f"({code}, {code})[1]")
+
+
+consumed_twice.parents = True
+
+
+def default_dtype_or_device(node):
+    """dtype=<the parameters' dtype> -> dtype=torch.float32, device=<...> -> device="cpu" (the defaults)."""
+    import libcst as cst
+
+    for i, arg in enumerate(node.args):
+        keyword = arg.keyword.value if arg.keyword is not None else ""
+        if keyword not in ("dtype", "device") or isinstance(arg.value, cst.SimpleString) or (
+                isinstance(arg.value, cst.Attribute) and isinstance(arg.value.value, cst.Name)
+                and arg.value.value.value == "torch"):
+            continue  # a constant already (torch.bool, "cpu"): no default to fall back to
+        default = cst.parse_expression("torch.float32" if keyword == "dtype" else '"cpu"')
+        args = list(node.args)
+        args[i] = arg.with_changes(value=default)
+        yield node.with_changes(args=args)
+
+
+class _IntoLoop:
+    """What construction_into_loop yields: ``_splice`` moves the statement into the loop that follows it."""
+
+    def deep_equals(self, other) -> bool:
+        return False
+
+
+def construction_into_loop(node):
+    """x = SomeClass(...) before a loop moved to the top of the loop's body: one object per iteration."""
+    import libcst as cst
+
+    if len(node.body) != 1 or not isinstance(node.body[0], cst.Assign) or not isinstance(node.body[0].value, cst.Call):
+        return
+    func = node.body[0].value.func
+    name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
+    if name[:1].isupper():
+        yield _IntoLoop()
+
+
+def _descendants(node):
+    yield node
+    for child in node.children:
+        yield from _descendants(child)
+
+
+def _mistake_operators():
+    import libcst as cst
+
+    return [
+        ("finite sentinel for inf", (cst.Call, cst.UnaryOperation, cst.Attribute), finite_sentinel),
+        ("in place instead of a copy", (cst.Call, cst.BinaryOperation), edit_in_place),
+        ("iterable consumed twice", (cst.Call,), consumed_twice),
+        ("default dtype or device", (cst.Call,), default_dtype_or_device),
+        ("construction into a loop", (cst.SimpleStatementLine,), construction_into_loop),
+    ]
 
 
 def _skip(node, parents) -> bool:
@@ -133,10 +273,32 @@ def _walk(node, parents: list, qualname: list[str]) -> Iterator[tuple]:
         yield from _walk(child, [*parents, node], qualname)
 
 
-def _splice(parsed: _Parsed, node, new) -> str:
+def _into_loop(parsed: _Parsed, node) -> str | None:
+    """The file with the statement ``node`` moved to the top of the body of the first loop after it at its own
+    indentation (None when no loop follows it there)."""
+    import re
+
+    lines = parsed.lines
+    first, last = parsed.positions[node].start.line, parsed.positions[node].end.line
+    indent = lines[first - 1][: len(lines[first - 1]) - len(lines[first - 1].lstrip())]
+    for i in range(last, len(lines)):
+        text = lines[i]
+        if text.strip() and not text.startswith(indent):
+            return None  # out of the statement's block: no loop follows it
+        if re.match(rf"{re.escape(indent)}(for|while)\b.*:\s*(#.*)?$", text):
+            body = next((t for t in lines[i + 1:] if t.strip()), "")
+            inner = body[: len(body) - len(body.lstrip())]
+            moved = [inner + t[len(indent):] if t.strip() else t for t in lines[first - 1:last]]
+            return "".join(lines[: first - 1] + lines[last: i + 1] + moved + lines[i + 1:])
+    return None
+
+
+def _splice(parsed: _Parsed, node, new) -> str | None:
     """The file with ``node`` replaced by ``new``: text surgery at the node's span (no tree re-render)."""
     import libcst as cst
 
+    if isinstance(new, _IntoLoop):
+        return _into_loop(parsed, node)
     lines = parsed.lines
     if isinstance(new, cst.SimpleStatementLine) and isinstance(new.body[0], cst.Pass):
         first, last = parsed.positions[node].start.line, parsed.positions[node].end.line
@@ -161,16 +323,16 @@ def _mutable(parsed: _Parsed, node, parents: list, block: set[int]) -> bool:
     return not (parents and isinstance(node, cst.If) and isinstance(parents[-1], cst.If))
 
 
-def _sources_at(parsed: _Parsed, node, operators, seen: set[str]) -> Iterator[tuple[str, str]]:
+def _sources_at(parsed: _Parsed, node, parents, operators, seen: set[str]) -> Iterator[tuple[str, str]]:
     """(operator name, mutated file) for each new mutant of ``node`` that still compiles."""
     for name, types, fn in operators:
         if not isinstance(node, types):
             continue
-        for new in fn(node):
+        for new in (fn(node, parents) if getattr(fn, "parents", False) else fn(node)):
             if new is node or new.deep_equals(node):
                 continue
             source = _splice(parsed, node, new)
-            if source in seen:
+            if source is None or source in seen:
                 continue
             seen.add(source)
             try:
@@ -193,7 +355,7 @@ def generate(module: str, text: str | None = None) -> list[Mutant]:
     for node, parents, qualname in _walk(parsed.tree, [], []):
         if not _mutable(parsed, node, parents, block):
             continue
-        for name, source in _sources_at(parsed, node, operators, seen):
+        for name, source in _sources_at(parsed, node, parents, operators, seen):
             before, after, line = _changed_lines(text.splitlines(), source.splitlines())
             function = ".".join(qualname) or "<module>"
             key = hashlib.sha1(f"{module}\0{function}\0{before}\0{after}".encode()).hexdigest()[:8]

@@ -24,7 +24,7 @@ triaged in ``project_tests/mutation_triage.toml``:
 
 ``make mutation`` (``python -m grader mutation``) prints, per exercise, the mutants generated, killed,
 equivalent and surviving, and fails when a survivor is untriaged, a ``[[killed]]`` entry survives, an
-``[[equivalent]]`` entry is killed (then it was not equivalent: drop the entry), or fewer than 95% of the
+``[[equivalent]]`` entry is killed (then it was not equivalent: drop the entry), or fewer than 99% of the
 non-equivalent mutants of an exercise are killed. Untriaged survivors are printed as TOML stanzas to paste.
 
 Mutant ids are stable across unrelated edits: ``exN-<hash>`` of the enclosing function, the changed source
@@ -47,7 +47,7 @@ from grader.instructor.mutants import Mutant, exercise_modules, generate
 
 TRIAGE_FILE = REPO_ROOT / "project_tests" / "mutation_triage.toml"
 DEFAULT_OUT = REPO_ROOT / "out" / "mutation"
-TARGET_KILL_RATE = 0.95
+TARGET_KILL_RATE = 0.99
 
 
 @dataclass

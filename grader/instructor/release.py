@@ -363,15 +363,23 @@ def build_release(out: Path, *, repo: Path = REPO_ROOT) -> Path:
 def add_release_parser(sub) -> None:
     p = sub.add_parser("release", help="write the student release (no solutions, no hidden tests)")
     p.add_argument("--out", default="dist/student", help="folder to write (default dist/student)")
+    p.add_argument("--git", action="store_true",
+                   help="make the release a fresh git repository with its first commit (grader/instructor/release_git.py)")
     p.set_defaults(func=_cmd)
 
 
 def _cmd(args) -> int:
+    from grader.instructor.release_git import GitError, first_commit
+
     try:
         out = build_release(Path(args.out))
-    except ReleaseError as exc:
+        commit = first_commit(out) if args.git else None
+    except (ReleaseError, GitError) as exc:
         print(f"release: {exc}", file=sys.stderr)
         return 1
-    files = sum(1 for p in out.rglob("*") if p.is_file())
+    files = sum(1 for p in out.rglob("*") if p.is_file() and ".git" not in p.relative_to(out).parts)
     print(f"wrote the student release to {args.out} ({files} files); try it: cd {args.out} && make grade")
+    if commit:
+        print(f"a new git repository, first commit {commit[:12]} on main: git remote add origin URL && git push -u"
+              " origin main")
     return 0

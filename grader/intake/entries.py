@@ -19,15 +19,19 @@ Recognised layouts (a folder may mix them; each name is matched on its own):
   turns ``_`` in names into spaces, so ``<Full Name>`` has none. Student id ``<Full Name>_<participant id>``; LMS
   id: the participant id (the ``Identifier`` column of the assignment's grading worksheet, "Participant <id>").
 
-Names starting with ``.`` are ignored. A loose file that is neither an archive nor an LMS upload gets no row.
+Names starting with ``.`` are ignored. A loose file that is neither an archive nor an LMS upload gets no row, nor
+does a whole class's download left zipped (``submissions.zip``) or unzipped into a folder of its own: most of what
+it holds is named as Canvas or Moodle name student files, for more than one student. Each is skipped with what to
+do instead (unzip it, move its files up), never graded as one student.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from grader.intake.collect import entry_kind, student_id
 from grader.intake.archives import Part
@@ -112,6 +116,50 @@ def _moodle_entries(groups: dict) -> list[Entry]:
             for (lms, uid), group in groups.items() if lms == "moodle"]
 
 
+def _top_level(entry: Path) -> list[tuple[str, bool]]:
+    """(name, is a folder) of what a folder or a zip holds at its top, or inside its one folder if that is all it
+    holds (a download unzipped, or zipped again, into a folder of its own). Names only: nothing is read."""
+    if entry.is_dir():
+        listing = [(p.name, p.is_dir()) for p in entry.iterdir() if not p.name.startswith(".")]
+        if len(listing) == 1 and listing[0][1]:
+            return [(p.name, p.is_dir()) for p in (entry / listing[0][0]).iterdir() if not p.name.startswith(".")]
+        return listing
+    try:
+        with zipfile.ZipFile(entry) as zf:
+            paths = [PurePosixPath(n).parts for n in zf.namelist()]
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return []  # collect() says what is wrong with it
+    paths = [p for p in paths if p and not p[0].startswith((".", "__MACOSX"))]
+    if len({p[0] for p in paths}) == 1 and all(len(p) > 1 for p in paths):
+        paths = [p[1:] for p in paths]  # everything in one folder
+    return sorted({(p[0], len(p) > 1) for p in paths if p})
+
+
+def _many_students(entry: Path) -> str | None:
+    """Why ``entry`` is a whole LMS download rather than one student's submission: most of what it holds at its
+    top is named the way Canvas or Moodle name a student's files, for more than one student. None otherwise."""
+    top = _top_level(entry)
+    students: dict[str, set[str]] = {"Canvas": set(), "Moodle": set()}
+    for name, folder in top:
+        if folder and (m := MOODLE_FOLDER.match(name)):
+            students["Moodle"].add(m["uid"])
+        elif not folder and (m := MOODLE_FILE.match(name)):
+            students["Moodle"].add(m["uid"])
+        elif not folder and (m := CANVAS_FILE.match(name) or CANVAS_ENTRY.match(name)):
+            students["Canvas"].add(m["uid"].lower())
+    lms, uids = max(students.items(), key=lambda item: len(item[1]))
+    named = sum(1 for name, folder in top if MOODLE_FOLDER.match(name) or MOODLE_FILE.match(name)
+                or CANVAS_FILE.match(name) or CANVAS_ENTRY.match(name))
+    if len(uids) < 2 or named * 2 <= len(top):  # a strict majority: a student's own "2024_01_notes.txt" is not one
+        return None
+    if entry.is_dir():
+        return (f"holds a {lms} download of {len(uids)} students' submissions, not one student's: move what it "
+                f"holds up into the submissions folder (each student then gets a row), or grade it as the "
+                f"submissions folder itself")
+    return (f"a {lms} download of {len(uids)} students' submissions, still zipped: unzip it into the submissions "
+            f"folder (each student then gets a row), or grade the unzipped folder; it is not graded as one student")
+
+
 def _classify(entry: Path, groups: dict, skipped: dict[str, str]) -> Entry | None:
     """A plain entry, or None when the entry joined an LMS group (or was skipped)."""
     name = entry.name
@@ -120,7 +168,7 @@ def _classify(entry: Path, groups: dict, skipped: dict[str, str]) -> Entry | Non
         group["parts"].append(Part(entry, None, name))
         return None
     if entry.is_symlink() or not entry.is_file():
-        return Entry(student_id(entry), entry)
+        return _plain(entry, skipped)
     if m := MOODLE_FILE.match(name):
         group = groups.setdefault(("moodle", m["uid"]), {"student": f"{m['name']}_{m['uid']}", "parts": []})
         group["parts"].append(Part(entry, m["file"], name))
@@ -134,6 +182,14 @@ def _classify(entry: Path, groups: dict, skipped: dict[str, str]) -> Entry | Non
         return None
     if entry_kind(entry) == "unsupported":
         skipped[name] = NOT_A_SUBMISSION
+        return None
+    return _plain(entry, skipped)
+
+
+def _plain(entry: Path, skipped: dict[str, str]) -> Entry | None:
+    """One student's entry, unless it is a whole class's download (skipped, with what to do instead)."""
+    if not entry.is_symlink() and entry_kind(entry) in ("folder", "zip") and (why := _many_students(entry)):
+        skipped[entry.name] = why
         return None
     return Entry(student_id(entry), entry)
 

@@ -24,16 +24,18 @@ class Grading:
     """One submission in a judge session. ``deadline``: seconds from its start (the "started" reply, not while
     the session warmed up) after which it is stopped; ``stall``: seconds without a new event after which its
     judge is killed (the judge bounds every wait on student code, so only a bug of ours gets there);
-    ``on_event``: called with every event as it arrives (progress lines)."""
+    ``on_event``: called with every event as it arrives (progress lines); ``on_wait``: called with the time at
+    every poll while it runs (a notice for a test that has run long)."""
 
     def __init__(self, session, rid: int, exercises: list[str], events_fd: int, *, deadline: float | None = None,
-                 stall: float | None = None, on_event: Callable[[list[dict]], None] | None = None) -> None:
+                 stall: float | None = None, on_event: Callable[[list[dict]], None] | None = None,
+                 on_wait: Callable[[float], None] | None = None) -> None:
         self.session, self.id, self.exercises = session, rid, list(exercises)
         self.judge_pid: int | None = None
         self.submitted = self.started = time.monotonic()
         self.status: int | None = None
         self.stopped = False
-        self.deadline, self.stall, self.on_event = deadline, stall, on_event
+        self.deadline, self.stall, self.on_event, self.on_wait = deadline, stall, on_event, on_wait
         self._fd: int | None = events_fd
         self._events: list[dict] = []
         self._offset = 0
@@ -104,6 +106,8 @@ class Grading:
             return
         if self.stall is not None or self.on_event is not None:
             self._follow(now)
+        if self.on_wait is not None:
+            self.on_wait(now)
         if (self.deadline is not None and self.judge_pid and not self.stopped
                 and now - self.started > self.deadline):
             self.stop()

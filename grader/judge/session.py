@@ -176,15 +176,15 @@ class JudgeSession:
 
     def submit(self, target: str | Path, exercises: list[str], *, events: Path, workdir: Path,
                limits: Limits | None = None, cpu: int | None = None, deadline: float | None = None,
-               stall: float | None = None, on_event=None) -> Grading:
+               stall: float | None = None, on_event=None, on_wait=None) -> Grading:
         """Ask the session to grade ``target``; ``cpu``: the CPU its judge and worker run on (None: any);
-        ``deadline``, ``stall``, ``on_event``: see grader.judge.handle.Grading."""
+        ``deadline``, ``stall``, ``on_event``, ``on_wait``: see grader.judge.handle.Grading."""
         with self._lock:
             rid = self._send(target, exercises, events=events, workdir=workdir, limits=limits or self.limits,
                              cpu=cpu)
             # opened now and kept: whatever a worker later puts under that name is not what is read
             grading = Grading(self, rid, exercises, open_events(events), deadline=deadline, stall=stall,
-                              on_event=on_event)
+                              on_event=on_event, on_wait=on_wait)
             self.gradings[rid] = grading
         return grading
 

@@ -64,7 +64,8 @@ class Student:
     opens (the worker's folder is the worker's to fill with links and FIFOs): ``student.write(name, data)`` has
     the worker write a file a test needs and returns its path for the student code, ``student.read(name)`` has the
     worker read back a regular file the student code wrote, and ``student.path(name)`` names a file without
-    touching it."""
+    touching it. ``student.once(items)`` is a one-shot iterable for the student code (a generator in the worker), and
+    ``ex.fn.observe(...)`` calls ``fn`` and returns what the worker saw (grader.worker.proxies.Observation)."""
 
     def __init__(self, client) -> None:
         self._client = client
@@ -76,6 +77,13 @@ class Student:
             return self._client.module(name)
         except ImportFailure as exc:
             pytest.fail(str(exc), pytrace=False)
+
+    @staticmethod
+    def once(items):
+        """``items`` as an iterable the student code can walk only once (rebuilt in the worker as a generator)."""
+        from grader.worker.rebuild import OneShot  # imports torch and llm_basics, as the client does
+
+        return OneShot(items)
 
     def path(self, name: str) -> Path:
         """Where the file ``name`` of the worker's folder is, for the student code (the test never opens it)."""

@@ -81,11 +81,27 @@ def reason_from_excinfo(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> tup
         return "error", _one_line(f"{exc.student_type}: {exc}{exc.where()}")
     if isinstance(exc, AssertionError):
         first = str(exc).split("\nassert ")[0] if str(exc) else "assertion failed"
-        return "failed", _one_line(first)
+        where = _student_line(exc, StudentError)
+        return "failed", _one_line(first, REASON_CHARS - len(where)) + where
     if isinstance(exc, pytest.fail.Exception):
-        return "failed", _one_line(str(exc))
+        where = _student_line(exc, StudentError)
+        return "failed", _one_line(str(exc), REASON_CHARS - len(where)) + where
     # an error of the test itself (a judge bug, or an unexpected value the test could not handle)
     return "error", _one_line(f"{type(exc).__name__}: {exc}")
+
+
+def _student_line(exc: BaseException, student_error: type) -> str:
+    """Where the student code raised, when a test failed while handling that exception (``except Exception as
+    exc: pytest.fail(f"expected ValueError, got {type(exc).__name__}")``): ' (ex2_topk_attention.py line 42)'."""
+    seen = exc.__cause__ or exc.__context__
+    for _ in range(5):  # a short chain: the test's own handling, never a loop
+        if seen is None:
+            return ""
+        if isinstance(seen, student_error):
+            where = _one_line(seen.where(), 120)
+            return f" {where}" if where and where.strip("()") not in str(exc) else ""
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 _INTERNAL_FRAME = re.compile(r'^  File ".*[/\\](_pytest|pluggy|pytest_timeout\.py)')

@@ -13,6 +13,13 @@ nothing at all for a run it stops at its own limit), and writes Gradescope's ``r
 * hidden tests as counts only by default (one "hidden tests" box per exercise, ``--hidden-detail counts``), or a
   box per hidden test with its hint and points (``--hidden-detail tests``), never its name, reason or output;
   ``--hidden-visibility`` says when students see those boxes (``after_published`` by default);
+* for course staff, a box per hidden test function with its name, points, hint and the reason of every failing
+  case, always ``"visibility": "hidden"`` (Gradescope: "test case will never be shown to students"; instructors
+  see every test), whatever ``--hidden-visibility`` says: a reason can hold a hidden test's input. Gradescope's
+  score is the top-level ``score``, which overrides the sum of the boxes, so these points are not counted twice;
+  Gradescope hides the total from students while a box is hidden (shown once grades are published);
+* stdout (``stdout_visibility`` always ``hidden``: instructors only) holds the report and the same record of
+  every failed hidden test;
 * everything that is not one of Gradescope's own keys (``max_score``, the ``lesson`` record) under
   ``extra_data``;
 * every output declared ``"text"`` (``output_format`` at the top and on each box, ``test_output_format``,
@@ -86,6 +93,7 @@ def grade_submission(submission: Path, *, tests_dir: Path | None = None, limits=
             exercises_dir, tests = build_sandbox(Path(tmp), sub.files, tests_dir)
             doc = grade(exercises_dir, hidden=True, tests_dir=tests, limits=limits)
         _note_problems(doc, sub)
+        doc["lesson"].update(submission_times(Path(submission).parent / "submission_metadata.json"))
         budget = getattr(limits, "budget", None)
         doc["lesson"]["budget"] = {"seconds": budget, "not_run": sum(
             1 for t in doc["tests"] if t["extra_data"].get("kind") == "not_run")}
@@ -94,6 +102,26 @@ def grade_submission(submission: Path, *, tests_dir: Path | None = None, limits=
         return ungradable(str(exc))
     except Exception as exc:  # noqa: BLE001 - Gradescope must get a results.json whatever went wrong
         return ungradable(f"the grader failed ({type(exc).__name__}: {exc}); please tell your instructor")
+
+
+def submission_times(path: Path) -> dict:
+    """When the submission came and was due, from Gradescope's ``submission_metadata.json`` (beside the submission
+    folder: ``created_at``, ``assignment.due_date``; documented at gradescope-autograders.readthedocs.io), as the
+    results document records them (``submitted_at``, ``due``, ``late``; grader.batch.adjustments reads them); {}
+    when there is no such file or it is not Gradescope's."""
+    import json
+    from datetime import datetime
+
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        submitted, due = meta.get("created_at"), (meta.get("assignment") or {}).get("due_date")
+        out = {"submitted_at": datetime.fromisoformat(submitted).isoformat()}
+        if due:
+            out.update(due=datetime.fromisoformat(due).isoformat(),
+                       late=datetime.fromisoformat(submitted) > datetime.fromisoformat(due))
+        return out
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -132,8 +160,9 @@ def _points(x: float) -> float:
     return round(x + 0.0, 2)
 
 
-def _visible_box(cases: list[dict], number: str) -> dict:
-    """One box for the cases of one visible test function: points added up, the failing cases named."""
+def _visible_box(cases: list[dict], number: str, listed: int = MAX_CASES_LISTED) -> dict:
+    """One box for the cases of one visible test function: points added up, the failing cases named (the first
+    ``listed`` of them)."""
     first = cases[0]
     extra = first["extra_data"]
     failed = [c for c in cases if c["status"] != "passed"]
@@ -149,10 +178,10 @@ def _visible_box(cases: list[dict], number: str) -> dict:
                 lines.append(f"{len(failed)} of {len(cases)} cases failed: {reasons[0]}")
             else:
                 lines.append(f"{len(failed)} of {len(cases)} cases failed:")
-                for case, reason in list(zip(failed, reasons))[:MAX_CASES_LISTED]:
+                for case, reason in list(zip(failed, reasons))[:listed]:
                     lines.append(f"  {_case_of(case)}: {reason}")
-                if len(failed) > MAX_CASES_LISTED:
-                    lines.append(f"  ... and {len(failed) - MAX_CASES_LISTED} more")
+                if len(failed) > listed:
+                    lines.append(f"  ... and {len(failed) - listed} more")
     return {
         "name": first["name"].split("[", 1)[0],
         "number": number,
@@ -208,6 +237,32 @@ def _hidden_boxes(ex: str, module: str, functions: list[list[dict]], *, visibili
     return boxes
 
 
+def _staff_boxes(ex: str, functions: list[list[dict]], number: str) -> list[dict]:
+    """The instructor's record of the hidden tests of one exercise: a box per test function with its name, points,
+    hint and every failing case's reason, always ``"visibility": "hidden"`` (never shown to students)."""
+    boxes = []
+    for i, cases in enumerate(functions, start=1):
+        box = _visible_box(cases, f"{number}.s{i}", listed=len(cases))
+        box.update(visibility="hidden", tags=[ex, "hidden", "staff"])
+        box["extra_data"] = {**box["extra_data"], "hidden": True, "staff": True}
+        boxes.append(box)
+    return boxes
+
+
+def staff_record(doc: dict) -> str:
+    """The failed hidden tests, case by case, for the run's stdout (which only instructors see): what a student
+    report counts ("2 hidden tests failed") named, with points and reason."""
+    failed = [t for t in doc.get("tests", []) if t["extra_data"].get("hidden") and t["status"] != "passed"]
+    if not failed:
+        return ""
+    lines = [f"Hidden tests failed ({len(failed)}; course staff only, as is all of stdout):"]
+    for test in failed:
+        extra = test["extra_data"]
+        lines.append(f"  x {extra.get('nodeid', test['name'])}  (-{test['max_score']:g}, {extra.get('kind', '')})")
+        lines.append(f"      -> {extra.get('reason') or extra.get('hint') or 'failed'}")
+    return printable("\n".join(lines)) + "\n"
+
+
 def render(doc: dict, *, hidden_visibility: str = DEFAULT_HIDDEN_VISIBILITY,
            hidden_detail: str = DEFAULT_HIDDEN_DETAIL) -> dict:
     """Gradescope's ``results.json`` for a results document: Gradescope's keys only at the top level (the rest
@@ -228,6 +283,7 @@ def render(doc: dict, *, hidden_visibility: str = DEFAULT_HIDDEN_VISIBILITY,
         if hidden:
             tests += _hidden_boxes(ex, modules.get(ex, ex), hidden, visibility=hidden_visibility,
                                    detail=hidden_detail, number=number)
+            tests += _staff_boxes(ex, hidden, number)
     for box in tests:  # a box's name is a test's name (and its parametrize ids): text, like its output
         box["name_format"] = OUTPUT_FORMAT
     output = doc.get("output", "")
@@ -244,7 +300,7 @@ def render(doc: dict, *, hidden_visibility: str = DEFAULT_HIDDEN_VISIBILITY,
         "test_output_format": OUTPUT_FORMAT,
         "test_name_format": OUTPUT_FORMAT,
         "visibility": doc.get("visibility", "visible"),
-        "stdout_visibility": doc.get("stdout_visibility", "hidden"),
+        "stdout_visibility": "hidden",  # stdout holds the instructor's record (staff_record), never for students
         "tests": tests,
         "extra_data": {"max_score": doc.get("max_score"), "lesson": lesson,
                        "hidden_tests": {"visibility": hidden_visibility, "detail": hidden_detail}},
@@ -259,6 +315,7 @@ def run(submission: Path, results_path: Path, *, tests_dir: Path | None = None, 
     doc = grade_submission(submission, tests_dir=tests_dir, limits=limits)
     results.write(render(doc, hidden_visibility=hidden_visibility, hidden_detail=hidden_detail), Path(results_path))
     report.print_report(doc, stream=sys.stdout)  # Gradescope keeps stdout for the instructor (stdout_visibility)
+    sys.stdout.write(staff_record(doc))
     return doc
 
 

@@ -1,8 +1,10 @@
 """``python -m grader export canvas|moodle``: the batch's totals merged into the gradebook file the LMS exported.
 
 The instructor downloads the LMS's own file, and gets back the same file with one column filled in, matched by
-the LMS id that the batch read from the download's file names (``grades.csv``'s ``lms_id``). Everything else in
-the file is left exactly as it was, so the LMS imports it as it is.
+the LMS id that the batch read from the download's file names (``grades.csv``'s ``lms_id``), or, for a batch of
+plain folders, that a roster gives (``--roster FILE``: grader.platforms.roster). Everything else in the file is
+left exactly as it was, so the LMS imports it as it is. When no submission matches a student of the file, nothing
+is written and the command fails, saying why (plain folders without a roster, or another course's file).
 
 **Canvas** (Grades > Export, then Grades > Import). Rules checked against Canvas's importer
 (``lib/gradebook_importer.rb`` in canvas-lms) and Instructure's guide to importing grades:
@@ -47,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.judge.session import GradingError
+from grader.platforms.roster import apply_roster, load_roster
 from grader.untrusted import one_line
 
 TITLE_AND_ID = re.compile(r"\A(.*)\s\((\d+)\)\Z")  # Canvas's Assignment.title_and_id
@@ -136,12 +139,30 @@ def _by_lms_id(grades: list[dict], merge: Merge, present: set[str]) -> dict[str,
             merge.skipped.append(f"LMS id {lms_id}: {len(rows)} rows ({', '.join(r['student'] for r in rows)})")
         else:
             out[lms_id] = rows[0]
+    if grades and not out:
+        raise GradingError(_nothing_matched(grades))
     return out
 
 
+def _nothing_matched(grades: list[dict]) -> str:
+    """Why no row of the batch matched a student of the LMS file (nothing is written then), and what to do."""
+    without = [row["student"] for row in grades if not row.get("lms_id")]
+    if without:
+        shown = ", ".join(one_line(s, 40) for s in without[:3]) + (", ..." if len(without) > 3 else "")
+        return (f"no submission matches a student of the LMS file, so nothing was written: {len(without)} of the "
+                f"batch's {len(grades)} rows have no LMS id ({shown}: plain folders, not an LMS download). Give "
+                f"--roster FILE, a CSV with the columns student,lms_id (each folder's name and its student's id)")
+    ids = ", ".join(one_line(row["lms_id"], 20) for row in grades[:3]) + (", ..." if len(grades) > 3 else "")
+    return (f"no submission matches a student of the LMS file, so nothing was written: none of the batch's LMS ids "
+            f"({ids}) is in it. Is it this course's and this assignment's file?")
+
+
 def _score(row: dict, points: float) -> float:
+    """The row's grade scaled to the LMS's points: its ``adjusted_total`` (the course staff's adjustments applied,
+    grader.batch.adjustments), or ``total`` in a gradebook written before adjustments existed."""
     top = float(row["max"] or 0)
-    return round(float(row["total"]) / top * points, 2) if top else 0.0
+    total = row.get("adjusted_total") or row["total"]
+    return round(float(total) / top * points, 2) if top else 0.0
 
 
 def _number(text: str) -> float | None:
@@ -277,9 +298,14 @@ def merge_moodle(sheet: Sheet, grades: list[dict], points: float | None = None) 
 
 
 def export(lms: str, gradebook: Path, grades_csv: Path, to: Path, *, assignment: str | None = None,
-           points: float | None = None) -> Merge:
+           points: float | None = None, roster: dict[str, str] | None = None) -> Merge:
+    """Merge the batch's totals into the LMS file ``gradebook`` and write it to ``to``; ``roster``: student id ->
+    LMS id for a batch of plain folders (grader.platforms.roster). GradingError, and nothing written, when the
+    file is not the LMS's or no submission matches a student in it."""
     sheet = Sheet.read(gradebook)
     grades = load_grades(grades_csv)
+    if roster:
+        apply_roster(grades, roster)
     if lms == "canvas":
         if not assignment:
             raise GradingError("canvas needs --assignment NAME (the assignment's column title in Canvas)")
@@ -293,25 +319,57 @@ def export(lms: str, gradebook: Path, grades_csv: Path, to: Path, *, assignment:
 def cmd_export(args) -> int:
     out = Path(args.batch)
     to = Path(args.to) if args.to else out / f"{args.lms}-import.csv"
-    merge = export(args.lms, Path(args.gradebook), out / "grades.csv", to, assignment=args.assignment,
-                   points=args.points)
+    roster = load_roster(Path(args.roster)) if args.roster else None
+    merge = export(args.lms, Path(args.gradebook), out / "grades.csv", to, assignment=getattr(args, "assignment", None),
+                   points=args.points, roster=roster)
     print(merge.report())
+    if roster:
+        students = {row["student"] for row in load_grades(out / "grades.csv")}
+        absent = sorted(set(roster) - students)
+        if absent:
+            print(f"in the roster, not in the batch ({len(absent)}): " + "; ".join(one_line(s) for s in absent))
     print(f"-> {to} (import it in {'Canvas: Grades > Import' if args.lms == 'canvas' else 'Moodle: Upload grading worksheet'})")
     return 0
+
+
+def _help_text(lms: str) -> str:
+    """The module's text for one LMS: what export does, that LMS's rules, and what is reported."""
+    intro, rest = __doc__.split("\n\n", 2)[1], __doc__.split("**Canvas**", 1)[1]
+    canvas, rest = rest.split("**Moodle**", 1)
+    moodle, written = rest.split("\n\nThe one cell written", 1)
+    own = "Canvas" + canvas if lms == "canvas" else "Moodle" + moodle
+    return "\n\n".join([intro.strip(), own.strip(), ("The one cell written" + written).strip(),
+                        "A batch of plain folders (no LMS download) needs --roster FILE: " + ROSTER_HELP])
+
+
+ROSTER_HELP = ("a CSV with the header student,lms_id and a row per student: the entry's name in grades.csv and the "
+               "student's id in the LMS file (grader/platforms/roster.py)")
 
 
 def add_export_parser(sub) -> None:
     import argparse
 
     e = sub.add_parser("export", help="merge the batch's totals into a gradebook exported from Canvas or Moodle",
-                       description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("lms", choices=("canvas", "moodle"))
-    e.add_argument("--gradebook", required=True, metavar="FILE",
-                   help="the CSV the LMS exported (Canvas: Grades > Export; Moodle: the assignment's grading worksheet)")
-    e.add_argument("--assignment", metavar="NAME", help="Canvas: the assignment's column (new if not there)")
-    e.add_argument("--batch", default="out/batch", metavar="OUT",
-                   help="the batch's output folder, with grades.csv (default out/batch)")
-    e.add_argument("--to", metavar="FILE", help="where to write the merged CSV (default OUT/<lms>-import.csv)")
-    e.add_argument("--points", type=float, metavar="P",
-                   help="the assignment's points in the LMS (default: from the file; Canvas new column: the batch max)")
-    e.set_defaults(func=cmd_export)
+                       description="Merge the batch's totals into the gradebook file an LMS exported: "
+                                   "`export canvas --help` and `export moodle --help` say how for each.")
+    lms = e.add_subparsers(dest="lms", required=True, metavar="{canvas,moodle}")
+    for name, title, gradebook in (
+            ("canvas", "into a Canvas gradebook export (Grades > Export), to import in Canvas (Grades > Import)",
+             "the CSV Canvas exported (Grades > Export)"),
+            ("moodle", "into a Moodle assignment's grading worksheet, to upload back (Upload grading worksheet)",
+             "the assignment's grading worksheet (Download grading worksheet)")):
+        p = lms.add_parser(name, help=f"merge the batch's totals {title}", description=_help_text(name),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--gradebook", required=True, metavar="FILE", help=gradebook)
+        if name == "canvas":
+            p.add_argument("--assignment", required=True, metavar="NAME",
+                           help="the assignment's column: 'NAME (id)' or NAME (a new column if it is not there)")
+        p.add_argument("--batch", default="out/batch", metavar="OUT",
+                       help="the batch's output folder, with grades.csv (default out/batch)")
+        p.add_argument("--to", metavar="FILE", help=f"where to write the merged CSV (default OUT/{name}-import.csv)")
+        p.add_argument("--points", type=float, metavar="P",
+                       help="the assignment's points in Canvas (default: its Points Possible; a new column: the "
+                            "batch's maximum)" if name == "canvas" else
+                            "the assignment's maximum grade (default: the worksheet's Maximum Grade)")
+        p.add_argument("--roster", metavar="FILE", help="for a batch of plain folders: " + ROSTER_HELP)
+        p.set_defaults(func=cmd_export)

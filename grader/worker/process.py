@@ -183,6 +183,7 @@ class WorkerProcess:
             gid, before = self._shared
             self._shared = None
             uid.unshare(before, gid)
+            uid.sweep(gid)  # the worker's uid (its gid too) is gone: nothing it left in /tmp outlives the grading
         if self._ways:
             self._ways = False
             uid.close_ways()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import weakref
+from dataclasses import dataclass
 from typing import Protocol
 
 from grader import limits as caps
@@ -61,14 +62,16 @@ class WorkerTimeout(WorkerLost):
     kind = "timeout"
 
 
-_ERROR_CLASSES: dict[str, type] = {}
+_ERROR_CLASSES: dict[tuple[str, str], type] = {}
 
 
-def _student_class(base: type) -> type:
-    """The class ``Student<base>``: a StudentError and a ``base`` (built once per built-in class)."""
-    cls = _ERROR_CLASSES.get(base.__name__)
+def _student_class(base: type, name: str) -> type:
+    """A class that is a StudentError and a ``base``, named ``name`` (the class the student raised), so that a
+    test's ``type(exc).__name__`` names what the student wrote (``TypeError``), never a class of ours (built once
+    per name and built-in class)."""
+    cls = _ERROR_CLASSES.get((name, base.__name__))
     if cls is None:
-        cls = _ERROR_CLASSES[base.__name__] = type(f"Student{base.__name__}", (StudentError, base), {})
+        cls = _ERROR_CLASSES[(name, base.__name__)] = type(name, (StudentError, base), {"__qualname__": name})
     return cls
 
 
@@ -94,6 +97,8 @@ def student_error(header: dict) -> StudentError:
     base_name = header.get("base") if type(header.get("base")) is str else "Exception"
     base = getattr(builtins, base_name, None)
     message = str(header.get("message", ""))[:MAX_OUTPUT_CHARS]
+    student_type = str(header.get("type", base_name))[:100]
+    student_type = student_type if student_type.isidentifier() else base_name  # a class's __name__ can be anything
     exc = None
     if base_name == "SystemExit":
         exc = StudentExit(message)
@@ -102,14 +107,14 @@ def student_error(header: dict) -> StudentError:
             if ancestor is Exception:
                 break
             try:
-                exc = _instance(_student_class(ancestor), message)
+                exc = _instance(_student_class(ancestor, student_type), message)
             except TypeError:  # a class no Python class can derive from together with StudentError
                 exc = None
             if exc is not None:
                 break
     if exc is None:
-        exc = StudentError(message)
-    exc.student_type = str(header.get("type", base_name))[:100]
+        exc = _student_class(Exception, student_type)(message)
+    exc.student_type = student_type
     frames = header.get("frames")
     exc.frames = [
         [str(f[0])[:100], f[1] if type(f[1]) is int else 0, str(f[2])[:100], str(f[3])[:200]]
@@ -182,6 +187,12 @@ class RemoteMethod:
     def __call__(self, *args, **kwargs):
         return self.owner._client.call(self.owner, self.name, args, kwargs)
 
+    def observe(self, *args, **kwargs) -> "Observation":
+        """Call it, and see what the worker saw: the arguments after the call, the lesson modules built and the
+        grad modes of the module forwards during it (one round trip, like a call). See :class:`Observation`."""
+        reply = self.owner._client.call(self.owner, self.name, args, kwargs, op=wire.OBSERVE)
+        return Observation.of(reply)
+
     def backward(self, args, weights, **kwargs):
         """Gradients of sum(output_i * weights_i) with respect to the tensor ``args``, computed where the
         function runs (an autograd graph cannot cross processes, its gradients can)."""
@@ -189,6 +200,35 @@ class RemoteMethod:
 
     def __repr__(self) -> str:
         return f"<function {self.name} of the student code>"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """An observed call: its value, and what the worker saw during it.
+
+    ``args``/``kwargs`` are the arguments as they were after the call (the worker's copies, read back: a list the
+    student code appended to shows it); ``built`` counts the lesson modules built during the call by class name
+    (``{"TransformerBlock": 1}``); ``grad`` lists the grad modes the module forwards ran in (``[False]`` under
+    ``torch.no_grad()``). All of it is seen inside the worker, where the student code runs and could change it:
+    a test may use it to take points from a mistake, never to award them (its points come from the value)."""
+
+    value: object
+    args: list
+    kwargs: dict
+    built: dict
+    grad: list
+
+    @classmethod
+    def of(cls, reply) -> "Observation":
+        fields = ("value", "args", "kwargs", "built", "grad")
+        if type(reply) is not dict or set(reply) != set(fields):
+            raise WorkerLost("the worker answered an observed call with something else")
+        built, grad = reply["built"], reply["grad"]
+        if (type(reply["args"]) is not list or type(reply["kwargs"]) is not dict or type(built) is not dict
+                or any(type(k) is not str or type(n) is not int for k, n in built.items())
+                or type(grad) is not list or any(type(g) is not bool for g in grad)):
+            raise WorkerLost("the worker answered an observed call with a malformed observation")
+        return cls(*(reply[name] for name in fields))
 
 
 class ImportFailure(Exception):

@@ -1,13 +1,21 @@
-"""Objects of the given lesson code that a test hands to student code, as plain data and back.
+"""Objects of the given lesson code that a test hands to student code, as plain data and back, and what the worker
+sees of them during a call.
 
 The judge turns a ``BPETokenizer``, a ``ModelConfig`` or a module of ``llm_basics`` (``TinyLM``,
 ``TransformerBlock``, ...) into plain data; the worker rebuilds an equal object with trusted code of
-``llm_basics``. Modules travel as their constructor arguments, their device and (for real tensors) their
-weights, so that the student code gets exactly the model the test built, never an object of the judge's.
+``llm_basics``. Modules travel as their constructor arguments, their device, their dtype and (for real tensors)
+their weights, so that the student code gets exactly the model the test built, never an object of the judge's.
+A :class:`OneShot` travels as its items and is rebuilt as a generator: code that walks it twice finds it empty
+the second time, as it would with any iterator (one message, not one call back per item).
+
+:func:`watch` is what an observed call (``Worker.observe``) records in the worker: how many lesson modules the call
+built, and the grad mode of every module forward it ran. The student code runs in the same process and could
+change what is recorded: a test uses it only to take points from a mistake, never to award them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import torch
@@ -34,6 +42,16 @@ def _module_args(module: torch.nn.Module) -> dict:
     raise TypeError(f"cannot send a {type(module).__name__}")
 
 
+class OneShot:
+    """Items a test hands to the student code as a one-shot iterable (a generator in the worker)."""
+
+    def __init__(self, items) -> None:
+        self.items = list(items)
+
+    def __repr__(self) -> str:
+        return f"<one-shot iterable of {len(self.items)} items>"
+
+
 MODULES = {
     cls.__name__: cls
     for cls in (TinyLM, TransformerBlock, MultiHeadAttention, FeedForward, RMSNorm, torch.nn.LayerNorm)
@@ -47,11 +65,14 @@ def to_plain(obj) -> tuple[str, object] | None:
         return "ModelConfig", dataclasses.asdict(obj)
     if t is BPETokenizer:
         return "BPETokenizer", [[a, b, new] for (a, b), new in obj.merges.items()]
+    if t is OneShot:
+        return "OneShot", obj.items
     if t.__name__ in MODULES and MODULES[t.__name__] is t:
-        device = next((p.device.type for p in obj.parameters()), "cpu")
+        first = next(obj.parameters(), None)
+        device = "cpu" if first is None else first.device.type
         state = {} if device == "meta" else {k: v.detach() for k, v in obj.state_dict().items()}
         return "module", {"class": t.__name__, "args": _module_args(obj), "device": device, "state": state,
-                          "training": obj.training}
+                          "training": obj.training, "dtype": torch.float32 if first is None else first.dtype}
     return None
 
 
@@ -61,6 +82,8 @@ def from_plain(kind: str, value):
         return ModelConfig(**value)
     if kind == "BPETokenizer":
         return BPETokenizer({(a, b): new for a, b, new in value})
+    if kind == "OneShot":
+        return (item for item in list(value))
     if kind == "module":
         cls = MODULES[value["class"]]
         args = dict(value["args"])
@@ -68,8 +91,40 @@ def from_plain(kind: str, value):
             args["cfg"] = ModelConfig(**args["cfg"])
         with torch.device(value["device"]):
             module = cls(**args)
+        if value.get("dtype", torch.float32) != torch.float32:  # a float64 or bfloat16 model stays one
+            module.to(value["dtype"])
         if value["state"]:
             module.load_state_dict(value["state"])
         module.train(value["training"])
         return module
     raise ValueError(f"unknown kind {kind!r}")
+
+
+@contextlib.contextmanager
+def watch():
+    """Record, while the block runs, the lesson modules built (class name -> count) and the grad mode of every
+    module forward: ``{"built": {...}, "grad": [False]}`` (each grad mode seen once, in the order first seen)."""
+    seen: dict = {"built": {}, "grad": []}
+    inits = {cls: cls.__dict__["__init__"] for cls in MODULES.values()}
+
+    def counting(cls, init):
+        def __init__(self, *args, **kwargs):
+            seen["built"][cls.__name__] = seen["built"].get(cls.__name__, 0) + 1
+            init(self, *args, **kwargs)
+
+        return __init__
+
+    def forward_seen(module, args):
+        mode = torch.is_grad_enabled()
+        if mode not in seen["grad"]:
+            seen["grad"].append(mode)
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(forward_seen)
+    for cls, init in inits.items():
+        cls.__init__ = counting(cls, init)
+    try:
+        yield seen
+    finally:
+        hook.remove()
+        for cls, init in inits.items():
+            cls.__init__ = init

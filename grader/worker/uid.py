@@ -168,6 +168,37 @@ def unshare(before: list[tuple[str, int, int]], gid: int) -> None:
             os.chmod(path, mode)
 
 
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")  # where any uid may create names (sticky, world-writable)
+
+
+def sweep(worker: int, folders=None) -> list[str]:
+    """Remove what ``worker`` (a worker's uid, its processes all gone) left in the folders every uid may write
+    to (``SHARED_WRITABLE`` and this process's temporary folder): a file, a link or a folder tree it owns. A
+    name another uid owns is left alone; links are removed, never followed. Returns the paths removed."""
+    import shutil
+    import tempfile
+
+    removed = []
+    for folder in dict.fromkeys(folders or (*SHARED_WRITABLE, tempfile.gettempdir())):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if info.st_uid != worker:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    shutil.rmtree(entry.path)  # removes links inside, never what they point to
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
+            removed.append(entry.path)
+    return removed
+
+
 # linux/posix_acl_xattr.h: a default ACL, as the kernel reads it from the system.posix_acl_default attribute
 _ACL_VERSION, _ACL_UNDEFINED = 2, 0xFFFFFFFF
 _ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_MASK, _ACL_OTHER = 0x01, 0x02, 0x04, 0x10, 0x20

@@ -12,7 +12,8 @@ Values are JSON scalars (None, bool, int, float, str) or lists whose first item 
     ["N", dtype, shape, i] numpy array     ["Y", dtype] torch dtype     ["P", str] pathlib.Path
     ["H", id, [method names]] an object that stays in the worker (a handle)
     ["C", id] a callable that stays in the judge (a callback)
-    ["R", kind, value] an object of the given lesson code, rebuilt by trusted code (grader.worker.rebuild)
+    ["R", kind, value] an object of the given lesson code, rebuilt by trusted code (grader.worker.rebuild);
+                       also a one-shot iterable a test hands over ("OneShot": a generator over the items)
 
 Decoding a worker's message never builds anything else: no pickle, no class of the student's. A tensor is
 built by ``torch.frombuffer`` from its dtype, shape and bytes, so it is always a plain ``torch.Tensor``.
@@ -83,6 +84,7 @@ class Op:
 # The operations' names: the client and the worker build and read messages with these, never with a string of
 # their own, so that the table below is the one list of what the protocol can say.
 IMPORT, GETATTR, CALL, BACKWARD, PUT, GET = "import", "getattr", "call", "backward", "put", "get"  # the judge asks
+OBSERVE = "observe"  # the judge asks: a call, and what the worker saw during it
 CB_OK, CB_ERR = "cb_ok", "cb_err"  # the judge answers a call back
 HELLO, OK, ERR, CB = "hello", "ok", "err", "cb"  # the worker's
 
@@ -96,6 +98,9 @@ OPS: dict[tuple[str, str], Op] = {(op.sender, op.name): op for op in (
     Op(GETATTR, "judge", {"h": _HID, "name": _NAME}, "an attribute of the object behind handle H"),
     Op(CALL, "judge", {"h": _HID, "name": (str, type(None)), "args": (list,), "kwargs": (list,)},
        "call H (or its method NAME) with ARGS and KWARGS"),
+    Op(OBSERVE, "judge", {"h": _HID, "name": (str, type(None)), "args": (list,), "kwargs": (list,)},
+       "call H (or its method NAME) like CALL; the value is {value, args, kwargs, built, grad}: the arguments as"
+       " they are after the call, the lesson modules built and the grad modes of the module forwards during it"),
     Op(BACKWARD, "judge", {"h": _HID, "name": (str, type(None)), "args": (list,), "kwargs": (list,),
                              "weights": (list,)}, "gradients of sum(output_i * weight_i) for the tensor ARGS"),
     Op(PUT, "judge", {"name": _NAME, "data": (list,)},

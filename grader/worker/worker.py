@@ -237,6 +237,8 @@ class Worker:
         fn = obj if msg.get("name") is None else getattr(obj, msg["name"])
         if op == wire.CALL:
             return fn(*args, **kwargs)
+        if op == wire.OBSERVE:
+            return self.observe(fn, args, kwargs)
         if op == wire.BACKWARD:
             return self.backward(fn, args, kwargs, msg["weights"], dec)
         raise ValueError(f"unknown op {op!r}")
@@ -255,6 +257,15 @@ class Worker:
             sys.modules.pop(module_name, None)
             raise
         return module
+
+    @staticmethod
+    def observe(fn, args, kwargs) -> dict:
+        """The value of a call, its arguments as they are after it (an argument the student code changed in
+        place shows so), and what ``rebuild.watch`` saw during it (trusted glue around a student call)."""
+        with rebuild.watch() as seen:
+            value = fn(*args, **kwargs)
+        return {"value": value, "args": args, "kwargs": kwargs, "built": dict(seen["built"]),
+                "grad": list(seen["grad"])}
 
     @staticmethod
     def backward(fn, args, kwargs, weights, dec: wire.Decoder):

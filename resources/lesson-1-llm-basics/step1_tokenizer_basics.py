@@ -10,6 +10,7 @@ What you will see:
   4. tokens per character for several vocabulary sizes
 """
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -39,8 +40,11 @@ def show_training(text: str) -> BPETokenizer:
     print("\nthe first 12 merges (left id, right id) -> new id:")
     for (a, b), new_id in list(tok.merges.items())[:12]:
         print(f"  ({a:3d}, {b:3d}) -> {new_id}   {tok.vocab[a]!r} + {tok.vocab[b]!r} = {tok.vocab[new_id]!r}")
-    print("\nsome of the last merges are whole words:")
-    for new_id in range(tok.vocab_size - 8, tok.vocab_size):
+    # a merged piece that is a space then letters only is a whole word (the space marks where a word starts)
+    words = [i for i in range(256, tok.vocab_size) if re.fullmatch(rb" [A-Za-z]+", tok.vocab[i])]
+    words = sorted(words, key=lambda i: (-len(tok.vocab[i]), i))[:8]
+    print(f"\nthe longest whole words among the merges ({len(words)} shown; most merges are pieces of words):")
+    for new_id in sorted(words):
         print(f"  {new_id}: {tok.vocab[new_id]!r}")
     return tok
 

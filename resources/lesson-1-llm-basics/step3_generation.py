@@ -79,16 +79,26 @@ print(f"torch threads: {threads} (the largest product of a step is {biggest / 1e
 
 t0 = time.perf_counter()
 window: list[float] = []
+after_first: list[float] = []  # when step 1 ended: the pace is measured from there
 
 
 def log(step: int, loss: float) -> None:
-    """Print the average loss of the last LOG_EVERY steps, and how long the rest should take at this pace."""
+    """Print the average loss of the last LOG_EVERY steps, and how long the rest should take at this pace.
+
+    The first step also pays for warm-up (torch sets up its kernels and memory), so it says nothing of the pace:
+    the estimate counts the steps after it."""
     window.append(loss)
+    now = time.perf_counter()
+    if step == 1:
+        after_first.append(now)
     if step == 1 or step % LOG_EVERY == 0:
         avg = sum(window) / len(window)
-        spent = time.perf_counter() - t0
-        left = spent / step * (STEPS - step)
-        print(f"  step {step:4d}/{STEPS}  loss {avg:.3f}  ({spent:5.1f} s, about {left:4.0f} s to go)", flush=True)
+        if step == 1:
+            eta = "warm-up included; the time left follows"
+        else:
+            left = (now - after_first[0]) / (step - 1) * (STEPS - step)
+            eta = f"about {left:4.0f} s to go"
+        print(f"  step {step:4d}/{STEPS}  loss {avg:.3f}  ({now - t0:5.1f} s, {eta})", flush=True)
         window.clear()
 
 

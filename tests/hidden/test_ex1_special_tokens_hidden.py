@@ -111,7 +111,7 @@ def test_round_trip_with_allowed_specials(tok, pieces):
     assert skipped == want, f"expected the text without specials {want!r} with skip_special_tokens, got {skipped!r}"
 
 
-@pytest.mark.points(1.5)
+@pytest.mark.points(1)
 @pytest.mark.parametrize("bad", ["vocab_size", -1, True, 3.0, "float-special"],
                          ids=["vocab_size", "minus-1", "True", "float-3.0", "float-of-a-special-id"])
 def test_decode_unknown_id_raises(tok, base, bad):
@@ -209,3 +209,17 @@ def test_load_missing_file_raises_file_not_found(student):
     """SpecialTokenizer.load() of a file that does not exist raises FileNotFoundError (as open() does)."""
     path = student.path("no-such-file.json")
     expect_error(FileNotFoundError, lambda: student(MODULE).SpecialTokenizer.load(path), "a file that does not exist")
+
+
+@pytest.mark.points(0.5)
+def test_pad_leaves_the_callers_lists_unchanged(tok):
+    """pad() builds new lists: the batch it is given (the caller's lists) is unchanged after the call."""
+    p = tok.pad_id
+    seen = tok.pad.observe([[5, 6, 7], [8], []])
+    want = {"input_ids": [[5, 6, 7], [8, p, p], [p, p, p]], "attention_mask": [[1, 1, 1], [1, 0, 0], [0, 0, 0]]}
+    assert seen.value == want, f"expected {want}, got {seen.value}"
+    batch = seen.args[0] if seen.args else None
+    assert batch == [[5, 6, 7], [8], []], (
+        f"expected the batch [[5, 6, 7], [8], []] unchanged after pad, got {batch}: build new rows, do not pad the"
+        " caller's lists in place"
+    )

@@ -138,8 +138,9 @@ def test_explain_gpt2_small_on_meta(student, tie):
 @pytest.mark.points(1.5)
 @given(cfg=configs())
 def test_explain_total_identities(student, cfg):
-    """approx is the headline (L·4·d², L·2·d·d_ff, V·d, T·d, head V·d if untied, 0 for norms); the rest is
-    biases and norms."""
+    """Each row's approx is its headline formula, and the rest of its count is biases and norms.
+
+    Headlines: L·4·d², L·2·d·d_ff, V·d, T·d, head V·d if untied, 0 for norms."""
     ex = student(MODULE)
     rows = {row["component"]: row for row in ex.explain(cfg)}
     V, T, d, L, d_ff = cfg.vocab_size, cfg.context_length, cfg.d_model, cfg.n_layers, cfg.ffn_dim

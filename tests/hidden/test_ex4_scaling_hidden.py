@@ -72,7 +72,7 @@ def module_flops(cfg, seq_len, batch=1):
     }
 
 
-@pytest.mark.points(1.5)
+@pytest.mark.points(1)
 @pytest.mark.parametrize(
     "costs, warmup, repeats, want",
     [([7.0, 3.0, 1.0, 8.0, 6.0], 1, 4, 4.5), ([2.0, 9.0, 4.0], 0, 3, 4.0), ([3.0, 7.0], 1, 1, 7.0)],
@@ -137,7 +137,7 @@ def test_block_flops_counts_batch(student, batch):
     assert not wrong, f"expected {want} for batch={batch}, got wrong parts {wrong}"
 
 
-@pytest.mark.points(1.5)
+@pytest.mark.points(1)
 @pytest.mark.parametrize(
     "cfg, seq_len",
     [
@@ -210,3 +210,31 @@ def test_scaling_run_passes_settings(student):
     except ValueError:
         return
     pytest.fail("expected the ValueError of time_forward for warmup=-1 (scaling_run passes warmup on), got none")
+
+
+@pytest.mark.points(0.5)
+def test_measured_flops_runs_without_grad(student):
+    """measured_flops runs the block with autograd switched off (torch.no_grad()), and counts one forward."""
+    ex = student(MODULE)
+    cfg = ModelConfig(d_model=16, n_heads=4)
+    seen = ex.measured_flops.observe(TransformerBlock(cfg), 5)
+    want = module_flops(cfg, 5)["total"]
+    assert seen.value == want, f"expected {want} FLOPs for d=16, T=5, got {seen.value}"
+    assert seen.grad == [False], (
+        f"expected the block to run once or more, always under torch.no_grad(); its forwards ran with grad modes"
+        f" {seen.grad} (True: autograd was on)"
+    )
+
+
+@pytest.mark.points(0.5)
+def test_scaling_run_builds_one_block(student):
+    """scaling_run builds ONE TransformerBlock for the whole run, not one per length."""
+    ex = student(MODULE)
+    cfg = ModelConfig(d_model=16, n_heads=2)
+    seen = ex.scaling_run.observe(cfg, [4, 6, 3], warmup=0, repeats=1, clock=TickClock())
+    rows = seen.value if type(seen.value) is list else []
+    got = [(row.get("seq_len"), row.get("flops")) for row in rows if type(row) is dict]
+    want = [(t, module_flops(cfg, t)["total"]) for t in (4, 6, 3)]
+    assert got == want, f"expected (seq_len, flops) rows {want}, got {seen.value}"
+    built = seen.built.get("TransformerBlock", 0)
+    assert built == 1, f"expected one TransformerBlock for the 3 lengths, got {built} built during the run"

@@ -341,9 +341,25 @@ def private_hypothesis_home() -> None:
     atexit.register(shutil.rmtree, submission_folder().with_name(submission_folder().name + "-hypothesis"), True)
 
 
+def refuse_unlaunched_kernel() -> None:
+    """While autograde runs, the kernel must have come through the course's launcher (grader.platforms.nbgrader.kernel:
+    the hidden tests out of its reach, or autograde's log saying they are not). Without it, the course's
+    nbgrader_config.py was not used and nothing kept the student's cells from the hidden tests: the kernel ends
+    here, and autograde fails this notebook (no feedback is made) instead of grading it unconfined."""
+    from grader.platforms.nbgrader.kernel import LAUNCHED_ENV, REFUSED
+
+    if autograding() and not os.environ.get(LAUNCHED_ENV):
+        print("grader: this kernel was not started through the course's launcher, so it could read the hidden "
+              "tests: run `nbgrader autograde` in the course folder (where the course's nbgrader_config.py is)",
+              file=sys.stderr, flush=True)
+        os._exit(REFUSED)
+
+
 def load_ipython_extension(ipython) -> None:
     """``%load_ext grader.platforms.nbgrader.cell``: register the magics and import the heavy modules once."""
     from grader.judge.session import preload
+
+    refuse_unlaunched_kernel()
 
     with silenced():
         preload()  # torch, pytest, hypothesis: imported once, so each graded cell forks in milliseconds

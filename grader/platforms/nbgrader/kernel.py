@@ -74,6 +74,10 @@ def hide(paths=HIDDEN_FROM_KERNEL) -> list[str]:
 
 
 REFUSED = 3  # the launcher's exit status when --require is given and the kernel cannot be confined
+# Set by the launcher in the kernel's environment: "confined", or "unconfined" (said in autograde's log). A kernel
+# autograde started without it was not started through the course's nbgrader_config.py (the config was not
+# found, or another replaced it): grader.platforms.nbgrader.cell then stops that kernel before it grades anything.
+LAUNCHED_ENV = "LESSON1_KERNEL_LAUNCHER"
 
 
 def confinement() -> tuple[bool, str]:
@@ -122,6 +126,7 @@ def main(argv: list[str]) -> None:
         print(f"grader.platforms.nbgrader.kernel: refusing to start the kernel where it could read the hidden tests ({why})",
               file=sys.stderr)
         raise SystemExit(REFUSED)
+    os.environ[LAUNCHED_ENV] = "confined" if confined else "unconfined"
     os.execvp(command[0], command)
 
 
