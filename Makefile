@@ -71,7 +71,7 @@ test-fast: $(DEV) ## run every module's unit tests, not the slow ones (about a m
 test-heavy: $(DEV) ## run the whole suite with the full form of the heavy tests (a real pip install; every attack as its own uid)
 	@GRADER_HEAVY_TESTS=1 $(PY) -m pytest project_tests -q
 
-check: $(DEV) ## reference must score 100 and the untouched stubs 0 (hidden tests included)
+check: $(DEV) ## reference must score 100; the untouched stubs and code that computes nothing 0 (hidden tests included)
 	@$(PY) -m grader check
 
 lock: $(DEV) ## refresh requirements.lock from the tested venv (versions and file hashes; every install uses it)

@@ -2,7 +2,8 @@
 
 The manifest is ``tests/points.json``: per exercise id (``ex1``...), its module ``name``, ``title``, ``visible``
 and ``hidden`` points, and what code needs to know about it (``counts_flops``: its suites or reference
-count FLOPs on the meta device, which needs torch's symbolic shapes: imported once before forking). Its files
+count FLOPs on the meta device, which needs torch's symbolic shapes: imported once before forking), and which tests
+are held back (``held_back``: test function -> its gate, see ``held_back``). Its files
 follow from the name: ``solutions/<name>.py``, ``exercises/<name>.py``, ``tests/test_<id>_*.py`` and
 ``tests/hidden/test_<id>_*.py``. Adding an exercise is: the solution, the suites, one manifest entry, ``make stubs``.
 
@@ -22,6 +23,7 @@ TESTS_DIR = REPO_ROOT / "tests"
 SOLUTIONS = REPO_ROOT / "solutions"
 EXERCISES = REPO_ROOT / "exercises"
 MANIFEST = "points.json"
+HIDDEN_HELD_BACK = "held_back.json"  # in tests/hidden/: the held-back rules of the hidden tests
 
 EXERCISE_ID = re.compile(r"(?:^|[/\\_])(?:test_)?(ex\d+)(?=_)")
 
@@ -46,6 +48,26 @@ def exercise_of(name: str) -> str | None:
     """'ex2' for 'ex2_topk_attention.py', 'test_ex2_topk_attention.py' or 'tests/hidden/test_ex2_x_hidden.py'."""
     match = EXERCISE_ID.search(Path(name).name if "/" in name or "\\" in name else name)
     return match.group(1) if match else None
+
+
+def held_back(exercise: str, tests_dir: Path = TESTS_DIR) -> dict[str, str]:
+    """An exercise's held-back tests: test function name -> the gate that must pass before it counts.
+
+    A test that code computing nothing could pass (a placeholder that returns zeros, its input, a constant, or
+    raises ValueError for everything) counts only once its gate passes: a test of the same exercise that every
+    placeholder fails (the worked example, a check that the output depends on the input), in the same file or in
+    the exercise's visible file. The gate is a test function (every case of it must pass) or one case of one,
+    ``test_name[case-id]``. The rules of the visible tests are the manifest's ``held_back``; those of the hidden
+    tests are in ``tests/hidden/held_back.json`` (exercise id -> rules), which never leaves the instructor's
+    copy with them. The judge alone applies them (grader.judge.verdicts.hold_back)."""
+    tests_dir = Path(tests_dir)
+    manifest = load_manifest(tests_dir) if (tests_dir / MANIFEST).is_file() else {}
+    hidden = tests_dir / "hidden" / HIDDEN_HELD_BACK
+    rules = {**manifest.get(exercise, {}).get("held_back", {}),
+             **(json.loads(hidden.read_text()).get(exercise, {}) if hidden.is_file() else {})}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in rules.items()):
+        raise ValueError(f"held_back of {exercise} must map test names to gate names, got {rules!r}")
+    return rules
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ class Kind(str, Enum):  # a str, so it compares and serialises as its value (Pyt
     SKIPPED = "skipped"  # the code skipped or xfailed the test: never graded as passed
     NOT_GRADED = "not_graded"  # the exercise's file was missing, ambiguous or undecodable
     NOT_RUN = "not_run"  # no record at all
+    HELD_BACK = "held_back"  # passed alone, but counts only once its gate passes (tests/points.json "held_back")
 
     def __str__(self) -> str:
         return self.value

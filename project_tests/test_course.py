@@ -38,7 +38,7 @@ MODULE = "ex5_toy"
 
 
 @pytest.mark.points(3)
-@pytest.mark.parametrize("x", [0, 1, 21])
+@pytest.mark.parametrize("x", [1, 2, 21])  # not 0: zeros would pass it (make check grades placeholders)
 def test_double_doubles(student, x):
     """double(x) returns 2 * x."""
     got = student(MODULE).double(x)

@@ -39,3 +39,23 @@ def grade_text(tmp_path: Path, module: str, text: str, *, timeout: float = 30.0)
     summary["failed"] = [t for t in doc["tests"] if t["status"] != "passed"]
     summary["messages"] = " | ".join(f"{t['extra_data']['hint']} {t['extra_data']['reason']}" for t in summary["failed"])
     return summary
+
+
+
+def half_done(module: str, functions: list[str]) -> str:
+    """The reference with every solution block inside the named functions (or methods) left as its stub: a
+    submission that wrote the rest."""
+    import ast
+
+    from grader.course import Block, render, segments
+
+    text = solution_text(module)
+    spans = [(node.lineno, node.end_lineno) for node in ast.walk(ast.parse(text))
+             if isinstance(node, ast.FunctionDef) and node.name in functions]
+    exercise = module.split("_", 1)[0]
+
+    def block_text(index: int, block: Block) -> list[str]:
+        stubbed = any(start < block.line < end for start, end in spans)
+        return block.stub(exercise) if stubbed else block.body
+
+    return render(segments(text), block_text)

@@ -10,6 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from grader.judge.compare import same_tensor, tensor_like
+
 MODULE = "ex2_topk_attention"
 INF = float("inf")
 
@@ -19,12 +21,7 @@ def as_rows(mask: torch.Tensor) -> list:
 
 
 def check_mask(got, expected: torch.Tensor) -> None:
-    assert isinstance(got, torch.Tensor), f"expected a tensor, got {type(got).__name__}"
-    assert got.dtype == torch.bool, f"expected a bool tensor (True = keep), got dtype {got.dtype}"
-    assert got.shape == expected.shape, (
-        f"expected shape {tuple(expected.shape)} (same as scores), got {tuple(got.shape)}"
-    )
-    assert torch.equal(got, expected), f"expected {as_rows(expected)}, got {as_rows(got)}"
+    same_tensor(got, expected, "the mask (a bool tensor, True = keep, the shape of scores)", show=as_rows)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -95,18 +92,11 @@ def test_topk_attention_worked_example(student):
     s1 = torch.softmax(torch.tensor([2.0, 4.0], dtype=torch.float64), 0)
     s2 = torch.softmax(torch.tensor([6.0, 9.0], dtype=torch.float64), 0)
     expected_w = torch.tensor([[1.0, 0.0, 0.0], [s1[0], s1[1], 0.0], [0.0, s2[0], s2[1]]], dtype=torch.float64)
-    assert w.shape == (3, 3), f"expected weights of shape (3, 3), got {tuple(w.shape)}"
-    assert w.dtype == out.dtype == torch.float64, (
-        f"expected float64 results for float64 inputs, got {out.dtype}, {w.dtype}"
-    )
-    assert torch.allclose(w, expected_w, atol=1e-6), (
-        f"expected weights {expected_w.numpy().round(3).tolist()}, got {w.detach().numpy().round(3).tolist()}"
-    )
+    same_tensor(w, expected_w, "weights (float64 for float64 inputs)", atol=1e-6,
+                show=lambda t: t.detach().numpy().round(3).tolist())
     expected_out = expected_w @ x
-    assert out.shape == (3, 1), f"expected output of shape (3, 1), got {tuple(out.shape)}"
-    assert torch.allclose(out, expected_out, atol=1e-6), (
-        f"expected output = weights @ v = {expected_out.flatten().tolist()}, got {out.detach().flatten().tolist()}"
-    )
+    same_tensor(out, expected_out, "output = weights @ v (float64 for float64 inputs)", atol=1e-6,
+                show=lambda t: t.detach().flatten().tolist())
 
 
 FULL_CASES = [
@@ -131,29 +121,36 @@ def test_topk_attention_full_topk_matches_sdpa(student, lead, T, d, dv, top_k):
         (q @ k.transpose(-2, -1) / math.sqrt(d)).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), -INF), -1
     )
     expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    assert out.shape == expected.shape, f"expected output shape {tuple(expected.shape)}, got {tuple(out.shape)}"
-    assert w.shape == expected_w.shape, f"expected weights shape {tuple(expected_w.shape)}, got {tuple(w.shape)}"
-    err_w = (w - expected_w).abs().max().item()
-    assert err_w < 1e-6, (
-        f"expected the weights of full causal attention (scale 1/sqrt(d), d={d}), max error {err_w:.3g}"
-    )
-    err = (out - expected).abs().max().item()
-    assert err < 1e-6, f"expected the output of F.scaled_dot_product_attention(is_causal=True), max error {err:.3g}"
+    tensor_like(out, expected, "output")
+    same_tensor(w, expected_w, f"the weights of full causal attention (scale 1/sqrt(d), d={d})", atol=1e-6)
+    same_tensor(out, expected, "the output of F.scaled_dot_product_attention(is_causal=True)", atol=1e-6)
 
 
 @pytest.mark.points(2)
 @pytest.mark.parametrize("top_k", [1, 2, 4], ids=["k=1", "k=2", "k=4"])
 def test_topk_attention_exactly_k_weights_per_query(student, top_k):
-    """Query i keeps exactly min(top_k, i + 1) keys (the visible ones): that many non-zero weights per row."""
+    """Query i keeps exactly min(top_k, i + 1) keys (the visible ones): that many non-zero weights per row.
+
+    And the kept keys are those with the largest scores q k^T / sqrt(d) among the visible ones."""
     T = 7
     q, k, v = (torch.randn(2, 3, T, 8, dtype=torch.float64) for _ in range(3))
     _, w = student(MODULE).topk_attention(q, k, v, top_k)
+    tensor_like(w, torch.empty(2, 3, T, T, dtype=torch.float64), "weights")
     got = (w != 0).sum(-1)  # (2, 3, T)
     expected = torch.tensor([min(top_k, i + 1) for i in range(T)]).expand(2, 3, T)
     bad = (got != expected).nonzero()
     assert bad.numel() == 0, (
         f"expected min(top_k={top_k}, i + 1) non-zero weights in row i, i.e. {expected[0, 0].tolist()}, "
         f"got {got[tuple(bad[0, :2])].tolist()}"
+    )
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(8)).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), -INF)
+    order = scores.sort(dim=-1, descending=True, stable=True).indices[..., :top_k]  # (2, 3, T, top_k), no ties here
+    best = torch.zeros_like(w, dtype=torch.bool).scatter(-1, order, True) & (scores > -INF)
+    wrong = ((w != 0) != best).any(-1).nonzero()
+    assert wrong.numel() == 0, (
+        f"expected the kept keys to be the top_k={top_k} largest visible scores, e.g. in row {wrong[0, -1].item()} "
+        f"keys {best[tuple(wrong[0])].nonzero().flatten().tolist()}, "
+        f"got {(w != 0)[tuple(wrong[0])].nonzero().flatten().tolist()}"
     )
 
 
@@ -162,6 +159,7 @@ def test_topk_attention_rows_sum_to_one(student):
     """The softmax runs over the keys (last axis) after the drop: every weight row sums to 1, all weights >= 0."""
     q, k, v = (torch.randn(2, 6, 8, dtype=torch.float64) for _ in range(3))
     _, w = student(MODULE).topk_attention(q, k, v, 3)
+    tensor_like(w, torch.empty(2, 6, 6, dtype=torch.float64), "weights")
     sums = w.sum(-1)  # (2, 6)
     bad = ~((sums - 1).abs() < 1e-6)  # NaN counts as bad
     assert not bad.any(), (
@@ -195,6 +193,7 @@ def test_topk_attention_never_looks_ahead(student):
     q, k, v = (torch.randn(T, 4, dtype=torch.float64) for _ in range(3))
     ex = student(MODULE)
     out, w = ex.topk_attention(q, k, v, 2)
+    tensor_like(w, torch.empty(T, T, dtype=torch.float64), "weights")
     future = torch.ones(T, T, dtype=torch.bool).triu(1)
     assert (w[future] == 0).all(), (
         f"expected zero weight on future keys (j > i), got weights {w.numpy().round(3).tolist()}"

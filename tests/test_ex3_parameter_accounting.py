@@ -221,6 +221,10 @@ def test_explain_why_names_the_cause(student, tie):
         "final_norm": ["norm"],
         "lm_head": ["tied" if tie else "untied"],
     }
+    whys = {str(row["why"]) for row in rows.values()}
+    assert len(whys) > 1, (
+        f"expected each row's 'why' to explain that row's difference, got one sentence for all: {whys}"
+    )
     for name, words in wanted.items():
         why = str(rows[name]["why"]).lower()
         for word in words:

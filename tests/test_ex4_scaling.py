@@ -15,6 +15,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from llm_basics.model import ModelConfig, TransformerBlock
 
+from grader.judge.compare import numbers
+
 MODULE = "ex4_scaling"
 
 
@@ -95,11 +97,7 @@ def test_time_forward_skips_warmup_calls(student):
     assert isinstance(raw, list) and all(type(t) is float for t in raw), (
         f"expected times to be a list of floats, got {raw!r}"
     )
-    times = [float(t) for t in raw]
-    assert times == pytest.approx([5.0, 1.0, 2.0, 9.0, 4.0]), (
-        f"expected times [5.0, 1.0, 2.0, 9.0, 4.0] (the warm-up calls cost 100 and 50 and are not timed), "
-        f"got {times}"
-    )
+    numbers(raw, [5.0, 1.0, 2.0, 9.0, 4.0], "times (the warm-up calls cost 100 and 50 and are not timed)")
     settings = (result.get("warmup"), result.get("repeats"))
     assert settings == (2, 5), f"expected warmup 2 and repeats 5 in the result, got {settings}"
     assert clock.readings == 10, (
@@ -250,7 +248,7 @@ def test_scaling_run_rows(student):
     assert flops == want, f"expected flops {want}, got {flops}"
     share = [row.get("attention_share") for row in rows]
     want_share = [counted_flops(cfg, t)["bmm"] / counted_flops(cfg, t)["total"] for t in (4, 12)]
-    assert share == pytest.approx(want_share), f"expected attention_share {want_share}, got {share}"
+    numbers(share, want_share, "attention_share of each row")
     types = [tuple(type(row.get(key)).__name__ for key in ("seq_len", "seconds", "flops", "attention_share")) for row in rows]
     assert all(t == ("int", "float", "int", "float") for t in types), (
         f"expected (int, float, int, float) for (seq_len, seconds, flops, attention_share), got {types}"

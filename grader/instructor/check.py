@@ -1,5 +1,6 @@
-"""The promises every release makes: the reference scores full marks, the untouched stubs score zero, and every
-behaviour an exercise docstring promises is checked by a graded test (grader.instructor.promises)."""
+"""The promises every release makes: the reference scores full marks, the untouched stubs score zero, code that
+computes nothing (the placeholders of grader.instructor.placeholders) scores zero, and every behaviour an exercise
+docstring promises is checked by a graded test (grader.instructor.promises)."""
 
 from __future__ import annotations
 
@@ -82,9 +83,11 @@ def check(verbose: bool = False) -> bool:
     if stale:
         ok = False
         print("exercises/ is out of date (run `make stubs`): " + ", ".join(stale))
+    from grader.instructor.placeholders import check_placeholders
     from grader.instructor.promises import check_promises
 
     checks = (("reference scores full marks", check_reference), ("stubs score 0", check_stubs),
+              ("code that computes nothing scores 0 (grader/instructor/placeholders.py)", check_placeholders),
               ("every docstring promise has a test (tests/promises.toml)", check_promises),
               ("every hint is a whole sentence (a test docstring's first line)", check_hints))
     for label, fn in checks:
@@ -97,5 +100,6 @@ def check(verbose: bool = False) -> bool:
 
 
 def add_check_parser(sub) -> None:
-    p = sub.add_parser("check", help="the reference must score full marks, the stubs zero, every promise a test")
+    p = sub.add_parser("check", help="the reference must score full marks, the stubs and the placeholders zero, "
+                                     "every promise a test")
     p.set_defaults(func=lambda args: 0 if check(verbose=True) else 1)

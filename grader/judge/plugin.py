@@ -25,7 +25,7 @@ import pytest
 from grader import facilities, limits
 from grader.judge import serve, student as door, suite
 from grader.judge.state import STATE, JudgeState, state_of
-from grader.judge.verdicts import CutShort, _fold, cut_short_reason, reason_from_excinfo
+from grader.judge.verdicts import CutShort, _fold, cut_short_reason, hold_back, reason_from_excinfo
 from grader.records import STRIKE_KINDS
 
 
@@ -99,6 +99,7 @@ def student(pytestconfig: pytest.Config) -> door.Student:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     suite.split_points(items)
+    suite.attach_gates(items)
     # a property test ends at the first example that reaches a TODO of the stub
     for item in items:
         suite._stop_at_stubs(item)
@@ -106,6 +107,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     # per submission (grader.judge.serve)
     if config.getoption("--grader-serve") is None:
         state_of(config).emit({"event": "collected", "tests": [suite.describe_test(item) for item in items]})
+        items[:] = suite.visible_first(items)  # run here by pytest's own loop: the gates first
 
 
 @pytest.hookimpl(wrapper=True)
@@ -137,6 +139,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
     judge_cpu = time.process_time()
     result = yield
     record = _fold(item.nodeid, state.reports.pop(item.nodeid, []))
+    state.passed[item.nodeid] = record.passed
+    record = hold_back(record, item.stash.get(suite.GATE, None), state.passed)
     record.cpu = round(time.process_time() - judge_cpu + client.test_cpu(), 4)
     if record.kind in STRIKE_KINDS:
         exercise = suite.exercise_of_test(item)

@@ -175,6 +175,7 @@ def _run_tests(session: pytest.Session, items: list[pytest.Item], client, *, bud
     state = state_of(session.config)
     state.client = client
     state.strikes = {}
+    state.passed = {}
     items = suite.visible_first(items)  # looked up at each call: a test of the guard reorders them there
     start = time.monotonic()
     try:

@@ -30,6 +30,7 @@ class JudgeState:
     max_strikes: int = 0
     strikes: dict[str, int] = field(default_factory=dict)  # exercise -> tests that timed out or crashed the worker
     reports: dict[str, list[pytest.TestReport]] = field(default_factory=dict)  # nodeid -> its reports so far
+    passed: dict[str, bool] = field(default_factory=dict)  # nodeid -> passed on its own (the gates' verdicts)
     protections: dict = field(default_factory=dict)  # the worker's confinement and count, last said in the events
     events_fd: int | None = None  # where emit writes (--grader-events, or the file a serving request names)
     cpu_seconds: float = limits.CPU_SECONDS  # per-test limits of a judge's own client (and of the warm-up)
@@ -49,6 +50,7 @@ class JudgeState:
         """Forget what grading one submission left here: its reports, the confinement it reported, and the output
         pytest keeps on each item (none of it may carry over to the next submission's record)."""
         self.reports.clear()
+        self.passed.clear()
         self.protections = {}  # each judge reports its own worker's confinement
         for item in items:
             item._report_sections = []

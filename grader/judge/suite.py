@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from grader.course import exercise_of
+from grader.course import exercise_of, held_back
 
 POINTS = pytest.StashKey[float]()
 EXERCISE = pytest.StashKey[str]()  # the exercise a test grades, found once (the judge asks at every test)
+# a held-back test's gate: (its name as the manifest gives it, the node ids of the collected tests it stands for)
+GATE = pytest.StashKey[tuple[str, tuple[str, ...]]]()
+IS_GATE = pytest.StashKey[bool]()
 
 
 def exercise_of_test(item: pytest.Item) -> str:
@@ -47,8 +50,38 @@ def is_hidden(item: pytest.Item) -> bool:
 def visible_first(items: list[pytest.Item]) -> list[pytest.Item]:
     """The visible tests, then the hidden ones, each in their order: then one worker serves the visible tests and
     the next the hidden ones (grader.judge.student._keep_hidden_inputs_in), instead of a new worker at every
-    exercise."""
-    return sorted(items, key=is_hidden)
+    exercise. Among each, the gates of held-back tests come first, so that their verdicts are known in time."""
+    return sorted(items, key=lambda item: (is_hidden(item), not item.stash.get(IS_GATE, False)))
+
+
+def _suite_root(item: pytest.Item) -> Path:
+    """The folder of the manifest: tests/ for a test of tests/ or of tests/hidden/."""
+    folder = Path(str(item.path)).parent
+    return folder.parent if is_hidden(item) else folder
+
+
+def attach_gates(items: list[pytest.Item]) -> None:
+    """Mark each held-back test with its gate (tests/points.json ``held_back``, grader.course.held_back), and each
+    gate as one. A gate not collected with its tests (a hidden file graded alone) holds nothing back."""
+    rules: dict[tuple[Path, str], dict[str, str]] = {}
+    by_function: dict[str, list[str]] = {}
+    for item in items:
+        by_function.setdefault(f"{exercise_of_test(item)}::{_function_id(item).rsplit('::', 1)[-1]}", []).append(
+            item.nodeid)
+    for item in items:
+        key = (_suite_root(item), exercise_of_test(item))
+        if key not in rules:
+            rules[key] = held_back(key[1], key[0])
+        gate = rules[key].get(_function_id(item).rsplit("::", 1)[-1])
+        if gate is None:
+            continue
+        function = gate.split("[", 1)[0]
+        found = by_function.get(f"{exercise_of_test(item)}::{function}", [])
+        nodeids = tuple(n for n in found if "[" not in gate or n.endswith("::" + gate))
+        item.stash[GATE] = (gate, nodeids)
+    gates = {nodeid for item in items if GATE in item.stash for nodeid in item.stash[GATE][1]}
+    for item in items:
+        item.stash[IS_GATE] = item.nodeid in gates
 
 
 def _function_id(item: pytest.Item) -> str:

@@ -32,6 +32,23 @@ def budget_reason(budget: float) -> str:
     )
 
 
+def hold_back(record: TestRecord, gate: tuple[str, tuple[str, ...]] | None, passed: dict[str, bool]) -> TestRecord:
+    """A test that passed counts only once its gate passed (tests/points.json ``held_back``, grader.course.held_back):
+    otherwise its record says so. A test that failed keeps its own reason: that one names the mistake."""
+    if gate is None or not record.passed or not gate[1]:
+        # no gate collected with it: a hidden file graded alone (a notebook's hidden cell, feedback only); every
+        # grading of a submission collects an exercise's visible and hidden files together
+        return record
+    name, nodeids = gate
+    if all(passed.get(nodeid, False) for nodeid in nodeids):
+        return record
+    why = "which did not run before it" if any(nodeid not in passed for nodeid in nodeids) else ""
+    record.outcome, record.kind = "failed", Kind.HELD_BACK
+    record.reason = _one_line(f"this test passed, but counts once {name} passes{' (' + why + ')' if why else ''}:"
+                              f" make that one pass first")
+    return record
+
+
 def not_run_record(nodeid: str, reason: str) -> dict:
     """The result event of a test that was never started (grader.judge.serve: the submission's budget ran out)."""
     return {"event": "result", "nodeid": nodeid, "outcome": "failed", "kind": "not_run", "reason": reason,

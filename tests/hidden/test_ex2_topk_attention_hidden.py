@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from grader.judge.compare import same_tensor, tensor_like
+
 MODULE = "ex2_topk_attention"
 
 
@@ -61,9 +63,8 @@ def test_topk_attention_matches_bruteforce(student, problem):
     out, w = student(MODULE).topk_attention(q, k, v, top_k, causal=causal)
     expected_out, expected_w = brute_force(q, k, v, top_k, causal)
     shapes = f"q {tuple(q.shape)}, k {tuple(k.shape)}, top_k={top_k}, causal={causal}"
-    assert w.shape == expected_w.shape, (
-        f"expected weights shape {tuple(expected_w.shape)}, got {tuple(w.shape)} ({shapes})"
-    )
+    tensor_like(w, expected_w, f"weights ({shapes})")
+    tensor_like(out, expected_out, f"output ({shapes})")
     assert torch.equal(w != 0, expected_w != 0), (
         f"expected kept keys (non-zero weights) {(expected_w != 0).int().reshape(-1, k.size(-2)).tolist()}, "
         f"got {(w != 0).int().reshape(-1, k.size(-2)).tolist()} ({shapes}; ties: lower key index wins)"
@@ -79,16 +80,16 @@ def test_topk_attention_ties_keep_lower_key_index(student, top_k):
     T = 5
     q = torch.randn(T, 4, dtype=torch.float64)
     k = torch.ones(T, 4, dtype=torch.float64)
-    v = torch.arange(T, dtype=torch.float64).unsqueeze(-1)  # value j is j
-    _, w = student(MODULE).topk_attention(q, k, v, top_k)
+    v = torch.arange(1, T + 1, dtype=torch.float64).unsqueeze(-1)  # value j is j + 1
+    out, w = student(MODULE).topk_attention(q, k, v, top_k)
     expected = torch.zeros(T, T, dtype=torch.float64)
     for i in range(T):
         n = min(top_k, i + 1)
         expected[i, :n] = 1.0 / n
-    assert torch.allclose(w.to(expected.dtype), expected, atol=1e-9), (
-        f"expected weights {expected.numpy().round(3).tolist()} (ties: lower key index wins), "
-        f"got {w.numpy().round(3).tolist()}"
-    )
+    same_tensor(w, expected, "weights (ties: lower key index wins)", atol=1e-9,
+                show=lambda t: t.numpy().round(3).tolist())
+    same_tensor(out, expected @ v, "output = weights @ v (value j is j + 1)", atol=1e-9,
+                show=lambda t: t.flatten().numpy().round(3).tolist())
 
 
 @pytest.mark.points(2)
@@ -128,6 +129,10 @@ def test_topk_attention_gradients_flow(student):
 
     # d loss / d (q, k, v), by autograd where your function runs (loss = sum(output * r))
     grads = ex.topk_attention.backward((q, k, v, 2), weights=[r, None])
+    _, w = ex.topk_attention(q, k, v, 2)
+    assert grads[2] is not None, "expected a gradient on v, got None (is the graph cut, e.g. by .detach()?)"
+    same_tensor(grads[2], w.transpose(-2, -1) @ r, "the gradient on v: weights^T @ (d loss / d output), as output ="
+                " weights @ v", atol=1e-9)
     eps = 1e-6
     for i, (name, t) in enumerate(zip("qkv", (q, k, v))):
         assert grads[i] is not None, f"expected a gradient on {name}, got None (is the graph cut, e.g. by .detach()?)"
@@ -139,13 +144,17 @@ def test_topk_attention_gradients_flow(student):
         assert abs(numeric - analytic) < 1e-5 * max(1.0, abs(numeric)), (
             f"expected the gradient on {name} to match finite differences ({numeric:.6g}), got {analytic:.6g}"
         )
-    big = [100.0 * torch.randn(6, 8) for _ in range(3)]
+    big = [1e5 * torch.randn(6, 8) for _ in range(3)]  # scores ~ 1e10: a finite stand-in for -inf is not enough
     grads = ex.topk_attention.backward((*big, 3), weights=[torch.ones(6, 8), torch.randn(6, 6)])
     for name, g in zip("qkv", grads):
         assert g is not None, f"expected a gradient on {name}, got None (is the graph cut, e.g. by .detach()?)"
         assert torch.isfinite(g).all(), f"expected finite gradients on {name} for huge scores, got NaN/inf"
-    out, _ = ex.topk_attention(*big, 3)
-    assert torch.isfinite(out).all(), "expected a finite output for huge scores, got NaN/inf"
+    out, w = ex.topk_attention(*big, 3)
+    expected_out, expected_w = brute_force(*(t.double() for t in big), 3, True)
+    same_tensor(w != 0, expected_w != 0, "kept keys for huge scores (dropped keys get exactly 0, as with -inf)",
+                show=lambda t: t.int().tolist())
+    same_tensor(w, expected_w.float(), "weights for huge scores (|scores| ~ 1e10)", atol=1e-4)
+    same_tensor(out, expected_out.float(), "a finite output for huge scores, as the oracle's", atol=1.0, rtol=1e-4)
 
 
 @pytest.mark.points(1)
@@ -154,9 +163,8 @@ def test_topk_attention_causal_needs_square(student):
     ex = student(MODULE)
     q, k, v = torch.randn(3, 4), torch.randn(5, 4), torch.randn(5, 2)
     out, w = ex.topk_attention(q, k, v, 2, causal=False)
-    assert out.shape == (3, 2) and w.shape == (3, 5), (
-        f"expected output (3, 2) and weights (3, 5) with causal=False, got {tuple(out.shape)} and {tuple(w.shape)}"
-    )
+    tensor_like(w, torch.empty(3, 5), "weights with causal=False")
+    same_tensor(out, w @ v, "output = weights @ v, of shape (3, 2), with causal=False", atol=1e-6)
     try:
         ex.topk_attention(q, k, v, 2)
     except ValueError:
