@@ -45,9 +45,9 @@ class SpecialTokenizer:
             if allowed_special != "all":
                 raise ValueError("allowed_special: use 'all' or a collection of specials")
             allowed_special = self.special_tokens
+        if not set(allowed_special) <= set(self._ids):  # an int is no special either: checked before len()
+            raise ValueError(f"unknown specials in allowed_special: {set(allowed_special) - set(self._ids)}")
         allowed = sorted(set(allowed_special), key=lambda t: -len(t))
-        if not set(allowed) <= set(self._ids):
-            raise ValueError(f"unknown specials in allowed_special: {set(allowed) - set(self._ids)}")
         out = [self._ids["<bos>"]] if add_bos and "<bos>" in self._ids else []
         if add_bos and not out:
             raise ValueError("no <bos> special token")

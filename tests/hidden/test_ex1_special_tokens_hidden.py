@@ -88,7 +88,8 @@ def test_encode_allowed_subset_only(tok, base):
 
 
 @pytest.mark.points(0.5)
-@pytest.mark.parametrize("allowed", [("<unk>",), "<eos>"], ids=["unknown-special", "a-str-other-than-all"])
+@pytest.mark.parametrize("allowed", [("<unk>",), "<eos>", [5]], ids=["unknown-special", "a-str-other-than-all",
+                                                                     "a-non-str-entry"])
 def test_encode_bad_allowed_special_raises(tok, allowed):
     """allowed_special must be "all" or a collection of this tokenizer's specials (else ValueError)."""
     expect_error(ValueError, lambda: tok.encode("x<eos>", allowed_special=allowed), f"allowed_special={allowed!r}")
@@ -186,6 +187,7 @@ def test_tokenizer_without_specials(student, base):
     expect_error(ValueError, lambda: tok.encode("x", add_bos=True), "add_bos=True without a <bos> token")
     expect_error(ValueError, lambda: tok.encode("x", add_eos=True), "add_eos=True without an <eos> token")
     expect_error(ValueError, lambda: tok.pad([[1], [2, 3]]), "pad() without a <pad> token")
+    expect_error(ValueError, lambda: tok.pad([]), "pad([]) without a <pad> token (an empty batch too)")
 
 
 LOAD_CASES = {
