@@ -321,12 +321,16 @@ def test_what_a_hidden_test_hands_over_never_reaches_a_visible_test(client, ex):
 
 def test_visible_tests_run_before_hidden_ones():
     class Item:
-        def __init__(self, path):
+        def __init__(self, path, gate=False):
             self.path = Path(path)
+            self.stash = pytest.Stash()
+            if gate:
+                self.stash[suite.IS_GATE] = True
 
-    items = [Item("tests/test_ex1.py"), Item("tests/hidden/test_ex1_hidden.py"), Item("tests/test_ex2.py")]
+    items = [Item("tests/test_ex1.py"), Item("tests/hidden/test_ex1_hidden.py"), Item("tests/test_ex2.py"),
+             Item("tests/test_ex3.py", gate=True)]
     assert [str(i.path) for i in suite.visible_first(items)] == [
-        "tests/test_ex1.py", "tests/test_ex2.py", "tests/hidden/test_ex1_hidden.py"]
+        "tests/test_ex3.py", "tests/test_ex1.py", "tests/test_ex2.py", "tests/hidden/test_ex1_hidden.py"]
 
 
 # -- item 1, the trusted side: files beside the workers' folders (events, judge.log, batch sandboxes) ----------
