@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 import textwrap
+import warnings
 from pathlib import Path
 
 # nbgrader imports setuptools, whose distutils shim asserts that no stdlib distutils was imported before it; in one
@@ -21,6 +23,22 @@ from helpers import HEAVY, heavy, write_suite  # noqa: E402
 # Many of these tests fork graders from this process; a child forked after a multi-threaded torch op can
 # deadlock in its first matmul, so the whole project suite runs torch on one thread from the start.
 torch.set_num_threads(1)
+
+# Seen twice in whole-suite runs (never in a module alone): by the time test_watch ran, this process ignored SIGINT,
+# so the `make watch` it started inherited SIG_IGN and one Ctrl-C could not stop it. Which test leaves SIGINT
+# ignored is not found yet: each test starts with this process's own handler back, and the first test found with
+# another one is named in a warning (the run's warnings summary).
+_SIGINT_HANDLER = signal.getsignal(signal.SIGINT)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_restored(request):
+    found = signal.getsignal(signal.SIGINT)
+    if found is not _SIGINT_HANDLER:
+        signal.signal(signal.SIGINT, _SIGINT_HANDLER)
+        warnings.warn(f"SIGINT's handler was {found!r} before {request.node.nodeid} (a test before it changed it)")
+    yield
+
 
 DEMO_POINTS = {
     "ex1": {"name": "ex1_demo", "title": "Demo one", "visible": 3, "hidden": 1},
