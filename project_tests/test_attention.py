@@ -114,6 +114,7 @@ def test_sdpa_everything_masked_is_all_zero_and_finite_gradient():
     assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
 
 
+@pytest.mark.slow
 def test_sdpa_gradient_matches_torch():
     q, k, v = _qkv(5, 2, 2, 5, 5, 4, requires_grad=True)
     q2, k2, v2 = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]

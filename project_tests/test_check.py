@@ -66,6 +66,7 @@ def test_a_hint_cut_mid_sentence_fails_the_check(tmp_path: Path):
     ]
 
 
+@pytest.mark.slow
 def test_reference_scores_full_marks_including_hidden():
     ok, problems = check_reference()
     assert ok, "\n".join(problems)

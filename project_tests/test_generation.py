@@ -246,6 +246,7 @@ def test_get_batch_short_stream_uses_the_whole_stream():
         get_batch([1], 2, 4)
 
 
+@pytest.mark.slow
 def test_train_lm_loss_decreases_on_repeated_sequence():
     model = _tiny_lm()
     ids = list(b"the cat sat. " * 30)

@@ -190,6 +190,7 @@ def test_exercise_names_are_normalised():
         normalise_exercise("ex9")
 
 
+@pytest.mark.slow
 def test_results_validate_against_gradescope_schema(demo_tests, make_submission):
     import jsonschema  # here, not at the top: importing it costs 1.4 s at every collection
 

@@ -229,6 +229,7 @@ def test_hidden_feedback_is_hints_and_points_only(demo_tests, make_submission):
     assert text.splitlines() == ["hidden tests: 0 / 1 points", "  lost 1: add works for negative numbers."]
 
 
+@pytest.mark.slow
 def test_todo_stubs_write_the_stubs_of_exercises():
     """generate_assignment's solution blocks become the stub of exercises/ (the TODO's own message)."""
     pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -e '.[dev]')")

@@ -73,6 +73,7 @@ def test_check_fails_when_a_docstring_changes_under_the_map(tmp_path: Path):
     assert any("ex4_scaling.time_forward changed since its promises were mapped" in p for p in problems), problems
 
 
+@pytest.mark.slow
 def test_make_check_fails_when_a_promise_loses_its_test(suites: Path, monkeypatch, capsys):
     """`python -m grader check` (make check) runs the promise check: a lost test makes it fail."""
     remove_test(suites / "test_ex4_scaling.py", "test_crossover_length_balances_terms")

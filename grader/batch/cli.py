@@ -36,8 +36,8 @@ OUT/grades.csv columns: student, lms_id, one per exercise (ex1, ex2...: points a
 (no | 2 days | 3 hours | yes (time unknown): a Canvas _LATE_ file), penalty (percent taken off for lateness),
 adjusted_total (total after --adjustments: what the exports take), status (graded | ungradable: the
 submission cannot be graded, not a 0 | error: the grader failed, graded again next run | pending: not reached
-before an interruption), reason. Beside it: <student>/results.json (the full
-record), <student>/feedback.md (for the student), item_analysis.csv/.png, score_histograms.csv,
+before an interruption), reason. Beside it: <student>/results.json (the student's copy: hidden tests as hint
+and points), .grader-instructor/<student>.json (the full record), <student>/feedback.md (for the student), item_analysis.csv/.png, score_histograms.csv,
 similarity.html. `python -m grader export canvas|moodle` merges the totals into the LMS's gradebook file.
 """
 
