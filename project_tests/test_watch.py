@@ -138,7 +138,7 @@ def test_two_saves_give_two_reports_and_ctrl_c_exits_cleanly(tmp_path):
         except subprocess.TimeoutExpired:  # where is it stuck? every thread's stack (watch registers SIGUSR1)
             tree = subprocess.run(["ps", "-o", "pid,ppid,stat,wchan:20,args", "--ppid", str(proc.pid), "-p",
                                    str(proc.pid)], capture_output=True, text=True).stdout
-            status = Path(f"/proc/{proc.pid}/status").read_text()  # is SIGINT (bit 2) ignored, blocked, caught?
+            status = Path(f"/proc/{proc.pid}/status").read_text()  # is SIGINT (mask 0x2) ignored, blocked, caught?
             tree += "".join(line + "\n" for line in status.splitlines() if line.startswith(("Sig", "Shd")))
             tree += f"this process's SIGINT handler: {signal.getsignal(signal.SIGINT)!r}\n"
             tree += "lines seen:\n" + "\n".join(lines.seen) + "\n"
