@@ -20,6 +20,8 @@ The steps (``main``), all on one status line:
    reaches only a mirror), a local wheel, a ``--find-links`` folder or uv's cache provides it (``--torch-backend
    cpu`` alone fails offline: it looks the index up); where no package index answers, uv runs ``--offline``. On
    the pip path, a pip dry run decides whether PyTorch's CPU index is needed (``choose_torch``), as before uv.
+6. **Bytecode, once** (grader/install_bytecode.py): the packages grading imports are imported with bytecode
+   writing on, so that no grading process compiles torch again where ``PYTHONDONTWRITEBYTECODE`` is set.
 
 Progress: the tools' output goes through one status line on a terminal (the step, the time), and a few lines in a
 log otherwise; all of it is printed when a step fails.
@@ -43,6 +45,7 @@ from pathlib import Path
 # before anything is installed: there is no grader package to import then, but this file's folder is
 # sys.path[0]. Never the other way round: an installed grader of another commit must not answer for this one.
 if __package__:
+    from grader import install_bytecode
     from grader.install_pip_settings import UV_FLAGS, pip_config, uv_environment, uv_options  # noqa: F401
     from grader.install_status import Status
     from grader.install_torch import (  # noqa: F401 - the tests and the Gradescope setup read these here
@@ -50,6 +53,7 @@ if __package__:
         is_cuda_build, torch_wheel_note,
     )
 else:
+    import install_bytecode  # type: ignore[no-redef]
     from install_pip_settings import UV_FLAGS, pip_config, uv_environment, uv_options  # type: ignore[no-redef]  # noqa: F401
     from install_status import Status  # type: ignore[no-redef]
     from install_torch import (  # type: ignore[no-redef]  # noqa: F401
@@ -368,6 +372,10 @@ def main(argv: list | None = None) -> int:
             code = install_with_pip(python, project, pip_args, status, Path(tmp))
         else:
             code = install_with_uv(uv, python, project, pip_args, status, Path(tmp))
+        if code == 0:
+            status.step = "writing the bytecode of what grading imports, once (grader/install_bytecode.py)"
+            cmd, env = install_bytecode.command(python, args.extras)
+            run_step(cmd, status, env)  # only time is at stake: a failure here leaves the first imports to do it
     if code != 0:
         print(f"setup failed: the installer exited with code {code} (its output is above).", flush=True)
         return code

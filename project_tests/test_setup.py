@@ -188,7 +188,8 @@ def test_uv_is_brought_by_pip_and_installs_the_project(monkeypatch, tmp_path, ca
     recorder = Recorder(fail)
     code, venv = _run_main(monkeypatch, tmp_path, recorder)
     assert code == 0
-    get_uv, install_cmd = recorder.commands[-2:]
+    get_uv, install_cmd, bytecode = recorder.commands[-3:]
+    assert bytecode[:2] == [str(venv / "bin" / "python"), "-c"] and "torch" in bytecode  # the last step
     assert get_uv[:4] == [sys.executable, "-m", "pip", "--python"] and get_uv[-1] == "uv"
     assert install_cmd[:3] == [str(venv / "bin" / "uv"), "pip", "install"] and "--constraint" in install_cmd
     out = capsys.readouterr().out
@@ -201,7 +202,8 @@ def test_without_uv_the_pip_path_runs_and_says_so_once(monkeypatch, tmp_path, ca
     assert code == 0
     out = capsys.readouterr().out
     assert out.count("Installing with pip (uv could not be installed)") == 1
-    last = recorder.commands[-1]
+    last, bytecode = recorder.commands[-2:]
+    assert bytecode[:2] == [str(venv / "bin" / "python"), "-c"] and "torch" in bytecode
     assert last[:6] == [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off"]
     assert "-e" in last and "--constraint" in last and not any(c.endswith("/uv") for c in last)
 

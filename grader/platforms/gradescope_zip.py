@@ -69,7 +69,10 @@ if [ -n "$UV" ]; then
     BACKEND=(--torch-backend cpu)
     python3 -c "import urllib.request as u; u.urlopen(u.Request('$CPU_INDEX/torch/', method='HEAD'), timeout=20)" \\
         || BACKEND=()
-    "$UV" pip install --python "$VENV/bin/python" "${BACKEND[@]}" -r "$SRC/requirements.txt" --constraint "$LOCK"
+    # --compile-bytecode: the image is built once and every submission starts from it; without the bytecode
+    # (pip writes it, uv does not by default) each submission's processes would compile torch again
+    "$UV" pip install --python "$VENV/bin/python" "${BACKEND[@]}" --compile-bytecode -r "$SRC/requirements.txt" \\
+        --constraint "$LOCK"
 else
     echo "uv could not be installed: installing with pip (slower), in Ubuntu's Python rather than $LOCK_PYTHON"
     # Python >= 3.11 is needed: hypothesis is pinned (6.170.17, so that grades never change with its version)
