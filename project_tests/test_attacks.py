@@ -1069,6 +1069,9 @@ def test_uid_mode_batch_gains_nothing_and_cannot_read_the_hidden_tests(uid_batch
     escapes = [a for a in sorted(REFUSALS) if a != "disk_filler"]  # no mount namespace here: no tmpfs cap
     unrefused = [a for a in escapes if not re.search(REFUSALS[a], json.dumps(run.docs.get(a)))]
     assert not unrefused, f"no refusal mark for {unrefused}"
+    # the disk filler is stopped by the judge's watch instead (test_uid_mode_stops_the_disk_filler_at_the_cap)
+    assert DISK_STOPPED.search(json.dumps(run.docs.get("disk_filler"), ensure_ascii=False)), describe(
+        run.docs.get("disk_filler"))
     # without Landlock or a mount namespace, /tmp is writable by any uid, this one's too (README): write_outside
     # leaves its file there, and nothing else does (its other targets, the repository, the submissions and OUT,
     # are the instructor's and sealed)
@@ -1081,6 +1084,36 @@ def test_uid_mode_batch_gains_nothing_and_cannot_read_the_hidden_tests(uid_batch
     leaks = {s: leaks_in({"results.json": run.docs.get(s), "feedback.md": run.feedback.get(s)}, secrets_for(s))
              for s in [*uid_attacks(), CONTROL]}
     assert not any(leaks.values()), {s: found for s, found in leaks.items() if found}
+
+
+DISK_STOPPED = re.compile(r"the code wrote (\d+) MiB of files, past the cap of 64 MiB on everything one worker"
+                          r" writes: stopped")
+
+
+@pytest.mark.slow
+@UID_MODE
+def test_uid_mode_stops_the_disk_filler_at_the_cap(tmp_path):
+    """As root without Landlock or namespaces there is no tmpfs to cap what a worker writes: the judge adds up
+    what its uid has written while it runs (uid.disk_usage) and stops it past the cap. The positive control: the
+    same attack, run as plain Python, writes its whole bound (384 MiB) and nothing refuses it."""
+    control = tmp_path / "control"
+    control.mkdir()
+    attack = ATTACKS_DIR / "disk_filler" / "ex3_parameter_accounting.py"
+    plain = subprocess.run([sys.executable, str(attack)], cwd=control, capture_output=True, text=True, timeout=120)
+    assert "atk-disk_filler: 384 MiB written, not refused" in plain.stderr, plain.stderr[-2000:]
+    submission = build_submission(tmp_path / "submission", "disk_filler")
+    out = tmp_path / "result.json"
+    env = {**grading_env(REPO), "GRADER_WITHOUT": "landlock,namespaces"}
+    proc = subprocess.run([sys.executable, "-m", "grader", "grade", "--target", str(submission), "--exercise", "ex3",
+                           "--json", str(out)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=GRADING_TIMEOUT)
+    doc = json.loads(out.read_text())
+    prot = doc["lesson"]["protections"]
+    assert prot["uid"] and prot["disk_watch"] and not prot["disk_cap"], prot
+    stopped = {int(m) for t in doc["tests"] for m in DISK_STOPPED.findall(t.get("output", ""))}
+    # stopped past 64 MiB (the attack ran) and well before its 384 MiB: at most a few files past the cap
+    assert stopped and all(64 < m < 384 for m in stopped), (stopped, proc.stdout[-2000:])
+    assert doc["score"] == 0 and not list(submission.glob("fill-*")), describe(doc)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -242,6 +242,42 @@ def test_sweep_removes_what_a_worker_uid_left_and_nothing_else(tmp_path):
     assert [p.name for p in shared.iterdir()] == ["theirs"] and victim.read_text() == "keep"
 
 
+def test_disk_usage_adds_up_what_a_worker_uid_wrote_and_nothing_else(tmp_path):
+    """The judge's watch on the total a worker writes where no tmpfs caps it: its folder, the trees and files it
+    owns in a shared folder (blocks, so a file with holes counts what it takes, not its length), and a file it
+    keeps open after removing its name; another uid's names and what a link points to do not count."""
+    worker, other = uid.UID_BASE + 7, uid.UID_BASE + 8
+    private, shared = tmp_path / "private", tmp_path / "shared"
+    (private / "sub").mkdir(parents=True)
+    (private / "sub" / "a.bin").write_bytes(b"a" * 2**20)
+    (shared / "tree").mkdir(parents=True)
+    (shared / "tree" / "b.bin").write_bytes(b"b" * 2**20)
+    (shared / "theirs.bin").write_bytes(b"c" * 2**20)
+    (shared / "link").symlink_to(shared / "theirs.bin")
+    with open(shared / "sparse.bin", "wb") as f:  # a length of 1 GiB, one block written
+        f.truncate(2**30)
+        f.write(b"d")
+    if os.geteuid() != 0:
+        pytest.skip("giving names to other uids needs root")
+    for name in ("tree", "tree/b.bin", "link", "sparse.bin"):
+        os.chown(shared / name, worker, worker, follow_symlinks=False)
+    os.chown(shared / "theirs.bin", other, other)
+    held = tmp_path / "held.bin"
+    held.write_bytes(b"e" * 2**20)
+    block = os.stat(shared / "sparse.bin").st_blocks * 512
+    assert block < 2**20, "the control: the sparse file takes a block or so, not its length"
+    block += os.lstat(shared / "link").st_blocks * 512  # the link itself (a long target takes a block), not its target
+    mib = 2**20
+    assert uid.disk_usage(worker, private, None, folders=[str(shared)]) == 2 * mib + block
+    with open(held, "rb"):
+        held.unlink()  # this process holds it open with no name: its pid's descriptors count it
+        assert uid.disk_usage(worker, private, os.getpid(), folders=[str(shared)]) == 3 * mib + block
+    assert uid.disk_usage(other, tmp_path / "none", None, folders=[str(shared)]) == mib  # theirs.bin only
+    for i in range(5):
+        (private / f"f{i}").write_bytes(b"")
+    assert uid.disk_usage(worker, private, None, folders=[str(shared)], entries=5) is None  # too many names
+
+
 READ_HIDDEN = '''\
 import os, sys
 here = [p for p in sys.path if os.path.isdir(os.path.join(p, "tests", "hidden"))] + [os.environ.get("ATK_REPO", "")]

@@ -90,6 +90,7 @@ class WorkerClient(WorkerProcess):
         self._spawned: portable.Spawned | None = None  # the current worker, where it was spawned (no zygote)
         self._shared = None  # (gid, what share_read_only changed) while the target is shared with a worker's gid
         self._ways = False  # whether we opened ways for a worker of its own uid (uid.open_ways)
+        self._worker_uid = self._disk_watch = None  # the worker's own uid; the same where the judge watches its disk
         # a zygote of our own, or one shared with the other judges of a batch (forked before any test module
         # was imported, so that no worker ever holds an expected value in its memory); none where fork is
         # missing: each worker is then a fresh interpreter, started ahead of need (grader.portable.Spares)
@@ -338,6 +339,7 @@ class WorkerClient(WorkerProcess):
         if self._cpu() - self._test.cpu_base > limits.cpu_seconds:
             self.kill()
             raise WorkerTimeout(f"used more than {limits.cpu_seconds:g} s of CPU time")
+        self._check_disk()
         if self._test.waited + waited > limits.wall_seconds:
             self.kill()
             exc = WorkerTimeout(

@@ -62,6 +62,7 @@ class WorkerProcess:
             "seccomp": self.confine and here.seccomp, "disk_bytes": self.limits.disk_bytes,
             "uid": uid.worker_uid(os.getpid()) if self.confine and uid.needs_uid_drop(here) else None,
         }
+        self._worker_uid = config["uid"]
         if config["uid"] is not None:
             # the worker's uid owns nothing: it needs the search bit on the way to the Python installation (a
             # module imported later, the student's `import statistics`, must still be found) and to its folders;
@@ -96,6 +97,10 @@ class WorkerProcess:
     def _hello(self, header: dict) -> None:
         prot = header.get("protections")
         self.protections = {str(k)[:40]: v for k, v in prot.items() if type(v) in (bool, int)} if type(prot) is dict else {}
+        # no tmpfs caps what a worker of its own uid writes (no mount namespace): the judge adds it up (_check_disk)
+        watch = self._worker_uid is not None and not self.protections.get("disk_cap") and facilities.present().proc
+        self._disk_watch = self._worker_uid if watch else None
+        self.protections["disk_watch"] = watch
         self._output = _open_regular(self.private / "output.txt")
 
     def _spawn_portable(self) -> None:
@@ -133,6 +138,18 @@ class WorkerProcess:
         self.pid = popen.pid
         self._hello(header)
         self._test.cpu_base = self._cpu()
+
+    def _check_disk(self) -> None:
+        """Stop the worker once the files it has written take more than the disk cap (``uid.disk_usage``), where
+        that cap is the judge's watch rather than a tmpfs's size."""
+        if self._disk_watch is None or self.pid is None:
+            return
+        used = uid.disk_usage(self._disk_watch, self.private, self.pid)
+        if used is None or used > self.limits.disk_bytes:
+            self.kill()
+            what = "more files than anyone needs" if used is None else f"{used / 2**20:.0f} MiB of files"
+            raise WorkerLost(f"the code wrote {what}, past the cap of {self.limits.disk_bytes / 2**20:.0f} MiB on"
+                             " everything one worker writes: stopped")
 
     def _fresh_private(self) -> None:
         """An empty folder for the next worker. Whatever stands under its name (left by an earlier worker where no

@@ -199,6 +199,75 @@ def sweep(worker: int, folders=None) -> list[str]:
     return removed
 
 
+DISK_ENTRIES = 10_000  # names the watch looks at: a worker that makes more files than this is over any cap
+
+
+def disk_usage(worker: int, private, pid: int | None, *, folders=None, entries: int = DISK_ENTRIES) -> int | None:
+    """Bytes on disk of what ``worker`` (a worker's uid) has written, while it runs: every file in its folder
+    ``private``, the trees it owns in the folders every uid may write to (as ``sweep`` finds them; links are never
+    followed) and the files its process ``pid`` holds open after removing their names (/proc/<pid>/fd). Blocks
+    (``st_blocks``), not lengths: a file with holes counts what it takes. None when more than ``entries`` names
+    would have to be looked at: that many files is over any cap.
+
+    The judge's watch on the total a worker writes where no tmpfs caps it (its own uid, no mount namespace:
+    grader.worker.process). Called between two looks at the worker's CPU time (every 0.1 s), so what it lets
+    through is what the worker writes in that time; RLIMIT_FSIZE still caps each file."""
+    import tempfile
+
+    trees = [str(private)]
+    total = 0
+    for folder in dict.fromkeys(folders or (*SHARED_WRITABLE, tempfile.gettempdir())):
+        for path, info in _entries(folder):
+            if info.st_uid != worker:
+                continue  # another uid's name (the folder is shared): not this worker's
+            if stat.S_ISDIR(info.st_mode):
+                trees.append(path)
+            else:
+                total += info.st_blocks * 512
+    seen = 0
+    while trees:
+        for path, info in _entries(trees.pop()):
+            seen += 1
+            if seen > entries:
+                return None
+            if stat.S_ISDIR(info.st_mode):
+                trees.append(path)
+            else:
+                total += info.st_blocks * 512
+    return total + _removed_but_open(pid)
+
+
+def _entries(folder: str):
+    """(path, lstat) of each name in ``folder``; a name gone meanwhile, or a folder that cannot be read, is skipped."""
+    try:
+        listing = os.scandir(folder)
+    except OSError:
+        return
+    with listing:
+        for entry in listing:
+            try:
+                yield entry.path, entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+
+
+def _removed_but_open(pid: int | None) -> int:
+    """Blocks of the regular files ``pid`` holds open with no name left (``st_nlink`` 0): written, then unlinked."""
+    total = 0
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd") if pid else []
+    except OSError:
+        return 0
+    for fd in fds:
+        try:
+            info = os.stat(f"/proc/{pid}/fd/{fd}")  # the open file itself, named or not (stat opens nothing)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 0:
+            total += info.st_blocks * 512
+    return total
+
+
 # linux/posix_acl_xattr.h: a default ACL, as the kernel reads it from the system.posix_acl_default attribute
 _ACL_VERSION, _ACL_UNDEFINED = 2, 0xFFFFFFFF
 _ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_MASK, _ACL_OTHER = 0x01, 0x02, 0x04, 0x10, 0x20
