@@ -168,7 +168,7 @@ def unshare(before: list[tuple[str, int, int]], gid: int) -> None:
             os.chmod(path, mode)
 
 
-SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")  # where any uid may create names (sticky, world-writable)
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # where any uid may create names (sticky, world-writable)
 
 
 def sweep(worker: int, folders=None) -> list[str]:
