@@ -10,7 +10,10 @@ test_attacks.py; here one grading as root with Landlock and namespaces switched 
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
+import mmap
 import os
 import shutil
 import socket
@@ -154,6 +157,34 @@ def test_filter_keeps_threads_torch_and_the_open_socket(tmp_path):
     assert out == {"ok": True, "thread": [1], "torch": 64.0 * 64 * 64}
 
 
+def test_filter_refuses_fallocate(tmp_path):
+    """fallocate reserves space without writing it, faster than any watch can look: refused under the filter
+    (EPERM); the positive control, the same call without the filter, reserves the MiB."""
+    def reserve(filtered: bool) -> str:
+        a, b = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                if filtered and not seccomp.install():
+                    b.sendall(b"no filter")
+                fd = os.open(tmp_path / f"reserved-{filtered}.bin", os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    os.posix_fallocate(fd, 0, 2**20)
+                    b.sendall(b"reserved %d" % os.fstat(fd).st_blocks)
+                except OSError as exc:
+                    b.sendall(f"refused {exc.errno}".encode())
+            finally:
+                os._exit(0)
+        b.close()
+        a.settimeout(DEADLINE)
+        out = a.recv(4096).decode()
+        os.waitpid(pid, 0)
+        return out
+
+    assert reserve(False) == f"reserved {2**20 // 512}"
+    assert reserve(True) == f"refused {errno.EPERM}"
+
+
 def test_filter_kills_a_call_under_another_abi():
     """The program checks the audit arch first and kills on a mismatch (an i386 or x32 call's numbers mean
     other calls); aarch64 gets its own program."""
@@ -243,13 +274,14 @@ def test_sweep_removes_what_a_worker_uid_left_and_nothing_else(tmp_path):
 
 
 def test_disk_usage_adds_up_what_a_worker_uid_wrote_and_nothing_else(tmp_path):
-    """The judge's watch on the total a worker writes where no tmpfs caps it: its folder, the trees and files it
-    owns in a shared folder (blocks, so a file with holes counts what it takes, not its length), and a file it
-    keeps open after removing its name; another uid's names and what a link points to do not count."""
+    """The judge's watch on the total a worker writes where no tmpfs caps it: its judge's folder, the names and
+    trees it owns in a shared folder (blocks, so a file with holes counts what it takes, not its length, and a
+    folder counts its own blocks), and a file it keeps open or mapped after removing its name; another uid's
+    names and what a link points to do not count."""
     worker, other = uid.UID_BASE + 7, uid.UID_BASE + 8
     private, shared = tmp_path / "private", tmp_path / "shared"
-    (private / "sub").mkdir(parents=True)
-    (private / "sub" / "a.bin").write_bytes(b"a" * 2**20)
+    (private / "worker-1").mkdir(parents=True)
+    (private / "worker-1" / "a.bin").write_bytes(b"a" * 2**20)  # an earlier worker's folder counts too
     (shared / "tree").mkdir(parents=True)
     (shared / "tree" / "b.bin").write_bytes(b"b" * 2**20)
     (shared / "theirs.bin").write_bytes(b"c" * 2**20)
@@ -262,16 +294,30 @@ def test_disk_usage_adds_up_what_a_worker_uid_wrote_and_nothing_else(tmp_path):
     for name in ("tree", "tree/b.bin", "link", "sparse.bin"):
         os.chown(shared / name, worker, worker, follow_symlinks=False)
     os.chown(shared / "theirs.bin", other, other)
-    held = tmp_path / "held.bin"
-    held.write_bytes(b"e" * 2**20)
-    block = os.stat(shared / "sparse.bin").st_blocks * 512
-    assert block < 2**20, "the control: the sparse file takes a block or so, not its length"
-    block += os.lstat(shared / "link").st_blocks * 512  # the link itself (a long target takes a block), not its target
+    blocks = sum(os.lstat(p).st_blocks * 512 for p in (shared / "sparse.bin", shared / "link", shared / "tree",
+                                                        private / "worker-1"))
+    assert os.stat(shared / "sparse.bin").st_blocks * 512 < 2**20, "the control: a hole takes no blocks"
     mib = 2**20
-    assert uid.disk_usage(worker, private, None, folders=[str(shared)]) == 2 * mib + block
+    assert uid.disk_usage(worker, private, None, folders=[str(shared)]) == 2 * mib + blocks
+    held, mapped = tmp_path / "held.bin", tmp_path / "mapped.bin"
+    held.write_bytes(b"e" * 2**20)
+    mapped.write_bytes(b"f" * 2**20)
     with open(held, "rb"):
-        held.unlink()  # this process holds it open with no name: its pid's descriptors count it
-        assert uid.disk_usage(worker, private, os.getpid(), folders=[str(shared)]) == 3 * mib + block
+        # libc's mmap, not Python's (whose object keeps a descriptor of its own): only the mapping keeps the file
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype, libc.munmap.argtypes = ctypes.c_void_p, (ctypes.c_void_p, ctypes.c_size_t)
+        libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+        fd = os.open(mapped, os.O_RDONLY)
+        view = libc.mmap(None, mib, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        os.close(fd)
+        assert view not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+        try:
+            held.unlink()  # this process holds it open with no name: its pid's descriptors count it
+            mapped.unlink()  # only a mapping keeps this one: /proc/<pid>/maps finds it
+            assert uid.disk_usage(worker, private, os.getpid(), folders=[str(shared)]) == 4 * mib + blocks
+        finally:
+            libc.munmap(view, mib)
+    assert uid.disk_usage(worker, private, os.getpid(), folders=[str(shared)]) == 2 * mib + blocks
     assert uid.disk_usage(other, tmp_path / "none", None, folders=[str(shared)]) == mib  # theirs.bin only
     for i in range(5):
         (private / f"f{i}").write_bytes(b"")

@@ -144,7 +144,7 @@ class WorkerProcess:
         that cap is the judge's watch rather than a tmpfs's size."""
         if self._disk_watch is None or self.pid is None:
             return
-        used = uid.disk_usage(self._disk_watch, self.private, self.pid)
+        used = uid.disk_usage(self._disk_watch, self.workdir, self.pid)  # every worker-N folder: all its uid's
         if used is None or used > self.limits.disk_bytes:
             self.kill()
             what = "more files than anyone needs" if used is None else f"{used / 2**20:.0f} MiB of files"

@@ -20,6 +20,9 @@ why Landlock and the namespaces do not already cover it:
 - What would step around the filter or the sandbox: ptrace, unshare/setns, mount and the new mount API,
   chroot/pivot_root, bpf, perf_event_open, process_vm_*, pidfd_getfd, keyctl and friends, userfaultfd,
   open_by_handle_at, memfd_create (memory outside RLIMIT_AS), module and kexec loading, seccomp itself.
+- ``fallocate``: it reserves gigabytes in a millisecond without writing them, where only the judge's disk watch
+  caps the total (a worker of its own uid, no tmpfs: grader.worker.uid.disk_usage); writes themselves go no
+  faster than the disk takes them.
 
 Denied calls fail with EPERM (ENOSYS for ``clone3``), so student code sees an ordinary ``PermissionError``. A
 call made under another ABI (i386 through ``int 0x80``, x32 numbers on x86_64) kills the process: its
@@ -57,7 +60,7 @@ DENIED = (
     "keyctl", "add_key", "request_key", "userfaultfd", "open_by_handle_at", "name_to_handle_at",
     "memfd_create", "memfd_secret", "init_module", "finit_module", "delete_module", "kexec_load",
     "kexec_file_load", "seccomp", "fanotify_init", "swapon", "swapoff", "reboot", "acct", "quotactl",
-    "iopl", "ioperm",
+    "iopl", "ioperm", "fallocate",
 )
 # arch/x86/entry/syscalls/syscall_64.tbl
 _X86_64 = {
@@ -71,6 +74,7 @@ _X86_64 = {
     "memfd_create": 319, "memfd_secret": 447, "init_module": 175, "finit_module": 313, "delete_module": 176,
     "kexec_load": 246, "kexec_file_load": 320, "seccomp": 317, "fanotify_init": 300, "swapon": 167,
     "swapoff": 168, "reboot": 169, "acct": 163, "quotactl": 179, "iopl": 172, "ioperm": 173,
+    "fallocate": 285,
 }
 # include/uapi/asm-generic/unistd.h (aarch64 has no fork, vfork, iopl or ioperm)
 _AARCH64 = {
@@ -83,7 +87,7 @@ _AARCH64 = {
     "userfaultfd": 282, "open_by_handle_at": 265, "name_to_handle_at": 264, "memfd_create": 279,
     "memfd_secret": 447, "init_module": 105, "finit_module": 273, "delete_module": 106, "kexec_load": 104,
     "kexec_file_load": 294, "seccomp": 277, "fanotify_init": 262, "swapon": 224, "swapoff": 225,
-    "reboot": 142, "acct": 89, "quotactl": 60,
+    "reboot": 142, "acct": 89, "quotactl": 60, "fallocate": 47,
 }
 NUMBERS = {"x86_64": _X86_64, "aarch64": _AARCH64}
 

@@ -202,39 +202,35 @@ def sweep(worker: int, folders=None) -> list[str]:
 DISK_ENTRIES = 10_000  # names the watch looks at: a worker that makes more files than this is over any cap
 
 
-def disk_usage(worker: int, private, pid: int | None, *, folders=None, entries: int = DISK_ENTRIES) -> int | None:
-    """Bytes on disk of what ``worker`` (a worker's uid) has written, while it runs: every file in its folder
-    ``private``, the trees it owns in the folders every uid may write to (as ``sweep`` finds them; links are never
-    followed) and the files its process ``pid`` holds open after removing their names (/proc/<pid>/fd). Blocks
-    (``st_blocks``), not lengths: a file with holes counts what it takes. None when more than ``entries`` names
-    would have to be looked at: that many files is over any cap.
+def disk_usage(worker: int, folder, pid: int | None, *, folders=None, entries: int = DISK_ENTRIES) -> int | None:
+    """Bytes on disk of what ``worker`` (a worker's uid) has written, while it runs: everything under ``folder``
+    (its judge's folder: the current worker's and the earlier ones'), the names and trees it owns in the folders
+    every uid may write to (as ``sweep`` finds them; links are never followed) and the files its process ``pid``
+    keeps with no name left, open or mapped (/proc/<pid>/fd, /proc/<pid>/maps). Blocks (``st_blocks``), not
+    lengths, folders' own included: a file with holes counts what it takes, a folder of a million names too.
+    None when more than ``entries`` names are the worker's or under ``folder``: that many is over any cap.
 
     The judge's watch on the total a worker writes where no tmpfs caps it (its own uid, no mount namespace:
     grader.worker.process). Called between two looks at the worker's CPU time (every 0.1 s), so what it lets
-    through is what the worker writes in that time; RLIMIT_FSIZE still caps each file."""
+    through is what the worker writes in that time (``fallocate`` is refused: grader.worker.seccomp); RLIMIT_FSIZE
+    still caps each file. Root-owned files that anyone may write are not the worker's and are not counted."""
     import tempfile
 
-    trees = [str(private)]
-    total = 0
-    for folder in dict.fromkeys(folders or (*SHARED_WRITABLE, tempfile.gettempdir())):
-        for path, info in _entries(folder):
-            if info.st_uid != worker:
-                continue  # another uid's name (the folder is shared): not this worker's
-            if stat.S_ISDIR(info.st_mode):
-                trees.append(path)
-            else:
-                total += info.st_blocks * 512
-    seen = 0
-    while trees:
-        for path, info in _entries(trees.pop()):
+    trees, owned = [str(folder)], []
+    for shared in dict.fromkeys(folders or (*SHARED_WRITABLE, tempfile.gettempdir())):
+        owned += [(path, info) for path, info in _entries(shared) if info.st_uid == worker]
+    total, seen = 0, 0
+    while owned or trees:
+        found = owned or list(_entries(trees.pop()))
+        owned = []
+        for path, info in found:
             seen += 1
             if seen > entries:
                 return None
+            total += info.st_blocks * 512
             if stat.S_ISDIR(info.st_mode):
                 trees.append(path)
-            else:
-                total += info.st_blocks * 512
-    return total + _removed_but_open(pid)
+    return total + _kept_without_a_name(pid)
 
 
 def _entries(folder: str):
@@ -251,21 +247,28 @@ def _entries(folder: str):
                 continue
 
 
-def _removed_but_open(pid: int | None) -> int:
-    """Blocks of the regular files ``pid`` holds open with no name left (``st_nlink`` 0): written, then unlinked."""
-    total = 0
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd") if pid else []
-    except OSError:
+def _kept_without_a_name(pid: int | None) -> int:
+    """Blocks of the regular files ``pid`` holds open or mapped with no name left (``st_nlink`` 0): written, then
+    unlinked. Each file once, however many descriptors and mappings hold it."""
+    if not pid:
         return 0
-    for fd in fds:
+    paths = []
+    try:
+        paths += [f"/proc/{pid}/fd/{fd}" for fd in os.listdir(f"/proc/{pid}/fd")]
+        with open(f"/proc/{pid}/maps") as maps:  # a mapping keeps a file after its descriptor is closed
+            paths += [f"/proc/{pid}/map_files/{line.split(None, 1)[0]}" for line in maps
+                      if line.rstrip().endswith("(deleted)")]
+    except OSError:
+        pass
+    files = {}
+    for path in paths:
         try:
-            info = os.stat(f"/proc/{pid}/fd/{fd}")  # the open file itself, named or not (stat opens nothing)
+            info = os.stat(path)  # the file itself, named or not (stat opens nothing)
         except OSError:
             continue
         if stat.S_ISREG(info.st_mode) and info.st_nlink == 0:
-            total += info.st_blocks * 512
-    return total
+            files[info.st_dev, info.st_ino] = info.st_blocks * 512
+    return sum(files.values())
 
 
 # linux/posix_acl_xattr.h: a default ACL, as the kernel reads it from the system.posix_acl_default attribute
