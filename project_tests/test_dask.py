@@ -16,7 +16,10 @@ import os
 import signal
 import sys
 import textwrap
+import threading
+from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -281,3 +284,39 @@ def test_lesson_batch_on_dask_matches_local_jobs(tmp_path):
 def _graded(subs: Path, out: Path, **how) -> Path:
     batch_grade(subs, out, progress=None, test_timeout=30.0, **how)
     return out
+
+
+class _Future:
+    """A Dask future as the client sees it after its worker died: ``lost``, or ``finished`` with a result that
+    cannot be read any more."""
+
+    def __init__(self, key: str, status: str) -> None:
+        self.key, self.status, self.released = key, status, False
+
+    def result(self):
+        raise RuntimeError("the result went with its worker")
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_a_result_lost_with_its_worker_is_graded_again_not_an_error():
+    """A submission graded on a worker that died (killed by a later submission) before its result reached the
+    client: its task is sent again under a new key (at most RESUBMITS times), never turned into an error row;
+    the race seen under load, where an innocent submission got "the Dask task was lost"."""
+    batch = object.__new__(dask_pool.DaskBatch)
+    batch.running, batch.futures, batch.lock = {}, {}, threading.Lock()
+    batch.resent, batch.deaths, batch.starts = Counter(), Counter(), Counter()
+    sent, finished = [], []
+    batch._submit = sent.append
+    batch.finish = lambda job, outcome: finished.append((job, outcome))
+    job = SimpleNamespace(student="ann")
+    for n, status in enumerate(["lost", "finished"] + ["lost"] * (dask_pool.RESUBMITS - 1)):
+        batch.running[f"k{n}"] = job
+        future = _Future(f"k{n}", status)
+        batch._take_future(future)
+        assert future.released
+        if n < dask_pool.RESUBMITS:
+            assert (sent, finished) == ([job] * (n + 1), []), n
+    (_, outcome), = finished  # past RESUBMITS: an error row, graded again by the next run
+    assert sent == [job] * dask_pool.RESUBMITS and "lost" in outcome.error

@@ -15,7 +15,8 @@ Faults:
 * A submission that was running every time its worker died is ungradable after ``TRIES`` deaths. Dask counts a
   death against every task *assigned* to the dead worker, queued ones too; so each task tells the client when it
   starts (an event), and a task that Dask gives up on (``KilledWorker``) but that was not running at most of those
-  deaths is sent again under a new key (at most ``RESUBMITS`` times).
+  deaths is sent again under a new key (at most ``RESUBMITS`` times), as is one whose result was lost with its
+  worker (graded there, then the worker died before the result reached the client).
 * A task that fails for a reason of ours (a worker whose grading code differs from the client's, suites that do
   not collect) gets an "error" row, graded again by the next run; Dask retries it once first.
 * An interrupted client keeps every finished row (the gradebook and the seals are written as rows come) and
@@ -194,9 +195,13 @@ class DaskBatch(Batch):
         self.futures.pop(key, None)
         if job is None:
             return
+        outcome = None
         if future.status == "finished":
-            outcome = Outcome.from_plain(future.result())  # Host.grade's Outcome.to_plain()
-        else:
+            try:
+                outcome = Outcome.from_plain(future.result())  # Host.grade's Outcome.to_plain()
+            except Exception:  # noqa: BLE001 - lost between its end and this read (its worker died): below
+                pass
+        if outcome is None:
             outcome = self._failed(job, key, future)
         future.release()
         if outcome is not None:
@@ -206,6 +211,12 @@ class DaskBatch(Batch):
         """The Outcome of a task that did not finish, or None when it was sent again."""
         from distributed import KilledWorker
 
+        if future.status in ("lost", "finished") and self.resent[job.student] < RESUBMITS:
+            # graded, but its worker died (a submission after it killed it) before the result reached us: the
+            # result went with it. Not this submission's doing: grade it again under a new key
+            self.resent[job.student] += 1
+            self._submit(job)
+            return None
         try:
             exc = future.exception() if future.status == "error" else None
         except Exception as err:  # noqa: BLE001 - cancelled: the scheduler lost it (or is gone)
