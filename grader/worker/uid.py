@@ -171,31 +171,47 @@ def unshare(before: list[tuple[str, int, int]], gid: int) -> None:
 SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # where any uid may create names (sticky, world-writable)
 
 
+def _owned_in_shared(worker: int, folders=None) -> list:
+    """(path, lstat) of each name ``worker`` owns at the top of the folders every uid may write to
+    (``SHARED_WRITABLE`` and this process's temporary folder, or ``folders``)."""
+    import tempfile
+
+    return [(path, info) for folder in dict.fromkeys(folders or (*SHARED_WRITABLE, tempfile.gettempdir()))
+            for path, info in _entries(folder) if info.st_uid == worker]
+
+
+def _entries(folder: str) -> list:
+    """(path, lstat) of each name in ``folder``; a name gone meanwhile, or a folder that cannot be read, is skipped."""
+    try:
+        listing = os.scandir(folder)
+    except OSError:
+        return []
+    found = []
+    with listing:
+        for entry in listing:
+            try:
+                found.append((entry.path, entry.stat(follow_symlinks=False)))
+            except OSError:
+                continue
+    return found
+
+
 def sweep(worker: int, folders=None) -> list[str]:
     """Remove what ``worker`` (a worker's uid, its processes all gone) left in the folders every uid may write
     to (``SHARED_WRITABLE`` and this process's temporary folder): a file, a link or a folder tree it owns. A
     name another uid owns is left alone; links are removed, never followed. Returns the paths removed."""
     import shutil
-    import tempfile
 
     removed = []
-    for folder in dict.fromkeys(folders or (*SHARED_WRITABLE, tempfile.gettempdir())):
+    for path, info in _owned_in_shared(worker, folders):
         try:
-            entries = list(os.scandir(folder))
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(path)  # removes links inside, never what they point to
+            else:
+                os.unlink(path)
         except OSError:
             continue
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-                if info.st_uid != worker:
-                    continue
-                if stat.S_ISDIR(info.st_mode):
-                    shutil.rmtree(entry.path)  # removes links inside, never what they point to
-                else:
-                    os.unlink(entry.path)
-            except OSError:
-                continue
-            removed.append(entry.path)
+        removed.append(path)
     return removed
 
 
@@ -214,37 +230,19 @@ def disk_usage(worker: int, folder, pid: int | None, *, folders=None, entries: i
     grader.worker.process). Called between two looks at the worker's CPU time (every 0.1 s), so what it lets
     through is what the worker writes in that time (``fallocate`` is refused: grader.worker.seccomp); RLIMIT_FSIZE
     still caps each file. Root-owned files that anyone may write are not the worker's and are not counted."""
-    import tempfile
-
-    trees, owned = [str(folder)], []
-    for shared in dict.fromkeys(folders or (*SHARED_WRITABLE, tempfile.gettempdir())):
-        owned += [(path, info) for path, info in _entries(shared) if info.st_uid == worker]
-    total, seen = 0, 0
-    while owned or trees:
-        found = owned or list(_entries(trees.pop()))
-        owned = []
-        for path, info in found:
-            seen += 1
-            if seen > entries:
-                return None
-            total += info.st_blocks * 512
-            if stat.S_ISDIR(info.st_mode):
-                trees.append(path)
+    pending = _owned_in_shared(worker, folders) + _entries(str(folder))
+    total = 0
+    seen = len(pending)
+    while pending:
+        if seen > entries:
+            return None
+        path, info = pending.pop()
+        total += info.st_blocks * 512
+        if stat.S_ISDIR(info.st_mode):
+            inside = _entries(path)
+            seen += len(inside)
+            pending += inside
     return total + _kept_without_a_name(pid)
-
-
-def _entries(folder: str):
-    """(path, lstat) of each name in ``folder``; a name gone meanwhile, or a folder that cannot be read, is skipped."""
-    try:
-        listing = os.scandir(folder)
-    except OSError:
-        return
-    with listing:
-        for entry in listing:
-            try:
-                yield entry.path, entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
 
 
 def _kept_without_a_name(pid: int | None) -> int:
