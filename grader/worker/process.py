@@ -147,7 +147,7 @@ class WorkerProcess:
         used = uid.disk_usage(self._disk_watch, self.workdir, self.pid)  # every worker-N folder: all its uid's
         if used is None or used > self.limits.disk_bytes:
             self.kill()
-            what = "more files than anyone needs" if used is None else f"{used / 2**20:.0f} MiB of files"
+            what = "more files than anyone needs" if used is None else f"{used / 2**20:.1f} MiB of files"
             raise WorkerLost(f"the code wrote {what}, past the cap of {self.limits.disk_bytes / 2**20:.0f} MiB on"
                              " everything one worker writes: stopped")
 
