@@ -37,21 +37,27 @@ CPU_LIMIT_EXIT = 75  # a spawned worker's own CPU watch ended it (grader.worker.
 class CpuMeter:
     """CPU seconds (user + system, its threads and waited-for children) of process ``pid``.
 
-    From ``/proc/<pid>/stat`` where the ``proc`` facility is present (one ``pread`` on a file kept open: the
-    judge reads it twice per test and every 0.1 s while the worker computes), else from psutil (macOS, Windows,
-    Linux without our /proc reading). ``available`` is False when neither works (no /proc at all): the spawned
-    worker's own CPU watch then enforces the limit."""
+    Where the ``proc`` facility is present: the process's own CPU clock (``clock_gettime`` on the clock id
+    ``clock_getcpuclockid(pid)`` names: every thread, exited ones included, to the nanosecond) plus its
+    waited-for children from ``/proc/<pid>/stat`` (one ``pread`` on a file kept open). The judge reads it twice
+    per test and every 0.1 s while the worker computes. ``/proc/<pid>/stat`` alone counts in clock ticks of
+    10 ms, so a test's share was rounded to 0 or 10 ms; it stays the fallback where the clock cannot be read.
+    Elsewhere psutil (macOS, Windows, Linux without our /proc reading). ``available`` is False when neither works
+    (no /proc at all): the spawned worker's own CPU watch then enforces the limit."""
 
     def __init__(self, pid: int, *, proc: bool) -> None:
         self.pid = pid
         self._fd: int | None = None
         self._psutil = None
+        self._clock: int | None = None
         if proc and sys.platform == "linux":
             try:
                 self._fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
                 self._ticks = os.sysconf("SC_CLK_TCK")
             except (OSError, AttributeError, ValueError):
                 self._fd = None
+            if self._fd is not None:
+                self._clock = _process_clock(pid)
         if self._fd is None:
             self._psutil = _psutil_process(pid)
 
@@ -63,8 +69,16 @@ class CpuMeter:
         if self._fd is not None and sys.platform == "linux":
             try:
                 fields = os.pread(self._fd, 1024, 0).rsplit(b")", 1)[1].split()
-                return sum(int(x) for x in fields[11:15]) / self._ticks
             except (OSError, ValueError, IndexError):
+                return 0.0
+            if self._clock is not None:
+                try:  # utime, stime in ticks: read only for the children (cutime, cstime)
+                    return time.clock_gettime(self._clock) + (int(fields[13]) + int(fields[14])) / self._ticks
+                except (OSError, ValueError, IndexError):
+                    self._clock = None  # gone, or not readable: the ticks from now on, for this process
+            try:
+                return sum(int(x) for x in fields[11:15]) / self._ticks
+            except (ValueError, IndexError):
                 return 0.0
         if self._psutil is not None:
             try:
@@ -79,6 +93,18 @@ class CpuMeter:
             os.close(self._fd)
             self._fd = None
         self._psutil = None
+
+
+def _process_clock(pid: int) -> int | None:
+    """The id of process ``pid``'s CPU-time clock, as Linux's ``clock_getcpuclockid`` computes it (the pid, its
+    bits inverted and shifted, and 2 for the clock that sums every thread's run time), or None where it cannot be
+    read. Python has ``time.clock_gettime`` but not ``clock_getcpuclockid``."""
+    clock = ((~pid) << 3) | 2
+    try:
+        time.clock_gettime(clock)
+    except (OSError, OverflowError, AttributeError):
+        return None
+    return clock
 
 
 def _psutil_process(pid: int):

@@ -4,6 +4,8 @@ stay in the judge, errors cross as built-in types, limits are the judge's, and t
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -275,6 +277,45 @@ def test_no_descriptor_of_the_judge_reaches_the_worker(ex, tmp_path):
             ex.read(f"/proc/self/fd/{secret}")
     finally:
         os.close(secret)
+
+
+EXAMPLES = """
+import sys
+sys.path.insert(0, sys.argv[1])
+if sys.argv[2] == "judge":
+    from grader.judge.suite import examples_from_the_tests_alone
+    assert examples_from_the_tests_alone()
+if sys.argv[3] == "with":
+    import lots_of_constants  # noqa: F401 - a module of the judge's that a test never uses
+from hypothesis import Phase, given, settings, strategies as st
+seen = []
+@settings(derandomize=True, database=None, max_examples=30, phases=[Phase.generate])
+@given(st.floats(-3.0, 3.0), st.lists(st.integers(1, 10_000), min_size=2, max_size=8, unique=True))
+def prop(p, xs):
+    seen.append((p, xs))
+prop()
+print(repr(seen))
+"""
+
+
+def test_a_tests_examples_do_not_depend_on_what_else_the_judge_imported(tmp_path):
+    """Hypothesis draws some examples from constants in the source of local modules imported so far. In the judge
+    that made a test's examples depend on which other suites ran before it (``--exercise ex4`` alone, a whole
+    grading, a batch's warm-up). The judge turns that off: the same examples either way. The control: without it
+    importing one more module of constants changes the examples."""
+    (tmp_path / "lots_of_constants.py").write_text(
+        "FLOATS = [2.75, 1.5, -2.125, 0.3125, 1.0625]\nINTS = [4242, 999, 31, 77, 6001, 13]\n")
+    script = tmp_path / "examples.py"
+    script.write_text(EXAMPLES)
+
+    def examples(mode: str, imports: str) -> str:
+        done = subprocess.run([sys.executable, str(script), str(tmp_path), mode, imports], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert examples("plain", "without") != examples("plain", "with"), "the control: the constants changed nothing"
+    assert examples("judge", "without") == examples("judge", "with")
 
 
 @pytest.mark.slow

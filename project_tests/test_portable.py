@@ -95,6 +95,36 @@ def test_portable_loop_gives_the_linux_verdicts(tmp_path):
     assert got["check"] == [True, True]  # the whole reference scores full marks, the stubs 0 (hidden included)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the process CPU clock is read on Linux")
+def test_cpu_meter_reads_every_thread_to_the_nanosecond_not_in_ticks():
+    """On Linux the meter reads the process's CPU clock: a few milliseconds a thread computes show as what the
+    process itself measured, not rounded to the 10 ms ticks of /proc/<pid>/stat (the control: that fallback)."""
+    code = ("import sys, threading, time\n"
+            "def spin():\n"
+            "    t = time.thread_time()\n"
+            "    while time.thread_time() - t < 0.013: pass\n"
+            "for _ in range(3):\n"
+            "    sys.stdin.readline()\n"
+            "    worker = threading.Thread(target=spin); worker.start(); worker.join()\n"
+            "    print(repr(time.process_time()), flush=True)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        meter, ticks = portable.CpuMeter(child.pid, proc=True), portable.CpuMeter(child.pid, proc=True)
+        ticks._clock = None  # the fallback
+        assert meter._clock is not None, "the CPU clock of a child process could not be read"
+        for _ in range(3):
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            own = float(child.stdout.readline())
+            precise, rounded = meter.seconds(), ticks.seconds()
+            # the child reads its clock a moment before the meter does; the print is all it does in between
+            assert own <= precise < own + 0.002, (own, precise)
+            assert abs(rounded * 100 - round(rounded * 100)) < 1e-9, rounded  # whole ticks only
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_cpu_meter_reads_the_same_time_from_proc_and_psutil():
     """The portable CPU source (psutil) agrees with /proc on this machine, for a process that computes."""
     child = subprocess.Popen([sys.executable, "-c", "import time\nt=time.process_time()\n"

@@ -70,6 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config.option, "tbstyle"):  # a judge runs without the terminal plugin, which owns --tb
         config.option.tbstyle = "native"  # Python's own traceback text: the record keeps it for the instructor
     door.seal_secrets(config)
+    suite.examples_from_the_tests_alone()  # before the first example is drawn
     path = config.getoption("--grader-events")
     state.events_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else None
     if config.getoption("--grader-serve") is not None and not facilities.present().fork:

@@ -91,6 +91,8 @@ def serve(session: pytest.Session, fd: int) -> None:
     requests = socket.socket(fileno=fd)
     infos = {item.nodeid: suite.describe_test(item) for item in session.items}
     warm_hypothesis(session.items)
+    for item in session.items:  # pytest works out each item's location (a relative path) when it first runs it:
+        item.location  # noqa: B018 - once here, for every judge forked from this session
     if session.config.getoption("--grader-warm"):
         chosen = session.config.getoption("--grader-warm-exercises")
         warm_up(session, session.config.getoption("--grader-warm"), warm_items(session.items, infos, chosen))

@@ -147,3 +147,27 @@ def _stop_at_stubs(item: pytest.Item) -> None:
 
     example._grader_stops_at_stubs = True
     handle.inner_test = example
+
+
+def examples_from_the_tests_alone() -> bool:
+    """Make the examples of every Hypothesis test depend on that test alone; True if the change was made.
+
+    Hypothesis (6.131 and later) sometimes draws, instead of a fresh value, a constant found in the source of a
+    "local" module, meaning any module imported so far from outside site-packages and the standard library. In
+    the judge those are the grader's modules and the lesson's, never the student's code (it runs in the worker).
+    So a derandomized test ran different examples depending on what the judge had imported before it: in a
+    whole grading, after ``--exercise ex4`` alone, in a batch after its warm-up. The same code could then get a
+    different grade. Parsing those modules also cost the first such test 0.1 s of CPU. The pool of local constants
+    stays empty here; Hypothesis's own built-in constants still apply. The hook is internal to Hypothesis (pinned in
+    requirements.lock): if it moves, nothing changes and the function says so."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:
+        return False
+    if not callable(getattr(providers, "_get_local_constants", None)) or not hasattr(providers, "CONSTANTS_CACHE"):
+        return False
+    none = Constants()
+    providers._get_local_constants = lambda: none
+    providers.CONSTANTS_CACHE.cache.clear()  # any pool drawn from before now
+    return True
