@@ -20,8 +20,9 @@ The steps (``main``), all on one status line:
    reaches only a mirror), a local wheel, a ``--find-links`` folder or uv's cache provides it (``--torch-backend
    cpu`` alone fails offline: it looks the index up); where no package index answers, uv runs ``--offline``. On
    the pip path, a pip dry run decides whether PyTorch's CPU index is needed (``choose_torch``), as before uv.
-6. **Bytecode, once** (grader/install_bytecode.py): the packages grading imports are imported with bytecode
-   writing on, so that no grading process compiles torch again where ``PYTHONDONTWRITEBYTECODE`` is set.
+6. **Bytecode, once** (grader/install_bytecode.py): the files grading imports are compiled (in parallel, from the
+   list ``make lock`` wrote beside the lock, where the lock fits the machine; else by importing the packages with
+   bytecode writing on), so that no grading process compiles torch again where ``PYTHONDONTWRITEBYTECODE`` is set.
 
 Progress: the tools' output goes through one status line on a terminal (the step, the time), and a few lines in a
 log otherwise; all of it is printed when a step fails.
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # The small steps live in siblings that import both ways: as grader.* when this module is imported (the tests,
@@ -184,11 +186,19 @@ def python_version(python: Path) -> tuple:
         return 0, 0
 
 
+def uv_requirement(pyproject: Path = REPO_ROOT / "pyproject.toml") -> str:
+    """The uv to install: one that builds the project itself (``uv>=0.13.0,<0.14`` for a build system that requires
+    ``uv_build>=0.13.0,<0.14``), so that the project's editable install needs no build environment; plain ``uv``
+    when pyproject.toml names another build backend."""
+    found = re.search(r'^requires\s*=\s*\["uv_build([^"]*)"\]', _pyproject_text(pyproject), re.M)
+    return "uv" + (found.group(1).replace(" ", "") if found else "")
+
+
 def pip_get_uv(python: Path, into: Path | None = None) -> list:
     """The command that installs uv with ``python``'s pip (pip's own configuration applies), into ``into``'s
     environment when given (``pip --python``, pip 22.3 and later)."""
     target = ["--python", str(into)] if into is not None else []
-    return [str(python), "-m", "pip", *target, "install", "--quiet", "--disable-pip-version-check", "uv"]
+    return [str(python), "-m", "pip", *target, "install", "--quiet", "--disable-pip-version-check", uv_requirement()]
 
 
 def uv_venv_command(uv: Path, venv: Path, need: tuple) -> list:
@@ -200,7 +210,7 @@ def uv_install_command(uv: Path, python: Path, project: str, options: list, cons
     """``uv pip install -e PROJECT uv pip`` into ``python``'s environment, under the lock's constraints; uv
     itself too, so that later installs (``make test``'s extras) take the fast way, and pip, which a venv made
     without it would otherwise lack."""
-    cmd = [str(uv), "pip", "install", "--python", str(python), "-e", project, "uv", "pip", *options]
+    cmd = [str(uv), "pip", "install", "--python", str(python), "-e", project, uv_requirement(), "pip", *options]
     return cmd + (["--constraint", str(constraints)] if constraints else [])
 
 
@@ -307,11 +317,22 @@ def index_answers(settings: dict) -> bool:
     return not index.startswith(("http://", "https://")) or reachable(index.rstrip("/") + "/pip/")
 
 
-def install_with_uv(uv: Path, python: Path, project: str, extra_args: list, status: "Status", scratch: Path) -> int:
+def probe() -> tuple:
+    """(pip's settings, does PyTorch's CPU index answer, does the package index answer): what the uv install needs
+    to know, found while pip brings uv (a second of pip's start and two HTTP requests, off the critical path)."""
+    settings = pip_config(sys.executable)
+    return settings, reachable(CPU_INDEX + "/torch/"), index_answers(settings)
+
+
+def install_with_uv(uv: Path, python: Path, project: str, extra_args: list, status: "Status", scratch: Path,
+                    probed=None) -> int:
+    """``probed``: a future of ``probe()`` started earlier; None: probe now."""
     status.step = "reading pip's settings for uv; do the package index and PyTorch's CPU index answer?"
-    settings = pip_config(sys.executable) or pip_config(str(python))  # the venv may have no pip yet
-    cmd, env, sentence = plan(uv, python, project, settings, LOCK, scratch, reachable(CPU_INDEX + "/torch/"),
-                              index_answers(settings))
+    settings, cpu_answers, index_answers_ = probed.result() if probed is not None else probe()
+    if not settings:  # this Python has no pip, or no settings: the venv's pip may have some
+        settings = pip_config(str(python))
+        index_answers_ = index_answers(settings)
+    cmd, env, sentence = plan(uv, python, project, settings, LOCK, scratch, cpu_answers, index_answers_)
     status.write(f"  {sentence}")
     status.step = f"uv pip install -e {project} (under requirements.lock{'' if '--offline' not in cmd else ', offline'})"
     code, output = run_step(cmd + extra_args, status, env)
@@ -360,7 +381,9 @@ def main(argv: list | None = None) -> int:
         print(f"setup stopped: {no_wheel}", flush=True)
         return 2
     project = f".[{args.extras}]" if args.extras else "."
-    with tempfile.TemporaryDirectory(prefix="setup-") as tmp, Status(sys.stdout, "setting up") as status:
+    with tempfile.TemporaryDirectory(prefix="setup-") as tmp, Status(sys.stdout, "setting up") as status, \
+            ThreadPoolExecutor(max_workers=1) as probing:
+        probed = probing.submit(probe) if os.environ.get("GRADER_SETUP") != "pip" else None
         try:
             python, uv = make_venv(args.venv.absolute(), need, status, Path(tmp))
         except SetupFailed as failed:
@@ -371,10 +394,12 @@ def main(argv: list | None = None) -> int:
             status.write(f"Installing with pip ({why}): slower than uv, about a minute.")
             code = install_with_pip(python, project, pip_args, status, Path(tmp))
         else:
-            code = install_with_uv(uv, python, project, pip_args, status, Path(tmp))
+            code = install_with_uv(uv, python, project, pip_args, status, Path(tmp), probed)
         if code == 0:
-            status.step = "writing the bytecode of what grading imports, once (grader/install_bytecode.py)"
-            cmd, env = install_bytecode.command(python, args.extras)
+            files = install_bytecode.listed(args.extras, LOCK) if hashes_fit(python, LOCK) else None
+            how = f"compiling the {len(files)} files it loads" if files else "importing it"
+            status.step = f"writing the bytecode of what grading imports, once ({how}: grader/install_bytecode.py)"
+            cmd, env = install_bytecode.command(python, args.extras, files=files, scratch=Path(tmp))
             run_step(cmd, status, env)  # only time is at stake: a failure here leaves the first imports to do it
     if code != 0:
         print(f"setup failed: the installer exited with code {code} (its output is above).", flush=True)

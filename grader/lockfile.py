@@ -32,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grader import install
+from grader import install, install_bytecode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCK = REPO_ROOT / "requirements.lock"
@@ -92,6 +92,9 @@ def check(lock: Path = LOCK, pyproject: Path = REPO_ROOT / "pyproject.toml") -> 
     problems = []
     if header_value(lock, "pyproject") != digest(pyproject):
         problems.append(f"{lock.name} was made from another pyproject.toml (its dependencies changed): run `make lock`")
+    listing = lock.parent / install_bytecode.LIST.name
+    if install_bytecode.listed("", lock, listing) is None:
+        problems.append(f"{listing.name} is missing or was made from another {lock.name}: run `make lock`")
     pinned = pins(lock)
     for text in requirements(pyproject):
         req = Requirement(text)
@@ -152,6 +155,8 @@ def make_lock(python: Path = Path(sys.executable), lock: Path = LOCK) -> None:
         body = _strip_hashes(out.read_text(encoding="utf-8"))
     head = HEADER.format(python=_full_version(python), digest=digest())
     lock.write_text(head + body, encoding="utf-8")
+    # what the setup compiles where this lock fits the machine (grader/install_bytecode.py)
+    (lock.parent / install_bytecode.LIST.name).write_text(install_bytecode.record(python, lock), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

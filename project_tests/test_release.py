@@ -44,7 +44,7 @@ def run_grader(folder: Path, *args: str, timeout: float = 600) -> subprocess.Com
 def test_release_layout(built):
     top = {p.name for p in built.iterdir()}
     assert top == {
-        "README.md", "Makefile", "pyproject.toml", "requirements.lock", ".gitignore", "LICENSE", release.MARKER_FILE,
+        "README.md", "Makefile", "pyproject.toml", "requirements.lock", "requirements.imports", ".gitignore", "LICENSE", release.MARKER_FILE,
         "llm_basics", "resources", "exercises", "tests", "grader", "project_tests",
     }
     assert not (built / "solutions").exists() and not (built / "tests" / "hidden").exists()

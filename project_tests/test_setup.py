@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,7 @@ def test_uv_installs_the_project_under_the_lock_with_its_hashes_where_they_fit(t
     cmd, env, _ = install.plan(Path("/v/bin/uv"), python, ".[dev]", settings, lockfile.LOCK,
                                tmp_path, cpu_index_reachable=True)
     assert cmd[:6] == ["/v/bin/uv", "pip", "install", "--python", str(python), "-e"] and cmd[6] == ".[dev]"
-    assert "uv" in cmd and cmd[cmd.index("--torch-backend") + 1] == "cpu"
+    assert install.uv_requirement() in cmd and cmd[cmd.index("--torch-backend") + 1] == "cpu"
     constraints = Path(cmd[cmd.index("--constraint", cmd.index("--torch-backend")) + 1]).read_text()
     if install.hashes_fit(python, lockfile.LOCK):
         assert re.search(r"^numpy==\S+ \\\n    --hash=sha256:[0-9a-f]{64}", constraints, re.M)
@@ -124,7 +125,13 @@ def test_a_changed_pyproject_or_a_stale_pin_is_caught(tmp_path):
     assert any("another pyproject.toml" in p for p in problems) and any(p.startswith("no-such-package ") for p in problems)
     lock = tmp_path / "requirements.lock"
     lock.write_text(re.sub(r"^numpy==\S+", "numpy==1.0.0", lockfile.LOCK.read_text(), flags=re.M))
-    assert lockfile.check(lock) == ["numpy: requirements.lock has 1.0.0, pyproject.toml asks for >=1.26"]
+    assert lockfile.check(lock) == [
+        "requirements.imports is missing or was made from another requirements.lock: run `make lock`",  # (no list there)
+        "numpy: requirements.lock has 1.0.0, pyproject.toml asks for >=1.26"]
+    (tmp_path / "requirements.imports").write_text((REPO / "requirements.imports").read_text())
+    assert lockfile.check(lock)[0].startswith("requirements.imports is missing or was made from another")
+    shutil.copy2(lockfile.LOCK, lock)
+    assert lockfile.check(lock) == []
 
 
 def test_every_file_is_hashed_but_torchs_and_the_python_is_named():
@@ -182,28 +189,29 @@ def _run_main(monkeypatch, tmp_path, recorder, *, env_setup=None):
 
 def test_uv_is_brought_by_pip_and_installs_the_project(monkeypatch, tmp_path, capsys):
     def fail(cmd):  # pip "installs" uv: the file appears
-        if cmd[-1] == "uv" and "pip" in cmd[:3]:
+        if cmd[-1] == install.uv_requirement() and "pip" in cmd[:3]:
             Path(cmd[cmd.index("--python") + 1]).parent.joinpath("uv").write_text("")
         return False
     recorder = Recorder(fail)
     code, venv = _run_main(monkeypatch, tmp_path, recorder)
     assert code == 0
     get_uv, install_cmd, bytecode = recorder.commands[-3:]
-    assert bytecode[:2] == [str(venv / "bin" / "python"), "-c"] and "torch" in bytecode  # the last step
-    assert get_uv[:4] == [sys.executable, "-m", "pip", "--python"] and get_uv[-1] == "uv"
+    assert bytecode[:2] == [str(venv / "bin" / "python"), "-c"]  # the last step: the listed files compiled
+    assert "py_compile" in bytecode[2] if install.hashes_fit(venv / "bin" / "python", lockfile.LOCK) else "torch" in bytecode
+    assert get_uv[:4] == [sys.executable, "-m", "pip", "--python"] and get_uv[-1] == install.uv_requirement()
     assert install_cmd[:3] == [str(venv / "bin" / "uv"), "pip", "install"] and "--constraint" in install_cmd
     out = capsys.readouterr().out
     assert "with uv" in out and "pip (" not in out
 
 
 def test_without_uv_the_pip_path_runs_and_says_so_once(monkeypatch, tmp_path, capsys):
-    recorder = Recorder(fail=lambda cmd: cmd[-1] == "uv")  # pip cannot install uv (no index has it, say)
+    recorder = Recorder(fail=lambda cmd: cmd[-1] == install.uv_requirement())  # no index has uv, say
     code, venv = _run_main(monkeypatch, tmp_path, recorder)
     assert code == 0
     out = capsys.readouterr().out
     assert out.count("Installing with pip (uv could not be installed)") == 1
     last, bytecode = recorder.commands[-2:]
-    assert bytecode[:2] == [str(venv / "bin" / "python"), "-c"] and "torch" in bytecode
+    assert bytecode[:2] == [str(venv / "bin" / "python"), "-c"]
     assert last[:6] == [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off"]
     assert "-e" in last and "--constraint" in last and not any(c.endswith("/uv") for c in last)
 
@@ -211,7 +219,7 @@ def test_without_uv_the_pip_path_runs_and_says_so_once(monkeypatch, tmp_path, ca
 def test_grader_setup_pip_skips_uv(monkeypatch, tmp_path, capsys):
     recorder = Recorder()
     code, _ = _run_main(monkeypatch, tmp_path, recorder, env_setup="pip")
-    assert code == 0 and not any(c[-1] == "uv" for c in recorder.commands)
+    assert code == 0 and not any(c[-1].startswith("uv") for c in recorder.commands)
     assert capsys.readouterr().out.count("Installing with pip (GRADER_SETUP=pip)") == 1
 
 
@@ -315,3 +323,21 @@ def test_where_pip_cannot_get_uv_the_pip_path_installs_the_cpu_build(tmp_path):
     version = subprocess.run([str(install.venv_python(venv)), "-c", check], capture_output=True, text=True)
     assert version.stdout.strip() == "2.13.0+cpu", version.stderr
     assert "Installed in" in proc.stdout and "with pip: torch 2.13.0+cpu." in proc.stdout
+
+
+def test_the_uv_the_setup_installs_builds_the_project_itself():
+    """pyproject.toml's build backend is uv's own, and the setup asks pip for a uv whose version the backend's
+    range holds: uv then builds the project's editable install directly, with no build environment (setuptools
+    made one, and waited for torch's wheel to unpack first)."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["build-system"]["build-backend"] == "uv_build"
+    (backend,) = (Requirement(r) for r in pyproject["build-system"]["requires"])
+    wanted = Requirement(install.uv_requirement())
+    assert wanted.name == "uv" and str(wanted.specifier) == str(backend.specifier) != ""
+    uv = _uv()
+    if uv is not None:  # the uv here is one the setup could have installed
+        version = subprocess.run([uv, "--version"], capture_output=True, text=True).stdout.split()[1]
+        assert Version(version) in backend.specifier, (version, backend)

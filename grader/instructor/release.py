@@ -5,7 +5,8 @@ What goes in, and from where::
     README.md        this repository's README minus every <!-- instructor-only --> ... <!-- /instructor-only -->
     Makefile         this one minus every # BEGIN instructor-only ... # END instructor-only block
     pyproject.toml   this one, without the instructor-only optional dependencies (bench, nbgrader)
-    .gitignore       this one (and LICENSE, and requirements.lock: the setup installs its versions)
+    .gitignore       this one (and LICENSE, requirements.lock: the setup installs its versions, and
+                     requirements.imports: the files whose bytecode the setup writes)
     llm_basics/      the given lesson code, as is
     resources/       the lesson text and walkthroughs, as is
     exercises/       the stubs, generated fresh from solutions/ (never copied from exercises/)
@@ -305,7 +306,7 @@ def _assemble(stage: Path, repo: Path) -> None:
 
     _write(stage / "README.md", student_readme(repo))
     _write(stage / "pyproject.toml", student_pyproject((repo / "pyproject.toml").read_text(encoding="utf-8")))
-    for name in (".gitignore", "LICENSE", "requirements.lock"):
+    for name in (".gitignore", "LICENSE", "requirements.lock", "requirements.imports"):
         if (repo / name).is_file():
             shutil.copy2(repo / name, stage / name)
     for folder in ("llm_basics", "resources"):
