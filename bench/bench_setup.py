@@ -9,7 +9,7 @@ grade`, as a student's first `make grade` does, with pip's and uv's caches both 
 the machine's load hits each alike. Prints the median of each, with the load average, since other work on the
 machine changes these figures a lot. Run from the repository root:
 
-    .venv/bin/python bench/bench_setup.py [--rounds 3] [--ci] [--before REF] [--installers uv,pip] [REF]
+    .venv/bin/python bench/bench_setup.py [--rounds 3] [--ci] [--before REF] [--also REF] [--installers uv,pip] [REF]
 
 pip and uv use the machine's configuration (its index, --find-links, constraints: uv gets pip's, translated by
 grader/install.py): on this project's machines the torch wheel comes from the local disk, so the figures leave
@@ -83,7 +83,8 @@ def _variants(args) -> dict[str, tuple[str, str]]:
     def sha(ref: str) -> str:
         return subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()
-    out = {f"{args.ref} {installer}": (sha(args.ref), installer) for installer in args.installers.split(",")}
+    out = {f"{ref} {installer}": (sha(ref), installer) for ref in [args.ref, *args.also]
+           for installer in args.installers.split(",")}
     if args.before:
         out[f"{args.before} (before)"] = (sha(args.before), "as-is")
     return out
@@ -93,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("ref", nargs="?", default="HEAD")
     parser.add_argument("--before", help="a ref from before uv, timed as it is (pip)")
+    parser.add_argument("--also", action="append", default=[], help="another ref timed like REF, in the same rounds")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--installers", default="uv,pip", help="which of REF's paths to time (uv, pip)")
     parser.add_argument("--ci", action="store_true", help="also time CI's install step in its own clean clone")
