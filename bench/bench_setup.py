@@ -6,8 +6,9 @@ Each variant is a git ref and an installer: ``uv`` (the setup's default), ``pip`
 grade`, as a student's first `make grade` does, with pip's and uv's caches both empty (fresh folders). With
 ``--ci``, another clean clone of each variant times CI's install step (`make .venv/.installed-dev`: what
 `.ci/run` -> `make test` installs before the tests). Variants run in turn, round after round, so that a change in
-the machine's load hits each alike. Prints the median of each, with the load average, since other work on the
-machine changes these figures a lot. Run from the repository root:
+the machine's load hits each alike. Each timed run starts once the disk has written out what the run before it
+left and the load average is under 1 (or after two minutes). Prints the median of each, with the load average at
+its start, since other work on the machine changes these figures a lot. Run from the repository root:
 
     .venv/bin/python bench/bench_setup.py [--rounds 3] [--ci] [--before REF] [--also REF] [--installers uv,pip] [REF]
 
@@ -62,17 +63,38 @@ def _cleanup(clone: Path, env: dict) -> None:
     subprocess.run(["rm", "-rf", str(clone), env["PIP_CACHE_DIR"], env["UV_CACHE_DIR"]], check=True)
 
 
+def _settle(patience: float = 120.0) -> float:
+    """Wait until the disk has written out what the previous run left (its files, its removal) and the 1-minute load
+    average is under 1, or ``patience`` seconds; the load average then. Each install writes about a gigabyte, and one
+    timed while the previous one's writes still drain measured 13 s in one round and 22 s in the next."""
+    os.sync()
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        dirty = 0
+        try:
+            with open("/proc/meminfo") as meminfo:
+                dirty = sum(int(line.split()[1]) for line in meminfo if line.startswith(("Dirty:", "Writeback:")))
+        except OSError:
+            pass
+        if dirty < 32_000 and os.getloadavg()[0] < 1.0:
+            break
+        time.sleep(2)
+    return os.getloadavg()[0]
+
+
 def first_grade(ref: str, installer: str, scratch: Path) -> tuple[float, float, float]:
-    """(setup seconds, first grade seconds, the 1-minute load average at the end) for one clean clone."""
+    """(setup seconds, first grade seconds, the 1-minute load average at the start) for one clean clone."""
     clone, env = _clone(ref, scratch), _environment(installer, scratch)
+    load = _settle()
     setup, grade = _timed_make(["setup", "grade"], clone, env)
     _cleanup(clone, env)
-    return setup, grade, os.getloadavg()[0]
+    return setup, grade, load
 
 
 def ci_install(ref: str, installer: str, scratch: Path) -> float:
     """Seconds of CI's install step (everything `make test` installs) in one clean clone, caches empty."""
     clone, env = _clone(ref, scratch), _environment(installer, scratch)
+    _settle()
     (seconds,) = _timed_make([CI_INSTALL], clone, env)
     _cleanup(clone, env)
     return seconds

@@ -18,6 +18,8 @@ Standard library only, Python 3.8 and later: it runs from grader/install.py befo
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -154,14 +156,12 @@ def record(python: Path, lock: Path, project: str = "llm-basics-lesson1", only: 
     """The text of ``requirements.imports`` for the venv of ``python`` (the tested one) and ``lock``: each group's
     files (of the groups in ``only``, else of all), in a fresh process per group, each file under the first group
     that loads it."""
-    import subprocess
-
     sections, seen = [], set()
     for group, names in IMPORTED.items():
         if only is not None and group not in only:
             continue
         # as in a student's process: setuptools' distutils shim loads at start-up unless told otherwise
-        env = {k: v for k, v in __import__("os").environ.items() if k != "SETUPTOOLS_USE_DISTUTILS"}
+        env = {k: v for k, v in os.environ.items() if k != "SETUPTOOLS_USE_DISTUTILS"}
         env["MPLBACKEND"] = "Agg"
         out = subprocess.run([str(python), "-c", _RECORD, project, *names], capture_output=True, text=True, check=True,
                              env=env).stdout.split()
