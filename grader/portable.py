@@ -99,6 +99,8 @@ def _process_clock(pid: int) -> int | None:
     """The id of process ``pid``'s CPU-time clock, as Linux's ``clock_getcpuclockid`` computes it (the pid, its
     bits inverted and shifted, and 2 for the clock that sums every thread's run time), or None where it cannot be
     read. Python has ``time.clock_gettime`` but not ``clock_getcpuclockid``."""
+    if sys.platform != "linux":  # the encoding is Linux's (and Windows has no clock_gettime)
+        return None
     clock = ((~pid) << 3) | 2
     try:
         time.clock_gettime(clock)
