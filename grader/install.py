@@ -159,8 +159,8 @@ def torch_source(cpu_index_reachable: bool) -> tuple:
     """(uv options, a sentence for the student) for torch's CPU build."""
     if cpu_index_reachable:
         return ["--torch-backend", "cpu"], f"torch's CPU build from PyTorch's index ({CPU_INDEX}, uv's --torch-backend)."
-    return [], ("PyTorch's index does not answer here: torch's CPU build comes from a local wheel, a --find-links"
-                " folder or uv's cache.")
+    return [], ("torch: the CPU build, from a local wheel, a --find-links folder or uv's cache (PyTorch's own index"
+                " does not answer from here, which is fine when one of those has it).")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -327,14 +327,15 @@ def probe() -> tuple:
 def install_with_uv(uv: Path, python: Path, project: str, extra_args: list, status: "Status", scratch: Path,
                     probed=None) -> int:
     """``probed``: a future of ``probe()`` started earlier; None: probe now."""
-    status.step = "reading pip's settings for uv; do the package index and PyTorch's CPU index answer?"
+    status.step = "reading pip's settings (uv does not) and whether the package indexes answer"
     settings, cpu_answers, index_answers_ = probed.result() if probed is not None else probe()
     if not settings:  # this Python has no pip, or no settings: the venv's pip may have some
         settings = pip_config(str(python))
         index_answers_ = index_answers(settings)
     cmd, env, sentence = plan(uv, python, project, settings, LOCK, scratch, cpu_answers, index_answers_)
     status.write(f"  {sentence}")
-    status.step = f"uv pip install -e {project} (under requirements.lock{'' if '--offline' not in cmd else ', offline'})"
+    status.step = (f"uv pip install -e {project} (under requirements.lock{'' if '--offline' not in cmd else ', offline'};"
+                   " unpacking torch, 700 MB, takes most of it)")
     code, output = run_step(cmd + extra_args, status, env)
     if code != 0:
         status.write(output.rstrip())

@@ -118,6 +118,22 @@ def listed(extras: str, lock: Path, listing: Path = LIST) -> list | None:
     return files
 
 
+STUDENT_HEADER = """\
+# requirements.imports: the files under site-packages that grading imports. The setup (grader/install.py)
+# writes their bytecode once, in parallel, so that no grading process compiles torch again. Made with
+# requirements.lock; do not edit.
+# lock: {digest}
+"""
+
+
+def student_list(text: str) -> str:
+    """A student's copy of ``requirements.imports`` (the release): the student's own group, and a header that names
+    nothing the release leaves out."""
+    digest = text.split("# lock: ", 1)[1].split()[0]
+    own = text.split("\n[]\n", 1)[1].split("\n[", 1)[0]
+    return STUDENT_HEADER.format(digest=digest) + "[]\n" + own.rstrip("\n") + "\n"
+
+
 def command(python: Path, extras: str, *, files: list | None = None, scratch: Path | None = None) -> tuple:
     """(the command, its environment). With ``files`` (``listed``) and a ``scratch`` folder: the venv's Python
     compiles those files; else it imports ``extras``' modules with bytecode writing on."""

@@ -95,8 +95,9 @@ def _raw_advice(doc: dict, verbose: bool) -> list[tuple[str, str]]:
                 if verbose and extra["captured_output"]:
                     lines.append(("dim", "      your code printed:"))
                     lines += [("dim", "        " + line) for line in extra["captured_output"].rstrip().splitlines()[-15:]]
-            if len(cases) > len(shown):
-                lines.append(("dim", f"      ... and {len(cases) - len(shown)} more cases (-v shows them all)"))
+            more = len(cases) - len(shown)
+            if more > 0:
+                lines.append(("dim", f"      ... and {more} more case{'s' if more != 1 else ''} (-v shows them all)"))
         if hidden:
             lost = sum(t["max_score"] for t in hidden)
             lost = round(lost, 2)

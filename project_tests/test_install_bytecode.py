@@ -86,3 +86,17 @@ def test_the_list_names_what_the_student_set_imports_in_this_venv():
     fresh = install_bytecode.record(Path(sys.executable), lockfile.LOCK, only=("",))
     section = fresh.split("[]\n", 1)[1].split("\n[", 1)[0].split()
     assert section == install_bytecode.listed("", lockfile.LOCK)
+
+
+def test_the_students_copy_keeps_their_group_and_fits_the_same_lock(tmp_path):
+    """The release gets the student's group only, under a header that names nothing the release leaves out; the
+    setup still takes it as made with the (copied) lock."""
+    from grader import lockfile
+
+    text = install_bytecode.LIST.read_text(encoding="utf-8")
+    copy = tmp_path / install_bytecode.LIST.name
+    copy.write_text(install_bytecode.student_list(text), encoding="utf-8")
+    assert install_bytecode.listed("", lockfile.LOCK, copy) == install_bytecode.listed("", lockfile.LOCK)
+    assert install_bytecode.listed("dev", lockfile.LOCK, copy) == install_bytecode.listed("", lockfile.LOCK)
+    header = [line for line in copy.read_text().splitlines() if line.startswith("#")]
+    assert not any("make lock" in line or "lockfile" in line for line in header), header

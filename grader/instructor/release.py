@@ -6,7 +6,7 @@ What goes in, and from where::
     Makefile         this one minus every # BEGIN instructor-only ... # END instructor-only block
     pyproject.toml   this one, without the instructor-only optional dependencies (bench, nbgrader)
     .gitignore       this one (and LICENSE, requirements.lock: the setup installs its versions, and
-                     requirements.imports: the files whose bytecode the setup writes)
+                     requirements.imports, the student's group only: the files whose bytecode the setup writes)
     llm_basics/      the given lesson code, as is
     resources/       the lesson text and walkthroughs, as is
     exercises/       the stubs, generated fresh from solutions/ (never copied from exercises/)
@@ -31,6 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from grader import install_bytecode
 from grader.course import REPO_ROOT, Block, segments
 
 # grader modules that `make grade` starts from (install: the Makefile's setup step); whatever they import from
@@ -306,9 +307,12 @@ def _assemble(stage: Path, repo: Path) -> None:
 
     _write(stage / "README.md", student_readme(repo))
     _write(stage / "pyproject.toml", student_pyproject((repo / "pyproject.toml").read_text(encoding="utf-8")))
-    for name in (".gitignore", "LICENSE", "requirements.lock", "requirements.imports"):
+    for name in (".gitignore", "LICENSE", "requirements.lock"):
         if (repo / name).is_file():
             shutil.copy2(repo / name, stage / name)
+    if (repo / install_bytecode.LIST.name).is_file():  # the student's group only
+        _write(stage / install_bytecode.LIST.name,
+               install_bytecode.student_list((repo / install_bytecode.LIST.name).read_text(encoding="utf-8")))
     for folder in ("llm_basics", "resources"):
         shutil.copytree(repo / folder, stage / folder, ignore=IGNORE)
     for name, text in expected_stubs(repo / "solutions").items():
