@@ -26,7 +26,7 @@ def numel(module: torch.nn.Module) -> int:
 def child_counts(build, *args, **kwargs) -> dict[str, int]:
     """numel of each child of ``build(*args, **kwargs)``, and of the whole under "total", once per argument: the
     derandomized examples are the same in every grading, so a batch computes these before its first student."""
-    with torch.device("meta"):  # shapes only: no weights drawn (the test's random state stays), 2-3x faster
+    with torch.device("meta"):  # shapes only: no weights drawn (the test's random state stays), and faster
         module = build(*args, **kwargs)
     return {"total": numel(module), **{name: numel(child) for name, child in module.named_children()}}
 

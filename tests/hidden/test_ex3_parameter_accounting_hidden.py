@@ -21,7 +21,7 @@ def numel(module: torch.nn.Module) -> int:
 @functools.lru_cache(maxsize=None)
 def total_params(cfg: ModelConfig) -> int:
     """The real count of TinyLM(cfg), once per config."""
-    with torch.device("meta"):  # shapes only: no weights drawn (the test's random state stays), 2-3x faster
+    with torch.device("meta"):  # shapes only: no weights drawn (the test's random state stays), and faster
         return numel(TinyLM(cfg))
 
 
