@@ -106,6 +106,22 @@ def _raw_advice(doc: dict, verbose: bool) -> list[tuple[str, str]]:
     return lines
 
 
+def _passed(doc: dict) -> list[tuple[str, str]]:
+    """(style, line) pairs for ``-v``: each visible test that passed and the points it earned, by exercise (hidden
+    tests are never named to a student)."""
+    lines: list[tuple[str, str]] = []
+    exercise = None
+    for test in doc["tests"]:
+        extra = test["extra_data"]
+        if test["status"] != "passed" or extra["hidden"]:
+            continue
+        if extra["exercise"] != exercise:
+            exercise = extra["exercise"]
+            lines.append(("bold", exercise))
+        lines.append(("green", f"  ok {extra['nodeid'].split('::', 1)[-1]}  (+{_fmt(test['score'])})"))
+    return [(style, printable(text).replace("\n", " ")) for style, text in lines]
+
+
 # pytest's own advice in an assertion's explanation names pytest's options, which `make grade` does not take
 _PYTEST_HINT = re.compile(r"^\s*(Use -v to get more diff|\.\.\.Full output truncated.*use '-vv' to show)\s*$")
 
@@ -136,7 +152,7 @@ def _tip(doc: dict, watching: bool) -> str | None:
     one = (f"`make grade EX={ex}` grades only {ex}; `make watch EX={ex}` grades it each time you save it; "
            if ex and len(doc["lesson"]["exercises"]) > 1 else
            f"`make watch EX={ex}` grades {ex} each time you save it; " if ex else "")
-    return f"Tip: {one}`make grade GRADE_ARGS=-v` adds tracebacks and what your code printed."
+    return f"Tip: {one}`make grade GRADE_ARGS=-v` adds tracebacks, what your code printed and the tests that passed."
 
 
 def _footer(doc: dict, *, watching: bool = False) -> list[str]:
@@ -168,6 +184,9 @@ def render_plain(doc: dict, *, verbose: bool = False, watching: bool = False) ->
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     out = [f"Grading {one_line(doc['lesson']['target'])}/", "", line(headers), line(tuple("-" * w for w in widths))]
     out += [line(r) for r in rows]
+    passed = _passed(doc) if verbose else []
+    if passed:
+        out += ["", "Passed:"] + [text for _, text in passed]
     advice = _advice(doc, verbose)
     if advice:
         out += ["", "What to fix:"] + [text for _, text in advice]
@@ -186,6 +205,11 @@ def render_rich(doc: dict, console, *, verbose: bool = False, watching: bool = F
         style = "green" if ex["max_score"] and ex["score"] == ex["max_score"] else ("red" if not ex["score"] else "yellow")
         table.add_row(*row, style=style)
     console.print(table)
+    passed = _passed(doc) if verbose else []
+    if passed:
+        console.print("\n[bold]Passed:[/bold]")
+        for style, text in passed:
+            console.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
     advice = _advice(doc, verbose)
     if advice:
         console.print("\n[bold]What to fix:[/bold]")

@@ -365,3 +365,17 @@ def test_a_relative_target_is_relative_to_the_caller(demo_tests, make_submission
     monkeypatch.chdir(sub.parent)
     doc = grade(sub.name, tests_dir=demo_tests, limits=FAST)
     assert doc["score"] == 5 and doc["lesson"]["target"] == sub.name
+
+
+def test_verbose_report_lists_the_visible_tests_that_passed_and_their_points(demo_tests, make_submission):
+    """With -v a student sees which tests earned their points; hidden ones are never named; without -v, no list."""
+    sub = make_submission(ex1_demo="def add(a, b):\n    return a + b\ndef work(n):\n    return 1\n")
+    doc = grade(sub, tests_dir=demo_tests, hidden=True, limits=FAST)
+    text = report.render_plain(doc, verbose=True)
+    passed = text.split("Passed:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert "  ok test_add_sums  (+1)" in passed and "  ok test_work_returns_n[1]  (+0.5)" in passed, passed
+    assert not any("work_returns_n[2]" in line for line in passed)  # failed: under "What to fix"
+    hidden = [t["extra_data"]["nodeid"].split("::")[-1] for t in doc["tests"]
+              if t["extra_data"]["hidden"] and t["status"] == "passed"]
+    assert hidden and not any(name in line for name in hidden for line in passed)
+    assert "Passed:" not in report.render_plain(doc)
