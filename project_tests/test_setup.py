@@ -325,7 +325,7 @@ def test_where_pip_cannot_get_uv_the_pip_path_installs_the_cpu_build(tmp_path):
     assert "Installed in" in proc.stdout and "with pip: torch 2.13.0+cpu." in proc.stdout
 
 
-def test_the_uv_the_setup_installs_builds_the_project_itself():
+def test_the_uv_that_the_setup_installs_builds_the_project_itself():
     """pyproject.toml's build backend is uv's own, and the setup asks pip for a uv whose version the backend's
     range holds: uv then builds the project's editable install directly, with no build environment (setuptools
     made one, and waited for torch's wheel to unpack first)."""
