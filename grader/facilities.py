@@ -29,8 +29,8 @@ NAMES = {
     "affinity": "pin a judge and its worker to one CPU (else the scheduler decides)",
     "rlimits": "limit a process's CPU, memory and file size with setrlimit (else the judge's CPU watch only)",
     "landlock": "confine the worker's files, TCP, signals and abstract sockets with Landlock",
-    "namespaces": "user, PID and network namespaces: nothing outlives grading, no network",
-    "seccomp": "a syscall filter: no new sockets, processes, io_uring or CPU moves",
+    "namespaces": "user, PID, network and IPC namespaces: nothing outlives grading, no network",
+    "seccomp": "a syscall filter: no new sockets, processes, io_uring, System V IPC or CPU moves",
     "setuid": "drop the worker to an unprivileged uid when the grader runs as root",
 }
 

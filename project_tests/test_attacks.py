@@ -74,7 +74,7 @@ REQUIRED_KINDS = (
     "pyc and cache poisoning", "forged results and events", "reading solutions and hidden tests",
     "writing outside the sandbox", "processes that outlive grading", "leaking hidden text through messages",
     "hidden inputs carried to later tests", "links and FIFOs in the shared folder",
-    "unwaited children", "fork bomb", "disk filler", "unix-socket exfiltration", "io_uring",
+    "unwaited children", "fork bomb", "disk filler", "unix-socket exfiltration", "io_uring", "System V IPC",
     "student text as markup",
 )
 
@@ -92,6 +92,7 @@ REFUSALS = {
     "disk_filler": r"atk-disk_filler: (?:[0-9]|[1-5][0-9]|6[0-4]) MiB written, refused \(OSError errno 28\)",
     "unix_socket": r"atk-unix_socket: socket refused \(PermissionError\)",
     "io_uring": r"atk-io_uring: io_uring_setup refused \(errno 1,",
+    "sysv_ipc": r"atk-sysv_ipc: shmget refused \(PermissionError\)",
 }
 
 GRADING_TIMEOUT = 600  # seconds for one grading process (a backstop: a run takes seconds)
@@ -1264,7 +1265,7 @@ def test_shared_links_cannot_touch_a_victim_graded_beside_it(tmp_path, without):
     assert not Path("/tmp/atk-shared_links-victim").exists()
 
 # the attacks on the ways out, two submissions (each exercise file holds one attack): one run each
-ESCAPE_SUBMISSIONS = (("unwaited_children", "fork_bomb", "disk_filler", "unix_socket"), ("io_uring",))
+ESCAPE_SUBMISSIONS = (("unwaited_children", "fork_bomb", "disk_filler", "unix_socket"), ("io_uring", "sysv_ipc"))
 
 
 @pytest.mark.slow

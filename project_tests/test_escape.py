@@ -15,6 +15,7 @@ import errno
 import json
 import mmap
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -130,6 +131,62 @@ def test_filter_stops_unix_socket_exfiltration(tmp_path):
                     assert "socket created" in mark and b"atk-unix_socket was here\n" in got, (mark, got)
         finally:
             os.unlink(path)
+
+
+def test_ipc_namespace_hides_the_hosts_segments_and_the_filter_refuses_them(tmp_path):
+    """A System V segment the host made (a stand-in for one an earlier grading left, holding what its worker saw)
+    is found and read by sysv_ipc run plainly (the positive control), is not seen from the worker's namespaces
+    (the attack makes its own there, gone with the namespace), and with the filter shmget itself is refused."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    libc.shmat.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+    libc.shmdt.argtypes = (ctypes.c_void_p,)
+    key = 0x41544B32  # the attack's key
+    sid = libc.shmget(key, 4096, 0o1000 | 0o2000 | 0o600)  # IPC_CREAT | IPC_EXCL: ours, made now
+    if sid < 0:
+        pytest.skip(f"cannot make a System V segment here (errno {ctypes.get_errno()})")
+    try:
+        address = libc.shmat(sid, None, 0)
+        ctypes.memmove(address, b"left-by-an-earlier-grading\0", 28)
+        libc.shmdt(ctypes.c_void_p(address))
+        plain = subprocess.run([sys.executable, str(_attack_file("sysv_ipc"))], cwd=tmp_path, capture_output=True,
+                               text=True, timeout=60)
+        assert "atk-sysv_ipc: found a segment left by another (left-by-an-earlier-grading)" in plain.stderr, (
+            f"positive control: {plain.stderr[-2000:]}")
+        in_namespaces = run_attack("sysv_ipc", filtered=False, cwd=tmp_path)
+        assert in_namespaces == "atk-sysv_ipc: none left by another, segment made", in_namespaces
+        assert run_attack("sysv_ipc", filtered=True, cwd=tmp_path) == "atk-sysv_ipc: shmget refused (PermissionError)"
+    finally:
+        libc.shmctl(sid, 0, None)  # IPC_RMID
+
+
+@pytest.mark.slow
+def test_spawned_worker_installs_the_filter_too(tmp_path):
+    """The portable path's worker (a fresh interpreter: GRADER_WITHOUT=fork) installs the syscall filter where
+    Linux offers it: unix_socket and sysv_ipc, graded that way, are refused and reported as such. The positive
+    control: with the filter switched off too, both hostile steps succeed (Landlock alone leaves them open)."""
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    for stub in (REPO / "exercises").glob("ex*_*.py"):
+        shutil.copy(stub, submission / stub.name)
+    for attack in ("unix_socket", "sysv_ipc"):
+        shutil.copy(_attack_file(attack), submission / _attack_file(attack).name)
+    marks = {}
+    for without in ("fork", "fork,seccomp"):
+        out = tmp_path / f"{without}.json"
+        env = {**os.environ, facilities.ENV: without, "PYTHONPATH": str(REPO)}
+        subprocess.run([sys.executable, "-m", "grader", "grade", "--target", str(submission), "-e", "ex2", "-e", "ex4",
+                        "--json", str(out)], cwd=tmp_path, env=env, capture_output=True, timeout=600)
+        doc = json.loads(out.read_text())
+        text = json.dumps(doc)
+        marks[without] = (doc["lesson"]["protections"]["syscall_filter"],
+                          sorted(set(re.findall(r"atk-(?:unix_socket|sysv_ipc): [a-z ,]+(?:\([A-Za-z]+\))?", text))))
+        assert doc["score"] == 0, doc["score"]
+    filtered, control = marks["fork"], marks["fork,seccomp"]
+    assert control[0] is False and any("socket created" in m for m in control[1]) and any(
+        "segment made" in m for m in control[1]), f"positive control: {control}"
+    assert filtered == (True, ["atk-sysv_ipc: shmget refused (PermissionError)",
+                               "atk-unix_socket: socket refused (PermissionError)"]), filtered
 
 
 def test_filter_keeps_threads_torch_and_the_open_socket(tmp_path):
@@ -326,6 +383,43 @@ def test_disk_usage_adds_up_what_a_worker_uid_wrote_and_nothing_else(tmp_path):
     assert uid.disk_usage(worker, private, None, folders=[str(shared)], entries=5) is None  # too many names
 
 
+def _read_as_another_uid(path: Path) -> int:
+    """Bytes of ``path`` that a uid owning nothing (the one a worker drops to) reads, in a child; -1 if refused."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            uid.drop_uid(0x5EC00000 + 0xFFFF)
+            try:
+                got = len(path.read_bytes())
+            except OSError:
+                got = -1
+            os.write(w, str(got).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as pipe:
+        got = pipe.read()
+    os.waitpid(pid, 0)
+    return int(got)
+
+
+def test_uid_mode_seals_everything_in_the_checkout_but_what_workers_read(tmp_path):
+    """Every entry at the top of the checkout is sealed in uid mode (``.git`` holds the hidden tests' history,
+    ``.grades`` their names) but those holding what a worker reads: ``llm_basics`` and a venv inside."""
+    from grader.judge.student import unread_by_workers
+
+    for name in ("llm_basics", ".venv/lib/python3/site-packages", ".git/objects", ".grades", "tests/hidden",
+                 "solutions", "grader"):
+        (tmp_path / name).mkdir(parents=True)
+    (tmp_path / "README.md").write_text("")
+    (tmp_path / "elsewhere").symlink_to(tmp_path / "llm_basics")  # a link counts by where it is
+    read = [str(tmp_path / ".venv" / "lib" / "python3" / "site-packages"), str(tmp_path / "llm_basics"), "/usr"]
+    sealed = [p.name for p in unread_by_workers(tmp_path, read)]
+    assert sealed == [".git", ".grades", "README.md", "elsewhere", "grader", "solutions", "tests"], sealed
+
+
 READ_HIDDEN = '''\
 import os, sys
 here = [p for p in sys.path if os.path.isdir(os.path.join(p, "tests", "hidden"))] + [os.environ.get("ATK_REPO", "")]
@@ -334,6 +428,11 @@ try:
     mark = f"listed {len(found)} hidden files"
 except OSError as exc:
     mark = f"hidden refused ({type(exc).__name__})"
+try:  # the repository's history holds every version of the hidden tests (a real attack decodes its packs)
+    with open(os.path.join(here[-1], ".git", "objects", "pack", "pack-1.pack"), "rb") as f:
+        mark += f"; read {len(f.read())} bytes of .git"
+except OSError as exc:
+    mark += f"; .git refused ({type(exc).__name__})"
 left = os.path.join("/tmp", "atk-uid-leftover-" + os.environ.get("ATK_TAG", "x"))
 try:  # a name in the folder every uid may write to, which must not outlive the grading
     with open(left, "w") as f:
@@ -357,6 +456,19 @@ def test_without_landlock_and_namespaces_the_worker_drops_to_its_own_uid(tmp_pat
     repo.mkdir()
     for part in ("grader", "llm_basics", "tests", "solutions", "exercises"):
         shutil.copytree(REPO / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
+    # a stand-in for the history: world-readable, as git makes it
+    pack = repo / ".git" / "objects" / "pack" / "pack-1.pack"
+    pack.parent.mkdir(parents=True)
+    pack.write_bytes((REPO / "tests" / "hidden" / "test_ex1_special_tokens_hidden.py").read_bytes())
+    os.chmod(pack, 0o644)
+    # the positive control: before the grading, a uid that owns nothing reads it (the modes alone allow it), once the
+    # ways to the repository are open as a grading opens them (uid.open_ways, put back at once)
+    record = str(tmp_path / "ways.json")
+    uid.open_ways([repo / "llm_basics"], record=record)
+    try:
+        assert _read_as_another_uid(pack) == len(pack.read_bytes()), "positive control: .git was not readable"
+    finally:
+        uid.close_ways(record=record)
     sub = tmp_path / "sub"
     sub.mkdir()
     for stub in (REPO / "exercises").glob("ex*_*.py"):
@@ -380,7 +492,8 @@ def test_without_landlock_and_namespaces_the_worker_drops_to_its_own_uid(tmp_pat
     prot = attack["lesson"]["protections"]
     assert prot["uid"] and prot["syscall_filter"] and not prot["filesystem"] and not prot["pid_namespace"], prot
     text = json.dumps(attack)
-    assert "atk-read_hidden_uid: hidden refused (PermissionError); left files in /tmp as uid" in text, text[:3000]
+    assert ("atk-read_hidden_uid: hidden refused (PermissionError); .git refused (PermissionError); left files in"
+            " /tmp as uid") in text, text[:3000]
     # what the worker's uid wrote in /tmp (its hostile step ran: the mark) is gone once the judge ended
     assert not leftover.exists() and not Path(f"{leftover}.d").exists()
     assert attack["score"] == 0

@@ -4,6 +4,7 @@ hands to tests, and the rule that no worker carries a hidden test's inputs into 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,18 +17,33 @@ from grader.judge.state import state_of
 
 
 def seal_secrets(config: pytest.Config) -> list[str]:
-    """Where workers drop to a uid of their own (root without Landlock or namespaces), make the hidden tests and
-    the solutions unreadable to it before any worker starts: by default they are world-readable, and that uid
-    owns nothing, so the file modes are all that stands between it and them."""
+    """Where workers drop to a uid of their own (root without Landlock or namespaces), make the repository
+    unreadable to it before any worker starts, as Landlock would: by default it is world-readable, and that uid
+    owns nothing, so the file modes are all that stands between it and the hidden tests. Not only ``solutions/``
+    and ``tests/hidden/``: ``.git`` holds every version of both (a submission read them from its packs), and
+    ``.grades/`` the hidden tests' names. So every entry at the top of the repository is sealed but those a
+    worker reads (``llm_basics/``, a ``.venv`` inside it); the folder a worker grades is shared with that worker's
+    group alone while it runs (grader.worker.uid.share_read_only), and the ways to what it reads are opened
+    (``open_ways``: the search bit, nothing to list)."""
     from grader.worker import uid  # Linux only (fcntl): imported where it is asked about
 
     if config.getoption("--grader-no-confine") or not uid.needs_uid_drop(facilities.present()):
         return []
-    folders = [REPO_ROOT / "solutions", REPO_ROOT / "tests" / "hidden"]
+    folders = [*unread_by_workers(REPO_ROOT, worker_read_paths(REPO_ROOT)), REPO_ROOT / "solutions",
+               REPO_ROOT / "tests" / "hidden"]
     for arg in config.args:  # a copy of the tests elsewhere (Gradescope's sandbox) carries its own hidden/
         path = Path(arg.split("::")[0])
         folders += [p for p in (path, path.parent, path / "hidden") if p.name == "hidden"]
     return uid.seal(folders)
+
+
+def unread_by_workers(root: Path, read: list[str]) -> list[Path]:
+    """The entries at the top of ``root`` that hold nothing of ``read`` (what a worker reads): neither one of them
+    nor an ancestor of one. A link counts by where it is, never by where it points."""
+    kept = [Path(os.path.realpath(p)) for p in read]
+    real_root = Path(os.path.realpath(root))
+    return [entry for entry in sorted(root.iterdir())
+            if not any(k.is_relative_to(real_root / entry.name) for k in kept)]
 
 
 def worker_read_paths(target: Path) -> list[str]:

@@ -35,6 +35,7 @@ from pathlib import Path
 from grader.worker.uid import ConfinementError  # raised here too (Landlock, namespaces)
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
+CLONE_NEWIPC = 0x08000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
 PR_GET_DUMPABLE, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 3, 4, 38
 
@@ -95,7 +96,7 @@ def _prctl(option: int, arg: int = 0) -> int:
 
 # ---------------------------------------------------------------------------------------------- namespaces
 def enter_namespaces(*, user: bool = True) -> dict[str, bool]:
-    """unshare() user, PID, network and mount namespaces; call in a freshly forked, single-threaded child.
+    """unshare() user, PID, network, mount and IPC namespaces; call in a freshly forked, single-threaded child.
 
     ``user=False`` (root only): no user namespace, so that the worker can still drop to another uid (inside a
     user namespace that maps only our own uid, there is no other uid to drop to). The mount namespace lets the
@@ -108,7 +109,10 @@ def enter_namespaces(*, user: bool = True) -> dict[str, bool]:
     """
     # Read the ids BEFORE unshare: inside an unmapped user namespace they read as the overflow id 65534.
     uid, gid = os.geteuid(), os.getegid()
-    others = CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS
+    # IPC too: System V shared memory and message queues are reached by number, not path (no Landlock rule covers
+    # them), and outlive the process; in a namespace of its own the worker sees none of the host's, and the
+    # kernel removes its own when the namespace ends (the syscall filter also refuses them: grader.worker.seccomp)
+    others = CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC
     attempts = [CLONE_NEWUSER | others] if user else []
     if uid == 0:  # user namespaces may be disabled (sysctl, seccomp); root can create the others without one
         attempts.append(others)

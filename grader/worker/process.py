@@ -124,6 +124,7 @@ class WorkerProcess:
             "read": [*self.read_paths, str(self.target)], "confine": self.confine and here.landlock,
             "output_bytes": self.limits.output_bytes, "memory_bytes": self.limits.memory_bytes,
             "cpu_seconds": self.limits.cpu_seconds, "watch_cpu": not self._meter.available,
+            "seccomp": self.confine and here.seccomp,  # Linux's syscall filter, where only fork is missing
         }
         sock.settimeout(self.limits.wall_seconds)
         try:

@@ -20,6 +20,12 @@ why Landlock and the namespaces do not already cover it:
 - What would step around the filter or the sandbox: ptrace, unshare/setns, mount and the new mount API,
   chroot/pivot_root, bpf, perf_event_open, process_vm_*, pidfd_getfd, keyctl and friends, userfaultfd,
   open_by_handle_at, memfd_create (memory outside RLIMIT_AS), module and kexec loading, seccomp itself.
+- System V IPC (shared memory, semaphores, message queues) and POSIX message queues: kernel objects reached by a
+  number or a name, not a path (Landlock does not see them), that outlive the process. A segment made by one
+  grading was read by a later one (a hidden test's input carried to a student-visible grading, or from one
+  submission to another), and segments of a gigabyte each sat outside every worker's RLIMIT_AS. The worker's
+  IPC namespace (grader.worker.confine) already hides the host's objects; this holds without namespaces (a
+  worker of its own uid, the portable path's worker).
 - ``fallocate``: it reserves gigabytes in a millisecond without writing them, where only the judge's disk watch
   caps the total (a worker of its own uid, no tmpfs: grader.worker.uid.disk_usage); writes themselves go no
   faster than the disk takes them.
@@ -61,6 +67,8 @@ DENIED = (
     "memfd_create", "memfd_secret", "init_module", "finit_module", "delete_module", "kexec_load",
     "kexec_file_load", "seccomp", "fanotify_init", "swapon", "swapoff", "reboot", "acct", "quotactl",
     "iopl", "ioperm", "fallocate",
+    "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semtimedop", "semctl", "msgget", "msgsnd", "msgrcv",
+    "msgctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
 )
 # arch/x86/entry/syscalls/syscall_64.tbl
 _X86_64 = {
@@ -74,7 +82,9 @@ _X86_64 = {
     "memfd_create": 319, "memfd_secret": 447, "init_module": 175, "finit_module": 313, "delete_module": 176,
     "kexec_load": 246, "kexec_file_load": 320, "seccomp": 317, "fanotify_init": 300, "swapon": 167,
     "swapoff": 168, "reboot": 169, "acct": 163, "quotactl": 179, "iopl": 172, "ioperm": 173,
-    "fallocate": 285,
+    "fallocate": 285, "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66,
+    "shmdt": 67, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "semtimedop": 220, "mq_open": 240,
+    "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
 }
 # include/uapi/asm-generic/unistd.h (aarch64 has no fork, vfork, iopl or ioperm)
 _AARCH64 = {
@@ -87,7 +97,10 @@ _AARCH64 = {
     "userfaultfd": 282, "open_by_handle_at": 265, "name_to_handle_at": 264, "memfd_create": 279,
     "memfd_secret": 447, "init_module": 105, "finit_module": 273, "delete_module": 106, "kexec_load": 104,
     "kexec_file_load": 294, "seccomp": 277, "fanotify_init": 262, "swapon": 224, "swapoff": 225,
-    "reboot": 142, "acct": 89, "quotactl": 60, "fallocate": 47,
+    "reboot": 142, "acct": 89, "quotactl": 60, "fallocate": 47, "mq_open": 180, "mq_unlink": 181,
+    "mq_timedsend": 182, "mq_timedreceive": 183, "mq_notify": 184, "mq_getsetattr": 185, "msgget": 186,
+    "msgctl": 187, "msgrcv": 188, "msgsnd": 189, "semget": 190, "semctl": 191, "semtimedop": 192, "semop": 193,
+    "shmget": 194, "shmctl": 195, "shmat": 196, "shmdt": 197,
 }
 NUMBERS = {"x86_64": _X86_64, "aarch64": _AARCH64}
 

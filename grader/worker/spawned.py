@@ -8,7 +8,8 @@ before), so none of that start-up is in any test's time. Then, in order:
 1. connect to the judge (a Unix socket it inherited, or a loopback port plus a token on Windows);
 2. import torch with one thread (as the zygote does), then read the configuration the judge sends;
 3. move into its private folder, send its output there, set the limits the platform offers (``resource``);
-4. confine itself where the kernel offers it (Landlock), report which protections it got;
+4. confine itself where the kernel offers it (Landlock, then the syscall filter on Linux), report which
+   protections it got;
 5. serve requests with grader.worker.worker's ``Worker``, as a forked worker does.
 
 Where the judge cannot read the worker's CPU time (no /proc and no psutil), the worker watches its own
@@ -24,6 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from grader import facilities, portable
 
@@ -60,9 +62,17 @@ def _set_up(config: dict) -> dict:
         _rlimits(config)
     from grader.worker import confine
 
+    install_filter: Callable[[], bool] | None = None
+    if config.get("seccomp") and sys.platform.startswith("linux"):
+        from grader.worker.seccomp import install as install_filter  # now: Landlock leaves grader/ unreadable
     protections = dict(confine.NONE)  # every protection named, False where absent (the results say which)
     if here.landlock and config.get("confine"):
         protections.update(confine.restrict(read=config["read"], write=[str(private)]))
+    if install_filter is not None:
+        # last, as in a forked worker: no new socket (Landlock leaves UDP and unix sockets open), no child process
+        # (one that called setsid outlived the grading), no System V IPC (grader.worker.seccomp)
+        protections["syscall_filter"] = install_filter()
+        protections["no_new_privs"] = protections["no_new_privs"] or protections["syscall_filter"]
     return protections
 
 

@@ -5,7 +5,7 @@ Process tree (each arrow a fork)::
     judge (pytest, never runs student code)
       └─ zygote: forked before any test module is imported, so no expected value is in its memory; it waits
          for "spawn" requests and forks a launcher for each
-           └─ launcher: enters new user, PID and network namespaces (a freshly forked process is single-
+           └─ launcher: enters new user, PID, network, mount and IPC namespaces (a freshly forked process is single-
               threaded, which unshare(CLONE_NEWUSER) requires), forks the worker, waits for it, exits with it
                 └─ worker: PID 1 of its namespace (when it dies the kernel kills everything it started),
                    confined by Landlock (reads only the Python installation, llm_basics and its submission
