@@ -266,17 +266,20 @@ def write_named(path: Path, text: str) -> None:
     user named, a device (``/dev/null``, ``/dev/stdout``), a pipe or a symbolic link they made, is written in
     place: renaming over it would replace the device or the link itself (as root, ``--json /dev/null``
     replaced the machine's ``/dev/null`` with a regular file)."""
+    # a lone surrogate (a file name's byte that is not UTF-8, in a reason) is written as its JSON escape, which reads
+    # back as the same string: one such name must not cost the whole document (a batch stopped on one)
+    data = text.encode("utf-8", "backslashreplace")
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(path, "wb") as f:
+            f.write(data)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(data)
     tmp.replace(path)
 
 

@@ -8,9 +8,11 @@ characters it holds, never as markup, a link, a terminal command or a spreadshee
 ``printable``       a terminal, a log, Gradescope's ``text`` output: control characters (ESC and the rest of
                     C0/C1, DEL, Unicode's bidirectional overrides) are shown as ``\\x1b``-style escapes
 ``one_line``        the same, on one line and cut short (a table cell, a progress line, a gradebook reason)
+``escaped``         a name on one line: newline and tab shown as escapes too, cut short
 ``md_code``         Markdown: an inline code span (see below)
 ``html_text``       HTML: ``&``, ``<``, ``>`` and quotes as entities, control characters shown as escapes
 ``csv_cell``        CSV: no control characters, and a cell that could start a formula gets a leading ``'``
+``encodable``       a name kept as a name (a student id): only what UTF-8 cannot hold is escaped
 ==================  =====================================================================================
 
 Why a code span for Markdown, rather than backslash escapes: inside a code span every CommonMark renderer
@@ -33,9 +35,11 @@ import re
 CUT = "..."
 # C0 controls but tab and newline, DEL, C1 controls, and the Unicode bidirectional embeddings, overrides and
 # isolates (U+202A-U+202E, U+2066-U+2069), which reorder what a reader sees ("Trojan source"); also the zero-width
-# and byte-order marks, which hide characters
-CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-CONTROL_OR_SPACE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# and byte-order marks, which hide characters; and lone surrogates, which is how Python holds the bytes of a file
+# name that are not UTF-8 (a tar member or a folder named with a 0xFF byte): no UTF-8 file or terminal can take
+# them, so writing one raised, and a batch stopped at the first such name
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
+CONTROL_OR_SPACE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -43,6 +47,13 @@ NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 def _shown(match: re.Match) -> str:
     """A control character as the escape Python would write for it: ``\\x1b``, ``\\u202e``."""
     return repr(match.group(0))[1:-1]
+
+
+def encodable(text: str) -> str:
+    """``text`` that UTF-8 can encode: a lone surrogate (a byte of a file name that was not UTF-8) becomes its
+    escape (``\\udcff``), everything else stays as it is. For a name kept as a name (a student id, a folder in
+    OUT), where ``printable`` would also change control characters."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def clip(text: str, limit: int | None) -> str:
@@ -61,6 +72,12 @@ def printable(text: str, limit: int | None = None) -> str:
 def one_line(text: str, limit: int | None = None) -> str:
     """``printable`` on one line: newlines, tabs and runs of spaces become one space."""
     return clip(" ".join(CONTROL.sub(_shown, str(text).replace("\r\n", "\n")).split()), limit)
+
+
+def escaped(text: str, limit: int | None = None) -> str:
+    """A name on one line as the characters it holds: every control character, newline and tab included, shown as
+    its escape (``one_line`` would turn a newline into a space), cut to ``limit``."""
+    return clip(CONTROL_OR_SPACE.sub(_shown, str(text)), limit)
 
 
 def md_code(text: str, limit: int | None = None) -> str:

@@ -741,3 +741,67 @@ def test_what_a_submission_prints_stays_in_its_own_record(suite, tmp_path, priva
             assert not others, f"{name}'s {test['name']} holds the output of {others}: {printed!r}"
             kind = "add" if "ex1" in test["extra_data"]["exercise"] else "mul"
             assert f"OUT-{name}-{kind}" in printed, f"{name}'s {test['name']} lost its output: {printed!r}"
+
+
+GOOD_BYTES = {name: text.encode() for name, text in GOOD.items()}
+
+
+def _tar(path: Path, members: dict[str, bytes], *, pax: dict[str, str] | None = None) -> Path:
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.pax_headers = dict(pax or {})
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_hostile_names_and_headers_cost_their_own_row_only(suite, tmp_path, private_tmp):
+    """From an attack on the batch's intake: a folder and a tar member named with a byte that is not UTF-8 (the
+    batch stopped at the first, with no row for anyone after it), a tar whose pax header declares far more than
+    any name needs (tarfile reads it whole into memory before any cap sees it), four 100,000-character member
+    names (a 33 KB archive once made a 33 MB gradebook cell), entries named like OUT's own files (grades.csv/
+    stopped the batch, adjustments.toml/ blocked every later run) and loose files whose names carry terminal
+    escapes and a newline. Each ends in its own row or a skipped line, escaped and cut short; ann is graded."""
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    write_folder(subs / "ann", GOOD)
+    raw = os.fsencode(subs) + b"/bob\xff"
+    os.mkdir(raw)
+    for name, text in GOOD.items():
+        with open(raw + b"/" + name.encode(), "w") as f:
+            f.write(text)
+    bad_member = "ex1_alpha\udcff.py"  # how tarfile hands a member name with the byte 0xFF
+    _tar(subs / "carl.tar.gz", {bad_member: b"x = 1\n"})
+    big_pax = {"comment": "z" * (1024 * 1024)}
+    _tar(subs / "dora.tar.gz", GOOD_BYTES, pax=big_pax)
+    long_names = {f"{name[:-3]}{'x' * 100_000}.py": data for name, data in GOOD_BYTES.items()}
+    _tar(subs / "eve.tar.gz", long_names)
+    write_folder(subs / "grades.csv", GOOD)
+    write_folder(subs / "Adjustments.toml", GOOD)
+    for name in ("notes\x1b]0;PWNED\x07.txt", "fake\nann: forged line.txt"):
+        (subs / name).write_text("x")
+    # the positive controls: the hostile steps are what they claim to be
+    with pytest.raises(UnicodeEncodeError):
+        bad_member.encode("utf-8")
+    with tarfile.open(subs / "dora.tar.gz") as plain:  # tarfile alone reads the whole header and goes on
+        assert len(plain.next().pax_headers["comment"]) == 1024 * 1024
+    log = io.StringIO()
+    rows = {r["student"]: r for r in batch_grade(subs, out, tests_dir=suite, **{**FAST, "progress": "plain"},
+                                                 stream=log)}
+    assert set(rows) == {"ann", "bob\\udcff", "carl", "dora", "eve"}, sorted(rows)
+    assert rows["ann"]["status"] == "graded" and float(rows["ann"]["total"]) == 6, rows["ann"]
+    assert rows["bob\\udcff"]["status"] == "graded", rows["bob\\udcff"]
+    assert rows["carl"]["status"] == "ungradable" and "ex1_alpha\\udcff.py" in rows["carl"]["reason"], rows["carl"]
+    assert rows["dora"]["status"] == "ungradable" and "tar extended header" in rows["dora"]["reason"], rows["dora"]
+    assert rows["eve"]["status"] == "ungradable" and len(rows["eve"]["reason"]) <= 600, len(rows["eve"]["reason"])
+    assert (out / "grades.csv").is_file() and (out / "grades.csv").stat().st_size < 10_000
+    assert not (out / "Adjustments.toml").exists() and not (out / "adjustments.toml").exists()
+    skipped = (out / "skipped.txt").read_text(encoding="utf-8").splitlines()
+    assert len(skipped) == 4, skipped
+    assert any(line.startswith("grades.csv/: named like one of the batch's own files") for line in skipped), skipped
+    assert any(line.startswith("fake\\nann: forged line.txt: ") for line in skipped), skipped
+    assert any(line.startswith("notes\\x1b]0;PWNED\\x07.txt: ") for line in skipped), skipped
+    assert "\x1b" not in log.getvalue() and "\nann: forged" not in log.getvalue()
+    # a second run reads what the first wrote (the rows of the names that were not UTF-8 included)
+    again = {r["student"]: r["status"] for r in batch_grade(subs, out, tests_dir=suite, **FAST)}
+    assert again == {s: r["status"] for s, r in rows.items()}

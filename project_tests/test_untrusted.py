@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 
@@ -106,3 +107,21 @@ def test_csv_row_written_by_a_csv_writer_has_no_formula_and_numbers_intact():
     assert line == "'=1+99,-1.5,-2,\\x1b[2Kall passed"
     row = next(csv.reader([line]))
     assert float(row[1]) == -1.5 and float(row[2]) == -2
+
+
+def test_bytes_that_are_not_utf8_are_shown_never_raised(tmp_path):
+    """A file name's byte that is not UTF-8 reaches Python as a lone surrogate (tarfile, os.scandir): UTF-8 cannot
+    encode it (the positive control), so every helper shows it as its escape, ``encodable`` keeps a name a name,
+    and a results document holding one is written and reads back as the same string."""
+    from grader import results, untrusted
+
+    name = "bob\udcff"
+    with pytest.raises(UnicodeEncodeError):
+        name.encode("utf-8")
+    for shown in (untrusted.printable(name), untrusted.one_line(name), untrusted.escaped(name),
+                  untrusted.csv_cell(name), untrusted.html_text(name), untrusted.md_code(name),
+                  untrusted.encodable(name)):
+        assert "\\udcff" in shown and shown.encode("utf-8"), shown
+    assert untrusted.escaped("fake\nann: forged\tline") == "fake\\nann: forged\\tline"
+    path = results.write({"reason": f"found {name}"}, tmp_path / "r.json")
+    assert json.loads(path.read_bytes().decode("utf-8")) == {"reason": f"found {name}"}

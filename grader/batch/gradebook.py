@@ -136,7 +136,7 @@ class Gradebook:
 
     def write(self) -> None:
         tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
             writer = csv.DictWriter(f, self.columns, extrasaction="ignore")
             writer.writeheader()
             # a student id or a reason is the submission's text: no control character, no formula (csv_row)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from grader import facilities, feedback, results
 from grader.intake import collect as sandbox, digest as hashes, review
-from grader.batch.adjustments import Adjustments
+from grader.batch.adjustments import ADJUSTMENTS_NAME, Adjustments
 from grader.batch.gradebook import INSTRUCTOR, Gradebook, Seals, earlier_rows, row_from_doc, unknown_students
 from grader.intake.entries import NOT_A_SUBMISSION, Entry, report_skipped, scan
 from grader.batch.lifecycle import Interrupted, ProcessTree, StopSignals
@@ -41,6 +41,26 @@ WARM_FROM = 4  # submissions that must have started an exercise for the judge se
 SANDBOX = ".sandbox"
 CSV_NAME = "grades.csv"
 SKIPPED_NAME = "skipped.txt"
+
+
+def out_names() -> set[str]:
+    """The names of OUT's own files (lower case: a case-insensitive file system mixes up ``Grades.csv`` too). A
+    submission named like one would have its folder made where the file goes: ``grades.csv/`` beside a student
+    stopped the batch (no row for anyone after it), ``adjustments.toml/`` blocked every later run."""
+    from grader.batch.analysis import HISTOGRAMS_CSV, ITEMS_CSV, PNG, SIMILARITY_CSV, SIMILARITY_HTML
+
+    names = {CSV_NAME, CSV_NAME + ".tmp", SKIPPED_NAME, ADJUSTMENTS_NAME, ITEMS_CSV, HISTOGRAMS_CSV, PNG,
+             SIMILARITY_HTML, SIMILARITY_CSV, "canvas-import.csv", "moodle-import.csv"}
+    return {name.lower() for name in names}
+
+
+def refuse_out_names(entries: dict[str, list[Entry]], skipped: dict[str, str]) -> None:
+    """Move the entries whose student id is one of OUT's own names (``out_names``) to ``skipped``, with what to do."""
+    taken = out_names()
+    for student in [s for s in entries if s.lower() in taken]:
+        for entry in entries.pop(student):
+            skipped[entry.label] = (f"named like one of the batch's own files in OUT ({student}): rename it (the"
+                                    " student id is the entry's name) to grade it")
 __all__ = ["NOT_A_SUBMISSION", "Batch", "Options", "scan"]
 
 
@@ -96,6 +116,7 @@ class Batch:
         seal_out(out)
         skipped: dict[str, str] = {}
         self.entries = scan(submissions, out, skipped)
+        refuse_out_names(self.entries, skipped)
         self.skipped = skipped
         report_skipped(skipped, out / SKIPPED_NAME, stream)
         self.tests, self.code = hashes.tests_digest(tests_dir), hashes.code_digest()
@@ -127,7 +148,8 @@ class Batch:
             results.write(doc, self.out / INSTRUCTOR / f"{student}.json")
         # written at every run, graded or unchanged: the adjustments may have changed since
         adjustment = self.opts.adjustments.apply(student, doc)
-        (self.out / student / "feedback.md").write_text(feedback.render(doc, student=student, adjustment=adjustment))
+        (self.out / student / "feedback.md").write_text(
+            feedback.render(doc, student=student, adjustment=adjustment), encoding="utf-8", errors="backslashreplace")
         if seconds is not None:
             self.seals.seal(student)
         row = row_from_doc(student, doc, list(self.points), self.opts.adjustments)

@@ -33,6 +33,7 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.untrusted import one_line
 from grader.intake.archives import (ARCHIVE_SUFFIXES, MAX_DEPTH, SCAN_DEPTH, SKIPPED_DIRS, Caps, Member, Part,
                              SubmissionError, Tree, archive_suffix, read_entry, read_parts, searchable)
 
@@ -41,6 +42,9 @@ __all__ = ["ARCHIVE_SUFFIXES", "MAX_DEPTH", "SKIPPED_DIRS", "Caps", "Part", "Sub
 
 TESTS_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
 LISTED = 3  # paths named in one reason
+# what a reason or a file's place may take in the gradebook, the results and the terminal: the names in them are
+# the submission's (a 33 KB archive of four 8-million-character names made a 33 MB gradebook cell)
+REASON_CHARS, WHERE_CHARS = 500, 200
 
 
 @dataclass
@@ -242,9 +246,18 @@ def collect(entry: Path, wanted: dict[str, str], caps: Caps = Caps(), *, parts: 
     except SubmissionError as exc:
         sub.error = str(exc)
         sub.files.clear()
-        return sub
+        return _as_data(sub)
     if not sub.found_any:
         sub.error = _nothing_found(tree, wanted)
+    return _as_data(sub)
+
+
+def _as_data(sub: Submission) -> Submission:
+    """The submission's text (its reasons, and where each file was found: names the student chose) on one line,
+    with control characters and bytes that are not UTF-8 shown as escapes, and cut short (grader.untrusted)."""
+    sub.error = one_line(sub.error, REASON_CHARS) if sub.error is not None else None
+    sub.problems = {ex: one_line(problem, REASON_CHARS) for ex, problem in sub.problems.items()}
+    sub.sources = {name: one_line(where, WHERE_CHARS) for name, where in sub.sources.items()}
     return sub
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from grader.intake.collect import entry_kind, student_id
+from grader.untrusted import encodable, escaped, one_line
 from grader.intake.archives import Part
 
 NOT_A_SUBMISSION = "not a folder or a supported archive (.zip, .tar.gz, .tgz)"
@@ -70,7 +71,7 @@ class Entry:
 
     def meta(self) -> dict:
         """What the results document records about where the submission came from."""
-        out = {"student": self.student, "entry": self.label}
+        out = {"student": self.student, "entry": one_line(self.label, 200)}
         if self.lms:
             out.update(lms=self.lms, lms_id=self.lms_id, late=self.late)
         return out
@@ -209,6 +210,7 @@ def scan(submissions: Path, out: Path, skipped: dict[str, str] | None = None) ->
             entries.append(plain)
     found: dict[str, list[Entry]] = {}
     for entry in entries + _canvas_entries(groups) + _moodle_entries(groups):
+        entry.student = encodable(entry.student)  # a folder named with bytes that are not UTF-8 still gets a row
         found.setdefault(entry.student, []).append(entry)
     return dict(sorted(found.items()))
 
@@ -218,8 +220,10 @@ def report_skipped(skipped: dict[str, str], path: Path, stream=None) -> None:
     if not skipped:
         path.unlink(missing_ok=True)
         return
-    path.write_text("".join(f"{name}: {reason}\n" for name, reason in sorted(skipped.items())))
+    # the names are whoever made the entries': escaped and cut short, on the terminal and in the file alike
+    lines = sorted((escaped(name, 200), one_line(reason, 500)) for name, reason in skipped.items())
+    path.write_text("".join(f"{name}: {reason}\n" for name, reason in lines), encoding="utf-8")
     stream = stream or sys.stderr
-    for name, reason in sorted(skipped.items()):
+    for name, reason in lines:
         stream.write(f"warning: skipped {name}: {reason} (listed in {path})\n")
     stream.flush()
