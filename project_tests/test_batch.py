@@ -802,6 +802,11 @@ def test_hostile_names_and_headers_cost_their_own_row_only(suite, tmp_path, priv
     assert any(line.startswith("fake\\nann: forged line.txt: ") for line in skipped), skipped
     assert any(line.startswith("notes\\x1b]0;PWNED\\x07.txt: ") for line in skipped), skipped
     assert "\x1b" not in log.getvalue() and "\nann: forged" not in log.getvalue()
-    # a second run reads what the first wrote (the rows of the names that were not UTF-8 included)
-    again = {r["student"]: r["status"] for r in batch_grade(subs, out, tests_dir=suite, **FAST)}
-    assert again == {s: r["status"] for s, r in rows.items()}
+    # names that differ only in case are one student id (one folder of OUT on macOS and Windows): both refused
+    write_folder(subs / "Fay", GOOD)
+    write_zip(subs / "fay.zip", GOOD)
+    with_fay = {r["student"]: r for r in batch_grade(subs, out, tests_dir=suite, **FAST)}
+    assert with_fay["Fay"]["status"] == "ungradable" and "Fay/, fay.zip" in with_fay["Fay"]["reason"], with_fay["Fay"]
+    assert "fay" not in with_fay
+    # that run read what the first wrote (the rows of the names that were not UTF-8 included)
+    assert {s: r["status"] for s, r in with_fay.items() if s != "Fay"} == {s: r["status"] for s, r in rows.items()}

@@ -163,7 +163,8 @@ class Batch:
         meta = entries[0].meta()
         if len(entries) > 1:
             label = ", ".join(e.label for e in entries)
-            self.record(student, self._ungradable(f"duplicate student id: {label} (keep one entry)",
+            self.record(student, self._ungradable(f"duplicate student id: {label} (keep one entry; names that differ"
+                                                  " only in case are one id)",
                                                   **{**meta, "entry": label}), 0.0, write=True)
             return None
         wanted = {ex: m["name"] for ex, m in self.points.items()}

@@ -196,8 +196,9 @@ def _plain(entry: Path, skipped: dict[str, str]) -> Entry | None:
 
 
 def scan(submissions: Path, out: Path, skipped: dict[str, str] | None = None) -> dict[str, list[Entry]]:
-    """Student id -> the entries with that id (more than one is a duplicate); skips dot-names and OUT itself. A
-    regular file that is neither a supported archive nor an LMS upload goes to ``skipped`` (name -> reason)."""
+    """Student id -> the entries with that id, in any case (more than one is a duplicate); skips dot-names and OUT
+    itself. A regular file that is neither a supported archive nor an LMS upload goes to ``skipped`` (name ->
+    reason)."""
     out_resolved = out.resolve()
     skipped = {} if skipped is None else skipped
     groups: dict[tuple[str, str], dict] = {}
@@ -209,9 +210,12 @@ def scan(submissions: Path, out: Path, skipped: dict[str, str] | None = None) ->
         if plain is not None:
             entries.append(plain)
     found: dict[str, list[Entry]] = {}
+    # ids that differ only in case are one id: on macOS's and Windows's file systems OUT/Alice and OUT/alice are one
+    # folder, where one student's results would overwrite the other's (the first spelling met names the row)
+    spelled: dict[str, str] = {}
     for entry in entries + _canvas_entries(groups) + _moodle_entries(groups):
         entry.student = encodable(entry.student)  # a folder named with bytes that are not UTF-8 still gets a row
-        found.setdefault(entry.student, []).append(entry)
+        found.setdefault(spelled.setdefault(entry.student.casefold(), entry.student), []).append(entry)
     return dict(sorted(found.items()))
 
 
