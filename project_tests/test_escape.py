@@ -420,6 +420,36 @@ def test_uid_mode_seals_everything_in_the_checkout_but_what_workers_read(tmp_pat
     assert sealed == [".git", ".grades", "README.md", "elsewhere", "grader", "solutions", "tests"], sealed
 
 
+def test_uid_mode_seals_a_checkout_with_secrets_and_leaves_a_release_alone(tmp_path, monkeypatch):
+    """seal_secrets in uid mode: a checkout with hidden tests loses group and other rights on everything but what a
+    worker reads; a student's release (no hidden tests, no solutions: nothing to hide) keeps its modes."""
+    from types import SimpleNamespace
+
+    from grader.judge import student
+
+    monkeypatch.setattr(uid, "needs_uid_drop", lambda here: True)
+    config = SimpleNamespace(getoption=lambda name: False, args=[])
+    for kind in ("release", "instructor"):
+        root = tmp_path / kind
+        for name in ("llm_basics", "exercises", ".git", "tests"):
+            (root / name).mkdir(parents=True)
+            os.chmod(root / name, 0o755)
+        (root / "README.md").write_text("")
+        os.chmod(root / "README.md", 0o644)
+        if kind == "instructor":
+            (root / "tests" / "hidden").mkdir()
+            os.chmod(root / "tests" / "hidden", 0o755)
+        monkeypatch.setattr(student, "REPO_ROOT", root)
+        sealed = student.seal_secrets(config)
+        modes = {p.name: p.stat().st_mode & 0o777 for p in root.iterdir()}
+        if kind == "release":
+            assert sealed == [] and set(modes.values()) == {0o755, 0o644}, (sealed, modes)
+        else:
+            assert sorted(Path(p).name for p in sealed) == [".git", "README.md", "exercises", "hidden", "tests"]
+            assert modes == {"llm_basics": 0o755, "exercises": 0o700, ".git": 0o700, "tests": 0o700,
+                             "README.md": 0o600}, modes
+
+
 READ_HIDDEN = '''\
 import os, sys
 here = [p for p in sys.path if os.path.isdir(os.path.join(p, "tests", "hidden"))] + [os.environ.get("ATK_REPO", "")]
