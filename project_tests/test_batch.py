@@ -621,6 +621,11 @@ def test_code_that_reaches_into_the_grader_is_flagged_for_review(tmp_path, suite
     ("import test_ex2_topk_attention", "the test files"), ("import ctypes", "ctypes"),
     ("upgrader = 1", None), ("grader_name = 1", None), ("mypytest = 1", None), ("latests/ = 1", None),
     ("latest_ex2 = 1", None), ("notctypes = 1", None), ("ctypes_like = 1", None),
+    ("exec(base64.b64decode(b'eA=='))", "code made at run time"), ("eval ('1')", "code made at run time"),
+    ("compile(src, 'x', 'exec')", "code made at run time"), ("__import__('os')", "code made at run time"),
+    ("import importlib", "code made at run time"), ("import marshal", "code made at run time"),
+    ("re.compile(r'\\w+')", None), ("self.eval()", None), ("model.eval()", None), ("evaluate(x)", None),
+    ("executor(x)", None),
 ])
 def test_the_review_flags_names_as_whole_words(text, flagged):
     from grader.intake.review import suspicious

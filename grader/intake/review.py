@@ -20,6 +20,9 @@ SUSPICIOUS = {
     "other frames": re.compile(r"sys\._getframe|inspect\.(stack|currentframe)|gc\.get_(objects|referrers)"),
     "the test files": re.compile(r"tests(?<!\wtests)[/\\]|test_ex(?<!\wtest_ex)\d|points\.json"),
     "ctypes": re.compile(r"ctypes(?<!\wctypes)\b"),
+    # the names above, hidden: code made at run time from text (exec(base64.b64decode(...)) passed every check)
+    "code made at run time": re.compile(r"exec(?<![\w.]exec)\s*\(|eval(?<![\w.]eval)\s*\(|"
+                                        r"compile(?<![\w.]compile)\s*\(|__import__|importlib|base64|marshal"),
 }
 
 
