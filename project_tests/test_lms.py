@@ -367,3 +367,16 @@ def _write(path: Path, text: str) -> Path:
 
 def _row(student: str, lms_id: str, total: str, *, status: str = "graded", reason: str = "") -> dict:
     return {"student": student, "lms_id": lms_id, "total": total, "max": "6", "status": status, "reason": reason}
+
+
+def test_a_canvas_student_named_late_is_not_marked_late(tmp_path):
+    """Canvas writes ``<name>[_late]_<user id>_...`` and leaves the name out only for an anonymous file, so in
+    ``late_12_...`` the word is the student's sortable name, on time; ``doejane_late_13_...`` is late, and so is an
+    anonymous ``late_anon_x1_...``."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("late_12_9001_ex1_alpha.py", "doejane_late_13_9002_ex1_alpha.py", "late_anon_x1_9003_ex1_alpha.py"):
+        (subs / name).write_text("x = 1\n")
+    found = scan(subs, tmp_path / "out")
+    assert {student: entries[0].late for student, entries in found.items()} == {
+        "late_12": False, "doejane_13": True, "anon_x1": True}

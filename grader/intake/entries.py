@@ -90,10 +90,14 @@ def original_name(name: str) -> tuple[str, int]:
 
 
 def _canvas(groups: dict, path: Path, match: re.Match, attachment: int, name: str) -> None:
-    uid = match["uid"]
-    student = f"{match['name']}_{uid}" if match["name"] else uid
+    uid, who, late = match["uid"], match["name"], bool(match["late"])
+    if late and not who and not uid.lower().startswith("anon_"):
+        # only an anonymous file lacks the name, so this "late" IS the name: a student whose sortable name is
+        # "late" ("late_12_34_x.py"), on time
+        who, late = match["late"], False
+    student = f"{who}_{uid}" if who else uid
     group = groups.setdefault(("canvas", uid), {"student": student, "files": {}, "late": False})
-    group["late"] |= bool(match["late"])
+    group["late"] |= late
     group["files"].setdefault(name, []).append((attachment, path))
 
 
