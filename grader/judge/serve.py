@@ -145,6 +145,9 @@ def _serve_in_process(session: pytest.Session, requests: socket.socket, infos: d
     (its worker is another interpreter)."""
     from grader import portable
 
+    # the same floor as a forked judge's, once for the session that grades here (Linux: RLIMIT_AS); without it one
+    # reply that named one buffer many times took the session to 9.4 GiB
+    limit_judge_memory()
     lines = portable.Lines(requests)
     try:
         while True:
@@ -238,7 +241,7 @@ def limit_judge_memory(extra: int = limits.JUDGE_MEMORY_BYTES) -> None:
     """Cap this judge's address space at what it uses now plus ``extra``. The wire already refuses a reply larger
     than it allows (and measures a header before decoding it); this is the floor under it, so that whatever gets
     past costs this submission's judge (a MemoryError, a lost row) and never the machine or the other judges."""
-    if sys.platform != "linux":  # forked judges are the Linux path; the portable one grades in its session
+    if sys.platform != "linux":  # RLIMIT_AS is enforced on Linux only (macOS accepts it and ignores it)
         return
     import resource
 

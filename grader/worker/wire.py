@@ -42,6 +42,7 @@ import torch
 MAX_MESSAGE = 256 * 2**20  # bytes: a reply larger than this is refused (a memory bomb aimed at the judge)
 MAX_DEPTH = 64  # nesting of lists/dicts in one value
 MAX_ITEMS = 2_000_000  # scalars and containers in one message
+MAX_SHARED_HASH = 8  # set items or dict keys with one hash value (Decoder._spread)
 MAX_HEADER = 16 * 2**20  # bytes of JSON in one header: values travel there, tensors and bytes in buffers
 SMALL_HEADER = 64 * 2**10  # bytes: a header this small is decoded without measuring it first
 MAX_FILE = 32 * 2**20  # bytes of a file a test reads back from the worker's folder ("get")
@@ -291,6 +292,19 @@ class Decoder:
         self.buffers = buffers
         self.other = other
         self.count = 0
+        self.used: set[int] = set()  # buffers already decoded: the encoder makes one per value
+
+    @staticmethod
+    def _spread(items: list, what: str) -> None:
+        """Refuse set items or dict keys that share their hashes beyond what honest data does (``-1`` and ``-2``
+        share one): Python builds such a set in quadratic time, and every multiple of 2**61 - 1 hashes alike, so
+        80,000 crafted ints cost the judge 69 s of CPU that no limit of the student's counted."""
+        counts: dict[int, int] = {}
+        for item in items:
+            h = hash(item)  # TypeError (unhashable) is the caller's to report
+            counts[h] = counts.get(h, 0) + 1
+            if counts[h] > MAX_SHARED_HASH:
+                raise WireError(f"{what} that share their hashes (a value built to slow the judge down)")
 
     def decode(self, x, depth: int = 0):
         t = type(x)
@@ -312,12 +326,14 @@ class Decoder:
             keys = [self.decode(k, d) for k in x[1::2]]
             values = [self.decode(v, d) for v in x[2::2]]
             try:
+                self._spread(keys, "dict keys")
                 return dict(zip(keys, values))
             except TypeError:
                 raise WireError("unhashable dict key") from None
         if tag in ("S", "F"):
             try:
                 items = [self.decode(v, d) for v in x[1:]]
+                self._spread(items, "set items")
                 return set(items) if tag == "S" else frozenset(items)
             except TypeError:
                 raise WireError("unhashable set item") from None
@@ -339,6 +355,9 @@ class Decoder:
         i = x[at] if len(x) > at else None
         if type(i) is not int or not 0 <= i < len(self.buffers):
             raise WireError("bad buffer reference")
+        if i in self.used:  # one buffer named a million times would be copied a million times
+            raise WireError("a buffer referenced twice")
+        self.used.add(i)
         return self.buffers[i]
 
     @staticmethod
