@@ -48,9 +48,10 @@ def out_names() -> set[str]:
     submission named like one would have its folder made where the file goes: ``grades.csv/`` beside a student
     stopped the batch (no row for anyone after it), ``adjustments.toml/`` blocked every later run."""
     from grader.batch.analysis import HISTOGRAMS_CSV, ITEMS_CSV, PNG, SIMILARITY_CSV, SIMILARITY_HTML
+    from grader.platforms.lms import LMS_NAMES, import_csv_name
 
     names = {CSV_NAME, CSV_NAME + ".tmp", SKIPPED_NAME, ADJUSTMENTS_NAME, ITEMS_CSV, HISTOGRAMS_CSV, PNG,
-             SIMILARITY_HTML, SIMILARITY_CSV, "canvas-import.csv", "moodle-import.csv"}
+             SIMILARITY_HTML, SIMILARITY_CSV, *(import_csv_name(lms) for lms in LMS_NAMES)}
     return {name.lower() for name in names}
 
 

@@ -213,6 +213,14 @@ def _canvas_column(header: list[str], first: int, assignment: str) -> int | None
     return None
 
 
+LMS_NAMES = ("canvas", "moodle")  # what `export` merges into
+
+
+def import_csv_name(lms: str) -> str:
+    """The merged CSV ``export`` writes into OUT by default (``canvas-import.csv``): one of OUT's own names."""
+    return f"{lms}-import.csv"
+
+
 def merge_canvas(sheet: Sheet, grades: list[dict], assignment: str, points: float | None = None) -> Merge:
     header = sheet.rows[0] if sheet.rows else []
     if len(header) < 4 or "Student" not in header[0] or "ID" not in header[1]:
@@ -318,7 +326,7 @@ def export(lms: str, gradebook: Path, grades_csv: Path, to: Path, *, assignment:
 
 def cmd_export(args) -> int:
     out = Path(args.batch)
-    to = Path(args.to) if args.to else out / f"{args.lms}-import.csv"
+    to = Path(args.to) if args.to else out / import_csv_name(args.lms)
     roster = load_roster(Path(args.roster)) if args.roster else None
     merge = export(args.lms, Path(args.gradebook), out / "grades.csv", to, assignment=getattr(args, "assignment", None),
                    points=args.points, roster=roster)
@@ -366,7 +374,8 @@ def add_export_parser(sub) -> None:
                            help="the assignment's column: 'NAME (id)' or NAME (a new column if it is not there)")
         p.add_argument("--batch", default="out/batch", metavar="OUT",
                        help="the batch's output folder, with grades.csv (default out/batch)")
-        p.add_argument("--to", metavar="FILE", help=f"where to write the merged CSV (default OUT/{name}-import.csv)")
+        p.add_argument("--to", metavar="FILE",
+                       help=f"where to write the merged CSV (default OUT/{import_csv_name(name)})")
         p.add_argument("--points", type=float, metavar="P",
                        help="the assignment's points in Canvas (default: its Points Possible; a new column: the "
                             "batch's maximum)" if name == "canvas" else
